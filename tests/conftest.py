@@ -1,0 +1,62 @@
+"""Shared fixtures: backends to run on, and the real MNIST data.
+
+GPU tests carry the ``gpu`` marker and are skipped, with CuPy's reason,
+wherever no CUDA device is usable (CI has none).
+"""
+
+import os
+from pathlib import Path
+
+import numpy
+import pytest
+
+from nn_gpu.backends import cupy_status, get_backend
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def mnist_dir():
+    """The data dir tests use: $NN_GPU_DATA (CI sets it), else ../shared/data/mnist."""
+    return Path(os.environ.get("NN_GPU_DATA") or REPO_ROOT.parent / "shared" / "data" / "mnist")
+
+
+def pytest_collection_modifyitems(config, items):
+    usable, reason = cupy_status()
+    if usable:
+        return
+    skip = pytest.mark.skip(reason=f"no usable GPU: {reason}")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
+def backend(request):
+    """Each real backend in turn (CuPy only where a device is usable)."""
+    return get_backend(request.param)
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """(training, validation, test) of the genuine MNIST, loaded once."""
+    from nn_gpu.mnist import load_mnist
+
+    path = mnist_dir()
+    if not path.is_dir():
+        pytest.skip(f"MNIST not found at {path}: set NN_GPU_DATA")
+    return load_mnist(path)
+
+
+@pytest.fixture(scope="session")
+def mnist_slice(mnist):
+    """A small deterministic slice of training and test data for quick runs."""
+    (X, y), _, (X_test, y_test) = mnist
+    return (X[:1000], y[:1000]), (X_test[:500], y_test[:500])
+
+
+def random_problem(rng, sizes, m):
+    """Random inputs in [0, 1), integer labels and their one-hot targets."""
+    X = rng.random((m, sizes[0]))
+    labels = rng.integers(0, sizes[-1], m)
+    Y = numpy.eye(sizes[-1])[labels]
+    return X, labels, Y
