@@ -1,0 +1,230 @@
+"""Tests for nn_gpu.download against a local HTTP server: they never touch the internet."""
+
+import functools
+import gzip
+import hashlib
+import http.server
+import os
+import re
+import socket
+import struct
+import threading
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from nn_gpu import download
+from nn_gpu.download import DEFAULT_MIRRORS, SHA256, download_mnist
+from nn_gpu.errors import DataError
+from nn_gpu.mnist import DATA_ENV_VAR, FILES, read_idx_images, read_idx_labels
+
+TIMEOUT = 5  # seconds per request; the server is local, so this only bounds a hang
+
+
+def synthetic_content(name):
+    """Small valid IDX content for ``name``, different for every file."""
+    seed = sum(name.encode())
+    if "images" in name:
+        pixels = (np.arange(3 * 784) + seed) % 256
+        return struct.pack(">IIII", 2051, 3, 28, 28) + pixels.astype(np.uint8).tobytes()
+    return struct.pack(">II", 2049, 3) + bytes([seed % 10, 1, 2])
+
+
+def gz(content, level=9, mtime=0):
+    return gzip.compress(content, compresslevel=level, mtime=mtime)
+
+
+@pytest.fixture(autouse=True)
+def local_only(monkeypatch):
+    """Fail any request that is not for the local test server, and bypass proxies."""
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+    real_urlopen = urllib.request.urlopen
+
+    def guarded(url, *args, **kwargs):
+        assert str(url).startswith("http://127.0.0.1:"), f"test tried to reach {url}"
+        return real_urlopen(url, *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", guarded)
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """An HTTP server on 127.0.0.1 serving tmp_path/www; www/good/ holds the four files.
+
+    SHA256 is patched to the synthetic files' checksums. ``requests`` records
+    every path asked for.
+    """
+    root = tmp_path / "www"
+    good = root / "good"
+    good.mkdir(parents=True)
+    checksums = {}
+    for name in FILES.values():
+        content = synthetic_content(name)
+        (good / name).write_bytes(gz(content))
+        checksums[name] = hashlib.sha256(content).hexdigest()
+    monkeypatch.setattr(download, "SHA256", checksums)
+
+    requests = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield SimpleNamespace(url=f"http://127.0.0.1:{httpd.server_port}/", root=root,
+                              good=good, requests=requests)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(TIMEOUT)
+
+
+def closed_port_url():
+    """A localhost URL on which nothing listens: connections are refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def assert_only_final_files(directory, names):
+    """No temporary or partial files are left behind."""
+    assert sorted(os.listdir(directory)) == sorted(names)
+
+
+# --------------------------------------------------------------------------
+
+
+def test_constants():
+    assert set(SHA256) == set(FILES.values())
+    assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in SHA256.values())
+    assert DEFAULT_MIRRORS and all(m.startswith("https://") and m.endswith("/")
+                                   for m in DEFAULT_MIRRORS)
+
+
+def test_sha256_matches_genuine_mnist():
+    env = os.environ.get(DATA_ENV_VAR)
+    root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared/data/mnist"
+    if not all((root / name).is_file() for name in FILES.values()):
+        pytest.skip(f"genuine MNIST not found: set {DATA_ENV_VAR}")
+    for name in FILES.values():
+        content = gzip.decompress((root / name).read_bytes())
+        assert hashlib.sha256(content).hexdigest() == SHA256[name], name
+
+
+def test_download_success(server, tmp_path):
+    dest = tmp_path / "new" / "mnist"
+    assert download_mnist(dest, mirrors=(server.url + "good/",), timeout=TIMEOUT) == dest
+    assert_only_final_files(dest, FILES.values())
+    for name in FILES.values():
+        assert gzip.decompress((dest / name).read_bytes()) == synthetic_content(name)
+    assert read_idx_images(dest / FILES["train_images"]).shape == (3, 784)
+    assert len(read_idx_labels(dest / FILES["test_labels"])) == 3
+    assert len(server.requests) == 4
+
+
+def test_mirror_without_trailing_slash_and_single_string(server, tmp_path):
+    download_mnist(tmp_path / "d", mirrors=server.url + "good", timeout=TIMEOUT)
+    assert_only_final_files(tmp_path / "d", FILES.values())
+
+
+def test_falls_back_to_second_mirror_after_404(server, tmp_path):
+    mirrors = (server.url + "missing/", server.url + "good/")
+    download_mnist(tmp_path / "d", mirrors=mirrors, timeout=TIMEOUT)
+    assert_only_final_files(tmp_path / "d", FILES.values())
+    for name in FILES.values():
+        assert server.requests.count(f"/missing/{name}") == 1
+        assert server.requests.count(f"/good/{name}") == 1
+
+
+def test_falls_back_after_unreachable_mirror_and_bad_content(server, tmp_path):
+    bad = server.root / "bad"
+    bad.mkdir()
+    for name in FILES.values():
+        (bad / name).write_bytes(b"<html>Not really MNIST</html>")
+    mirrors = (closed_port_url(), server.url + "bad/", server.url + "good/")
+    download_mnist(tmp_path / "d", mirrors=mirrors, timeout=TIMEOUT)
+    assert_only_final_files(tmp_path / "d", FILES.values())
+
+
+def test_all_mirrors_failing_raises(server, tmp_path):
+    first, second = server.url + "missing/", closed_port_url()
+    dest = tmp_path / "d"
+    name = FILES["train_images"]
+    with pytest.raises(DataError) as info:
+        download_mnist(dest, mirrors=(first, second), timeout=TIMEOUT)
+    message = str(info.value)
+    assert str(dest / name) in message and "\n" not in message
+    assert first + name in message and "HTTP 404" in message
+    assert second + name in message
+    assert_only_final_files(dest, [])
+
+
+def test_checksum_mismatch_leaves_no_file(server, tmp_path, monkeypatch):
+    name = FILES["train_images"]
+    monkeypatch.setitem(download.SHA256, name, "0" * 64)
+    dest = tmp_path / "d"
+    with pytest.raises(DataError, match=re.escape(name) + ".*SHA-256.*expected 0{64}"):
+        download_mnist(dest, mirrors=(server.url + "good/",), timeout=TIMEOUT)
+    assert_only_final_files(dest, [])
+
+
+def test_checksum_mismatch_keeps_existing_file_untouched(server, tmp_path, monkeypatch):
+    name = FILES["train_labels"]
+    monkeypatch.setitem(download.SHA256, name, "0" * 64)
+    dest = tmp_path / "d"
+    dest.mkdir()
+    for other in FILES.values():  # the files before it in the order are fine
+        if other == name:
+            break
+        (dest / other).write_bytes(gz(synthetic_content(other)))
+    (dest / name).write_bytes(b"old, partial download")
+    existing = sorted(os.listdir(dest))
+    with pytest.raises(DataError, match=re.escape(str(dest / name))):
+        download_mnist(dest, mirrors=(server.url + "good/",), timeout=TIMEOUT)
+    assert (dest / name).read_bytes() == b"old, partial download"
+    assert_only_final_files(dest, existing)
+
+
+def test_present_valid_files_are_not_downloaded_again(server, tmp_path):
+    dest = tmp_path / "d"
+    dest.mkdir()
+    before = {}
+    for name in FILES.values():
+        # Re-gzipped differently from the mirror: only the content must match.
+        before[name] = gz(synthetic_content(name), level=1, mtime=12345)
+        (dest / name).write_bytes(before[name])
+    download_mnist(dest, mirrors=(server.url + "good/",), timeout=TIMEOUT)
+    assert server.requests == []
+    assert {name: (dest / name).read_bytes() for name in FILES.values()} == before
+
+
+def test_only_missing_or_invalid_files_are_downloaded(server, tmp_path):
+    dest = tmp_path / "d"
+    dest.mkdir()
+    keep, corrupt = FILES["train_images"], FILES["test_images"]
+    (dest / keep).write_bytes(gz(synthetic_content(keep)))
+    (dest / corrupt).write_bytes(gz(synthetic_content(corrupt))[:-10])  # truncated
+    download_mnist(dest, mirrors=(server.url + "good/",), timeout=TIMEOUT)
+    assert sorted(server.requests) == sorted(f"/good/{n}" for n in FILES.values() if n != keep)
+    assert gzip.decompress((dest / corrupt).read_bytes()) == synthetic_content(corrupt)
+    assert_only_final_files(dest, FILES.values())
+
+
+def test_dest_that_is_a_file_raises(tmp_path):
+    not_dir = tmp_path / "file"
+    not_dir.write_text("x")
+    with pytest.raises(DataError, match=re.escape(str(not_dir))):
+        download_mnist(not_dir, mirrors=(closed_port_url(),), timeout=TIMEOUT)
