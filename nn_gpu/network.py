@@ -181,6 +181,37 @@ class Network:
         ``monitor_training_cost``. ``callback(record)`` is called after each epoch.
         """
         epochs = _check_positive_int(epochs, "epochs")
+        run_epoch = self.epoch_runner(training_data, mini_batch_size, eta, method)
+        backend = self.backend
+        scored = [(name, self._dataset(data, f"{name}_data"))
+                  for name, data in (("validation", validation_data), ("test", test_data))
+                  if data is not None]
+
+        history = []
+        for epoch in range(1, epochs + 1):
+            started = time.perf_counter()
+            run_epoch()
+            record = {"epoch": epoch, "seconds": time.perf_counter() - started}
+            for name, (X_eval, labels_eval) in scored:
+                correct = self._read(core.count_correct(backend, self.weights, self.biases,
+                                                        X_eval, labels_eval))
+                total = X_eval.shape[0]
+                record.update({f"{name}_correct": correct, f"{name}_total": total,
+                               f"{name}_accuracy": correct / total})
+            if monitor_training_cost:
+                record["train_cost"] = self._read(core.total_cost(
+                    backend, self.cost, self.weights, self.biases, *run_epoch.data))
+            history.append(record)
+            if callback is not None:
+                callback(record)
+        return history
+
+    def epoch_runner(self, training_data, mini_batch_size, eta, method="batched"):
+        """Validate the training set and move it to the device once; return a
+        function that trains one epoch per call (shuffle, SGD steps,
+        synchronise). ``sgd`` is a loop over it; benchmarks time it directly.
+        The function's ``data`` attribute is the device pair (X, one-hot Y).
+        """
         mini_batch_size = _check_positive_int(mini_batch_size, "mini_batch_size")
         if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 < eta < math.inf:
             raise InvalidArgumentError(f"eta must be a positive number, got {eta!r}")
@@ -192,15 +223,11 @@ class Network:
             raise InvalidArgumentError(
                 f"mini_batch_size {mini_batch_size} is larger than the training set ({n} examples)")
         Y = self._one_hot(labels)
-        scored = [(name, self._dataset(data, f"{name}_data"))
-                  for name, data in (("validation", validation_data), ("test", test_data))
-                  if data is not None]
-        workspace = core.Workspace(backend, self.sizes, mini_batch_size, self.dtype)
+        if method == "batched":
+            workspace = core.Workspace(backend, self.sizes, mini_batch_size, self.dtype)
 
-        history = []
-        for epoch in range(1, epochs + 1):
+        def run_epoch():
             order = self.rng.permutation(n)
-            started = time.perf_counter()
             if method == "batched":
                 core.train_epoch(backend, self.cost, self.weights, self.biases, X, Y,
                                  backend.asarray(order), mini_batch_size, eta, workspace)
@@ -208,20 +235,9 @@ class Network:
                 reference.train_epoch(backend, self.cost.name, self.weights, self.biases, X, Y,
                                       order, mini_batch_size, eta)
             backend.synchronize()
-            record = {"epoch": epoch, "seconds": time.perf_counter() - started}
-            for name, (X_eval, labels_eval) in scored:
-                correct = self._read(core.count_correct(backend, self.weights, self.biases,
-                                                        X_eval, labels_eval))
-                total = X_eval.shape[0]
-                record.update({f"{name}_correct": correct, f"{name}_total": total,
-                               f"{name}_accuracy": correct / total})
-            if monitor_training_cost:
-                record["train_cost"] = self._read(
-                    core.total_cost(backend, self.cost, self.weights, self.biases, X, Y))
-            history.append(record)
-            if callback is not None:
-                callback(record)
-        return history
+
+        run_epoch.data = (X, Y)
+        return run_epoch
 
     # ------------------------------------------------------- persistence
     def metadata(self):
@@ -246,8 +262,10 @@ class Network:
                 arrays = {name: archive[name] for name in archive.files}
         except FileNotFoundError:
             raise ModelFileError(f"{path}: model file not found") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise ModelFileError(f"{path}: not a readable nn_gpu model file ({exc})") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            # (numpy's own message here suggests allow_pickle, which we never want)
+            raise ModelFileError(f"{path}: not a readable nn_gpu model file (.npz written "
+                                 "by Network.save / nn-gpu train --save)") from None
         try:
             meta = json.loads(str(arrays["metadata"]))
             if meta.get("format") != MODEL_FORMAT:
