@@ -16,28 +16,41 @@ allocates nothing and never reads a value back to the host.
 
 
 class Workspace:
-    """The arrays one mini-batch step writes, for mini-batches of up to
-    ``batch_size`` rows. ``deltas[l]`` and ``grad_w[l]`` belong to ``weights[l]``."""
+    """The arrays SGD steps write, for mini-batches of up to ``batch_size`` rows.
+
+    Mini-batches are gathered from the shuffled training set a *chunk* of
+    several at a time (one gather instead of one per step), into
+    ``inputs``/``targets``; each step then works on fixed views of the chunk.
+    ``deltas[l]`` and ``grad_w[l]`` belong to ``weights[l]``.
+    """
+
+    CHUNK_ROWS = 1024  # about 3 MB of float32 inputs: one gather per ~1000 examples
 
     def __init__(self, backend, sizes, batch_size, dtype):
-        self.activations = [backend.empty((batch_size, n), dtype) for n in sizes]
-        self.targets = backend.empty((batch_size, sizes[-1]), dtype)
+        self.batch_size = batch_size
+        self.chunk_rows = batch_size * max(1, self.CHUNK_ROWS // batch_size)
+        self.inputs = backend.empty((self.chunk_rows, sizes[0]), dtype)
+        self.targets = backend.empty((self.chunk_rows, sizes[-1]), dtype)
+        self.hidden = [backend.empty((batch_size, n), dtype) for n in sizes[1:]]
         self.deltas = [backend.empty((batch_size, n), dtype) for n in sizes[1:]]
         self.grad_w = [backend.empty((n_out, n_in), dtype)
                        for n_in, n_out in zip(sizes[:-1], sizes[1:])]
         self.grad_b = [backend.empty((n,), dtype) for n in sizes[1:]]
-        self._views = {batch_size: (self.activations, self.targets, self.deltas)}
+        self._slots = {}
 
-    def rows(self, m):
-        """(activations, targets, deltas) cut to the first m rows.
+    def slot(self, start, m):
+        """(activations, targets, deltas) of the m-row mini-batch at row
+        ``start`` of the chunk; activations[0] is its input rows.
 
-        Views are made once per m (only the last, partial mini-batch of an
-        epoch differs), so a step does no slicing.
+        Views are made once and reused every epoch, so a step does no slicing.
         """
-        if m not in self._views:
-            self._views[m] = ([a[:m] for a in self.activations], self.targets[:m],
-                              [d[:m] for d in self.deltas])
-        return self._views[m]
+        key = (start, m)
+        if key not in self._slots:
+            self._slots[key] = (
+                [self.inputs[start:start + m]] + [h[:m] for h in self.hidden],
+                self.targets[start:start + m],
+                [d[:m] for d in self.deltas])
+        return self._slots[key]
 
 
 def feedforward(backend, weights, biases, activations):
@@ -53,14 +66,14 @@ def backpropagate(backend, weights, activations, deltas):
         backend.backpropagate_error(deltas[l], weights[l], activations[l], out=deltas[l - 1])
 
 
-def train_step(backend, cost, weights, biases, workspace, m, eta):
-    """One SGD step on the m rows already in the workspace, in place.
+def train_step(backend, cost, weights, biases, workspace, activations, targets, deltas, eta):
+    """One SGD step on the mini-batch in ``activations[0]``/``targets``, in place.
 
     The output error is scaled by η/m up front; since equation (2) is linear
     in δ, every layer's error then carries the factor and the update is a
     plain subtraction w -= δ^T a (no separate scaling pass).
     """
-    activations, targets, deltas = workspace.rows(m)
+    m = targets.shape[0]
     feedforward(backend, weights, biases, activations)
     cost.output_error(backend, activations[-1], targets, eta / m, out=deltas[-1])
     backpropagate(backend, weights, activations, deltas)
@@ -73,18 +86,19 @@ def train_epoch(backend, cost, weights, biases, X, Y, order, batch_size, eta, wo
     """One epoch of mini-batch SGD over the rows of X (inputs) and Y (one-hot
     targets) in the order given by the device index array ``order``.
 
-    The mini-batch rows are gathered on the device into the workspace; the
-    last mini-batch may be smaller and is used, not dropped.
+    Rows are gathered on the device a chunk at a time; the last mini-batch
+    may be smaller and is used, not dropped.
     """
     xp = backend.xp
     n = order.shape[0]
-    for start in range(0, n, batch_size):
-        m = min(batch_size, n - start)
-        index = order[start:start + m]
-        activations, targets, _ = workspace.rows(m)
-        xp.take(X, index, axis=0, out=activations[0])
-        xp.take(Y, index, axis=0, out=targets)
-        train_step(backend, cost, weights, biases, workspace, m, eta)
+    for chunk_start in range(0, n, workspace.chunk_rows):
+        rows = min(workspace.chunk_rows, n - chunk_start)
+        index = order[chunk_start:chunk_start + rows]
+        xp.take(X, index, axis=0, out=workspace.inputs[:rows])
+        xp.take(Y, index, axis=0, out=workspace.targets[:rows])
+        for start in range(0, rows, batch_size):
+            activations, targets, deltas = workspace.slot(start, min(batch_size, rows - start))
+            train_step(backend, cost, weights, biases, workspace, activations, targets, deltas, eta)
 
 
 def gradient(backend, cost, weights, biases, X, Y):
@@ -92,7 +106,7 @@ def gradient(backend, cost, weights, biases, X, Y):
     m = X.shape[0]
     sizes = [X.shape[1]] + [w.shape[0] for w in weights]
     workspace = Workspace(backend, sizes, m, X.dtype)
-    activations, targets, deltas = workspace.rows(m)
+    activations, targets, deltas = workspace.slot(0, m)
     activations[0][...] = X
     targets[...] = Y
     feedforward(backend, weights, biases, activations)
