@@ -126,3 +126,33 @@ def test_scaled_init_has_variance_one_over_n_in():
     net = Network([400, 300, 10], backend="numpy", dtype="float64", seed=0, init="scaled")
     assert net.weights[0].std() == pytest.approx(1 / 20, rel=0.02)
     assert net.biases[0].std() == pytest.approx(1.0, rel=0.1)
+
+
+def test_methods_agree_on_full_mnist_until_rounding_chaos_takes_over(mnist):
+    """The book's run in float64: both methods give the same first epoch on all
+    50,000 digits. After that SGD at η = 3 amplifies rounding differences, so
+    the runs drift apart by as much as a one-ulp change to a single initial
+    weight makes the batched run drift from itself: the gap is rounding, not
+    a difference in the algorithm."""
+    training, _, test = mnist
+
+    def train(method, nudge=False):
+        net = Network([784, 30, 10], backend="numpy", dtype="float64", seed=1)
+        if nudge:
+            net.weights[1][0, 0] = numpy.nextafter(net.weights[1][0, 0], numpy.inf)
+        history = net.sgd(training, 2, 10, 3.0, test_data=test, method=method,
+                          monitor_training_cost=True)
+        return net, history
+
+    batched, batched_history = train("batched")
+    per_example, per_example_history = train("per_example")
+    nudged, _ = train("batched", nudge=True)
+    first_b, first_p = batched_history[0], per_example_history[0]
+    assert first_b["test_correct"] == first_p["test_correct"]
+    assert first_b["train_cost"] == pytest.approx(first_p["train_cost"], rel=1e-6)
+
+    def gap(a, b):
+        return max(numpy.abs(x - y).max() for x, y in zip(a.weights, b.weights))
+    method_gap, rounding_gap = gap(batched, per_example), gap(batched, nudged)
+    assert rounding_gap > 0.01                          # chaos is real ...
+    assert method_gap < 10 * rounding_gap               # ... and explains the method gap
