@@ -1,4 +1,4 @@
-"""The ``nn-gpu`` command line: train, evaluate, download, info.
+"""The ``nn-gpu`` command line: train, evaluate, download, info, bench.
 
 Every mistake a user can make ends in one line on stderr, never a traceback:
 usage errors (bad flags or numbers) exit with status 2, errors found while
@@ -286,6 +286,9 @@ def build_parser():
                                description="Show what a bug report needs.")
     info.add_argument("--data", metavar="DIR", help=data_help)
     info.set_defaults(func=cmd_info, parser=info)
+
+    from .benchmark import add_bench_parser  # here, not at the top: benchmark imports cli
+    add_bench_parser(commands)
     return parser
 
 

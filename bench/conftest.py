@@ -1,0 +1,55 @@
+"""Fixtures of the pytest-benchmark suites (run with ``pytest bench --benchmark-only``).
+
+These suites are not part of the test run (``testpaths`` is ``tests``): they
+time real epochs on the genuine MNIST training set and take minutes. The
+CuPy cases carry the ``gpu`` marker and are skipped, with CuPy's reason,
+wherever no CUDA device is usable.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from nn_gpu.backends import cupy_status, get_backend
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BACKENDS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu)]
+
+
+def mnist_dir():
+    """$NN_GPU_DATA, else ../shared/data/mnist beside the repository (as tests/)."""
+    return Path(os.environ.get("NN_GPU_DATA") or REPO_ROOT.parent / "shared" / "data" / "mnist")
+
+
+@pytest.fixture
+def median_of():
+    """``median_of(benchmark)``: the median of the timed rounds, None when
+    timing is disabled (--benchmark-disable)."""
+    def median(benchmark):
+        stats = getattr(benchmark, "stats", None)
+        return None if stats is None else stats.stats.median
+
+    return median
+
+
+@pytest.fixture(scope="session")
+def mnist_training():
+    """The 50,000 MNIST training examples (X float32, labels), loaded once."""
+    from nn_gpu.mnist import load_mnist
+
+    path = mnist_dir()
+    if not path.is_dir():
+        pytest.skip(f"MNIST not found at {path}: set NN_GPU_DATA")
+    training, _, _ = load_mnist(path)
+    return training
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Each real backend in turn; CuPy is skipped with its reason when unusable."""
+    if request.param == "cupy":
+        usable, reason = cupy_status()
+        if not usable:
+            pytest.skip(f"no usable GPU: {reason}")
+    return get_backend(request.param)
