@@ -209,6 +209,7 @@ def blas_description():
 
 def cmd_info(args):
     """Print what a bug report needs: versions, backends, BLAS and data location."""
+    import numba
     import scipy
 
     usable, reason = cupy_status()
@@ -216,6 +217,7 @@ def cmd_info(args):
     print(f"python {platform.python_version()} ({sys.executable})")
     print(f"numpy {numpy.__version__}")
     print(f"scipy {scipy.__version__}")
+    print(f"numba {numba.__version__}")
     print(f"BLAS: {blas_description()}")
     print(f"CuPy usable: {'yes' if usable else 'no'}: {reason}")
     try:

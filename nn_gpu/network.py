@@ -96,7 +96,7 @@ class Network:
     # ------------------------------------------------------------ inputs
     def _inputs(self, X, what="X"):
         """X as a (m, n_in) device array of the network's dtype."""
-        X = self.backend.asarray(X, self.dtype)
+        X = self.backend.xp.ascontiguousarray(self.backend.asarray(X, self.dtype))
         if X.ndim != 2 or X.shape[1] != self.sizes[0] or X.shape[0] == 0:
             raise InvalidArgumentError(
                 f"{what} must have shape (m, {self.sizes[0]}) with m >= 1, got {tuple(X.shape)}")
@@ -280,7 +280,7 @@ class Network:
                     if stored.shape != tuple(current.shape):
                         raise ValueError(f"array {name}{l} has shape {stored.shape}, "
                                          f"expected {tuple(current.shape)}")
-                    params[l] = net.backend.asarray(stored, net.dtype)
+                    params[l] = net.backend.asarray(numpy.ascontiguousarray(stored), net.dtype)
         except KeyError as exc:
             raise ModelFileError(f"{path}: not an nn_gpu model file (missing {exc})") from None
         except (ValueError, TypeError, InvalidArgumentError) as exc:

@@ -8,6 +8,7 @@ import numpy
 import pytest
 
 import nn_gpu
+from nn_gpu import Network
 from nn_gpu.backends import Backend, NumpyBackend, cupy_status, get_backend
 from nn_gpu.errors import BackendUnavailableError, InvalidArgumentError
 
@@ -114,3 +115,24 @@ def test_weight_update_primitives(backend):
     backend.descend(dev[2], dev[3], dev[0], dev[1], grad_w, grad_b)
     numpy.testing.assert_allclose(backend.to_host(dev[2]), w - delta.T @ a_in, rtol=1e-12)
     numpy.testing.assert_allclose(backend.to_host(dev[3]), b - delta.sum(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("cost", ["quadratic", "cross_entropy"])
+@pytest.mark.parametrize("sizes, batch_size", [([784, 20, 10], 1), ([784, 20, 10], 7),
+                                               ([784, 16, 12, 10], 30)])
+def test_compiled_cpu_epoch_matches_the_generic_core(mnist_slice, cost, sizes, batch_size):
+    """NumPy's compiled epoch (Numba + BLAS) against the portable core on
+    NumPy: same weights after two epochs, partial last mini-batch included.
+    (Kept short and at a small η: SGD amplifies rounding differences, and at
+    mini-batch 1 a few hundred steps would let them grow past any tolerance.)"""
+    training, test = mnist_slice
+    training = (training[0][:200], training[1][:200])
+    nets = [Network(sizes, cost=cost, backend=backend, dtype="float64", seed=4)
+            for backend in (NumpyBackend(), Backend(numpy))]
+    assert nets[0].backend.compiled_epoch(cost) is not None
+    assert nets[1].backend.compiled_epoch(cost) is None
+    for net in nets:
+        net.sgd(training, 2, batch_size, 0.1)
+    for fast, portable in zip(nets[0].weights + nets[0].biases, nets[1].weights + nets[1].biases):
+        numpy.testing.assert_allclose(fast, portable, rtol=1e-10, atol=1e-13)
+    assert nets[0].evaluate(test) == nets[1].evaluate(test)

@@ -53,6 +53,11 @@ class Backend:
     def zeros(self, shape, dtype):
         return self.xp.zeros(shape, dtype=dtype)
 
+    def compiled_epoch(self, cost_name):
+        """A function running a whole batched epoch natively, or None to run
+        :func:`nn_gpu.core.train_epoch`'s loop over this backend's primitives."""
+        return None
+
     # ------------------------------------------------------- primitives
     def sigmoid(self, z, out):
         """out = σ(z) = 1 / (1 + e^{-z}), computed as e^{min(z,0)} / (1 + e^{-|z|})
