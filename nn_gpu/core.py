@@ -87,12 +87,9 @@ def train_epoch(backend, cost, weights, biases, X, Y, order, batch_size, eta, wo
     targets) in the order given by the device index array ``order``.
 
     Rows are gathered on the device a chunk at a time; the last mini-batch
-    may be smaller and is used, not dropped. A backend with a compiled epoch
-    for this cost (NumPy's, see :mod:`nn_gpu.backends.cpu_epoch`) runs that.
+    may be smaller and is used, not dropped. (A backend may replace this loop
+    by a compiled one: :meth:`nn_gpu.backends.base.Backend.compiled_epoch`.)
     """
-    compiled = backend.compiled_epoch(cost.name)
-    if compiled is not None:
-        return compiled(weights, biases, X, Y, order, batch_size, eta, workspace)
     xp = backend.xp
     n = order.shape[0]
     for chunk_start in range(0, n, workspace.chunk_rows):

@@ -6,6 +6,7 @@ w_jk connecting neuron k of one layer to neuron j of the next; ``biases[l]``
 has shape (n_out,); a batch of inputs X is (m, n_in), one example per row.
 """
 
+import functools
 import json
 import math
 import time
@@ -225,12 +226,15 @@ class Network:
         Y = self._one_hot(labels)
         if method == "batched":
             workspace = core.Workspace(backend, self.sizes, mini_batch_size, self.dtype)
+            # The backend's native epoch, if it has one (loaded now, not in the first epoch).
+            train_epoch = backend.compiled_epoch(self.cost.name) or functools.partial(
+                core.train_epoch, backend, self.cost)
 
         def run_epoch():
             order = self.rng.permutation(n)
             if method == "batched":
-                core.train_epoch(backend, self.cost, self.weights, self.biases, X, Y,
-                                 backend.asarray(order), mini_batch_size, eta, workspace)
+                train_epoch(self.weights, self.biases, X, Y, backend.asarray(order),
+                            mini_batch_size, eta, workspace)
             else:
                 reference.train_epoch(backend, self.cost.name, self.weights, self.biases, X, Y,
                                       order, mini_batch_size, eta)

@@ -54,8 +54,9 @@ class Backend:
         return self.xp.zeros(shape, dtype=dtype)
 
     def compiled_epoch(self, cost_name):
-        """A function running a whole batched epoch natively, or None to run
-        :func:`nn_gpu.core.train_epoch`'s loop over this backend's primitives."""
+        """A native replacement for :func:`nn_gpu.core.train_epoch` with the
+        same arguments after ``backend, cost``, or None to run the core's loop
+        over this backend's primitives."""
         return None
 
     # ------------------------------------------------------- primitives

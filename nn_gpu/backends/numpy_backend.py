@@ -29,14 +29,12 @@ class NumpyBackend(Backend):
             return None
         quadratic = cost_name == "quadratic"
 
+        from .cpu_epoch import sgd_epoch  # compiles on first call (then cached on disk)
+
         def epoch(weights, biases, X, Y, order, batch_size, eta, workspace):
-            from numba.typed import List
-
-            from .cpu_epoch import sgd_epoch  # compiles on first use (cached on disk)
-
-            sgd_epoch(X, Y, order, List(weights), List(biases),
-                      List([workspace.inputs[:batch_size], *workspace.hidden]),
-                      List(workspace.deltas), workspace.targets[:batch_size],
+            sgd_epoch(X, Y, order, tuple(weights), tuple(biases),
+                      (workspace.inputs[:batch_size], *workspace.hidden),
+                      tuple(workspace.deltas), workspace.targets[:batch_size],
                       batch_size, float(eta), quadratic)
         return epoch
 
