@@ -3,16 +3,50 @@
 The seed's four equations, with the m examples of a mini-batch as the rows of
 each matrix (A^0 = X is m x n_in, w^l is n_l x n_{l-1}):
 
-    Z^l = A^{l-1} (w^l)^T + b^l,   A^l = σ(Z^l)            feedforward
-    Δ^L = ∇_a C ⊙ σ'(Z^L)                                   (1)
-    Δ^l = (Δ^{l+1} w^{l+1}) ⊙ σ'(Z^l)                       (2)
+    Z^l = A^{l-1} (w^l)^T + b^l,   A^l = f(Z^l)             feedforward
+    Δ^L = ∇_a C ⊙ f'(Z^L)                                   (1)
+    Δ^l = (Δ^{l+1} w^{l+1}) ⊙ f'(Z^l)                       (2)
     ∂C/∂b^l = Σ_rows Δ^l / m,   ∂C/∂w^l = (Δ^l)^T A^{l-1} / m   (3), (4)
 
-Every product is a matrix-matrix product, so one step costs a handful of
-GEMMs instead of m matrix-vector loops. A :class:`Workspace` holds every
-buffer a step writes, allocated once per training run, so the inner loop
-allocates nothing and never reads a value back to the host.
+f is the hidden activation (sigmoid, tanh or relu) and, on the output layer,
+the one the cost belongs to (sigmoid, or softmax for log-likelihood). Every
+product is a matrix-matrix product, so one step costs a handful of GEMMs
+instead of m matrix-vector loops. A :class:`Workspace` holds every buffer a
+step writes, allocated once per training run, so the inner loop never reads a
+value back to the host.
 """
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything one SGD epoch needs to know besides the arrays.
+
+    ``kinds[l]`` is the activation of layer l's output; ``l2``/``l1`` are λ
+    of the regularisation terms (λ/2n)Σw² and (λ/n)Σ|w|, n = ``train_size``
+    (the size of the training set, whatever set a cost is reported on);
+    ``dropout`` is the probability of dropping a hidden unit.
+    """
+
+    cost: type
+    kinds: tuple
+    eta: float
+    train_size: int
+    momentum: float = 0.0
+    l2: float = 0.0
+    l1: float = 0.0
+    dropout: float = 0.0
+
+    @property
+    def decay(self):
+        """The L2 weight decay factor 1 - ηλ₂/n of one step."""
+        return 1.0 - self.eta * self.l2 / self.train_size
+
+    @property
+    def l1_step(self):
+        """ηλ₁/n: how far one step moves each weight towards 0 for L1."""
+        return self.eta * self.l1 / self.train_size
 
 
 class Workspace:
@@ -21,21 +55,28 @@ class Workspace:
     Mini-batches are gathered from the shuffled training set a *chunk* of
     several at a time (one gather instead of one per step), into
     ``inputs``/``targets``; each step then works on fixed views of the chunk.
-    ``deltas[l]`` and ``grad_w[l]`` belong to ``weights[l]``.
+    ``deltas[l]``, ``grad_w[l]`` and the velocities belong to ``weights[l]``.
+    With dropout, ``hidden`` holds f(z) of the hidden layers, ``masks`` the
+    dropout masks and ``dropped`` the masked activations the next layer sees.
     """
 
     CHUNK_ROWS = 1024  # about 3 MB of float32 inputs: one gather per ~1000 examples
 
-    def __init__(self, backend, sizes, batch_size, dtype):
+    def __init__(self, backend, sizes, batch_size, dtype, momentum=False, dropout=False):
         self.batch_size = batch_size
         self.chunk_rows = batch_size * max(1, self.CHUNK_ROWS // batch_size)
         self.inputs = backend.empty((self.chunk_rows, sizes[0]), dtype)
         self.targets = backend.empty((self.chunk_rows, sizes[-1]), dtype)
         self.hidden = [backend.empty((batch_size, n), dtype) for n in sizes[1:]]
         self.deltas = [backend.empty((batch_size, n), dtype) for n in sizes[1:]]
-        self.grad_w = [backend.empty((n_out, n_in), dtype)
-                       for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+        shapes = [(n_out, n_in) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+        self.grad_w = [backend.empty(shape, dtype) for shape in shapes]
         self.grad_b = [backend.empty((n,), dtype) for n in sizes[1:]]
+        self.velocity_w = [backend.zeros(shape, dtype) for shape in shapes] if momentum else None
+        self.velocity_b = [backend.zeros((n,), dtype) for n in sizes[1:]] if momentum else None
+        hidden_sizes = sizes[1:-1] if dropout else []
+        self.masks = [backend.empty((batch_size, n), dtype) for n in hidden_sizes]
+        self.dropped = [backend.empty((batch_size, n), dtype) for n in hidden_sizes]
         self._slots = {}
 
     def slot(self, start, m):
@@ -53,36 +94,70 @@ class Workspace:
         return self._slots[key]
 
 
-def feedforward(backend, weights, biases, activations):
+def feedforward(backend, weights, biases, activations, kinds):
     """Fill activations[1:] from activations[0]; return the output layer a^L."""
     for l, (w, b) in enumerate(zip(weights, biases)):
-        backend.linear_sigmoid(activations[l], w, b, out=activations[l + 1])
+        backend.linear_activation(activations[l], w, b, out=activations[l + 1], kind=kinds[l])
     return activations[-1]
 
 
-def backpropagate(backend, weights, activations, deltas):
-    """Fill deltas[:-1] from the output error deltas[-1] by equation (2)."""
+def backpropagate(backend, weights, activations, deltas, kinds, masks=None):
+    """Fill deltas[:-1] from the output error deltas[-1] by equation (2);
+    with dropout ``masks``, a dropped unit passes no error back."""
     for l in range(len(weights) - 1, 0, -1):
-        backend.backpropagate_error(deltas[l], weights[l], activations[l], out=deltas[l - 1])
+        backend.backpropagate_error(deltas[l], weights[l], activations[l], out=deltas[l - 1],
+                                    kind=kinds[l - 1])
+        if masks is not None:
+            backend.xp.multiply(deltas[l - 1], masks[l - 1], out=deltas[l - 1])
 
 
-def train_step(backend, cost, weights, biases, workspace, activations, targets, deltas, eta):
+def train_step(backend, plan, weights, biases, workspace, activations, targets, deltas,
+               rng=None):
     """One SGD step on the mini-batch in ``activations[0]``/``targets``, in place.
 
     The output error is scaled by η/m up front; since equation (2) is linear
-    in δ, every layer's error then carries the factor and the update is a
-    plain subtraction w -= δ^T a (no separate scaling pass).
+    in δ, every layer's error then carries the factor and ``grad_w`` is
+    already the step (η/m) Σ_x ∇C_x.
     """
     m = targets.shape[0]
-    feedforward(backend, weights, biases, activations)
-    cost.output_error(backend, activations[-1], targets, eta / m, out=deltas[-1])
-    backpropagate(backend, weights, activations, deltas)
+    masks = None
+    if plan.dropout:
+        masks = [mask[:m] for mask in workspace.masks]
+        inputs = _feedforward_with_dropout(backend, plan, weights, biases, workspace,
+                                           activations, masks, rng)
+    else:
+        inputs = activations
+        feedforward(backend, weights, biases, activations, plan.kinds)
+    plan.cost.output_error(backend, activations[-1], targets, plan.eta / m, out=deltas[-1])
+    backpropagate(backend, weights, activations, deltas, plan.kinds, masks)
+    momentum = workspace.velocity_w is not None
     for l in range(len(weights)):
-        backend.descend(weights[l], biases[l], deltas[l], activations[l],
-                        workspace.grad_w[l], workspace.grad_b[l])
+        backend.weight_gradient(deltas[l], inputs[l], workspace.grad_w[l], workspace.grad_b[l])
+        backend.sgd_update(weights[l], workspace.grad_w[l],
+                           workspace.velocity_w[l] if momentum else None, plan.momentum,
+                           plan.decay, plan.l1_step)
+        backend.sgd_update(biases[l], workspace.grad_b[l],
+                           workspace.velocity_b[l] if momentum else None, plan.momentum)
 
 
-def train_epoch(backend, cost, weights, biases, X, Y, order, batch_size, eta, workspace):
+def _feedforward_with_dropout(backend, plan, weights, biases, workspace, activations, masks,
+                              rng):
+    """Feedforward where each hidden layer's f(z) (kept in ``activations`` for
+    f') reaches the next layer multiplied by a fresh inverted-dropout mask.
+    Returns the inputs each layer saw, for the weight gradients."""
+    m = activations[0].shape[0]
+    inputs = [activations[0]]
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        backend.linear_activation(inputs[l], w, b, out=activations[l + 1], kind=plan.kinds[l])
+        if l < len(masks):
+            backend.dropout_mask(rng, plan.dropout, masks[l])
+            dropped = workspace.dropped[l][:m]
+            backend.xp.multiply(activations[l + 1], masks[l], out=dropped)
+            inputs.append(dropped)
+    return inputs
+
+
+def train_epoch(backend, plan, weights, biases, X, Y, order, batch_size, workspace, rng=None):
     """One epoch of mini-batch SGD over the rows of X (inputs) and Y (one-hot
     targets) in the order given by the device index array ``order``.
 
@@ -99,10 +174,11 @@ def train_epoch(backend, cost, weights, biases, X, Y, order, batch_size, eta, wo
         xp.take(Y, index, axis=0, out=workspace.targets[:rows])
         for start in range(0, rows, batch_size):
             activations, targets, deltas = workspace.slot(start, min(batch_size, rows - start))
-            train_step(backend, cost, weights, biases, workspace, activations, targets, deltas, eta)
+            train_step(backend, plan, weights, biases, workspace, activations, targets, deltas,
+                       rng)
 
 
-def gradient(backend, cost, weights, biases, X, Y):
+def gradient(backend, cost, kinds, weights, biases, X, Y):
     """(nabla_b, nabla_w): the gradient of the mean cost over the rows of X."""
     m = X.shape[0]
     sizes = [X.shape[1]] + [w.shape[0] for w in weights]
@@ -110,9 +186,9 @@ def gradient(backend, cost, weights, biases, X, Y):
     activations, targets, deltas = workspace.slot(0, m)
     activations[0][...] = X
     targets[...] = Y
-    feedforward(backend, weights, biases, activations)
+    feedforward(backend, weights, biases, activations, kinds)
     cost.output_error(backend, activations[-1], targets, 1.0 / m, out=deltas[-1])
-    backpropagate(backend, weights, activations, deltas)
+    backpropagate(backend, weights, activations, deltas, kinds)
     for l in range(len(weights)):
         backend.weight_gradient(deltas[l], activations[l], workspace.grad_w[l], workspace.grad_b[l])
     return workspace.grad_b, workspace.grad_w
@@ -125,33 +201,47 @@ def gradient(backend, cost, weights, biases, X, Y):
 SCORING_CHUNK = 10_000
 
 
-def output_logits(backend, weights, biases, X):
+def output_logits(backend, kinds, weights, biases, X):
     """z^L for every row of X (one chunk); the hidden layers as in feedforward."""
     xp = backend.xp
     a = X
-    for w, b in zip(weights[:-1], biases[:-1]):
-        a = backend.linear_sigmoid(a, w, b, out=backend.empty((a.shape[0], w.shape[0]), a.dtype))
+    for w, b, kind in zip(weights[:-1], biases[:-1], kinds):
+        a = backend.linear_activation(a, w, b, out=backend.empty((a.shape[0], w.shape[0]), a.dtype),
+                                      kind=kind)
     z = xp.matmul(a, weights[-1].T)
     xp.add(z, biases[-1], out=z)
     return z
 
 
-def count_correct(backend, weights, biases, X, labels):
+def count_correct(backend, kinds, weights, biases, X, labels):
     """Σ [argmax_j a^L_j == label] over the rows of X, as a 0-d device array."""
     xp = backend.xp
     correct = xp.zeros((), dtype=xp.int64)
     for start in range(0, X.shape[0], SCORING_CHUNK):
-        z = output_logits(backend, weights, biases, X[start:start + SCORING_CHUNK])
-        # argmax of a = σ(z) is argmax of z: σ is increasing.
+        z = output_logits(backend, kinds, weights, biases, X[start:start + SCORING_CHUNK])
+        # argmax of a = f(z) is argmax of z: sigmoid and softmax are increasing in z_j.
         correct += xp.sum(xp.argmax(z, axis=1) == labels[start:start + SCORING_CHUNK])
     return correct
 
 
-def total_cost(backend, cost, weights, biases, X, Y):
+def total_cost(backend, cost, kinds, weights, biases, X, Y):
     """Mean cost over the rows of X, as a 0-d device array."""
     xp = backend.xp
     total = xp.zeros((), dtype=X.dtype)
     for start in range(0, X.shape[0], SCORING_CHUNK):
-        z = output_logits(backend, weights, biases, X[start:start + SCORING_CHUNK])
+        z = output_logits(backend, kinds, weights, biases, X[start:start + SCORING_CHUNK])
         total += cost.total(backend, z, Y[start:start + SCORING_CHUNK])
     return total / X.shape[0]
+
+
+def regularization_cost(backend, weights, l2, l1, train_size):
+    """(λ₂/2n) Σ w² + (λ₁/n) Σ |w| over every weight (biases are not
+    regularised), n the training-set size; a 0-d device array."""
+    xp = backend.xp
+    total = xp.zeros((), dtype=weights[0].dtype)
+    for w in weights:
+        if l2:
+            total += l2 / (2 * train_size) * xp.sum(w * w)
+        if l1:
+            total += l1 / train_size * xp.sum(xp.abs(w))
+    return total

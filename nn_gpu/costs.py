@@ -1,17 +1,20 @@
-"""Cost functions C, each with the output error δ^L that backprop starts from.
+"""Cost functions C, each with the output layer it belongs to and the output
+error δ^L that backprop starts from.
 
 Like network2.py's cost classes: ``total`` is the cost summed over the rows of
-a batch, ``output_error`` is equation (1) of the seed notes for that cost.
-Both work on whole mini-batches (one example per row).
+a batch (computed from z^L, so it stays finite when outputs saturate), and
+``output_error`` is equation (1) of the seed notes for that cost. Both work on
+whole mini-batches (one example per row).
 """
 
 from .errors import InvalidArgumentError
 
 
 class QuadraticCost:
-    """C_x = ½‖a^L - y‖², so δ^L = (a^L - y) ⊙ σ'(z^L)."""
+    """C_x = ½‖a^L - y‖² on sigmoid outputs, so δ^L = (a^L - y) ⊙ σ'(z^L)."""
 
     name = "quadratic"
+    output_activation = "sigmoid"
 
     @staticmethod
     def total(backend, z, y):
@@ -27,9 +30,11 @@ class QuadraticCost:
 
 
 class CrossEntropyCost:
-    """C_x = -Σ_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)], so δ^L = a^L - y."""
+    """C_x = -Σ_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)] on sigmoid outputs,
+    so δ^L = a^L - y: σ'(z^L) cancels and saturated outputs still learn."""
 
     name = "cross_entropy"
+    output_activation = "sigmoid"
 
     @staticmethod
     def total(backend, z, y):
@@ -41,10 +46,30 @@ class CrossEntropyCost:
 
     @staticmethod
     def output_error(backend, a, y, scale, out):
-        return backend.cross_entropy_output_error(a, y, scale, out)
+        return backend.difference_output_error(a, y, scale, out)
 
 
-COSTS = {cost.name: cost for cost in (QuadraticCost, CrossEntropyCost)}
+class LogLikelihoodCost:
+    """C_x = -ln a^L_y on softmax outputs a_j = e^{z_j} / Σ_k e^{z_k} (the
+    book's chapter 3), so again δ^L = a^L - y."""
+
+    name = "log_likelihood"
+    output_activation = "softmax"
+
+    @staticmethod
+    def total(backend, z, y):
+        """-ln a_y = logsumexp(z) - z_y, with the row maximum taken out first."""
+        xp = backend.xp
+        top = xp.max(z, axis=1, keepdims=True)
+        log_sum = xp.log(xp.sum(xp.exp(z - top), axis=1)) + top[:, 0]
+        return xp.sum(log_sum - xp.sum(y * z, axis=1))
+
+    @staticmethod
+    def output_error(backend, a, y, scale, out):
+        return backend.difference_output_error(a, y, scale, out)
+
+
+COSTS = {cost.name: cost for cost in (QuadraticCost, CrossEntropyCost, LogLikelihoodCost)}
 
 
 def get_cost(name):

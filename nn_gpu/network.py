@@ -6,23 +6,22 @@ w_jk connecting neuron k of one layer to neuron j of the next; ``biases[l]``
 has shape (n_out,); a batch of inputs X is (m, n_in), one example per row.
 """
 
-import functools
 import json
 import math
-import time
 import zipfile
 
 import numpy
 
-from . import core, reference
+from . import core, training
 from .backends import get_backend
 from .costs import get_cost
 from .errors import InvalidArgumentError, ModelFileError
 from .fileio import atomic_write
 
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
 DTYPES = ("float32", "float64")
 INITS = ("normal", "scaled")
-METHODS = ("batched", "per_example")
+METHODS = training.METHODS
 MODEL_FORMAT = "nn_gpu.network"
 MODEL_VERSION = 1
 
@@ -30,8 +29,9 @@ MODEL_VERSION = 1
 def initial_parameters(rng, sizes, init):
     """(biases, weights) as float64 host arrays drawn from ``rng``.
 
-    ``"normal"``: every entry N(0, 1), as in the seed notes.
-    ``"scaled"``: weights N(0, 1/n_in), so z starts O(1) and does not saturate.
+    ``"normal"``: every entry N(0, 1), as in the seed notes (network2's "large").
+    ``"scaled"``: weights N(0, 1/n_in), so z starts O(1) and does not saturate
+    (network2's "default").
     Drawing on the host makes the same seed give the same network on every backend.
     """
     biases = [rng.standard_normal(n_out) for n_out in sizes[1:]]
@@ -62,20 +62,27 @@ def _check_positive_int(value, what):
 
 
 class Network:
-    """A feed-forward network of sigmoid neurons trained by mini-batch SGD.
+    """A feed-forward network trained by mini-batch SGD.
 
-    ``backend`` is ``"auto"``, ``"numpy"``, ``"cupy"`` or a backend object;
-    ``dtype`` is ``"float32"`` (fast) or ``"float64"`` (exact comparisons);
-    ``seed`` fixes the initial parameters and every epoch's shuffle.
+    ``cost`` is ``"quadratic"`` or ``"cross_entropy"`` (sigmoid output layer)
+    or ``"log_likelihood"`` (softmax output layer); ``activation`` is the
+    hidden layers' ``"sigmoid"``, ``"tanh"`` or ``"relu"``; ``backend`` is
+    ``"auto"``, ``"numpy"``, ``"cupy"`` or a backend object; ``dtype`` is
+    ``"float32"`` (fast) or ``"float64"`` (exact comparisons); ``seed`` fixes
+    the initial parameters and every epoch's shuffle; ``init`` is
+    ``"normal"`` (N(0, 1)) or ``"scaled"`` (N(0, 1/n_in)) weights.
     """
 
     def __init__(self, sizes, cost="quadratic", backend="auto", dtype="float32", seed=None,
-                 init="normal"):
+                 init="normal", activation="sigmoid"):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
             raise InvalidArgumentError(
                 f"sizes must list at least two layer widths (input and output), got {sizes!r}")
         self.sizes = [_check_positive_int(n, "every layer size") for n in sizes]
         self.cost = get_cost(cost)
+        self.activation = _check_choice(activation, ACTIVATIONS, "activation")
+        #: The activation of each layer's output: hidden ones, then the cost's.
+        self.kinds = (activation,) * (len(self.sizes) - 2) + (self.cost.output_activation,)
         self.dtype = _check_dtype(dtype)
         self.init = _check_choice(init, INITS, "init")
         self.backend = get_backend(backend)
@@ -88,7 +95,8 @@ class Network:
 
     def __repr__(self):
         return (f"Network({self.sizes}, cost={self.cost.name!r}, "
-                f"backend={self.backend.name!r}, dtype={self.dtype.name!r})")
+                f"activation={self.activation!r}, backend={self.backend.name!r}, "
+                f"dtype={self.dtype.name!r})")
 
     @property
     def num_layers(self):
@@ -103,8 +111,8 @@ class Network:
                 f"{what} must have shape (m, {self.sizes[0]}) with m >= 1, got {tuple(X.shape)}")
         return X
 
-    def _dataset(self, data, what):
-        """Validate ``(X, labels)`` and move it to the device once."""
+    def to_device(self, data, what="data"):
+        """Validate ``(X, labels)`` and move it to the device (once per run)."""
         try:
             X, labels = data
         except (TypeError, ValueError):
@@ -118,7 +126,7 @@ class Network:
             raise InvalidArgumentError(f"{what} labels must be integers, got dtype {labels.dtype}")
         xp = self.backend.xp
         # One read-back per data set, before training starts.
-        low, high, finite = (self._read(v) for v in
+        low, high, finite = (self.read(v) for v in
                              (xp.min(labels), xp.max(labels), xp.all(xp.isfinite(X))))
         if low < 0 or high >= self.sizes[-1]:
             raise InvalidArgumentError(
@@ -127,22 +135,33 @@ class Network:
             raise InvalidArgumentError(f"{what} X contains NaN or infinite values")
         return X, labels
 
-    def _one_hot(self, labels):
+    def one_hot(self, labels):
+        """Device labels -> one-hot targets y, shape (m, n_out)."""
         xp = self.backend.xp
         Y = xp.zeros((labels.shape[0], self.sizes[-1]), dtype=self.dtype)
         Y[xp.arange(labels.shape[0]), labels] = 1
         return Y
 
-    def _read(self, device_value):
+    def read(self, device_value):
         """A 0-d device value as a Python number: a host synchronisation point."""
         return self.backend.to_host(device_value).item()
+
+    def copy_parameters(self):
+        """A device copy of (weights, biases), e.g. to keep the best epoch's."""
+        xp = self.backend.xp
+        return [xp.copy(w) for w in self.weights], [xp.copy(b) for b in self.biases]
+
+    def set_parameters(self, parameters):
+        weights, biases = parameters
+        for current, saved in zip(self.weights + self.biases, weights + biases):
+            current[...] = saved
 
     # ---------------------------------------------------------- the math
     def feedforward(self, X):
         """Output activations a^L, shape (m, n_out), as a backend array."""
         X = self._inputs(X)
         activations = [X] + [self.backend.empty((X.shape[0], n), self.dtype) for n in self.sizes[1:]]
-        return core.feedforward(self.backend, self.weights, self.biases, activations)
+        return core.feedforward(self.backend, self.weights, self.biases, activations, self.kinds)
 
     def backprop(self, X, Y):
         """(nabla_b, nabla_w): the gradient of the mean per-example cost over
@@ -152,101 +171,78 @@ class Network:
         if Y.shape != (X.shape[0], self.sizes[-1]):
             raise InvalidArgumentError(
                 f"Y must have shape ({X.shape[0]}, {self.sizes[-1]}), got {tuple(Y.shape)}")
-        return core.gradient(self.backend, self.cost, self.weights, self.biases, X, Y)
+        return core.gradient(self.backend, self.cost, self.kinds, self.weights, self.biases, X, Y)
+
+    def count_correct(self, X, labels):
+        """Σ [argmax a^L == label] over device data, as a 0-d device array."""
+        return core.count_correct(self.backend, self.kinds, self.weights, self.biases, X, labels)
+
+    def cost_of(self, X, labels, l2=0.0, l1=0.0, train_size=None):
+        """Mean cost over device data plus the regularisation terms, each
+        scaled by the size of the *training* set (as a 0-d device array)."""
+        cost = core.total_cost(self.backend, self.cost, self.kinds, self.weights, self.biases,
+                               X, self.one_hot(labels))
+        if l2 or l1:
+            cost = cost + core.regularization_cost(self.backend, self.weights, l2, l1,
+                                                   train_size or X.shape[0])
+        return cost
 
     def evaluate(self, data):
         """Number of rows of ``(X, labels)`` whose largest output is the label."""
-        X, labels = self._dataset(data, "data")
-        return self._read(core.count_correct(self.backend, self.weights, self.biases, X, labels))
+        return self.read(self.count_correct(*self.to_device(data)))
 
-    def total_cost(self, data):
-        """Mean cost C over ``(X, labels)``."""
-        X, labels = self._dataset(data, "data")
-        return self._read(core.total_cost(self.backend, self.cost, self.weights, self.biases,
-                                          X, self._one_hot(labels)))
+    def total_cost(self, data, l2=0.0, l1=0.0, train_size=None):
+        """Mean cost C over ``(X, labels)``, plus (λ₂/2n)Σw² + (λ₁/n)Σ|w| with
+        n = ``train_size`` (the training set's size) when λ are given."""
+        return self.read(self.cost_of(*self.to_device(data), l2=l2, l1=l1,
+                                      train_size=train_size))
 
     # ---------------------------------------------------------- training
     def sgd(self, training_data, epochs, mini_batch_size, eta, test_data=None,
-            validation_data=None, method="batched", monitor_training_cost=False, callback=None):
+            validation_data=None, method="batched", l2=0.0, l1=0.0, momentum=0.0, dropout=0.0,
+            eta_schedule=None, early_stopping=None, monitor_training_cost=False,
+            monitor_training_accuracy=False, monitor_evaluation_cost=False, callback=None):
         """Train by mini-batch stochastic gradient descent; return the history.
 
         Each epoch shuffles the training set with the network's host RNG (the
         same order for both methods and every backend), then takes SGD steps
-        w -> w - (η/m) Σ_x ∇C_x over consecutive mini-batches, the last one
-        possibly smaller. ``method="batched"`` runs the matrix core;
+        over consecutive mini-batches, the last one possibly smaller:
+        w -> (1 - ηλ₂/n) w - (ηλ₁/n) sign(w) - (η/m) Σ_x ∇C_x, or with
+        ``momentum`` μ, v -> μv - (that step), w -> w + v. ``dropout`` is the
+        probability of dropping each hidden unit (inverted dropout, off when
+        scoring). ``method="batched"`` runs the matrix core;
         ``"per_example"`` is Nielsen's loop, kept as the reference.
 
+        ``eta_schedule=n`` halves η whenever the validation accuracy has not
+        improved for n epochs and stops once η has fallen to η₀/128;
+        ``early_stopping=n`` stops after n epochs without improvement and
+        keeps the best epoch's weights. Both need ``validation_data``.
+
         Returns one dict per epoch: ``epoch``, ``seconds`` (training time),
-        and for each data set given ``{name}_correct``, ``{name}_total``,
-        ``{name}_accuracy`` (name: validation, test), plus ``train_cost`` if
-        ``monitor_training_cost``. ``callback(record)`` is called after each epoch.
+        ``eta``, and for each data set scored ``{name}_correct``,
+        ``{name}_total``, ``{name}_accuracy`` (name: validation, test, and
+        train if ``monitor_training_accuracy``), ``{name}_cost`` where costs
+        are monitored (train: ``monitor_training_cost``; validation and test:
+        ``monitor_evaluation_cost``), and ``stopped`` (why) on an epoch that
+        ended training early. ``callback(record)`` is called after each epoch.
         """
-        epochs = _check_positive_int(epochs, "epochs")
-        run_epoch = self.epoch_runner(training_data, mini_batch_size, eta, method)
-        backend = self.backend
-        scored = [(name, self._dataset(data, f"{name}_data"))
-                  for name, data in (("validation", validation_data), ("test", test_data))
-                  if data is not None]
+        return training.sgd(self, training_data, epochs, mini_batch_size, eta, test_data,
+                            validation_data, method, l2, l1, momentum, dropout, eta_schedule,
+                            early_stopping, monitor_training_cost, monitor_training_accuracy,
+                            monitor_evaluation_cost, callback)
 
-        history = []
-        for epoch in range(1, epochs + 1):
-            started = time.perf_counter()
-            run_epoch()
-            record = {"epoch": epoch, "seconds": time.perf_counter() - started}
-            for name, (X_eval, labels_eval) in scored:
-                correct = self._read(core.count_correct(backend, self.weights, self.biases,
-                                                        X_eval, labels_eval))
-                total = X_eval.shape[0]
-                record.update({f"{name}_correct": correct, f"{name}_total": total,
-                               f"{name}_accuracy": correct / total})
-            if monitor_training_cost:
-                record["train_cost"] = self._read(core.total_cost(
-                    backend, self.cost, self.weights, self.biases, *run_epoch.data))
-            history.append(record)
-            if callback is not None:
-                callback(record)
-        return history
-
-    def epoch_runner(self, training_data, mini_batch_size, eta, method="batched"):
-        """Validate the training set and move it to the device once; return a
-        function that trains one epoch per call (shuffle, SGD steps,
-        synchronise). ``sgd`` is a loop over it; benchmarks time it directly.
-        The function's ``data`` attribute is the device pair (X, one-hot Y).
-        """
-        mini_batch_size = _check_positive_int(mini_batch_size, "mini_batch_size")
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 < eta < math.inf:
-            raise InvalidArgumentError(f"eta must be a positive number, got {eta!r}")
-        _check_choice(method, METHODS, "method")
-        backend = self.backend
-        X, labels = self._dataset(training_data, "training_data")
-        n = X.shape[0]
-        if mini_batch_size > n:
-            raise InvalidArgumentError(
-                f"mini_batch_size {mini_batch_size} is larger than the training set ({n} examples)")
-        Y = self._one_hot(labels)
-        if method == "batched":
-            workspace = core.Workspace(backend, self.sizes, mini_batch_size, self.dtype)
-            # The backend's native epoch, if it has one (loaded now, not in the first epoch).
-            train_epoch = backend.compiled_epoch(self.cost.name) or functools.partial(
-                core.train_epoch, backend, self.cost)
-
-        def run_epoch():
-            order = self.rng.permutation(n)
-            if method == "batched":
-                train_epoch(self.weights, self.biases, X, Y, backend.asarray(order),
-                            mini_batch_size, eta, workspace)
-            else:
-                reference.train_epoch(backend, self.cost.name, self.weights, self.biases, X, Y,
-                                      order, mini_batch_size, eta)
-            backend.synchronize()
-
-        run_epoch.data = (X, Y)
-        return run_epoch
+    def epoch_runner(self, training_data, mini_batch_size, eta, method="batched", **settings):
+        """Check the training set and move it to the device once; return a
+        function that trains one epoch at ``eta`` per call (what ``sgd`` runs
+        each epoch, and what the benchmarks time)."""
+        runner = training.EpochRunner(self, training_data, mini_batch_size, method, **settings)
+        return lambda: runner(eta)
 
     # ------------------------------------------------------- persistence
     def metadata(self):
         return {"format": MODEL_FORMAT, "version": MODEL_VERSION, "sizes": self.sizes,
-                "cost": self.cost.name, "dtype": self.dtype.name, "init": self.init}
+                "cost": self.cost.name, "activation": self.activation,
+                "dtype": self.dtype.name, "init": self.init}
 
     def save(self, path):
         """Write the network to ``path`` as ``.npz`` arrays plus JSON metadata
@@ -277,7 +273,8 @@ class Network:
             if meta.get("version") != MODEL_VERSION:
                 raise ValueError(f"unsupported version {meta.get('version')!r}")
             net = cls(meta["sizes"], cost=meta["cost"], backend=backend, dtype=meta["dtype"],
-                      init=meta.get("init", "normal"))
+                      init=meta.get("init", "normal"),
+                      activation=meta.get("activation", "sigmoid"))
             for name, params in (("w", net.weights), ("b", net.biases)):
                 for l, current in enumerate(params):
                     stored = arrays[f"{name}{l}"]

@@ -8,7 +8,7 @@ import numpy
 import pytest
 
 import nn_gpu
-from nn_gpu import Network
+from nn_gpu import Network, core
 from nn_gpu.backends import Backend, NumpyBackend, cupy_status, get_backend
 from nn_gpu.errors import BackendUnavailableError, InvalidArgumentError
 
@@ -77,6 +77,7 @@ PORTABLE = Backend(numpy)
 
 
 def primitive_cases(rng, dtype):
+    """(name, args, kwargs, out shape, initial out or None) for every primitive."""
     m, n_in, n = 13, 7, 5
     a_in = rng.random((m, n_in)).astype(dtype)
     w = rng.standard_normal((n, n_in)).astype(dtype)
@@ -85,54 +86,95 @@ def primitive_cases(rng, dtype):
     y = numpy.eye(n, dtype=dtype)[rng.integers(0, n, m)]
     delta = rng.standard_normal((m, n)).astype(dtype)
     z = (rng.standard_normal((m, n)) * 30).astype(dtype)  # includes saturated values
-    return {
-        "sigmoid": ((z,), (m, n)),
-        "linear_sigmoid": ((a_in, w, b), (m, n)),
-        "quadratic_output_error": ((a, y, 0.3), (m, n)),
-        "cross_entropy_output_error": ((a, y, 0.3), (m, n)),
-        "backpropagate_error": ((delta, w, rng.random((m, n_in)).astype(dtype)),
-                                (m, n_in)),
-    }
+    cases = [("sigmoid", (z,), {}, (m, n), None),
+             ("quadratic_output_error", (a, y, 0.3), {}, (m, n), None),
+             ("difference_output_error", (a, y, 0.3), {}, (m, n), None)]
+    for kind in ("sigmoid", "tanh", "relu", "softmax"):
+        cases.append(("activate", (kind, z), {}, (m, n), None))
+        cases.append(("linear_activation", (a_in, w, b), {"kind": kind}, (m, n), None))
+    for kind in ("sigmoid", "tanh", "relu"):
+        signed = (a * 2 - 1) if kind != "sigmoid" else a  # tanh/relu outputs can be <= 0
+        cases.append(("times_derivative", (kind, signed), {}, (m, n), delta))
+        cases.append(("backpropagate_error", (delta, w, rng.random((m, n_in)).astype(dtype)),
+                      {"kind": kind}, (m, n_in), None))
+    return cases
 
 
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 2e-5)])
 def test_backend_primitives_match_the_portable_definitions(backend, dtype, rtol):
     rng = numpy.random.default_rng(0)
-    for name, (args, shape) in primitive_cases(rng, dtype).items():
-        expected = getattr(PORTABLE, name)(*args, out=numpy.empty(shape, dtype))
+    for name, args, kwargs, shape, initial in primitive_cases(rng, dtype):
+        out = numpy.empty(shape, dtype) if initial is None else initial.copy()
+        expected = getattr(PORTABLE, name)(*args, out=out, **kwargs)
         device_args = [backend.asarray(x) if isinstance(x, numpy.ndarray) else x for x in args]
-        out = backend.empty(shape, dtype)
-        got = backend.to_host(getattr(backend, name)(*device_args, out=out))
-        numpy.testing.assert_allclose(got, expected, rtol=rtol, atol=1e-30, err_msg=name)
+        out = backend.empty(shape, dtype) if initial is None else backend.asarray(initial.copy())
+        got = backend.to_host(getattr(backend, name)(*device_args, out=out, **kwargs))
+        numpy.testing.assert_allclose(got, expected, rtol=rtol, atol=1e-30,
+                                      err_msg=f"{name} {args[0] if isinstance(args[0], str) else ''}"
+                                              f"{kwargs}")
 
 
-def test_weight_update_primitives(backend):
+@pytest.mark.parametrize("velocity, momentum, decay, l1", [
+    (False, 0.0, 1.0, 0.0), (False, 0.0, 0.99, 0.0), (False, 0.0, 1.0, 0.01),
+    (True, 0.9, 1.0, 0.0), (True, 0.5, 0.98, 0.02)])
+def test_sgd_update_is_the_textbook_step(backend, velocity, momentum, decay, l1):
     rng = numpy.random.default_rng(1)
+    p, g, v = rng.standard_normal((3, 4, 6))
+    if velocity:
+        v_new = momentum * v - g - (1 - decay) * p - l1 * numpy.sign(p)
+        expected_p, expected_v = p + v_new, v_new
+    else:
+        expected_p, expected_v = decay * p - l1 * numpy.sign(p) - g, None
+    param, vel = backend.asarray(p.copy()), backend.asarray(v.copy()) if velocity else None
+    backend.sgd_update(param, backend.asarray(g), vel, momentum, decay, l1)
+    numpy.testing.assert_allclose(backend.to_host(param), expected_p, rtol=1e-12)
+    if velocity:
+        numpy.testing.assert_allclose(backend.to_host(vel), expected_v, rtol=1e-12)
+
+
+def test_weight_gradient_is_equations_3_and_4(backend):
+    rng = numpy.random.default_rng(2)
     delta, a_in = rng.standard_normal((6, 4)), rng.random((6, 3))
-    w, b = rng.standard_normal((4, 3)), rng.standard_normal(4)
-    dev = [backend.asarray(x.copy()) for x in (delta, a_in, w, b)]
     grad_w, grad_b = backend.empty((4, 3), "float64"), backend.empty((4,), "float64")
-    backend.descend(dev[2], dev[3], dev[0], dev[1], grad_w, grad_b)
-    numpy.testing.assert_allclose(backend.to_host(dev[2]), w - delta.T @ a_in, rtol=1e-12)
-    numpy.testing.assert_allclose(backend.to_host(dev[3]), b - delta.sum(axis=0), rtol=1e-12)
+    backend.weight_gradient(backend.asarray(delta), backend.asarray(a_in), grad_w, grad_b)
+    numpy.testing.assert_allclose(backend.to_host(grad_w), delta.T @ a_in, rtol=1e-12)
+    numpy.testing.assert_allclose(backend.to_host(grad_b), delta.sum(axis=0), rtol=1e-12)
 
 
-@pytest.mark.parametrize("cost", ["quadratic", "cross_entropy"])
+@pytest.mark.parametrize("p", [0.2, 0.5])
+def test_dropout_mask_is_inverted_dropout(backend, p):
+    rng = backend.random_generator(3)
+    mask = backend.to_host(backend.dropout_mask(rng, p, backend.empty((200, 100), "float32")))
+    assert set(numpy.unique(mask)) <= {0.0, numpy.float32(1 / (1 - p))}
+    assert mask.mean() == pytest.approx(1.0, abs=0.03)      # E[mask] = 1: nothing to rescale
+    assert (mask == 0).mean() == pytest.approx(p, abs=0.02)
+
+
+@pytest.mark.parametrize("cost, activation, settings", [
+    ("quadratic", "sigmoid", {}),
+    ("cross_entropy", "sigmoid", {"l2": 5.0}),
+    ("log_likelihood", "tanh", {"momentum": 0.9}),
+    ("cross_entropy", "relu", {"l2": 1.0, "momentum": 0.5}),
+])
 @pytest.mark.parametrize("sizes, batch_size", [([784, 20, 10], 1), ([784, 20, 10], 7),
                                                ([784, 16, 12, 10], 30)])
-def test_compiled_cpu_epoch_matches_the_generic_core(mnist_slice, cost, sizes, batch_size):
+def test_compiled_cpu_epoch_matches_the_generic_core(mnist_slice, cost, activation, settings,
+                                                     sizes, batch_size):
     """NumPy's compiled epoch (Numba + BLAS) against the portable core on
     NumPy: same weights after two epochs, partial last mini-batch included.
     (Kept short and at a small η: SGD amplifies rounding differences, and at
     mini-batch 1 a few hundred steps would let them grow past any tolerance.)"""
     training, test = mnist_slice
-    training = (training[0][:200], training[1][:200])
-    nets = [Network(sizes, cost=cost, backend=backend, dtype="float64", seed=4)
+    training = (training[0][:100], training[1][:100])
+    nets = [Network(sizes, cost=cost, activation=activation, backend=backend, dtype="float64",
+                    seed=4, init="scaled")
             for backend in (NumpyBackend(), Backend(numpy))]
-    assert nets[0].backend.compiled_epoch(cost) is not None
-    assert nets[1].backend.compiled_epoch(cost) is None
+    plan = core.Plan(cost=nets[0].cost, kinds=nets[0].kinds, eta=0.1, train_size=100, **settings)
+    assert nets[0].backend.compiled_epoch(plan) is not None
+    assert nets[1].backend.compiled_epoch(plan) is None
     for net in nets:
-        net.sgd(training, 2, batch_size, 0.1)
+        net.sgd(training, 2, batch_size, 0.1, **settings)
     for fast, portable in zip(nets[0].weights + nets[0].biases, nets[1].weights + nets[1].biases):
-        numpy.testing.assert_allclose(fast, portable, rtol=1e-10, atol=1e-13)
+        # Any difference in the algorithm shows at 1e-3; rounding stays far below 1e-8.
+        numpy.testing.assert_allclose(fast, portable, rtol=1e-8, atol=1e-10)
     assert nets[0].evaluate(test) == nets[1].evaluate(test)

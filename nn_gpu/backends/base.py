@@ -17,6 +17,8 @@ examples, ``a`` is (m, n_l) of activations a^l, ``w`` is w^l of shape
 shape (m, n_l).
 """
 
+import numpy
+
 
 class Backend:
     """Generic backend over any NumPy-compatible array module ``xp``."""
@@ -53,11 +55,16 @@ class Backend:
     def zeros(self, shape, dtype):
         return self.xp.zeros(shape, dtype=dtype)
 
-    def compiled_epoch(self, cost_name):
-        """A native replacement for :func:`nn_gpu.core.train_epoch` with the
-        same arguments after ``backend, cost``, or None to run the core's loop
-        over this backend's primitives."""
+    def compiled_epoch(self, plan):
+        """A native replacement for :func:`nn_gpu.core.train_epoch` for the
+        training described by ``plan`` (a :class:`nn_gpu.core.Plan`), taking
+        the same arguments after ``backend, plan``; or None to run the core's
+        loop over this backend's primitives."""
         return None
+
+    def random_generator(self, seed):
+        """The generator dropout masks are drawn from (here: NumPy's, on the host)."""
+        return numpy.random.default_rng(seed)
 
     # ------------------------------------------------------- primitives
     def sigmoid(self, z, out):
@@ -73,15 +80,47 @@ class Backend:
         xp.divide(numerator, out, out=out)
         return out
 
-    def linear_sigmoid(self, a_in, w, b, out):
-        """out = σ(a_in w^T + b): one layer's feedforward, a^l = σ(z^l)."""
+    def activate(self, kind, z, out):
+        """out = f(z) for f = sigmoid, tanh, relu, or softmax (over each row:
+        e^{z_j - max z} / Σ_k e^{z_k - max z}, which cannot overflow)."""
+        xp = self.xp
+        if kind == "sigmoid":
+            return self.sigmoid(z, out)
+        if kind == "tanh":
+            return xp.tanh(z, out=out)
+        if kind == "relu":
+            return xp.maximum(z, 0, out=out)
+        if kind == "softmax":
+            xp.subtract(z, xp.max(z, axis=1, keepdims=True), out=out)
+            xp.exp(out, out=out)
+            xp.divide(out, xp.sum(out, axis=1, keepdims=True), out=out)
+            return out
+        raise ValueError(f"unknown activation {kind!r}")
+
+    def linear_activation(self, a_in, w, b, out, kind="sigmoid"):
+        """out = f(a_in w^T + b): one layer's feedforward, a^l = f(z^l)."""
         self.xp.matmul(a_in, w.T, out=out)
         self.xp.add(out, b, out=out)
-        return self.sigmoid(out, out=out)
+        return self.activate(kind, out, out=out)
+
+    def times_derivative(self, kind, a, out):
+        """out *= f'(z), written in a = f(z): σ' = a(1 - a), tanh' = 1 - a²,
+        relu' = [a > 0]."""
+        xp = self.xp
+        if kind == "sigmoid":
+            xp.multiply(out, a, out=out)
+            xp.multiply(out, 1.0 - a, out=out)
+        elif kind == "tanh":
+            xp.multiply(out, 1.0 - a * a, out=out)
+        elif kind == "relu":
+            xp.multiply(out, a > 0, out=out)
+        else:
+            raise ValueError(f"no derivative for activation {kind!r}")
+        return out
 
     def quadratic_output_error(self, a, y, scale, out):
         """out = scale * (a - y) ⊙ σ'(z^L), with σ'(z) = a(1 - a): equation (1)
-        for C = ½‖a - y‖²."""
+        for C = ½‖a - y‖² on sigmoid outputs."""
         xp = self.xp
         xp.subtract(a, y, out=out)
         xp.multiply(out, a, out=out)
@@ -89,21 +128,18 @@ class Backend:
         xp.multiply(out, scale, out=out)
         return out
 
-    def cross_entropy_output_error(self, a, y, scale, out):
-        """out = scale * (a - y): equation (1) for the cross-entropy cost,
-        where σ'(z^L) cancels."""
+    def difference_output_error(self, a, y, scale, out):
+        """out = scale * (a - y): equation (1) for cross-entropy on sigmoid
+        outputs and log-likelihood on softmax outputs, where f'(z^L) cancels."""
         xp = self.xp
         xp.subtract(a, y, out=out)
         xp.multiply(out, scale, out=out)
         return out
 
-    def backpropagate_error(self, delta, w, a, out):
-        """out = (δ^{l+1} w^{l+1}) ⊙ σ'(z^l), σ'(z^l) = a^l(1 - a^l): equation (2)."""
-        xp = self.xp
-        xp.matmul(delta, w, out=out)
-        xp.multiply(out, a, out=out)
-        xp.multiply(out, 1.0 - a, out=out)
-        return out
+    def backpropagate_error(self, delta, w, a, out, kind="sigmoid"):
+        """out = (δ^{l+1} w^{l+1}) ⊙ f'(z^l), f' written in a^l: equation (2)."""
+        self.xp.matmul(delta, w, out=out)
+        return self.times_derivative(kind, a, out)
 
     def weight_gradient(self, delta, a_in, grad_w, grad_b):
         """grad_w = δ^T a^{l-1}, grad_b = Σ_rows δ: equations (4) and (3)
@@ -112,12 +148,36 @@ class Backend:
         self.xp.sum(delta, axis=0, out=grad_b)
         return grad_w, grad_b
 
-    def descend(self, w, b, delta, a_in, grad_w, grad_b):
-        """w -= δ^T a^{l-1}; b -= Σ_rows δ, in place.
+    def sgd_update(self, param, grad, velocity=None, momentum=0.0, decay=1.0, l1=0.0):
+        """One step for one parameter array, in place. ``grad`` holds
+        (η/m) Σ_x ∇C_x; ``decay`` = 1 - ηλ₂/n and ``l1`` = ηλ₁/n carry the
+        L2 and L1 terms (n: the training-set size).
 
-        ``delta`` arrives already scaled by η/m, so this is the whole SGD
-        update of one layer. ``grad_w``/``grad_b`` are scratch buffers.
+        Plain SGD:  p ← decay·p - l1·sign(p) - grad
+        Momentum:   v ← μv - grad - (1 - decay)·p - l1·sign(p);  p ← p + v
         """
-        self.weight_gradient(delta, a_in, grad_w, grad_b)
-        self.xp.subtract(w, grad_w, out=w)
-        self.xp.subtract(b, grad_b, out=b)
+        xp = self.xp
+        if velocity is None:
+            if decay != 1.0:
+                xp.multiply(param, decay, out=param)
+            if l1:
+                xp.subtract(param, l1 * xp.sign(param), out=param)
+            xp.subtract(param, grad, out=param)
+            return param
+        xp.multiply(velocity, momentum, out=velocity)
+        xp.subtract(velocity, grad, out=velocity)
+        if decay != 1.0:
+            xp.subtract(velocity, (1.0 - decay) * param, out=velocity)
+        if l1:
+            xp.subtract(velocity, l1 * xp.sign(param), out=velocity)
+        xp.add(param, velocity, out=param)
+        return param
+
+    def dropout_mask(self, rng, p, out):
+        """out = [u >= p] / (1 - p) for u uniform on [0, 1): inverted dropout,
+        so that a kept unit's expected output is unchanged and nothing needs
+        rescaling at evaluation."""
+        u = self.asarray(rng.random(out.shape), out.dtype)
+        self.xp.greater_equal(u, p, out=out)  # 1.0 where kept
+        self.xp.multiply(out, 1.0 / (1.0 - p), out=out)
+        return out

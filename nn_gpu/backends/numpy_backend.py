@@ -24,28 +24,33 @@ class NumpyBackend(Backend):
     def describe(self):
         return f"NumPy {numpy.__version__} (CPU)"
 
-    def compiled_epoch(self, cost_name):
-        if cost_name not in ("quadratic", "cross_entropy"):
+    def compiled_epoch(self, plan):
+        if plan.dropout or plan.l1:
             return None
-        quadratic = cost_name == "quadratic"
+        from .cpu_epoch import ACTIVATION_CODES, sgd_epoch  # compiled on first call, then cached
 
-        from .cpu_epoch import sgd_epoch  # compiles on first call (then cached on disk)
+        kinds = numpy.array([ACTIVATION_CODES[kind] for kind in plan.kinds], numpy.int64)
+        quadratic = plan.cost.name == "quadratic"
 
-        def epoch(weights, biases, X, Y, order, batch_size, eta, workspace):
+        def epoch(plan, weights, biases, X, Y, order, batch_size, workspace):
+            momentum = workspace.velocity_w is not None
             sgd_epoch(X, Y, order, tuple(weights), tuple(biases),
                       (workspace.inputs[:batch_size], *workspace.hidden),
                       tuple(workspace.deltas), workspace.targets[:batch_size],
-                      batch_size, float(eta), quadratic)
+                      batch_size, float(plan.eta), quadratic, kinds, float(plan.decay),
+                      float(plan.momentum),
+                      tuple(workspace.velocity_w if momentum else workspace.grad_w),
+                      tuple(workspace.velocity_b if momentum else workspace.grad_b))
         return epoch
 
     def sigmoid(self, z, out):
         # One pass, no overflow warning for large |z| (unlike 1/(1+exp(-z))).
         return expit(z, out=out)
 
-    def linear_sigmoid(self, a_in, w, b, out):
+    def linear_activation(self, a_in, w, b, out, kind="sigmoid"):
         numpy.matmul(a_in, w.T, out=out)
         numpy.add(out, b, out=out)
-        return expit(out, out=out)
+        return self.activate(kind, out, out)
 
     def weight_gradient(self, delta, a_in, grad_w, grad_b):
         numpy.matmul(delta.T, a_in, out=grad_w)
