@@ -62,7 +62,9 @@ class EpochRunner:
                                        f"training set ({self.train_size} examples)")
         self.Y = net.one_hot(labels)
         self.labels = labels
-        self.rng = (backend.random_generator(int(net.rng.integers(2**63)))
+        # Dropout masks get their own stream, spawned from the network's seed
+        # without drawing from it: the shuffles stay those of a run without dropout.
+        self.rng = (backend.random_generator(int(net.rng.spawn(1)[0].integers(2**63)))
                     if self.settings["dropout"] else None)
         if method == "batched":
             self.workspace = core.Workspace(
