@@ -92,6 +92,8 @@ class Network:
         biases, weights = initial_parameters(self.rng, self.sizes, init)
         self.biases = [self.backend.asarray(b, self.dtype) for b in biases]
         self.weights = [self.backend.asarray(w, self.dtype) for w in weights]
+        #: The settings of the last ``sgd`` run (η as it ended), kept by ``save``.
+        self.training = None
 
     def __repr__(self):
         return (f"Network({self.sizes}, cost={self.cost.name!r}, "
@@ -242,7 +244,7 @@ class Network:
     def metadata(self):
         return {"format": MODEL_FORMAT, "version": MODEL_VERSION, "sizes": self.sizes,
                 "cost": self.cost.name, "activation": self.activation,
-                "dtype": self.dtype.name, "init": self.init}
+                "dtype": self.dtype.name, "init": self.init, "training": self.training}
 
     def save(self, path):
         """Write the network to ``path`` as ``.npz`` arrays plus JSON metadata
@@ -275,6 +277,7 @@ class Network:
             net = cls(meta["sizes"], cost=meta["cost"], backend=backend, dtype=meta["dtype"],
                       init=meta.get("init", "normal"),
                       activation=meta.get("activation", "sigmoid"))
+            net.training = meta.get("training")
             for name, params in (("w", net.weights), ("b", net.biases)):
                 for l, current in enumerate(params):
                     stored = arrays[f"{name}{l}"]

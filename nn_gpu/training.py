@@ -151,6 +151,11 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None, valida
         if stop:
             break
     watch.restore_best()
+    # What continuing this training needs (saved with the model).
+    net.training = {"method": method, "mini_batch_size": mini_batch_size, "eta": watch.eta,
+                    "train_size": run_epoch.train_size, "epochs_done": len(history),
+                    **run_epoch.settings, "eta_schedule": eta_schedule,
+                    "early_stopping": early_stopping}
     return history
 
 

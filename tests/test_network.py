@@ -99,6 +99,21 @@ def test_save_load_round_trip_across_backends(backend, tmp_path, mnist_slice):
         assert json.loads(str(archive["metadata"]))["sizes"] == [784, 16, 10]
 
 
+def test_save_load_keeps_the_architecture_and_training_settings(tmp_path, mnist_slice):
+    training, test = mnist_slice
+    net = Network([784, 12, 10], cost="log_likelihood", activation="tanh", init="scaled",
+                  backend="numpy", seed=2)
+    net.sgd(training, 2, 20, 0.1, l2=1.0, momentum=0.5, validation_data=test, eta_schedule=1)
+    net.save(tmp_path / "model.npz")
+    loaded = Network.load(tmp_path / "model.npz", backend="numpy")
+    assert (loaded.cost.name, loaded.activation, loaded.init, loaded.kinds) == (
+        "log_likelihood", "tanh", "scaled", ("tanh", "softmax"))
+    assert loaded.training == net.training
+    assert loaded.training["l2"] == 1.0 and loaded.training["momentum"] == 0.5
+    assert loaded.training["mini_batch_size"] == 20 and loaded.training["epochs_done"] == 2
+    assert loaded.evaluate(test) == net.evaluate(test)
+
+
 def test_save_is_atomic(tmp_path, monkeypatch):
     """A failure half-way through writing leaves the previous file intact."""
     path = tmp_path / "model.npz"
