@@ -148,6 +148,14 @@ class Network:
         """A 0-d device value as a Python number: a host synchronisation point."""
         return self.backend.to_host(device_value).item()
 
+    def read_all(self, device_values):
+        """A dict of 0-d device values as Python floats, in one device->host copy."""
+        if not device_values:
+            return {}
+        xp = self.backend.xp
+        stacked = xp.stack([xp.asarray(v, dtype=xp.float64) for v in device_values.values()])
+        return dict(zip(device_values, self.backend.to_host(stacked).tolist()))
+
     def copy_parameters(self):
         """A device copy of (weights, biases), e.g. to keep the best epoch's."""
         xp = self.backend.xp

@@ -133,15 +133,20 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None, valida
         started = time.perf_counter()
         run_epoch(watch.eta)
         record = {"epoch": epoch, "seconds": time.perf_counter() - started, "eta": watch.eta}
+        scores = {}  # device values, read back together: one synchronisation per epoch
         for name, (X, labels) in scored:
             is_train = name == "train"
             if not is_train or monitor_training_accuracy:
-                correct = net.read(net.count_correct(X, labels))
-                record.update({f"{name}_correct": correct, f"{name}_total": X.shape[0],
-                               f"{name}_accuracy": correct / X.shape[0]})
-            if (monitor_training_cost if is_train else monitor_evaluation_cost):
-                record[f"{name}_cost"] = net.read(
-                    net.cost_of(X, labels, l2=l2, l1=l1, train_size=run_epoch.train_size))
+                scores[f"{name}_correct"] = net.count_correct(X, labels)
+            if monitor_training_cost if is_train else monitor_evaluation_cost:
+                scores[f"{name}_cost"] = net.cost_of(X, labels, l2=l2, l1=l1,
+                                                     train_size=run_epoch.train_size)
+        record.update(net.read_all(scores))
+        for name, (X, _) in scored:
+            if f"{name}_correct" in record:
+                record[f"{name}_correct"] = int(record[f"{name}_correct"])
+                record.update({f"{name}_total": X.shape[0],
+                               f"{name}_accuracy": record[f"{name}_correct"] / X.shape[0]})
         stop = watch.update(epoch, record.get("validation_accuracy"))
         history.append(record)
         if stop:
