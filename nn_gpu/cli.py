@@ -1,4 +1,4 @@
-"""The ``nn-gpu`` command line: train, evaluate, download, info, bench.
+"""The ``nn-gpu`` command line: train, evaluate, presets, download, info, bench.
 
 Every mistake a user can make ends in one line on stderr, never a traceback:
 usage errors (bad flags or numbers) exit with status 2, errors found while
@@ -17,17 +17,25 @@ from pathlib import Path
 
 import numpy
 
-from . import __version__
+from . import __version__, presets
 from .backends import BACKEND_NAMES, cupy_status, get_backend
 from .costs import COSTS
 from .errors import NNGpuError
 from .fileio import atomic_write
+from .expand import COPIES, expanded_training_set
 from .mnist import DATA_ENV_VAR, FILES, load_mnist, resolve_data_dir
-from .network import DTYPES, INITS, METHODS, Network
+from .network import ACTIVATIONS, DTYPES, INITS, METHODS, Network
 
 PROG = "nn-gpu"
 MNIST_INPUTS, MNIST_OUTPUTS = 784, 10
 MNIST_TRAINING_SIZE = 50_000
+#: --monitor choice -> the Network.sgd flag it turns on ("evaluation-accuracy",
+#: the validation and test accuracies, is always measured: the epoch line,
+#: the eta schedule and early stopping need it).
+MONITORS = {"training-cost": "monitor_training_cost",
+            "training-accuracy": "monitor_training_accuracy",
+            "evaluation-cost": "monitor_evaluation_cost",
+            "evaluation-accuracy": None}
 
 
 class CliError(NNGpuError):
@@ -63,6 +71,38 @@ def positive_float(text):
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
     return value
+
+
+def non_negative_float(text):
+    """A finite float >= 0 (the regularisation strengths λ)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def unit_interval(text):
+    """A float in [0, 1) (momentum, dropout probability)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def patience(text):
+    """A number of epochs >= 1, or "off" (0) to cancel a preset's."""
+    if text.strip().lower() == "off":
+        return 0
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (or 'off')") from None
 
 
 def training_size(text):
@@ -112,6 +152,85 @@ def check_mnist_sizes(sizes, what, parser=None):
 
 
 # ------------------------------------------------------------- subcommands
+def expand_cache_dir():
+    """Where the expanded training set is cached: $XDG_CACHE_HOME/nn_gpu, else
+    ~/.cache/nn_gpu (created if needed; None if it cannot be), never the data dir."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    path = Path(base).expanduser() / "nn_gpu"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # the cache is optional: expand in memory
+    return path
+
+
+def resolve_train_options(args):
+    """The run's hyper-parameters: explicit options > the preset's > built-in,
+    checked before any data is loaded."""
+    parser = args.parser
+    options = presets.resolve(vars(args), args.preset)
+    for key in ("eta_schedule", "early_stopping"):
+        options[key] = options[key] or None  # "off" (0) -> None
+    sizes = options["sizes"]
+    if len(sizes) < 2:
+        parser.error("--sizes needs at least two layers (input and output)")
+    check_mnist_sizes(sizes, "--sizes", parser)
+    examples = (args.train_size or MNIST_TRAINING_SIZE) * (COPIES if options["expand"] else 1)
+    if options["batch_size"] > examples:
+        parser.error(f"--batch-size {options['batch_size']} is larger than the "
+                     f"training set ({examples} examples)")
+    if args.method == "per_example":
+        extras = [f"--{key.replace('_', '-')}" for key in ("l2", "l1", "momentum", "dropout")
+                  if options[key]]
+        if options["activation"] != "sigmoid" or options["cost"] == "log_likelihood" or extras:
+            parser.error("--method per_example is the book's chapter-1 loop: sigmoid "
+                         "neurons, quadratic or cross_entropy cost, and none of --l2, --l1, "
+                         "--momentum, --dropout; use --method batched")
+    return options, examples
+
+
+def describe_run(args, options, examples, backend):
+    """The header line: what is trained, how, and where."""
+    parts = [f"{options['cost']} cost", options["activation"], f"{options['init']} init",
+             f"eta {options['eta']:g}", f"mini-batch {options['batch_size']}"]
+    parts += [f"{name} {options[key]:g}" for key, name in
+              (("l2", "l2"), ("l1", "l1"), ("momentum", "momentum"), ("dropout", "dropout"))
+              if options[key]]
+    parts += [f"{name} {options[key]}" for key, name in
+              (("eta_schedule", "eta schedule"), ("early_stopping", "early stopping"))
+              if options[key]]
+    parts.append(f"{examples} {'expanded ' if options['expand'] else ''}examples")
+    parts += [args.method, args.dtype]
+    preset = f"preset {args.preset}: " if args.preset else ""
+    return (f"Training {options['sizes']} ({preset}{', '.join(parts)}) "
+            f"on {backend.name}: {backend.reason}")
+
+
+def epoch_line(record, eta_schedule, eta0):
+    """Chapter 1's line: test figure first, then validation, train cost, time."""
+    extras = [f"validation {record['validation_correct']} / {record['validation_total']}"]
+    if "train_cost" in record:
+        extras.append(f"train cost {record['train_cost']:.4f}")
+    if eta_schedule and record["eta"] != eta0:
+        extras.append(f"eta {record['eta']:g}")
+    extras.append(f"{record['seconds']:.2f} s")
+    return (f"Epoch {record['epoch']}: {record['test_correct']} / {record['test_total']}  "
+            f"({', '.join(extras)})")
+
+
+#: The per-epoch keys of the history file, in this order, then every other
+#: ``*_accuracy`` / ``*_cost`` the record holds, then ``stopped``.
+HISTORY_KEYS = ("epoch", "validation_accuracy", "test_accuracy", "train_cost", "seconds", "eta")
+
+
+def history_entry(record):
+    keys = [key for key in HISTORY_KEYS if key in record]
+    keys += sorted(key for key in record if key not in keys
+                   and key.endswith(("_accuracy", "_cost")))
+    keys += ["stopped"] if "stopped" in record else []
+    return {key: record[key] for key in keys}
+
+
 def cmd_train(args):
     """Train a network on MNIST, printing one line per epoch as the book does.
 
@@ -119,60 +238,84 @@ def cmd_train(args):
     Nielsen's network.py; the history file is rewritten after every epoch so
     an interrupted run keeps what it had.
     """
-    if len(args.sizes) < 2:
-        args.parser.error("--sizes needs at least two layers (input and output)")
-    check_mnist_sizes(args.sizes, "--sizes", args.parser)
-    limit = args.train_size or MNIST_TRAINING_SIZE
-    if args.batch_size > limit:
-        args.parser.error(f"--batch-size {args.batch_size} is larger than the "
-                          f"training set ({limit} examples)")
+    options, examples = resolve_train_options(args)
     check_output_path(args.history, "--history")
     check_output_path(args.save, "--save")
     backend = get_backend(args.backend)
     say = (lambda *_: None) if args.quiet else (lambda line: print(line, flush=True))
+    monitor = {flag: choice in options["monitor"] for choice, flag in MONITORS.items() if flag}
 
     history = {"config": {
-        "sizes": args.sizes, "epochs": args.epochs, "batch_size": args.batch_size,
-        "eta": args.eta, "cost": args.cost, "backend": backend.name, "dtype": args.dtype,
-        "seed": args.seed, "init": args.init, "method": args.method,
-        "train_size": args.train_size, "data": str(resolve_data_dir(args.data)),
+        "preset": args.preset, **options, "backend": backend.name, "dtype": args.dtype,
+        "seed": args.seed, "method": args.method, "train_size": args.train_size,
+        "train_examples": examples, "data": str(resolve_data_dir(args.data)),
     }, "epochs": []}
     try:
         training, validation, test = load_mnist(args.data)
-        if args.train_size is not None:
+        if options["expand"]:
+            # Rows 5i..5i+4 of the expanded set come from image i, so its first
+            # 5n rows are the expansion of the first n images: one cache file
+            # (of all 50,000) serves every --train-size.
+            cache = expand_cache_dir()
+            history["config"]["expand_cache"] = str(cache) if cache else None
+            training = expanded_training_set(training, cache_dir=cache)
+            if args.train_size is not None:
+                training = tuple(array[:examples].copy() for array in training)
+        elif args.train_size is not None:
             training = (training[0][:args.train_size], training[1][:args.train_size])
-        net = Network(args.sizes, cost=args.cost, backend=backend, dtype=args.dtype,
-                      seed=args.seed, init=args.init)
+        net = Network(options["sizes"], cost=options["cost"], backend=backend,
+                      dtype=args.dtype, seed=args.seed, init=options["init"],
+                      activation=options["activation"])
         if args.history:
             write_json(args.history, history)
-        say(f"Training {net.sizes} ({args.cost} cost, {args.method}, {args.dtype}) "
-            f"on {backend.name}: {backend.reason}")
+        say(describe_run(args, options, examples, backend))
 
         def after_epoch(record):
-            say(f"Epoch {record['epoch']}: {record['test_correct']} / {record['test_total']}  "
-                f"(validation {record['validation_correct']} / {record['validation_total']}, "
-                f"train cost {record['train_cost']:.4f}, {record['seconds']:.2f} s)")
-            entry = {key: record[key] for key in ("epoch", "validation_accuracy",
-                                                  "test_accuracy", "train_cost", "seconds")}
+            say(epoch_line(record, options["eta_schedule"], options["eta"]))
+            if "stopped" in record:
+                say(f"Stopped after epoch {record['epoch']}: {record['stopped']}")
+            entry = history_entry(record)
             if args.history:  # written before counted, so Ctrl-C reports what the file holds
                 write_json(args.history, {**history, "epochs": history["epochs"] + [entry]})
             history["epochs"].append(entry)
 
-        records = net.sgd(training, args.epochs, args.batch_size, args.eta, test_data=test,
-                          validation_data=validation, method=args.method,
-                          monitor_training_cost=True, callback=after_epoch)
+        records = net.sgd(training, options["epochs"], options["batch_size"], options["eta"],
+                          test_data=test, validation_data=validation, method=args.method,
+                          l2=options["l2"], l1=options["l1"], momentum=options["momentum"],
+                          dropout=options["dropout"], eta_schedule=options["eta_schedule"],
+                          early_stopping=options["early_stopping"], callback=after_epoch,
+                          **monitor)
     except KeyboardInterrupt:
         kept = f"history kept in {args.history}" if args.history else "no --history file given"
         print(f"Interrupted after epoch {len(history['epochs'])}; {kept}",
               file=sys.stderr, flush=True)
         return 130
 
+    summary = []
+    for split in ("test", "validation"):  # max: the first of equals, the earliest
+        best = max(records, key=lambda r: r[f"{split}_accuracy"])
+        summary.append(f"Best {split} accuracy: "
+                       f"{percent(best[f'{split}_correct'], best[f'{split}_total'])} "
+                       f"(epoch {best['epoch']})")
+    if options["early_stopping"]:
+        # sgd put back the weights of the best validation epoch: score those.
+        kept_epoch = max(records, key=lambda r: r["validation_accuracy"])["epoch"]
+        correct, total = net.evaluate(test), len(test[1])
+        summary.append(f"Test accuracy with the kept weights: {percent(correct, total)} "
+                       f"(epoch {kept_epoch})")
+        history["kept_weights"] = {"epoch": kept_epoch, "test_accuracy": correct / total}
+        if args.history:
+            write_json(args.history, history)
     if args.save:
         net.save(args.save)
         say(f"Model saved to {args.save}")
-    best = max(records, key=lambda r: r["test_accuracy"])  # first of equals: earliest
-    print(f"Best test accuracy: {percent(best['test_correct'], best['test_total'])} "
-          f"(epoch {best['epoch']})", flush=True)
+    print("\n".join(summary), flush=True)
+    return 0
+
+
+def cmd_presets(args):
+    """Print the presets of `train --preset`, with the book's figures."""
+    print(presets.table())
     return 0
 
 
@@ -244,31 +387,70 @@ def build_parser():
     data_help = (f"MNIST directory (default: ${DATA_ENV_VAR}, else "
                  "~/.local/share/nn_gpu/mnist)")
 
+    builtin = presets.TRAIN_DEFAULTS
     train = commands.add_parser(
         "train", help="train a network on MNIST",
         description="Train on MNIST. The defaults reproduce chapter 1 of the book: "
-                    "[784, 30, 10], 30 epochs, mini-batches of 10, eta 3.0, quadratic cost.")
+                    "[784, 30, 10], 30 epochs, mini-batches of 10, eta 3.0, quadratic cost. "
+                    "--preset NAME starts from one of the book's runs instead (list them "
+                    f"with `{PROG} presets`); options given explicitly override the preset.",
+        epilog="Options marked (*) default to the preset's value when --preset is given.")
     train.add_argument("--data", metavar="DIR", help=data_help)
-    train.add_argument("--sizes", type=positive_int, nargs="+", default=[784, 30, 10],
-                       metavar="N", help="layer widths, 784 first and 10 last (default: 784 30 10)")
-    train.add_argument("--epochs", type=positive_int, default=30, metavar="N", help="default: 30")
-    train.add_argument("--batch-size", type=positive_int, default=10, metavar="N",
-                       help="mini-batch size (default: 10)")
-    train.add_argument("--eta", type=positive_float, default=3.0,
-                       help="learning rate (default: 3.0)")
-    train.add_argument("--cost", choices=list(COSTS), default="quadratic")
+    train.add_argument("--preset", choices=list(presets.PRESETS), metavar="NAME",
+                       help=f"start from a named set of options: {', '.join(presets.PRESETS)} "
+                            f"(see `{PROG} presets`)")
+    # (*) options: default None here, resolved as explicit > preset > built-in.
+    train.add_argument("--sizes", type=positive_int, nargs="+", metavar="N",
+                       help="(*) layer widths, 784 first and 10 last (default: 784 30 10)")
+    train.add_argument("--epochs", type=positive_int, metavar="N",
+                       help=f"(*) default: {builtin['epochs']}")
+    train.add_argument("--batch-size", type=positive_int, metavar="N",
+                       help=f"(*) mini-batch size (default: {builtin['batch_size']})")
+    train.add_argument("--eta", type=positive_float,
+                       help=f"(*) learning rate (default: {builtin['eta']})")
+    train.add_argument("--cost", choices=list(COSTS),
+                       help="(*) quadratic or cross_entropy (sigmoid outputs), log_likelihood "
+                            f"(softmax outputs) (default: {builtin['cost']})")
+    train.add_argument("--activation", choices=ACTIVATIONS,
+                       help=f"(*) hidden-layer neurons (default: {builtin['activation']})")
+    train.add_argument("--init", choices=INITS,
+                       help="(*) normal: N(0,1) weights as in the book (default); "
+                            "scaled: N(0,1/n_in)")
+    train.add_argument("--l2", type=non_negative_float, metavar="LAMBDA",
+                       help="(*) L2 regularisation: weight decay (1 - eta*LAMBDA/n) (default: 0)")
+    train.add_argument("--l1", type=non_negative_float, metavar="LAMBDA",
+                       help="(*) L1 regularisation (default: 0)")
+    train.add_argument("--momentum", type=unit_interval, metavar="MU",
+                       help="(*) momentum coefficient in [0, 1) (default: 0)")
+    train.add_argument("--dropout", type=unit_interval, metavar="P",
+                       help="(*) probability of dropping each hidden unit, in [0, 1) "
+                            "(default: 0)")
+    train.add_argument("--eta-schedule", type=patience, metavar="N",
+                       help="(*) halve eta after N epochs without a better validation "
+                            "accuracy; stop once eta has fallen to eta/128 "
+                            "(default: off; 'off' cancels a preset's)")
+    train.add_argument("--early-stopping", type=patience, metavar="N",
+                       help="(*) stop after N epochs without a better validation accuracy "
+                            "and keep the best epoch's weights (default: off; 'off' cancels "
+                            "a preset's)")
+    train.add_argument("--expand", action=argparse.BooleanOptionalAction,
+                       help="(*) train on the expanded set: each image plus 4 copies shifted "
+                            "by one pixel (5x --train-size examples; cached in "
+                            "$XDG_CACHE_HOME/nn_gpu, else ~/.cache/nn_gpu) (default: no)")
+    train.add_argument("--monitor", nargs="*", choices=list(MONITORS), metavar="WHAT",
+                       help="(*) what to measure after each epoch, of "
+                            f"{', '.join(MONITORS)} (default: all; the validation and test "
+                            "accuracies are always measured)")
     train.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     train.add_argument("--dtype", choices=DTYPES, default="float32")
     train.add_argument("--seed", type=int, default=None, help="fix initial weights and shuffles")
-    train.add_argument("--init", choices=INITS, default="normal",
-                       help="normal: N(0,1) weights as in the book; scaled: N(0,1/n_in)")
     train.add_argument("--method", choices=METHODS, default="batched",
                        help="batched: matrix core; per_example: the book's loop")
     train.add_argument("--train-size", type=training_size, metavar="N",
                        help="use only the first N training examples (1..50000)")
     train.add_argument("--history", metavar="FILE", help="write per-epoch JSON history here")
     train.add_argument("--save", metavar="FILE", help="save the trained model here")
-    train.add_argument("--quiet", action="store_true", help="print only the final line")
+    train.add_argument("--quiet", action="store_true", help="print only the summary at the end")
     train.set_defaults(func=cmd_train, parser=train)
 
     evaluate = commands.add_parser("evaluate", help="score a saved model on MNIST",
@@ -278,6 +460,11 @@ def build_parser():
     evaluate.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     evaluate.add_argument("--split", choices=("test", "validation"), default="test")
     evaluate.set_defaults(func=cmd_evaluate, parser=evaluate)
+
+    listing = commands.add_parser("presets", help="list the presets of `train --preset`",
+                                  description="List the presets of `train --preset`, with "
+                                              "the accuracy the book reports for each.")
+    listing.set_defaults(func=cmd_presets, parser=listing)
 
     download = commands.add_parser("download", help="download and verify MNIST",
                                    description="Download the four MNIST files.")
