@@ -24,3 +24,11 @@ class BackendUnavailableError(NNGpuError):
 
 class InvalidArgumentError(NNGpuError, ValueError):
     """An argument passed to the API or CLI is out of range or malformed."""
+
+
+class CheckpointError(NNGpuError):
+    """A checkpoint is missing, damaged, or belongs to another run."""
+
+
+class TrainingDivergedError(NNGpuError):
+    """The cost or the weights became NaN or infinite."""

@@ -211,7 +211,8 @@ class Network:
     def sgd(self, training_data, epochs, mini_batch_size, eta, test_data=None,
             validation_data=None, method="batched", l2=0.0, l1=0.0, momentum=0.0, dropout=0.0,
             eta_schedule=None, early_stopping=None, monitor_training_cost=False,
-            monitor_training_accuracy=False, monitor_evaluation_cost=False, callback=None):
+            monitor_training_accuracy=False, monitor_evaluation_cost=False, callback=None,
+            checkpoint=None, resume=False, progress=None):
         """Train by mini-batch stochastic gradient descent; return the history.
 
         Each epoch shuffles the training set with the network's host RNG (the
@@ -235,11 +236,19 @@ class Network:
         are monitored (train: ``monitor_training_cost``; validation and test:
         ``monitor_evaluation_cost``), and ``stopped`` (why) on an epoch that
         ended training early. ``callback(record)`` is called after each epoch.
+
+        ``checkpoint`` (a :class:`nn_gpu.checkpoint.Checkpoint`) is rewritten
+        after every epoch; with ``resume=True`` training continues from it, bit
+        for bit as if never interrupted, up to ``epochs`` epochs in all (the
+        other arguments must be those of the original run). Weights or costs
+        that turn NaN/infinite raise :class:`~nn_gpu.errors.TrainingDivergedError`
+        and leave the last good checkpoint in place. ``progress(examples)`` is
+        called ~50 times per epoch.
         """
         return training.sgd(self, training_data, epochs, mini_batch_size, eta, test_data,
                             validation_data, method, l2, l1, momentum, dropout, eta_schedule,
                             early_stopping, monitor_training_cost, monitor_training_accuracy,
-                            monitor_evaluation_cost, callback)
+                            monitor_evaluation_cost, callback, checkpoint, resume, progress)
 
     def epoch_runner(self, training_data, mini_batch_size, eta, method="batched", **settings):
         """Check the training set and move it to the device once; return a

@@ -10,11 +10,13 @@ import math
 import time
 
 from . import core, reference
-from .errors import InvalidArgumentError
+from .errors import CheckpointError, InvalidArgumentError, TrainingDivergedError
 
 METHODS = ("batched", "per_example")
 # The η schedule of the book's chapter 3 stops once η has been halved 7 times.
 SCHEDULE_FLOOR = 1 / 128
+# Progress-bar updates per epoch (the epoch runs in this many segments).
+PROGRESS_SEGMENTS = 50
 
 
 def check_number(value, what, low=0.0, high=math.inf, high_open=True):
@@ -86,25 +88,61 @@ class EpochRunner:
         return core.Plan(cost=self.net.cost, kinds=self.net.kinds, eta=eta,
                          train_size=self.train_size, **self.settings)
 
-    def __call__(self, eta):
+    def __call__(self, eta, progress=None):
+        """Train one epoch. The shuffled order is run in ~50 segments (each a
+        whole number of mini-batches, so the steps are those of one pass);
+        ``progress(examples)`` is called after each, for a progress bar."""
         net, backend = self.net, self.net.backend
-        order = net.rng.permutation(self.train_size)
-        if self.method == "per_example":
-            reference.train_epoch(backend, net.cost.name, net.weights, net.biases, self.X, self.Y,
-                                  order, self.mini_batch_size, eta)
-        elif self.compiled is not None:
-            self.compiled(self.plan(eta), net.weights, net.biases, self.X, self.Y,
-                          backend.asarray(order), self.mini_batch_size, self.workspace)
-        else:
-            core.train_epoch(backend, self.plan(eta), net.weights, net.biases, self.X, self.Y,
-                             backend.asarray(order), self.mini_batch_size, self.workspace, self.rng)
+        n, batch = self.train_size, self.mini_batch_size
+        order = net.rng.permutation(n)
+        device_order = backend.asarray(order) if self.method == "batched" else None
+        segment = batch * max(1, -(-n // (PROGRESS_SEGMENTS * batch)))
+        for start in range(0, n, segment):
+            part = slice(start, start + segment)
+            if self.method == "per_example":
+                reference.train_epoch(backend, net.cost.name, net.weights, net.biases, self.X,
+                                      self.Y, order[part], batch, eta)
+            elif self.compiled is not None:
+                self.compiled(self.plan(eta), net.weights, net.biases, self.X, self.Y,
+                              device_order[part], batch, self.workspace)
+            else:
+                core.train_epoch(backend, self.plan(eta), net.weights, net.biases, self.X,
+                                 self.Y, device_order[part], batch, self.workspace, self.rng)
+            if progress is not None:
+                backend.synchronize()  # only for the bar: otherwise the device runs ahead
+                progress(min(segment, n - start))
         backend.synchronize()
+
+    # -------------------------------------------- state for checkpoints
+    def state(self):
+        """(JSON-able dict, host arrays) of what the runner carries between epochs."""
+        backend = self.net.backend
+        arrays = {}
+        if self.method == "batched" and self.workspace.velocity_w is not None:
+            for l, (vw, vb) in enumerate(zip(self.workspace.velocity_w,
+                                             self.workspace.velocity_b)):
+                arrays[f"velocity_w{l}"] = backend.to_host(vw)
+                arrays[f"velocity_b{l}"] = backend.to_host(vb)
+        dropout_state = (self.rng.bit_generator.state
+                         if self.rng is not None and hasattr(self.rng, "bit_generator") else None)
+        return {"dropout_rng": dropout_state}, arrays
+
+    def restore(self, state, arrays):
+        backend = self.net.backend
+        if self.method == "batched" and self.workspace.velocity_w is not None:
+            for l, (vw, vb) in enumerate(zip(self.workspace.velocity_w,
+                                             self.workspace.velocity_b)):
+                vw[...] = backend.asarray(arrays[f"velocity_w{l}"])
+                vb[...] = backend.asarray(arrays[f"velocity_b{l}"])
+        if state.get("dropout_rng") is not None and hasattr(self.rng, "bit_generator"):
+            self.rng.bit_generator.state = state["dropout_rng"]
 
 
 def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None, validation_data=None,
         method="batched", l2=0.0, l1=0.0, momentum=0.0, dropout=0.0, eta_schedule=None,
         early_stopping=None, monitor_training_cost=False, monitor_training_accuracy=False,
-        monitor_evaluation_cost=False, callback=None):
+        monitor_evaluation_cost=False, callback=None, checkpoint=None, resume=False,
+        progress=None):
     """The body of :meth:`nn_gpu.network.Network.sgd` (see there)."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise InvalidArgumentError(f"epochs must be a positive integer, got {epochs!r}")
@@ -119,6 +157,8 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None, valida
     if (eta_schedule or early_stopping) and validation_data is None:
         raise InvalidArgumentError("eta_schedule and early_stopping watch the validation "
                                    "accuracy: pass validation_data")
+    if resume and checkpoint is None:
+        raise InvalidArgumentError("resume needs the checkpoint to resume from")
     run_epoch = EpochRunner(net, training_data, mini_batch_size, method, l2, l1, momentum,
                             dropout)
     scored = [(name, net.to_device(data, f"{name}_data"))
@@ -127,13 +167,21 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None, valida
     if monitor_training_cost or monitor_training_accuracy:
         scored.append(("train", (run_epoch.X, run_epoch.labels)))
     watch = Watch(net, eta, eta_schedule, early_stopping)
+    settings = {"method": method, "mini_batch_size": mini_batch_size, "eta0": eta,
+                "train_size": run_epoch.train_size, **run_epoch.settings,
+                "eta_schedule": eta_schedule, "early_stopping": early_stopping}
 
     history = []
-    for epoch in range(1, epochs + 1):
+    if resume:
+        history = _restore(checkpoint, net, run_epoch, watch, settings)
+    xp = net.backend.xp
+    for epoch in range(len(history) + 1, epochs + 1):
+        if history and "stopped" in history[-1]:
+            break  # a resumed run that had already finished
         started = time.perf_counter()
-        run_epoch(watch.eta)
+        run_epoch(watch.eta, progress)
         record = {"epoch": epoch, "seconds": time.perf_counter() - started, "eta": watch.eta}
-        scores = {}  # device values, read back together: one synchronisation per epoch
+        scores = {"finite": xp.all(xp.stack([xp.all(xp.isfinite(w)) for w in net.weights]))}
         for name, (X, labels) in scored:
             is_train = name == "train"
             if not is_train or monitor_training_accuracy:
@@ -141,26 +189,90 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None, valida
             if monitor_training_cost if is_train else monitor_evaluation_cost:
                 scores[f"{name}_cost"] = net.cost_of(X, labels, l2=l2, l1=l1,
                                                      train_size=run_epoch.train_size)
-        record.update(net.read_all(scores))
+        values = net.read_all(scores)  # one synchronisation per epoch
+        _check_finite(values, epoch, watch.eta, checkpoint)
         for name, (X, _) in scored:
-            if f"{name}_correct" in record:
-                record[f"{name}_correct"] = int(record[f"{name}_correct"])
-                record.update({f"{name}_total": X.shape[0],
-                               f"{name}_accuracy": record[f"{name}_correct"] / X.shape[0]})
+            if f"{name}_correct" in values:
+                correct = int(values[f"{name}_correct"])
+                record.update({f"{name}_correct": correct, f"{name}_total": X.shape[0],
+                               f"{name}_accuracy": correct / X.shape[0]})
+            if f"{name}_cost" in values:
+                record[f"{name}_cost"] = values[f"{name}_cost"]
         stop = watch.update(epoch, record.get("validation_accuracy"))
-        history.append(record)
         if stop:
             record["stopped"] = stop
+        history.append(record)
+        if checkpoint is not None:
+            _save(checkpoint, net, run_epoch, watch, settings, history)
         if callback is not None:
             callback(record)
         if stop:
             break
     watch.restore_best()
     # What continuing this training needs (saved with the model).
-    net.training = {"method": method, "mini_batch_size": mini_batch_size, "eta": watch.eta,
-                    "train_size": run_epoch.train_size, "epochs_done": len(history),
-                    **run_epoch.settings, "eta_schedule": eta_schedule,
-                    "early_stopping": early_stopping}
+    net.training = {**settings, "eta": watch.eta, "epochs_done": len(history)}
+    return history
+
+
+def _check_finite(values, epoch, eta, checkpoint):
+    """Stop with a clear message once the weights or a cost are NaN or infinite."""
+    bad = [name for name, value in values.items()
+           if (name == "finite" and not value) or not math.isfinite(value)]
+    if bad:
+        kept = (f"; the checkpoint of the last good epoch is kept in {checkpoint.directory}"
+                if checkpoint is not None and checkpoint.exists() else "")
+        what = "the weights" if "finite" in bad else ", ".join(bad)
+        raise TrainingDivergedError(
+            f"training diverged in epoch {epoch}: {what} became NaN or infinite; the "
+            f"learning rate eta = {eta:g} is probably too large, try a smaller one{kept}")
+
+
+def _save(checkpoint, net, run_epoch, watch, settings, history):
+    """The state after a complete epoch, for a bit-exact resume."""
+    backend = net.backend
+    arrays = {f"w{l}": backend.to_host(w) for l, w in enumerate(net.weights)}
+    arrays.update({f"b{l}": backend.to_host(b) for l, b in enumerate(net.biases)})
+    runner_state, runner_arrays = run_epoch.state()
+    arrays.update(runner_arrays)
+    if watch.best_params is not None:
+        best_w, best_b = watch.best_params
+        arrays.update({f"best_w{l}": backend.to_host(w) for l, w in enumerate(best_w)})
+        arrays.update({f"best_b{l}": backend.to_host(b) for l, b in enumerate(best_b)})
+    state = {"settings": settings, "history": history, "shuffle_rng": net.rng.bit_generator.state,
+             "watch": watch.state(), **runner_state}
+    checkpoint.save(net.metadata(), state, arrays)
+
+
+def _restore(checkpoint, net, run_epoch, watch, settings):
+    """Put the network, runner and watcher back as they were after the
+    checkpoint's epoch; return the history so far."""
+    meta, arrays = checkpoint.load()
+    where = checkpoint.path
+    model, state = meta["model"], meta["state"]
+    for key in ("sizes", "cost", "activation", "dtype"):
+        if model.get(key) != net.metadata()[key]:
+            raise CheckpointError(f"{where}: the checkpoint's {key} is {model.get(key)!r}, "
+                                  f"this network's is {net.metadata()[key]!r}")
+    saved = state.get("settings", {})
+    for key, value in settings.items():
+        if saved.get(key) != value:
+            raise CheckpointError(f"{where}: the checkpoint was trained with {key} = "
+                                  f"{saved.get(key)!r}, this run has {value!r}")
+    backend = net.backend
+    try:
+        for name, params in (("w", net.weights), ("b", net.biases)):
+            for l, current in enumerate(params):
+                stored = arrays[f"{name}{l}"]
+                if stored.shape != tuple(current.shape):
+                    raise CheckpointError(f"{where}: array {name}{l} has shape {stored.shape}, "
+                                          f"expected {tuple(current.shape)}")
+                current[...] = backend.asarray(stored, net.dtype)
+        run_epoch.restore(state, arrays)
+        watch.restore_state(state["watch"], arrays)
+        net.rng.bit_generator.state = state["shuffle_rng"]
+        history = list(state["history"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: checkpoint incomplete or damaged ({exc!r})") from None
     return history
 
 
@@ -200,3 +312,15 @@ class Watch:
     def restore_best(self):
         if self.best_params is not None:
             self.net.set_parameters(self.best_params)
+
+    def state(self):
+        return {"eta": self.eta, "best": self.best, "best_epoch": self.best_epoch,
+                "since_best": self.since_best, "since_halving": self.since_halving}
+
+    def restore_state(self, state, arrays):
+        self.eta, self.best, self.best_epoch = state["eta"], state["best"], state["best_epoch"]
+        self.since_best, self.since_halving = state["since_best"], state["since_halving"]
+        if self.early_stopping and self.best_epoch is not None:
+            backend, layers = self.net.backend, len(self.net.weights)
+            self.best_params = ([backend.asarray(arrays[f"best_w{l}"]) for l in range(layers)],
+                                [backend.asarray(arrays[f"best_b{l}"]) for l in range(layers)])

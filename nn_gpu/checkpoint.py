@@ -1,0 +1,69 @@
+"""Checkpoints: everything needed to continue a training run bit for bit.
+
+One file, ``checkpoint.npz`` in the checkpoint directory, replaced atomically
+after every epoch (a crash mid-write leaves the previous one whole). It holds
+the parameters, the momentum velocities, the early-stopping snapshot, and as
+JSON metadata the model's description, the run's settings and the state of
+the loop: epochs done, η, the validation watcher, the history so far and the
+state of every random generator (shuffles, dropout masks). Loading checks
+all of it and reports a damaged or foreign file as one :class:`CheckpointError`.
+"""
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy
+
+from .errors import CheckpointError
+from .fileio import atomic_write
+
+FILE_NAME = "checkpoint.npz"
+FORMAT = "nn_gpu.checkpoint"
+VERSION = 1
+
+
+class Checkpoint:
+    """The checkpoint of one run in ``directory``; ``config`` is whatever the
+    caller wants back on resume (the CLI keeps its resolved options there)."""
+
+    def __init__(self, directory, config=None):
+        self.directory = Path(directory)
+        self.path = self.directory / FILE_NAME
+        self.config = config
+
+    def exists(self):
+        return self.path.is_file()
+
+    def save(self, model, state, arrays):
+        """Write ``arrays`` (name -> host array) and the JSON-able ``model``
+        and ``state`` dicts, atomically."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        meta = {"format": FORMAT, "version": VERSION, "model": model, "state": state,
+                "config": self.config}
+        with atomic_write(self.path) as handle:
+            numpy.savez(handle, metadata=numpy.array(json.dumps(meta)), **arrays)
+
+    def load(self):
+        """(metadata, arrays) of the checkpoint, checked for shape and kind."""
+        if not self.path.is_file():
+            raise CheckpointError(f"{self.path}: no checkpoint here; train with "
+                                  f"--checkpoint-dir {self.directory} first")
+        try:
+            with numpy.load(self.path, allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files}
+            meta = json.loads(str(arrays.pop("metadata")))
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            raise CheckpointError(f"{self.path}: damaged or not an nn_gpu checkpoint "
+                                  f"({type(exc).__name__}); delete it or resume from a "
+                                  "good copy") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT \
+                or meta.get("version") != VERSION:
+            raise CheckpointError(f"{self.path}: not an nn_gpu checkpoint of version {VERSION}")
+        if not all(isinstance(meta.get(key), dict) for key in ("model", "state")):
+            raise CheckpointError(f"{self.path}: checkpoint metadata incomplete")
+        return meta, arrays
+
+    def read_config(self):
+        """The caller's config saved with the checkpoint."""
+        return self.load()[0].get("config")
