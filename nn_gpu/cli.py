@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy
 
 from . import __version__, presets
 from .backends import BACKEND_NAMES, cupy_status, get_backend
+from .checkpoint import Checkpoint
 from .costs import COSTS
 from .errors import NNGpuError
 from .fileio import atomic_write
@@ -231,6 +233,66 @@ def history_entry(record):
     return {key: record[key] for key in keys}
 
 
+def interrupt(signum, frame):
+    """SIGTERM ends training the way Ctrl-C does: nothing half-written."""
+    raise KeyboardInterrupt
+
+
+class EpochProgress:
+    """A tqdm bar per epoch on a terminal (the epoch line stays); silent otherwise."""
+
+    def __init__(self, enabled):
+        self.enabled, self.bar = enabled, None
+
+    def __call__(self, examples):
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(unit=" examples", leave=False, dynamic_ncols=True)
+        self.bar.update(examples)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def open_checkpoint(args):
+    """(Checkpoint or None, the history of epochs already done).
+
+    ``--resume DIR`` takes the run's settings from its checkpoint (only
+    ``--epochs`` may extend it); ``--checkpoint-dir DIR`` starts a new run and
+    refuses to overwrite another run's checkpoint."""
+    if args.resume and args.checkpoint_dir and args.resume != args.checkpoint_dir:
+        args.parser.error("--resume DIR already checkpoints into DIR; drop --checkpoint-dir")
+    if args.resume:
+        checkpoint = Checkpoint(args.resume)
+        meta, _ = checkpoint.load()
+        config = meta.get("config") or {}
+        if "options" not in config:
+            raise CliError(f"{checkpoint.path}: this checkpoint was not written by "
+                           f"`{PROG} train`; resume it from Python with Network.sgd")
+        epochs = args.epochs
+        for key, value in config.items():
+            if key != "options":
+                setattr(args, key, value)
+        for key, value in config["options"].items():
+            setattr(args, key, value)
+        args.preset = None  # the saved options are already resolved
+        if epochs is not None:
+            args.epochs = epochs
+        return checkpoint, meta["state"].get("history", [])
+    if args.checkpoint_dir:
+        checkpoint = Checkpoint(args.checkpoint_dir)
+        if checkpoint.exists():
+            raise CliError(f"{checkpoint.path} already holds a checkpoint: continue it with "
+                           f"--resume {args.checkpoint_dir}, or choose another directory")
+        return checkpoint, []
+    return None, []
+
+
 def cmd_train(args):
     """Train a network on MNIST, printing one line per epoch as the book does.
 
@@ -238,18 +300,25 @@ def cmd_train(args):
     Nielsen's network.py; the history file is rewritten after every epoch so
     an interrupted run keeps what it had.
     """
+    checkpoint, earlier = open_checkpoint(args)
     options, examples = resolve_train_options(args)
     check_output_path(args.history, "--history")
     check_output_path(args.save, "--save")
     backend = get_backend(args.backend)
     say = (lambda *_: None) if args.quiet else (lambda line: print(line, flush=True))
     monitor = {flag: choice in options["monitor"] for choice, flag in MONITORS.items() if flag}
+    if checkpoint is not None:
+        checkpoint.config = {"options": options, "preset": args.preset, "dtype": args.dtype,
+                             "seed": args.seed, "method": args.method,
+                             "train_size": args.train_size}
 
     history = {"config": {
         "preset": args.preset, **options, "backend": backend.name, "dtype": args.dtype,
         "seed": args.seed, "method": args.method, "train_size": args.train_size,
         "train_examples": examples, "data": str(resolve_data_dir(args.data)),
-    }, "epochs": []}
+    }, "epochs": [history_entry(record) for record in earlier]}
+    progress = EpochProgress(enabled=not args.quiet and sys.stderr.isatty())
+    previous_sigterm = signal.signal(signal.SIGTERM, interrupt)
     try:
         training, validation, test = load_mnist(args.data)
         if options["expand"]:
@@ -269,8 +338,11 @@ def cmd_train(args):
         if args.history:
             write_json(args.history, history)
         say(describe_run(args, options, examples, backend))
+        if earlier:
+            say(f"Resuming after epoch {len(earlier)} from {checkpoint.path}")
 
         def after_epoch(record):
+            progress.close()
             say(epoch_line(record, options["eta_schedule"], options["eta"]))
             if "stopped" in record:
                 say(f"Stopped after epoch {record['epoch']}: {record['stopped']}")
@@ -284,12 +356,20 @@ def cmd_train(args):
                           l2=options["l2"], l1=options["l1"], momentum=options["momentum"],
                           dropout=options["dropout"], eta_schedule=options["eta_schedule"],
                           early_stopping=options["early_stopping"], callback=after_epoch,
+                          checkpoint=checkpoint, resume=bool(earlier), progress=progress,
                           **monitor)
     except KeyboardInterrupt:
-        kept = f"history kept in {args.history}" if args.history else "no --history file given"
-        print(f"Interrupted after epoch {len(history['epochs'])}; {kept}",
+        progress.close()
+        done = len(history["epochs"])
+        kept = [f"history kept in {args.history}"] if args.history else []
+        if checkpoint is not None and checkpoint.exists():
+            kept.append(f"checkpoint of epoch {done} in {checkpoint.directory}: continue with "
+                        f"`{PROG} train --resume {checkpoint.directory}`")
+        print(f"Interrupted after epoch {done}; {'; '.join(kept) or 'nothing saved'}",
               file=sys.stderr, flush=True)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
 
     summary = []
     for split in ("test", "validation"):  # max: the first of equals, the earliest
@@ -448,6 +528,11 @@ def build_parser():
                        help="batched: matrix core; per_example: the book's loop")
     train.add_argument("--train-size", type=training_size, metavar="N",
                        help="use only the first N training examples (1..50000)")
+    train.add_argument("--checkpoint-dir", metavar="DIR",
+                       help="save a checkpoint here after every epoch (atomically)")
+    train.add_argument("--resume", metavar="DIR",
+                       help="continue the run checkpointed in DIR, with its settings, bit for "
+                            "bit (only --epochs may change, to train longer)")
     train.add_argument("--history", metavar="FILE", help="write per-epoch JSON history here")
     train.add_argument("--save", metavar="FILE", help="save the trained model here")
     train.add_argument("--quiet", action="store_true", help="print only the summary at the end")
@@ -476,8 +561,11 @@ def build_parser():
     info.add_argument("--data", metavar="DIR", help=data_help)
     info.set_defaults(func=cmd_info, parser=info)
 
-    from .benchmark import add_bench_parser  # here, not at the top: benchmark imports cli
+    # Here, not at the top: these modules import cli for its helpers.
+    from .benchmark import add_bench_parser
+    from .plots import add_plot_parser
     add_bench_parser(commands)
+    add_plot_parser(commands)
     return parser
 
 
@@ -497,6 +585,11 @@ def main(argv=None):
     except OSError as exc:  # writing --history / --save, or reading a data dir
         where = f"{exc.filename}: " if exc.filename else ""
         return fail(f"{where}{exc.strerror or exc}")
+    except Exception as exc:
+        if type(exc).__name__ != "OutOfMemoryError":  # cupy.cuda.memory.OutOfMemoryError
+            raise
+        return fail(f"out of GPU memory: {exc}; try a smaller --batch-size or network, "
+                    "or --backend numpy")
 
 
 def fail(message):

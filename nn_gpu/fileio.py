@@ -17,6 +17,7 @@ def atomic_write(path, mode="wb"):
     path = Path(path)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _file_mode(path))  # mkstemp makes 0600; give the file its usual mode
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
@@ -26,3 +27,13 @@ def atomic_write(path, mode="wb"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def _file_mode(path):
+    """The mode ``path`` has, or the one a new file gets under the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

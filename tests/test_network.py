@@ -155,3 +155,14 @@ def test_bad_model_files_are_clear_errors(tmp_path, setup, message):
     with pytest.raises(ModelFileError, match=message) as info:
         Network.load(path)
     assert str(path) in str(info.value)
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    """Written through a temporary file, but not left owner-only like one."""
+    import os
+    umask = os.umask(0o022)
+    try:
+        Network([3, 2], backend="numpy", seed=0).save(tmp_path / "model.npz")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "model.npz").stat().st_mode & 0o777 == 0o644
