@@ -8,7 +8,6 @@ has shape (n_out,); a batch of inputs X is (m, n_in), one example per row.
 
 import json
 import math
-import zipfile
 
 import numpy
 
@@ -281,27 +280,45 @@ class Network:
                 arrays = {name: archive[name] for name in archive.files}
         except FileNotFoundError:
             raise ModelFileError(f"{path}: model file not found") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-            # (numpy's own message here suggests allow_pickle, which we never want)
+        except Exception:  # noqa: BLE001 - zipfile/numpy raise many kinds on damaged bytes
+            # (numpy's own message here may suggest allow_pickle, which we never want)
             raise ModelFileError(f"{path}: not a readable nn_gpu model file (.npz written "
                                  "by Network.save / nn-gpu train --save)") from None
         try:
             meta = json.loads(str(arrays["metadata"]))
+            if not isinstance(meta, dict):
+                raise ValueError("its metadata is not a JSON object")
             if meta.get("format") != MODEL_FORMAT:
                 raise ValueError(f"format is {meta.get('format')!r}, expected {MODEL_FORMAT!r}")
             if meta.get("version") != MODEL_VERSION:
                 raise ValueError(f"unsupported version {meta.get('version')!r}")
-            net = cls(meta["sizes"], cost=meta["cost"], backend=backend, dtype=meta["dtype"],
+            get_cost(meta["cost"])
+            _check_dtype(meta["dtype"])
+            _check_choice(meta.get("activation", "sigmoid"), ACTIVATIONS, "activation")
+            _check_choice(meta.get("init", "normal"), INITS, "init")
+            sizes = meta["sizes"]
+            if not isinstance(sizes, list) or len(sizes) < 2 or not all(
+                    isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
+                raise ValueError(f"sizes {sizes!r} is not a list of layer widths")
+            # Check the stored arrays against the sizes *before* building the
+            # network, so a forged huge size cannot make it allocate anything.
+            stored = {}
+            for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+                for name, shape in ((f"w{l}", (n_out, n_in)), (f"b{l}", (n_out,))):
+                    array = arrays[name]
+                    if array.shape != shape:
+                        raise ValueError(f"array {name} has shape {array.shape}, expected {shape}")
+                    if array.dtype.kind not in "fiu" or not numpy.isfinite(array).all():
+                        raise ValueError(f"array {name} is not finite real numbers")
+                    stored[name] = numpy.ascontiguousarray(array)
+            net = cls(sizes, cost=meta["cost"], backend=backend, dtype=meta["dtype"],
                       init=meta.get("init", "normal"),
                       activation=meta.get("activation", "sigmoid"))
-            net.training = meta.get("training")
-            for name, params in (("w", net.weights), ("b", net.biases)):
-                for l, current in enumerate(params):
-                    stored = arrays[f"{name}{l}"]
-                    if stored.shape != tuple(current.shape):
-                        raise ValueError(f"array {name}{l} has shape {stored.shape}, "
-                                         f"expected {tuple(current.shape)}")
-                    params[l] = net.backend.asarray(numpy.ascontiguousarray(stored), net.dtype)
+            training = meta.get("training")
+            net.training = training if isinstance(training, dict) else None
+            for l in range(len(sizes) - 1):
+                net.weights[l] = net.backend.asarray(stored[f"w{l}"], net.dtype)
+                net.biases[l] = net.backend.asarray(stored[f"b{l}"], net.dtype)
         except KeyError as exc:
             raise ModelFileError(f"{path}: not an nn_gpu model file (missing {exc})") from None
         except (ValueError, TypeError, InvalidArgumentError) as exc:
