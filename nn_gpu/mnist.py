@@ -8,7 +8,6 @@ says what is wrong with it and what to do about it.
 
 from __future__ import annotations
 
-import gzip
 import math
 import os
 import zlib
@@ -35,6 +34,9 @@ NUM_CLASSES = 10
 VALIDATION_SIZE = 10_000
 
 _GZIP_MAGIC = b"\x1f\x8b"
+# Deflate cannot expand data more than 1032-fold: a header promising more
+# than that times the file's size is refused before anything is decompressed.
+_MAX_DEFLATE_RATIO = 1032
 _WHERE = f"pass --data DIR, set {DATA_ENV_VAR}, or run `nn-gpu download`"
 _REFETCH = "delete it and run `nn-gpu download` again"
 
@@ -59,12 +61,40 @@ def _fail(path: Path, what: str, fix: str = _REFETCH) -> DataError:
     return DataError(f"{path}: {what}; {fix}")
 
 
+def _gunzip(raw: bytes, limit: int) -> bytes:
+    """The first ``limit`` bytes the gzip stream ``raw`` (one member or more)
+    decompresses to, or all of them if there are fewer.
+
+    Memory grows only with the bytes produced, so a small file that expands
+    to gigabytes (a "gzip bomb") costs no more than ``limit``. Raises
+    ``zlib.error`` for corrupt data (a bad CRC-32 or length included) and
+    ``EOFError`` for a stream cut short.
+    """
+    parts, size = [], 0
+    while size < limit:
+        member = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
+        part = member.decompress(raw, limit - size)
+        parts.append(part)
+        size += len(part)
+        if not member.eof:
+            if size < limit:  # the input ran out inside the member
+                raise EOFError("compressed file ended before the end-of-stream marker")
+            break
+        raw = member.unused_data  # a further member, or trailing garbage (zlib.error)
+        if not raw:
+            break
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 def _read_idx(path: str | os.PathLike, magic: int, ndims: int) -> tuple[list[int], np.ndarray]:
     """Decompress one IDX file and return its dimensions and flat uint8 payload.
 
-    The whole file is decompressed into memory at once (MNIST is ~55 MB
-    uncompressed), which is much faster than streaming through GzipFile and
-    lets numpy view the bytes without copying.
+    The header is decompressed and checked first; the payload is then
+    decompressed in one piece (MNIST is ~55 MB uncompressed), never beyond
+    the size the header declares (plus one byte, to tell a longer file), so
+    neither a header promising 2**31 images nor a small file expanding to
+    gigabytes allocates more than the data really holds. numpy views the
+    bytes without copying.
     """
     path = Path(path)
     try:
@@ -76,28 +106,35 @@ def _read_idx(path: str | os.PathLike, magic: int, ndims: int) -> tuple[list[int
                     "check the path and its permissions") from None
     if raw[:2] != _GZIP_MAGIC:
         raise _fail(path, "not a gzip file (MNIST files are gzipped IDX)", _REFETCH)
+
+    header_size = 4 * (1 + ndims)
     try:
-        data = gzip.decompress(raw)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        header = _gunzip(raw, header_size)
+        if len(header) >= 4:
+            found = int.from_bytes(header[:4], "big")
+            if found != magic:
+                raise _fail(path, f"wrong IDX magic number: expected {magic}, found {found}",
+                            "check that this is the right MNIST file, or " + _REFETCH)
+        if len(header) < header_size:
+            raise _fail(path, f"IDX header too short: {len(header)} bytes, "
+                              f"expected {header_size}")
+        dims = [int.from_bytes(header[i:i + 4], "big") for i in range(4, header_size, 4)]
+        expected = math.prod(dims)
+        shape = " x ".join(map(str, dims))
+        if expected > _MAX_DEFLATE_RATIO * len(raw):
+            raise _fail(path, f"data is shorter than the header says: {len(raw)} compressed "
+                              f"bytes cannot hold the {expected} bytes of {shape}")
+        data = _gunzip(raw, header_size + expected + 1)
+    except (EOFError, zlib.error) as exc:
         reason = str(exc) or type(exc).__name__
         raise _fail(path, f"truncated or corrupt gzip stream ({reason})") from None
 
-    header_size = 4 * (1 + ndims)
-    if len(data) >= 4:
-        found = int.from_bytes(data[:4], "big")
-        if found != magic:
-            raise _fail(path, f"wrong IDX magic number: expected {magic}, found {found}",
-                        "check that this is the right MNIST file, or " + _REFETCH)
-    if len(data) < header_size:
-        raise _fail(path, f"IDX header too short: {len(data)} bytes, expected {header_size}")
-    dims = [int.from_bytes(data[i:i + 4], "big") for i in range(4, header_size, 4)]
-
-    expected = math.prod(dims)
     actual = len(data) - header_size
-    if actual != expected:
-        shape = " x ".join(map(str, dims))
-        relation = "shorter" if actual < expected else "longer"
-        raise _fail(path, f"data is {relation} than the header says: "
+    if actual > expected:
+        raise _fail(path, f"data is longer than the header says: more than the "
+                          f"{expected} bytes of {shape}")
+    if actual < expected:
+        raise _fail(path, f"data is shorter than the header says: "
                           f"{actual} bytes, expected {expected} for {shape}")
     return dims, np.frombuffer(data, dtype=np.uint8, offset=header_size)
 
