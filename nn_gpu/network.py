@@ -8,8 +8,11 @@ has shape (n_out,); a batch of inputs X is (m, n_in), one example per row.
 
 import json
 import math
+import reprlib
+import zipfile
 
 import numpy
+from numpy.lib import format as npy_format
 
 from . import core, training
 from .backends import get_backend
@@ -274,53 +277,118 @@ class Network:
 
     @classmethod
     def load(cls, path, backend="auto"):
-        """Read a network written by :meth:`save`, onto any backend."""
+        """Read a network written by :meth:`save`, onto any backend.
+
+        Any file is safe to try: the result is a Network or a one-line
+        :class:`ModelFileError`. Only the members the metadata calls for are
+        read, each after its .npy header has been checked against the sizes
+        in the metadata, and the network is built last, so a damaged or forged
+        file never allocates more than it really holds.
+        """
         try:
-            with numpy.load(path, allow_pickle=False) as archive:
-                arrays = {name: archive[name] for name in archive.files}
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist())
+                meta = _read_metadata(archive, names)
+                sizes = _check_metadata(meta)
+                stored = {}
+                for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+                    for name, shape in ((f"w{l}", (n_out, n_in)), (f"b{l}", (n_out,))):
+                        array = _read_npy(archive, names, name, shape, "fiu")
+                        if not numpy.isfinite(array).all():
+                            raise ValueError(f"array {name} is not finite real numbers")
+                        stored[name] = array
         except FileNotFoundError:
             raise ModelFileError(f"{path}: model file not found") from None
-        except Exception:  # noqa: BLE001 - zipfile/numpy raise many kinds on damaged bytes
-            # (numpy's own message here may suggest allow_pickle, which we never want)
-            raise ModelFileError(f"{path}: not a readable nn_gpu model file (.npz written "
-                                 "by Network.save / nn-gpu train --save)") from None
-        try:
-            meta = json.loads(str(arrays["metadata"]))
-            if not isinstance(meta, dict):
-                raise ValueError("its metadata is not a JSON object")
-            if meta.get("format") != MODEL_FORMAT:
-                raise ValueError(f"format is {meta.get('format')!r}, expected {MODEL_FORMAT!r}")
-            if meta.get("version") != MODEL_VERSION:
-                raise ValueError(f"unsupported version {meta.get('version')!r}")
-            get_cost(meta["cost"])
-            _check_dtype(meta["dtype"])
-            _check_choice(meta.get("activation", "sigmoid"), ACTIVATIONS, "activation")
-            _check_choice(meta.get("init", "normal"), INITS, "init")
-            sizes = meta["sizes"]
-            if not isinstance(sizes, list) or len(sizes) < 2 or not all(
-                    isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
-                raise ValueError(f"sizes {sizes!r} is not a list of layer widths")
-            # Check the stored arrays against the sizes *before* building the
-            # network, so a forged huge size cannot make it allocate anything.
-            stored = {}
-            for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-                for name, shape in ((f"w{l}", (n_out, n_in)), (f"b{l}", (n_out,))):
-                    array = arrays[name]
-                    if array.shape != shape:
-                        raise ValueError(f"array {name} has shape {array.shape}, expected {shape}")
-                    if array.dtype.kind not in "fiu" or not numpy.isfinite(array).all():
-                        raise ValueError(f"array {name} is not finite real numbers")
-                    stored[name] = numpy.ascontiguousarray(array)
-            net = cls(sizes, cost=meta["cost"], backend=backend, dtype=meta["dtype"],
-                      init=meta.get("init", "normal"),
-                      activation=meta.get("activation", "sigmoid"))
-            training = meta.get("training")
-            net.training = training if isinstance(training, dict) else None
-            for l in range(len(sizes) - 1):
-                net.weights[l] = net.backend.asarray(stored[f"w{l}"], net.dtype)
-                net.biases[l] = net.backend.asarray(stored[f"b{l}"], net.dtype)
         except KeyError as exc:
             raise ModelFileError(f"{path}: not an nn_gpu model file (missing {exc})") from None
-        except (ValueError, TypeError, InvalidArgumentError) as exc:
-            raise ModelFileError(f"{path}: invalid model file: {exc}") from None
+        except (ValueError, InvalidArgumentError) as exc:
+            message = " ".join(str(exc).split())
+            raise ModelFileError(f"{path}: invalid model file: {message}") from None
+        except Exception:  # noqa: BLE001 - zipfile raises many kinds on damaged bytes
+            raise ModelFileError(f"{path}: not a readable nn_gpu model file (.npz written "
+                                 "by Network.save / nn-gpu train --save)") from None
+        net = cls(sizes, cost=meta["cost"], backend=backend, dtype=meta["dtype"],
+                  init=meta.get("init", "normal"), activation=meta.get("activation", "sigmoid"))
+        training = meta.get("training")
+        net.training = training if isinstance(training, dict) else None
+        for l in range(len(sizes) - 1):
+            net.weights[l] = net.backend.asarray(stored[f"w{l}"], net.dtype)
+            net.biases[l] = net.backend.asarray(stored[f"b{l}"], net.dtype)
         return net
+
+
+# ------------------------------------------------------ reading model files
+#: The JSON metadata of a real model is a few hundred bytes.
+MAX_METADATA_BYTES = 1 << 20
+_READ_CHUNK = 1 << 20
+
+
+def _short(value, width=60):
+    """A repr short enough for a one-line message."""
+    text = reprlib.repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _read_npy(archive, names, name, shape, kinds, max_bytes=None):
+    """The array ``name`` of the .npz ``archive`` (a ZipFile whose member
+    names are ``names``), read only after its .npy header says it has exactly
+    ``shape`` and a dtype of one of the ``kinds``: however the header lies,
+    nothing larger than the member really holds is allocated."""
+    if f"{name}.npy" not in names:
+        raise KeyError(name)
+    with archive.open(f"{name}.npy") as handle:
+        version = npy_format.read_magic(handle)  # ValueError if not .npy
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"array {name}: unsupported .npy format version {version}")
+        try:
+            read_header = (npy_format.read_array_header_1_0 if version == (1, 0)
+                           else npy_format.read_array_header_2_0)
+            stored_shape, fortran_order, dtype = read_header(handle)
+        except Exception:  # noqa: BLE001 - numpy parses it with ast/tokenize
+            raise ValueError(f"array {name}: malformed .npy header") from None
+        if stored_shape != shape:
+            raise ValueError(f"array {name} has shape {_short(stored_shape)}, expected {shape}")
+        if dtype.kind not in kinds or dtype.hasobject:
+            raise ValueError(f"array {name} has dtype {dtype}")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if max_bytes is not None and nbytes > max_bytes:
+            raise ValueError(f"array {name} is too large ({nbytes} bytes)")
+        data = bytearray()
+        while len(data) < nbytes:  # memory grows only with what is really there
+            chunk = handle.read(min(nbytes - len(data), _READ_CHUNK))
+            if not chunk:
+                raise ValueError(f"array {name} is truncated: {len(data)} of {nbytes} bytes")
+            data += chunk
+    return numpy.frombuffer(data, dtype).reshape(shape, order="F" if fortran_order else "C")
+
+
+def _read_metadata(archive, names):
+    """The metadata member of a model archive, as a dict."""
+    text = _read_npy(archive, names, "metadata", (), "U", MAX_METADATA_BYTES)[()]
+    try:
+        meta = json.loads(str(text))
+    except RecursionError:
+        raise ValueError("its metadata JSON is nested too deeply") from None
+    if not isinstance(meta, dict):
+        raise ValueError("its metadata is not a JSON object")
+    return meta
+
+
+def _check_metadata(meta):
+    """The layer sizes, once every setting in ``meta`` has been checked."""
+    if meta.get("format") != MODEL_FORMAT:
+        raise ValueError(f"format is {_short(meta.get('format'))}, expected {MODEL_FORMAT!r}")
+    if meta.get("version") != MODEL_VERSION:
+        raise ValueError(f"unsupported version {_short(meta.get('version'))}")
+    for key in ("cost", "dtype", "activation", "init"):
+        if key in meta and not isinstance(meta[key], str):
+            raise ValueError(f"{key} {_short(meta[key])} is not a string")
+    get_cost(meta["cost"])
+    _check_dtype(meta["dtype"])
+    _check_choice(meta.get("activation", "sigmoid"), ACTIVATIONS, "activation")
+    _check_choice(meta.get("init", "normal"), INITS, "init")
+    sizes = meta["sizes"]
+    if not isinstance(sizes, list) or len(sizes) < 2 or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
+        raise ValueError(f"sizes {_short(sizes)} is not a list of layer widths")
+    return sizes
