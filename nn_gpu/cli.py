@@ -564,8 +564,10 @@ def build_parser():
     # Here, not at the top: these modules import cli for its helpers.
     from .benchmark import add_bench_parser
     from .plots import add_plot_parser
+    from .predict import add_predict_parser
     add_bench_parser(commands)
     add_plot_parser(commands)
+    add_predict_parser(commands)
     return parser
 
 
