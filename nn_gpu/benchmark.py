@@ -29,9 +29,8 @@ from dataclasses import dataclass
 import numpy
 
 from . import __version__
-from . import cli  # cli.py imports this module inside build_parser(), not at its top
+from . import cli, plots  # cli.py imports this module inside build_parser(), not at its top
 from .backends import BACKEND_NAMES, get_backend
-from .errors import NNGpuError
 from .fileio import atomic_write
 from .mnist import DATA_ENV_VAR, load_mnist, resolve_data_dir
 from .network import DTYPES, METHODS, Network
@@ -44,7 +43,6 @@ DEFAULT_METHODS = ["batched", "per_example"]
 ETA = 3.0  # the book's learning rate; the time of an epoch does not depend on it
 SEED = 0
 GEMM_SAMPLES = 3  # GEMM timings are cheap: always the median of three
-PLOT_HINT = "install nn_gpu[plot] (pip install 'nn_gpu[plot]')"
 
 
 # ------------------------------------------------------------- FLOP counting
@@ -307,13 +305,6 @@ def blas_thread_limit(threads):
     return threadpool_limits(limits=threads, user_api="blas")
 
 
-def require_matplotlib():
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise cli.CliError(f"--plot needs matplotlib, which is not installed: {PLOT_HINT}") from None
-
-
 def cmd_bench(args):
     """Time training epochs per method and mini-batch size; print the table."""
     parser = args.parser
@@ -329,7 +320,7 @@ def cmd_bench(args):
     cli.check_output_path(args.json, "--json")
     cli.check_output_path(args.plot, "--plot")
     if args.plot:
-        require_matplotlib()
+        plots.require_matplotlib()
     backend = get_backend(args.backend)
     progress = (lambda line: print(f"  {line}", file=sys.stderr, flush=True))
 
@@ -398,22 +389,9 @@ def add_bench_parser(commands):
 
 
 def main(argv=None):
-    """``nn-gpu bench`` on its own: ``argv`` holds the arguments after ``bench``.
-
-    Exit status as ``nn-gpu``: 0 ok, 1 error, 2 usage, 130 Ctrl-C.
-    """
-    parser = cli.ArgumentParser(prog=cli.PROG)
-    add_bench_parser(parser.add_subparsers(dest="command", metavar="COMMAND"))
-    try:
-        args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
-        return args.func(args)
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except NNGpuError as exc:
-        return cli.fail(exc)
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        return cli.fail(f"{where}{exc.strerror or exc}")
+    """``nn-gpu bench`` on its own: ``argv`` holds the arguments after ``bench``
+    (exit status as ``nn-gpu``)."""
+    return cli.main(["bench", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

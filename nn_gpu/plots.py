@@ -508,22 +508,9 @@ def add_plot_parser(commands):
 
 
 def main(argv=None):
-    """``nn-gpu plot`` on its own: ``argv`` holds the arguments after ``plot``.
-
-    Exit status as ``nn-gpu``: 0 ok, 1 error, 2 usage.
-    """
-    parser = cli.ArgumentParser(prog=cli.PROG)
-    add_plot_parser(parser.add_subparsers(dest="command", metavar="COMMAND"))
-    try:
-        args = parser.parse_args(["plot", *(sys.argv[1:] if argv is None else argv)])
-        return args.func(args)
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except NNGpuError as exc:
-        return cli.fail(exc)
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        return cli.fail(f"{where}{exc.strerror or exc}")
+    """``nn-gpu plot`` on its own: ``argv`` holds the arguments after ``plot``
+    (exit status as ``nn-gpu``)."""
+    return cli.main(["plot", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -171,7 +171,7 @@ def test_plot_without_matplotlib_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert rc == 1
     assert err.count("\n") == 1 and "install nn_gpu[plot]" in err
-    assert err.startswith("nn-gpu: error: --plot needs matplotlib")
+    assert err.startswith("nn-gpu: error: plotting needs matplotlib")
 
 
 @pytest.mark.parametrize("argv, message", [
