@@ -60,3 +60,23 @@ def random_problem(rng, sizes, m):
     labels = rng.integers(0, sizes[-1], m)
     Y = numpy.eye(sizes[-1])[labels]
     return X, labels, Y
+
+
+def assert_backprop_matches_finite_differences(net, X, labels, Y, rtol, atol, h=1e-6):
+    """Every entry of net.backprop(X, Y) against the central difference
+    (C(p + h) - C(p - h)) / 2h of the mean cost, parameter by parameter."""
+    backend = net.backend
+    nabla_b, nabla_w = net.backprop(X, Y)
+    for params, grads in ((net.weights, nabla_w), (net.biases, nabla_b)):
+        for param, grad in zip(params, grads):
+            grad = backend.to_host(grad)
+            numeric = numpy.empty(grad.shape)
+            for index in numpy.ndindex(grad.shape):
+                original = float(param[index])
+                param[index] = original + h
+                up = net.total_cost((X, labels))
+                param[index] = original - h
+                down = net.total_cost((X, labels))
+                param[index] = original
+                numeric[index] = (up - down) / (2 * h)
+            numpy.testing.assert_allclose(grad, numeric, rtol=rtol, atol=atol)

@@ -9,7 +9,7 @@ from nn_gpu.backends import Backend
 from nn_gpu.errors import InvalidArgumentError
 from nn_gpu.training import Watch
 
-from conftest import random_problem
+from conftest import assert_backprop_matches_finite_differences, random_problem
 
 NETS = [("quadratic", "sigmoid"), ("cross_entropy", "sigmoid"), ("log_likelihood", "sigmoid"),
         ("cross_entropy", "tanh"), ("log_likelihood", "relu")]
@@ -21,21 +21,7 @@ def test_backprop_matches_finite_differences(backend, cost, activation):
     X, labels, Y = random_problem(numpy.random.default_rng(0), sizes, 7)
     net = Network(sizes, cost=cost, activation=activation, backend=backend, dtype="float64",
                   seed=1)
-    nabla_b, nabla_w = net.backprop(X, Y)
-    h = 1e-6
-    for params, grads in ((net.weights, nabla_w), (net.biases, nabla_b)):
-        for param, grad in zip(params, grads):
-            grad = backend.to_host(grad)
-            numeric = numpy.empty(grad.shape)
-            for index in numpy.ndindex(grad.shape):
-                original = float(param[index])
-                param[index] = original + h
-                up = net.total_cost((X, labels))
-                param[index] = original - h
-                down = net.total_cost((X, labels))
-                param[index] = original
-                numeric[index] = (up - down) / (2 * h)
-            numpy.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
+    assert_backprop_matches_finite_differences(net, X, labels, Y, rtol=1e-5, atol=1e-8)
 
 
 def test_softmax_outputs_are_a_distribution_and_the_cost_is_minus_log_a_y(backend):

@@ -6,7 +6,7 @@ import pytest
 
 from nn_gpu import Network, reference
 
-from conftest import random_problem
+from conftest import assert_backprop_matches_finite_differences, random_problem
 
 COSTS = ["quadratic", "cross_entropy"]
 
@@ -22,20 +22,7 @@ def test_backprop_matches_finite_differences(backend, cost, sizes):
     rng = numpy.random.default_rng(0)
     X, labels, Y = random_problem(rng, sizes, 7)
     net = Network(sizes, cost=cost, backend=backend, dtype="float64", seed=1)
-    nabla_b, nabla_w = net.backprop(X, Y)
-    h = 1e-6
-    for params, grads in ((net.weights, nabla_w), (net.biases, nabla_b)):
-        for param, grad in zip(params, host(backend, grads)):
-            numeric = numpy.empty(grad.shape)
-            for index in numpy.ndindex(grad.shape):
-                original = float(param[index])
-                param[index] = original + h
-                up = net.total_cost((X, labels))
-                param[index] = original - h
-                down = net.total_cost((X, labels))
-                param[index] = original
-                numeric[index] = (up - down) / (2 * h)
-            numpy.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
+    assert_backprop_matches_finite_differences(net, X, labels, Y, rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("cost", COSTS)
