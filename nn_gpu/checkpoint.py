@@ -10,12 +10,15 @@ all of it and reports a damaged or foreign file as one :class:`CheckpointError`.
 """
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy
 
+from . import npz
 from .errors import CheckpointError
 from .fileio import atomic_write
+from .network import check_metadata
 
 FILE_NAME = "checkpoint.npz"
 FORMAT = "nn_gpu.checkpoint"
@@ -44,25 +47,48 @@ class Checkpoint:
             numpy.savez(handle, metadata=numpy.array(json.dumps(meta)), **arrays)
 
     def load(self):
-        """(metadata, arrays) of the checkpoint, checked for shape and kind."""
+        """(metadata, arrays) of the checkpoint. Only the arrays its model
+        can have are read, each after its header's shape and dtype are checked
+        (see :mod:`nn_gpu.npz`), so a damaged or forged file costs no more
+        memory than it holds and ends in one :class:`CheckpointError`."""
         if not self.path.is_file():
             raise CheckpointError(f"{self.path}: no checkpoint here; train with "
                                   f"--checkpoint-dir {self.directory} first")
         try:
-            with numpy.load(self.path, allow_pickle=False) as archive:
-                arrays = {name: archive[name] for name in archive.files}
-            meta = json.loads(str(arrays.pop("metadata")))
+            with zipfile.ZipFile(self.path) as archive:
+                names = set(archive.namelist())
+                meta = npz.read_metadata(archive, names)
+                if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+                    raise CheckpointError(
+                        f"{self.path}: not an nn_gpu checkpoint of version {VERSION}")
+                if not all(isinstance(meta.get(key), dict) for key in ("model", "state")):
+                    raise CheckpointError(f"{self.path}: checkpoint metadata incomplete")
+                sizes = check_metadata(meta["model"])
+                arrays = {}
+                for name, shape in expected_arrays(sizes).items():
+                    if f"{name}.npy" in names:
+                        arrays[name] = npz.read_npy(archive, names, name, shape, "fiu")
+                unknown = names - {f"{name}.npy" for name in arrays} - {"metadata.npy"}
+                if unknown:
+                    raise ValueError(f"unexpected member {npz.short(sorted(unknown)[0])}")
+        except CheckpointError:
+            raise
         except Exception as exc:  # noqa: BLE001 - zipfile/numpy raise many kinds on damaged bytes
+            reason = npz.short(" ".join(str(exc).split()) or type(exc).__name__, 120)
             raise CheckpointError(f"{self.path}: damaged or not an nn_gpu checkpoint "
-                                  f"({type(exc).__name__}); delete it or resume from a "
-                                  "good copy") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT \
-                or meta.get("version") != VERSION:
-            raise CheckpointError(f"{self.path}: not an nn_gpu checkpoint of version {VERSION}")
-        if not all(isinstance(meta.get(key), dict) for key in ("model", "state")):
-            raise CheckpointError(f"{self.path}: checkpoint metadata incomplete")
+                                  f"({reason}); delete it or resume from a good copy") from None
         return meta, arrays
 
     def read_config(self):
         """The caller's config saved with the checkpoint."""
         return self.load()[0].get("config")
+
+
+def expected_arrays(sizes):
+    """Name -> shape of every array a checkpoint of a network ``sizes`` may hold."""
+    shapes = {}
+    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for prefix in ("", "velocity_", "best_"):
+            shapes[f"{prefix}w{l}"] = (n_out, n_in)
+            shapes[f"{prefix}b{l}"] = (n_out,)
+    return shapes

@@ -8,13 +8,11 @@ has shape (n_out,); a batch of inputs X is (m, n_in), one example per row.
 
 import json
 import math
-import reprlib
 import zipfile
 
 import numpy
-from numpy.lib import format as npy_format
 
-from . import core, training
+from . import core, npz, training
 from .backends import get_backend
 from .costs import get_cost
 from .errors import InvalidArgumentError, ModelFileError
@@ -288,12 +286,12 @@ class Network:
         try:
             with zipfile.ZipFile(path) as archive:
                 names = set(archive.namelist())
-                meta = _read_metadata(archive, names)
-                sizes = _check_metadata(meta)
+                meta = npz.read_metadata(archive, names)
+                sizes = check_metadata(meta)
                 stored = {}
                 for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
                     for name, shape in ((f"w{l}", (n_out, n_in)), (f"b{l}", (n_out,))):
-                        array = _read_npy(archive, names, name, shape, "fiu")
+                        array = npz.read_npy(archive, names, name, shape, "fiu")
                         if not numpy.isfinite(array).all():
                             raise ValueError(f"array {name} is not finite real numbers")
                         stored[name] = array
@@ -318,71 +316,15 @@ class Network:
 
 
 # ------------------------------------------------------ reading model files
-#: The JSON metadata of a real model is a few hundred bytes.
-MAX_METADATA_BYTES = 1 << 20
-_READ_CHUNK = 1 << 20
-
-
-def _short(value, width=60):
-    """A repr short enough for a one-line message."""
-    text = reprlib.repr(value)
-    return text if len(text) <= width else text[:width - 3] + "..."
-
-
-def _read_npy(archive, names, name, shape, kinds, max_bytes=None):
-    """The array ``name`` of the .npz ``archive`` (a ZipFile whose member
-    names are ``names``), read only after its .npy header says it has exactly
-    ``shape`` and a dtype of one of the ``kinds``: however the header lies,
-    nothing larger than the member really holds is allocated."""
-    if f"{name}.npy" not in names:
-        raise KeyError(name)
-    with archive.open(f"{name}.npy") as handle:
-        version = npy_format.read_magic(handle)  # ValueError if not .npy
-        if version not in ((1, 0), (2, 0)):
-            raise ValueError(f"array {name}: unsupported .npy format version {version}")
-        try:
-            read_header = (npy_format.read_array_header_1_0 if version == (1, 0)
-                           else npy_format.read_array_header_2_0)
-            stored_shape, fortran_order, dtype = read_header(handle)
-        except Exception:  # noqa: BLE001 - numpy parses it with ast/tokenize
-            raise ValueError(f"array {name}: malformed .npy header") from None
-        if stored_shape != shape:
-            raise ValueError(f"array {name} has shape {_short(stored_shape)}, expected {shape}")
-        if dtype.kind not in kinds or dtype.hasobject:
-            raise ValueError(f"array {name} has dtype {dtype}")
-        nbytes = math.prod(shape) * dtype.itemsize
-        if max_bytes is not None and nbytes > max_bytes:
-            raise ValueError(f"array {name} is too large ({nbytes} bytes)")
-        data = bytearray()
-        while len(data) < nbytes:  # memory grows only with what is really there
-            chunk = handle.read(min(nbytes - len(data), _READ_CHUNK))
-            if not chunk:
-                raise ValueError(f"array {name} is truncated: {len(data)} of {nbytes} bytes")
-            data += chunk
-    return numpy.frombuffer(data, dtype).reshape(shape, order="F" if fortran_order else "C")
-
-
-def _read_metadata(archive, names):
-    """The metadata member of a model archive, as a dict."""
-    text = _read_npy(archive, names, "metadata", (), "U", MAX_METADATA_BYTES)[()]
-    try:
-        meta = json.loads(str(text))
-    except RecursionError:
-        raise ValueError("its metadata JSON is nested too deeply") from None
-    if not isinstance(meta, dict):
-        raise ValueError("its metadata is not a JSON object")
-    return meta
-
-
-def _check_metadata(meta):
+def check_metadata(meta):
     """The layer sizes, once every setting in ``meta`` has been checked."""
     if meta.get("format") != MODEL_FORMAT:
-        raise ValueError(f"format is {_short(meta.get('format'))}, expected {MODEL_FORMAT!r}")
+        raise ValueError(f"format is {npz.short(meta.get('format'))}, expected {MODEL_FORMAT!r}")
     if meta.get("version") != MODEL_VERSION:
-        raise ValueError(f"unsupported version {_short(meta.get('version'))}")
+        raise ValueError(f"unsupported version {npz.short(meta.get('version'))}")
     for key in ("cost", "dtype", "activation", "init"):
         if key in meta and not isinstance(meta[key], str):
-            raise ValueError(f"{key} {_short(meta[key])} is not a string")
+            raise ValueError(f"{key} {npz.short(meta[key])} is not a string")
     get_cost(meta["cost"])
     _check_dtype(meta["dtype"])
     _check_choice(meta.get("activation", "sigmoid"), ACTIVATIONS, "activation")
@@ -390,5 +332,5 @@ def _check_metadata(meta):
     sizes = meta["sizes"]
     if not isinstance(sizes, list) or len(sizes) < 2 or not all(
             isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
-        raise ValueError(f"sizes {_short(sizes)} is not a list of layer widths")
+        raise ValueError(f"sizes {npz.short(sizes)} is not a list of layer widths")
     return sizes

@@ -18,11 +18,14 @@ whole file takes well under 30 seconds.
 """
 
 import contextlib
+import functools
 import gzip
 import io
 import json
 import os
+import pathlib
 import struct
+import tempfile
 import traceback
 import warnings
 import zipfile
@@ -34,7 +37,8 @@ from hypothesis import strategies as st
 
 from nn_gpu import Network
 from nn_gpu.costs import COSTS
-from nn_gpu.errors import DataError, ModelFileError
+from nn_gpu.checkpoint import Checkpoint, expected_arrays
+from nn_gpu.errors import CheckpointError, DataError, ModelFileError
 from nn_gpu import mnist
 from nn_gpu.mnist import FILES, load_mnist, read_idx_images, read_idx_labels
 from nn_gpu.network import ACTIVATIONS, DTYPES, INITS, MODEL_FORMAT, MODEL_VERSION
@@ -662,3 +666,66 @@ def test_network_load_regression(tmp_path, make):
             check_model_error(error, path)
         else:  # only the members the sizes ask for are read: an unused huge one is ignored
             assert net.sizes == [5, 4, 3]
+
+
+# ------------------------------------------------------ checkpoint loader
+@functools.lru_cache(maxsize=None)
+def good_checkpoint():
+    """The bytes of one genuine checkpoint, made once: its history holds
+    timings, so every run's bytes differ and Hypothesis needs the same ones."""
+    with tempfile.TemporaryDirectory() as directory:
+        return real_checkpoint(pathlib.Path(directory))
+
+
+def real_checkpoint(directory):
+    """A genuine checkpoint of a tiny run (momentum: velocities; early stopping: best_*)."""
+    rng = numpy.random.default_rng(0)
+    X, labels = rng.random((30, 6)), rng.integers(0, 3, 30)
+    net = Network([6, 4, 3], backend="numpy", seed=1)
+    net.sgd((X, labels), 2, 10, 0.5, validation_data=(X, labels), momentum=0.5,
+            early_stopping=3, checkpoint=Checkpoint(directory))
+    return (directory / "checkpoint.npz").read_bytes()
+
+
+def load_checkpoint_bytes(directory, data):
+    """Checkpoint.load on ``data``: metadata and arrays, or a CheckpointError."""
+    directory.mkdir(exist_ok=True)
+    (directory / "checkpoint.npz").write_bytes(data)
+    with memory_cap():
+        try:
+            return Checkpoint(directory).load()
+        except CheckpointError as error:
+            message = str(error)
+            assert "\n" not in message and len(message) < 400, message
+            return None
+
+
+@FUZZ_SHORT
+@given(raw=st.binary(max_size=400))
+def test_checkpoint_loader_on_arbitrary_bytes(tmp_path, raw):
+    assert load_checkpoint_bytes(tmp_path / "ck", raw) is None
+
+
+@FUZZ_SHORT
+@given(data=st.data())
+def test_checkpoint_loader_on_damaged_checkpoints(tmp_path_factory, data):
+    result = load_checkpoint_bytes(tmp_path_factory.mktemp("ck"), mutate(good_checkpoint(),
+                                                                         data.draw))
+    if result is not None:  # what survives the damage is still a well-formed checkpoint
+        meta, arrays = result
+        assert isinstance(meta["state"], dict) and all(
+            a.dtype.kind in "fiu" for a in arrays.values())
+
+
+@FUZZ_SHORT
+@given(shape=st.lists(st.sampled_from([0, 1, 3, 4, 2**20, 2**31, 2**40]), max_size=3),
+       name=st.sampled_from(["w0", "velocity_w1", "best_b0", "extra"]),
+       descr=st.sampled_from(["<f8", "<f4", "|O", "<U3", "<c16"]))
+def test_checkpoint_loader_on_forged_members(tmp_path_factory, shape, name, descr):
+    """A member whose header promises any shape or dtype, carrying a few bytes."""
+    with zipfile.ZipFile(io.BytesIO(good_checkpoint())) as archive:
+        members = [(n, archive.read(n)) for n in archive.namelist() if n != f"{name}.npy"]
+    forged = zip_bytes([*members, (f"{name}.npy", npy_header_only(shape, descr, b"\0" * 64))])
+    result = load_checkpoint_bytes(tmp_path_factory.mktemp("ck"), forged)
+    if result is not None:  # only a header that tells the truth, with the bytes there, loads
+        assert tuple(shape) == expected_arrays([6, 4, 3])[name] and descr in ("<f8", "<f4")
