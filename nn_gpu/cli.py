@@ -64,37 +64,25 @@ def positive_int(text):
     return value
 
 
-def positive_float(text):
-    """A finite float > 0 (the learning rate)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
+def real_in(low, high, low_open=False):
+    """An argument type: a float in the interval from ``low`` (excluded if
+    ``low_open``) to ``high`` (always excluded, so inf means finite)."""
+    bounds = f"{'(' if low_open else '['}{low:g}, {high:g})"
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (low < value if low_open else low <= value) or not value < high:
+            raise argparse.ArgumentTypeError(f"must be a number in {bounds}, got {text}")
+        return value
+    return parse
 
 
-def non_negative_float(text):
-    """A finite float >= 0 (the regularisation strengths λ)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not 0 <= value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
-def unit_interval(text):
-    """A float in [0, 1) (momentum, dropout probability)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
+positive_float = real_in(0, math.inf, low_open=True)  # eta
+non_negative_float = real_in(0, math.inf)              # the λ of L2 and L1
+unit_interval = real_in(0, 1)                          # momentum, dropout
 
 
 def patience(text):
