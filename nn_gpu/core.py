@@ -93,6 +93,14 @@ class Workspace:
                 [d[:m] for d in self.deltas])
         return self._slots[key]
 
+    def dropout_views(self, m):
+        """(masks, dropped) of the hidden layers cut to m rows, made once per m."""
+        key = ("dropout", m)
+        if key not in self._slots:
+            self._slots[key] = ([mask[:m] for mask in self.masks],
+                                [dropped[:m] for dropped in self.dropped])
+        return self._slots[key]
+
 
 def feedforward(backend, weights, biases, activations, kinds):
     """Fill activations[1:] from activations[0]; return the output layer a^L."""
@@ -122,9 +130,9 @@ def train_step(backend, plan, weights, biases, workspace, activations, targets, 
     m = targets.shape[0]
     masks = None
     if plan.dropout:
-        masks = [mask[:m] for mask in workspace.masks]
-        inputs = _feedforward_with_dropout(backend, plan, weights, biases, workspace,
-                                           activations, masks, rng)
+        masks, dropped = workspace.dropout_views(m)
+        inputs = _feedforward_with_dropout(backend, plan, weights, biases, activations, masks,
+                                           dropped, rng)
     else:
         inputs = activations
         feedforward(backend, weights, biases, activations, plan.kinds)
@@ -140,20 +148,19 @@ def train_step(backend, plan, weights, biases, workspace, activations, targets, 
                            workspace.velocity_b[l] if momentum else None, plan.momentum)
 
 
-def _feedforward_with_dropout(backend, plan, weights, biases, workspace, activations, masks,
+def _feedforward_with_dropout(backend, plan, weights, biases, activations, masks, dropped,
                               rng):
     """Feedforward where each hidden layer's f(z) (kept in ``activations`` for
-    f') reaches the next layer multiplied by a fresh inverted-dropout mask.
-    Returns the inputs each layer saw, for the weight gradients."""
-    m = activations[0].shape[0]
+    f') reaches the next layer multiplied by a fresh inverted-dropout mask,
+    through ``dropped``. Returns the inputs each layer saw, for the weight
+    gradients."""
     inputs = [activations[0]]
     for l, (w, b) in enumerate(zip(weights, biases)):
         backend.linear_activation(inputs[l], w, b, out=activations[l + 1], kind=plan.kinds[l])
         if l < len(masks):
             backend.dropout_mask(rng, plan.dropout, masks[l])
-            dropped = workspace.dropped[l][:m]
-            backend.xp.multiply(activations[l + 1], masks[l], out=dropped)
-            inputs.append(dropped)
+            backend.xp.multiply(activations[l + 1], masks[l], out=dropped[l])
+            inputs.append(dropped[l])
     return inputs
 
 
