@@ -156,6 +156,13 @@ class Network:
         stacked = xp.stack([xp.asarray(v, dtype=xp.float64) for v in device_values.values()])
         return dict(zip(device_values, self.backend.to_host(stacked).tolist()))
 
+    def host_arrays(self, parameters, prefix=""):
+        """{prefix}w{l} / {prefix}b{l} -> host copies of (weights, biases), for files."""
+        weights, biases = parameters
+        arrays = {f"{prefix}w{l}": self.backend.to_host(w) for l, w in enumerate(weights)}
+        arrays.update({f"{prefix}b{l}": self.backend.to_host(b) for l, b in enumerate(biases)})
+        return arrays
+
     def copy_parameters(self):
         """A device copy of (weights, biases), e.g. to keep the best epoch's."""
         xp = self.backend.xp
@@ -267,8 +274,7 @@ class Network:
         """Write the network to ``path`` as ``.npz`` arrays plus JSON metadata
         (no pickle), atomically: an existing file is replaced only when the
         new one is complete."""
-        arrays = {f"w{l}": self.backend.to_host(w) for l, w in enumerate(self.weights)}
-        arrays.update({f"b{l}": self.backend.to_host(b) for l, b in enumerate(self.biases)})
+        arrays = self.host_arrays((self.weights, self.biases))
         arrays["metadata"] = numpy.array(json.dumps(self.metadata()))
         with atomic_write(path) as handle:
             numpy.savez(handle, **arrays)

@@ -229,15 +229,11 @@ def _check_finite(values, epoch, eta, checkpoint):
 
 def _save(checkpoint, net, run_epoch, watch, settings, history):
     """The state after a complete epoch, for a bit-exact resume."""
-    backend = net.backend
-    arrays = {f"w{l}": backend.to_host(w) for l, w in enumerate(net.weights)}
-    arrays.update({f"b{l}": backend.to_host(b) for l, b in enumerate(net.biases)})
+    arrays = net.host_arrays((net.weights, net.biases))
     runner_state, runner_arrays = run_epoch.state()
     arrays.update(runner_arrays)
     if watch.best_params is not None:
-        best_w, best_b = watch.best_params
-        arrays.update({f"best_w{l}": backend.to_host(w) for l, w in enumerate(best_w)})
-        arrays.update({f"best_b{l}": backend.to_host(b) for l, b in enumerate(best_b)})
+        arrays.update(net.host_arrays(watch.best_params, prefix="best_"))
     state = {"settings": settings, "history": history, "shuffle_rng": net.rng.bit_generator.state,
              "watch": watch.state(), **runner_state}
     checkpoint.save(net.metadata(), state, arrays)
