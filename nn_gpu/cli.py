@@ -154,6 +154,30 @@ def expand_cache_dir():
     return path
 
 
+def training_subset(training, expand, train_size=None):
+    """The first ``train_size`` training examples (all if None), expanded
+    when ``expand``: each image then 4 copies shifted by a pixel.
+
+    Rows 5i..5i+4 of the expanded set come from image i, so its first 5n rows
+    are the expansion of the first n images: one cache file (of all 50,000)
+    serves every ``train_size``."""
+    if expand:
+        training = expanded_training_set(training, cache_dir=expand_cache_dir())
+        if train_size is not None:
+            return tuple(array[:train_size * COPIES].copy() for array in training)
+        return training
+    if train_size is not None:
+        return training[0][:train_size], training[1][:train_size]
+    return training
+
+
+def sgd_settings(options):
+    """The ``Network.sgd`` keywords that resolved `train` options set
+    (besides epochs, mini-batch size and eta)."""
+    return {key: options[key]
+            for key in ("l2", "l1", "momentum", "dropout", "eta_schedule", "early_stopping")}
+
+
 def resolve_train_options(args):
     """The run's hyper-parameters: explicit options > the preset's > built-in,
     checked before any data is loaded."""
@@ -310,16 +334,9 @@ def cmd_train(args):
     try:
         training, validation, test = load_mnist(args.data)
         if options["expand"]:
-            # Rows 5i..5i+4 of the expanded set come from image i, so its first
-            # 5n rows are the expansion of the first n images: one cache file
-            # (of all 50,000) serves every --train-size.
             cache = expand_cache_dir()
             history["config"]["expand_cache"] = str(cache) if cache else None
-            training = expanded_training_set(training, cache_dir=cache)
-            if args.train_size is not None:
-                training = tuple(array[:examples].copy() for array in training)
-        elif args.train_size is not None:
-            training = (training[0][:args.train_size], training[1][:args.train_size])
+        training = training_subset(training, options["expand"], args.train_size)
         net = Network(options["sizes"], cost=options["cost"], backend=backend,
                       dtype=args.dtype, seed=args.seed, init=options["init"],
                       activation=options["activation"])
@@ -341,11 +358,8 @@ def cmd_train(args):
 
         records = net.sgd(training, options["epochs"], options["batch_size"], options["eta"],
                           test_data=test, validation_data=validation, method=args.method,
-                          l2=options["l2"], l1=options["l1"], momentum=options["momentum"],
-                          dropout=options["dropout"], eta_schedule=options["eta_schedule"],
-                          early_stopping=options["early_stopping"], callback=after_epoch,
-                          checkpoint=checkpoint, resume=bool(earlier), progress=progress,
-                          **monitor)
+                          callback=after_epoch, checkpoint=checkpoint, resume=bool(earlier),
+                          progress=progress, **sgd_settings(options), **monitor)
     except KeyboardInterrupt:
         progress.close()
         done = len(history["epochs"])
