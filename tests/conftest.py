@@ -4,8 +4,11 @@ GPU tests carry the ``gpu`` marker and are skipped, with CuPy's reason,
 wherever no CUDA device is usable (CI has none).
 """
 
+import contextlib
 import os
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy
 import pytest
@@ -80,3 +83,83 @@ def assert_backprop_matches_finite_differences(net, X, labels, Y, rtol, atol, h=
                 param[index] = original
                 numeric[index] = (up - down) / (2 * h)
             numpy.testing.assert_allclose(grad, numeric, rtol=rtol, atol=atol)
+
+
+# PostgreSQL, for the sweep tests: workers share one Optuna study through it,
+# as users share one among machines. scripts/postgres_for_tests.sh starts a
+# throwaway server and prints its URL for $NN_GPU_TEST_POSTGRES; CI sets
+# NN_GPU_REQUIRE_POSTGRES=1 too, so that these tests fail there, never skip.
+
+def _libpq_url(url):
+    """The URL libpq (psycopg2) reads: SQLAlchemy's postgresql+psycopg2:// less the driver."""
+    parts = urlsplit(url)
+    return parts._replace(scheme=parts.scheme.split("+")[0]).geturl()
+
+
+def _database_url(url, name):
+    """url with its database replaced by name."""
+    return urlsplit(url)._replace(path="/" + name).geturl()
+
+
+def _without_password(url):
+    """url with any password masked, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
+
+def _postgres_unavailable(message):
+    if os.environ.get("NN_GPU_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"NN_GPU_REQUIRE_POSTGRES=1, but {message}", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The URL of a reachable PostgreSQL database, from $NN_GPU_TEST_POSTGRES."""
+    url = os.environ.get("NN_GPU_TEST_POSTGRES")
+    if not url:
+        _postgres_unavailable(
+            "set NN_GPU_TEST_POSTGRES to a PostgreSQL URL; scripts/postgres_for_tests.sh starts one"
+        )
+    try:
+        import psycopg2
+    except ImportError as error:
+        _postgres_unavailable(f"psycopg2 is not installed ({error}): pip install -e '.[test]'")
+    try:
+        psycopg2.connect(_libpq_url(url), connect_timeout=5).close()
+    except psycopg2.Error as error:
+        reason = " ".join(str(error).split())
+        _postgres_unavailable(f"cannot connect to NN_GPU_TEST_POSTGRES={_without_password(url)}: {reason}")
+    return url
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(url):
+    """A new, empty database on url's server, dropped on exit; yields its URL."""
+    import psycopg2
+    from psycopg2 import sql
+
+    name = f"nn_gpu_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(_libpq_url(url), connect_timeout=5)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield _database_url(url, name)
+        finally:
+            with admin.cursor() as cursor:
+                cursor.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def postgres_storage_url(postgres_url):
+    """A fresh empty PostgreSQL database for one test (its URL), dropped afterwards."""
+    with fresh_postgres_database(postgres_url) as url:
+        yield url
