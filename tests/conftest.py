@@ -91,7 +91,7 @@ def assert_backprop_matches_finite_differences(net, X, labels, Y, rtol, atol, h=
 # NN_GPU_REQUIRE_POSTGRES=1 too, so that these tests fail there, never skip.
 
 def _libpq_url(url):
-    """The URL libpq (psycopg2) reads: SQLAlchemy's postgresql+psycopg2:// less the driver."""
+    """The URL libpq (psycopg) reads: SQLAlchemy's postgresql+psycopg:// less the driver."""
     parts = urlsplit(url)
     return parts._replace(scheme=parts.scheme.split("+")[0]).geturl()
 
@@ -124,12 +124,12 @@ def postgres_url():
             "set NN_GPU_TEST_POSTGRES to a PostgreSQL URL; scripts/postgres_for_tests.sh starts one"
         )
     try:
-        import psycopg2
+        import psycopg
     except ImportError as error:
-        _postgres_unavailable(f"psycopg2 is not installed ({error}): pip install -e '.[test]'")
+        _postgres_unavailable(f"psycopg is not installed ({error}): pip install -e '.[test]'")
     try:
-        psycopg2.connect(_libpq_url(url), connect_timeout=5).close()
-    except psycopg2.Error as error:
+        psycopg.connect(_libpq_url(url), connect_timeout=5).close()
+    except psycopg.Error as error:
         reason = " ".join(str(error).split())
         _postgres_unavailable(f"cannot connect to NN_GPU_TEST_POSTGRES={_without_password(url)}: {reason}")
     return url
@@ -138,12 +138,11 @@ def postgres_url():
 @contextlib.contextmanager
 def fresh_postgres_database(url):
     """A new, empty database on url's server, dropped on exit; yields its URL."""
-    import psycopg2
-    from psycopg2 import sql
+    import psycopg
+    from psycopg import sql
 
     name = f"nn_gpu_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(_libpq_url(url), connect_timeout=5)
-    admin.autocommit = True
+    admin = psycopg.connect(_libpq_url(url), connect_timeout=5, autocommit=True)
     try:
         with admin.cursor() as cursor:
             cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
