@@ -31,6 +31,7 @@ from .network import ACTIVATIONS, DTYPES, INITS, METHODS, Network
 PROG = "nn-gpu"
 MNIST_INPUTS, MNIST_OUTPUTS = 784, 10
 MNIST_TRAINING_SIZE = 50_000
+DATA_HELP = f"MNIST directory (default: ${DATA_ENV_VAR}, else ~/.local/share/nn_gpu/mnist)"
 #: --monitor choice -> the Network.sgd flag it turns on ("evaluation-accuracy",
 #: the validation and test accuracies, is always measured: the epoch line,
 #: the eta schedule and early stopping need it).
@@ -466,8 +467,6 @@ def build_parser():
         prog=PROG, description="Nielsen's MNIST networks, trained by mini-batch SGD "
                                "on NumPy or CuPy.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    data_help = (f"MNIST directory (default: ${DATA_ENV_VAR}, else "
-                 "~/.local/share/nn_gpu/mnist)")
 
     builtin = presets.TRAIN_DEFAULTS
     train = commands.add_parser(
@@ -477,7 +476,7 @@ def build_parser():
                     "--preset NAME starts from one of the book's runs instead (list them "
                     f"with `{PROG} presets`); options given explicitly override the preset.",
         epilog="Options marked (*) default to the preset's value when --preset is given.")
-    train.add_argument("--data", metavar="DIR", help=data_help)
+    train.add_argument("--data", metavar="DIR", help=DATA_HELP)
     train.add_argument("--preset", choices=list(presets.PRESETS), metavar="NAME",
                        help=f"start from a named set of options: {', '.join(presets.PRESETS)} "
                             f"(see `{PROG} presets`)")
@@ -543,7 +542,7 @@ def build_parser():
     evaluate = commands.add_parser("evaluate", help="score a saved model on MNIST",
                                    description="Score a model written by `train --save`.")
     evaluate.add_argument("model", metavar="MODEL", help="model file from `train --save`")
-    evaluate.add_argument("--data", metavar="DIR", help=data_help)
+    evaluate.add_argument("--data", metavar="DIR", help=DATA_HELP)
     evaluate.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     evaluate.add_argument("--split", choices=("test", "validation"), default="test")
     evaluate.set_defaults(func=cmd_evaluate, parser=evaluate)
@@ -555,21 +554,23 @@ def build_parser():
 
     download = commands.add_parser("download", help="download and verify MNIST",
                                    description="Download the four MNIST files.")
-    download.add_argument("--data", metavar="DIR", help=data_help)
+    download.add_argument("--data", metavar="DIR", help=DATA_HELP)
     download.set_defaults(func=cmd_download, parser=download)
 
     info = commands.add_parser("info", help="show versions, backends and data location",
                                description="Show what a bug report needs.")
-    info.add_argument("--data", metavar="DIR", help=data_help)
+    info.add_argument("--data", metavar="DIR", help=DATA_HELP)
     info.set_defaults(func=cmd_info, parser=info)
 
     # Here, not at the top: these modules import cli for its helpers.
     from .benchmark import add_bench_parser
     from .plots import add_plot_parser
     from .predict import add_predict_parser
+    from .sweep.command import add_sweep_parser
     add_bench_parser(commands)
     add_plot_parser(commands)
     add_predict_parser(commands)
+    add_sweep_parser(commands)
     return parser
 
 

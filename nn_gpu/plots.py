@@ -33,7 +33,7 @@ from . import core
 from .backends import BACKEND_NAMES
 from .errors import InvalidArgumentError, NNGpuError
 from .fileio import atomic_write
-from .mnist import COLS, DATA_ENV_VAR, ROWS, load_mnist
+from .mnist import COLS, ROWS, load_mnist
 from .network import Network
 
 PLOT_HINT = "install nn_gpu[plot] (pip install 'nn_gpu[plot]')"
@@ -449,8 +449,6 @@ def add_plot_parser(commands):
                     f"{PLOT_HINT}.",
         epilog=f"See `{cli.PROG} plot KIND --help` for each kind's options.")
     modes = plot.add_subparsers(dest="mode", metavar="KIND", required=True)
-    data_help = (f"MNIST directory (default: ${DATA_ENV_VAR}, else "
-                 "~/.local/share/nn_gpu/mnist)")
 
     def output(parser):
         parser.add_argument("-o", "--output", required=True, metavar="FILE.png",
@@ -465,7 +463,7 @@ def add_plot_parser(commands):
         parser.add_argument("model", metavar="MODEL", help="model file from `train --save`")
         output(parser)
         if data:
-            parser.add_argument("--data", metavar="DIR", help=data_help)
+            parser.add_argument("--data", metavar="DIR", help=cli.DATA_HELP)
             parser.add_argument("--split", choices=("test", "validation"), default="test",
                                 help="the MNIST set to score (default: test)")
         parser.add_argument("--backend", choices=BACKEND_NAMES, default="auto")

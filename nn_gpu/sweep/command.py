@@ -1,0 +1,145 @@
+"""``nn-gpu sweep``: search `train`'s hyper-parameters with Optuna.
+
+This module is imported whenever the command line is built, so it imports
+nothing of Optuna at the top: only running a sweep loads it.
+"""
+
+import os
+import signal
+import sys
+
+from ..backends import BACKEND_NAMES
+from ..errors import BackendUnavailableError
+
+INSTALL_HINT = "install it with: pip install 'nn_gpu[sweep]'"
+
+
+def add_sweep_parser(commands):
+    from ..cli import DATA_HELP, positive_float, positive_int  # cli imports this module
+
+    sweep = commands.add_parser(
+        "sweep", help="search hyper-parameters with Optuna (TPE, pruning, SQLite/PostgreSQL)",
+        description="Search train's options over the space in SPACE (TOML or YAML) with "
+                    "Optuna: each trial trains on MNIST and reports its validation accuracy "
+                    "after every epoch, so hopeless trials are pruned early. The study lives "
+                    "in its storage: rerun the same command to continue it, or run it on "
+                    "several machines against one PostgreSQL database to share it.",
+        epilog="Example space files: examples/sweep-*.toml. Trials never see the test set: "
+               "run the printed train command to measure it.")
+    sweep.add_argument("space", metavar="SPACE", help="search space file (.toml, .yaml)")
+    sweep.add_argument("--trials", type=positive_int, default=20, metavar="N",
+                       help="finish when the study has N trials (complete, pruned or failed; "
+                            "across all runs and workers) (default: 20)")
+    sweep.add_argument("--timeout", type=positive_float, metavar="SECONDS",
+                       help="start no new trial after this long")
+    sweep.add_argument("--seed", type=int, default=None,
+                       help="seed the sampler and each trial's network (trial k: SEED + k)")
+    sweep.add_argument("--workers", type=positive_int, metavar="N",
+                       help="trial processes on this machine (default: one per visible GPU, "
+                            "else 1); GPUs are shared out round-robin, CPU cores evenly")
+    sweep.add_argument("--storage", metavar="URL|FILE",
+                       help="where the study lives: an SQLite file (default: NAME.db here) or "
+                            "a database URL, e.g. postgresql://user:pw@host/db to share it "
+                            "among machines")
+    sweep.add_argument("--study-name", metavar="NAME",
+                       help="the study's name (default: the space file's name setting, "
+                            "else its file name)")
+    sweep.add_argument("--sampler", choices=("tpe", "random"), default="tpe")
+    sweep.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
+                       help="median: stop a trial below the median of earlier trials at the "
+                            "same epoch (default); hyperband: successive halving")
+    sweep.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
+    sweep.add_argument("--data", metavar="DIR", help=DATA_HELP)
+    sweep.add_argument("--top", type=positive_int, default=10, metavar="K",
+                       help="show the best K trials (default: 10)")
+    sweep.add_argument("--export", metavar="FILE.csv", help="write every trial to a CSV file")
+    sweep.add_argument("--plot", metavar="FILE.png",
+                       help="plot validation accuracy against each hyper-parameter")
+    sweep.add_argument("--quiet", action="store_true", help="print only the results")
+    sweep.set_defaults(func=cmd_sweep, parser=sweep)
+    return sweep
+
+
+def cmd_sweep(args):
+    """Run (or continue) the study; print, export and plot its results."""
+    from ..cli import CliError, check_output_path, interrupt
+
+    try:
+        import optuna
+    except ImportError as exc:
+        raise CliError(f"nn-gpu sweep needs Optuna ({exc}); {INSTALL_HINT}") from None
+    from ..mnist import load_mnist
+    from . import report, runner
+    from . import study as sweep_study
+    from .space import load_space
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = load_space(args.space)
+    name = args.study_name or space.name
+    url = sweep_study.storage_url(args.storage or f"{name}.db")
+    check_output_path(args.export, "--export")
+    check_output_path(args.plot, "--plot")
+    gpus = runner.visible_gpus(args.backend)
+    if args.backend == "cupy" and not gpus:
+        raise BackendUnavailableError("--backend cupy: no usable CUDA device for the workers")
+    environments = runner.worker_environments(args.workers, gpus, os.cpu_count() or 1)
+    load_mnist(args.data)  # one clear error here rather than one per worker
+    say = (lambda *_: None) if args.quiet else (lambda line: print(line, flush=True))
+
+    storage = sweep_study.open_storage(url)
+    study = sweep_study.create(storage, name, space)
+    done = sweep_study.trials_done(study)
+    where = f"Sweep {name!r} in {sweep_study.shown_url(url)}"
+    outcome = "done"
+    if done >= args.trials:
+        say(f"{where} already has {done} trials (--trials {args.trials}): nothing to run; "
+            "raise --trials to continue it")
+    else:
+        say(f"{where}: {done} of {args.trials} trials done; {len(environments)} "
+            f"worker{'s' if len(environments) > 1 else ''}, {args.sampler} sampler, "
+            f"{args.pruner} pruner")
+        requeued = sweep_study.requeue_interrupted(study)
+        if requeued:
+            say(f"Rerunning trial{'s' if len(requeued) > 1 else ''} "
+                f"{', '.join(map(str, requeued))}, interrupted last time")
+        config = {"space": space.document, "space_file": str(args.space), "storage": url,
+                  "study": name, "sampler": args.sampler, "pruner": args.pruner,
+                  "seed": args.seed, "data": args.data, "backend": args.backend,
+                  "trials": args.trials, "timeout": args.timeout, "quiet": args.quiet}
+        previous_sigterm = signal.signal(signal.SIGTERM, interrupt)
+        try:
+            outcome = runner.Runner(config, environments, storage, study, say).run()
+        finally:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+    trials = study.get_trials(deepcopy=False)
+    print(f"\n{report.counts_line(trials)}\n{report.top_table(trials, args.top)}", flush=True)
+    best = _best_trial(study)
+    if best is not None:
+        command = report.reproduce_command(space.options_of(best.params), space.train_size,
+                                           best.user_attrs.get("seed"), space.dtype)
+        print(f"Best: trial {best.number}, {100 * best.value:.2f}% validation. "
+              f"Reproduce it (and see its test accuracy) with:\n  {command}", flush=True)
+    if args.export:
+        report.write_csv(trials, args.export)
+        say(f"Trials written to {args.export}")
+    if args.plot:
+        try:
+            report.plot_trials(trials, args.plot, study_name=name)
+            say(f"Plot written to {args.plot}")
+        except ValueError as exc:
+            say(f"No plot: {exc}")
+    if outcome == "interrupted":
+        print(f"Interrupted: finished trials are kept in {sweep_study.shown_url(url)}; rerun the "
+              "same command to continue (interrupted trials are rerun first)",
+              file=sys.stderr, flush=True)
+        return 130
+    return 1 if outcome == "setup failed" else 0
+
+
+def _best_trial(study):
+    """The best complete trial, or None (Optuna raises when there is none)."""
+    from optuna.trial import TrialState
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
+
