@@ -24,7 +24,8 @@ def add_sweep_parser(commands):
                     "after every epoch, so hopeless trials are pruned early. The study lives "
                     "in its storage: rerun the same command to continue it, or run it on "
                     "several machines against one PostgreSQL database to share it.",
-        epilog="Example space files: examples/sweep-*.toml. Trials never see the test set: "
+        epilog="Example space files: examples/sweep-ch3.toml, examples/sweep-relu.yaml. "
+               "Trials never see the test set: "
                "run the printed train command to measure it.")
     sweep.add_argument("space", metavar="SPACE", help="search space file (.toml, .yaml)")
     sweep.add_argument("--trials", type=positive_int, default=20, metavar="N",
@@ -37,6 +38,10 @@ def add_sweep_parser(commands):
     sweep.add_argument("--workers", type=positive_int, metavar="N",
                        help="trial processes on this machine (default: one per visible GPU, "
                             "else 1); GPUs are shared out round-robin, CPU cores evenly")
+    sweep.add_argument("--threads", type=positive_int, metavar="N",
+                       help="BLAS threads of each CPU worker (default: the cores shared "
+                            "out among the workers); lower it when other work shares the "
+                            "machine, as busy-waiting BLAS threads stall when oversubscribed")
     sweep.add_argument("--storage", metavar="URL|FILE",
                        help="where the study lives: an SQLite file (default: NAME.db here) or "
                             "a database URL, e.g. postgresql://user:pw@host/db to share it "
@@ -82,7 +87,8 @@ def cmd_sweep(args):
     gpus = runner.visible_gpus(args.backend)
     if args.backend == "cupy" and not gpus:
         raise BackendUnavailableError("--backend cupy: no usable CUDA device for the workers")
-    environments = runner.worker_environments(args.workers, gpus, os.cpu_count() or 1)
+    environments = runner.worker_environments(args.workers, gpus, os.cpu_count() or 1,
+                                              args.threads)
     load_mnist(args.data)  # one clear error here rather than one per worker
     say = (lambda *_: None) if args.quiet else (lambda line: print(line, flush=True))
 

@@ -47,16 +47,16 @@ def visible_gpus(backend):
     return [str(i) for i in range(cupy.cuda.runtime.getDeviceCount())]
 
 
-def worker_environments(workers, gpus, cpus):
+def worker_environments(workers, gpus, cpus, threads=None):
     """The environment changes of each worker: with GPUs, worker i is pinned
     to GPU i mod #GPUs (``workers=None``: one per GPU); without, the CPU
-    cores are shared out, so that N workers' BLAS threads do not fight over
-    them (``workers=None``: one worker using them all)."""
+    cores are shared out (or ``threads`` each), so that the workers' BLAS
+    threads do not fight over them (``workers=None``: one worker)."""
     if workers is None:
         workers = len(gpus) or 1
     if gpus:
         return [{"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(workers)]
-    threads = str(max(1, cpus // workers))
+    threads = str(threads or max(1, cpus // workers))
     return [{name: threads for name in THREAD_VARIABLES} for _ in range(workers)]
 
 
