@@ -433,6 +433,17 @@ def blas_description():
     return ", ".join(blas) or "unknown"
 
 
+def optional_version(distribution, extra):
+    """The installed version of an optional dependency, or how to install it
+    (read from its metadata: importing Optuna would cost a second)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return f"not installed; pip install 'nn_gpu[{extra}]'"
+
+
 def cmd_info(args):
     """Print what a bug report needs: versions, backends, BLAS and data location."""
     import numba
@@ -446,6 +457,7 @@ def cmd_info(args):
     print(f"numba {numba.__version__}")
     print(f"BLAS: {blas_description()}")
     print(f"CuPy usable: {'yes' if usable else 'no'}: {reason}")
+    print(f"sweep (Optuna): {optional_version('optuna', 'sweep')}")
     try:
         auto = get_backend("auto")
         print(f"backend 'auto' picks: {auto.name} ({auto.describe()})")

@@ -5,6 +5,7 @@ MNIST data; one runs ``python -m nn_gpu`` in a subprocess to prove the entry
 point works. Nothing here touches the network.
 """
 
+import importlib.metadata
 import json
 import os
 import re
@@ -253,6 +254,7 @@ def test_info_mentions_numpy_and_auto(capsys):
     out = capsys.readouterr().out
     assert "numpy" in out and "auto" in out
     assert "all 4 MNIST files present" in out
+    assert f"sweep (Optuna): {importlib.metadata.version('optuna')}" in out
 
 
 def test_python_dash_m_entry_point(tmp_path):

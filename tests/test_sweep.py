@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import numpy
 import optuna
@@ -392,3 +393,38 @@ def test_a_trial_whose_worker_went_silent_elsewhere_is_failed(space_file, tmp_pa
     study = run_in_process(space_file(), url, trials=2, pruner="none")
     assert study.get_trials()[orphan.number].state == TrialState.FAIL
     assert not running_trials(url)
+
+
+def test_visible_gpus_follow_cuda_visible_devices_or_cupys_count(monkeypatch):
+    monkeypatch.setattr(runner, "cupy_status", lambda: (True, "stand-in"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2, 5")
+    assert runner.visible_gpus("auto") == ["2", "5"]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    cupy = types.ModuleType("cupy")
+    cupy.cuda = types.SimpleNamespace(
+        runtime=types.SimpleNamespace(getDeviceCount=lambda: 3))
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    assert runner.visible_gpus("cupy") == ["0", "1", "2"]
+    assert runner.visible_gpus("numpy") == []
+    monkeypatch.setattr(runner, "cupy_status", lambda: (False, "no driver"))
+    assert runner.visible_gpus("auto") == []
+
+
+def test_timeout_stops_starting_trials(space_file, tmp_path):
+    started = time.monotonic()
+    result = subprocess.run(
+        sweep_command(space_file(), tmp_path / "s.db", "--trials", 10_000, "--timeout", 2),
+        capture_output=True, text=True, env=subprocess_env(), timeout=300)
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="test", storage=f"sqlite:///{tmp_path}/s.db")
+    assert 1 <= len(study.get_trials()) < 10_000
+    assert time.monotonic() - started < 60
+
+
+def test_plot_without_matplotlib_fails_before_any_trial(space_file, tmp_path, monkeypatch,
+                                                        capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert cli.main(["sweep", str(space_file()), "--storage", str(tmp_path / "s.db"),
+                     "--plot", str(tmp_path / "p.png")]) == 1
+    assert "plotting needs matplotlib" in capsys.readouterr().err
+    assert not (tmp_path / "s.db").exists()

@@ -84,6 +84,10 @@ def cmd_sweep(args):
     url = sweep_study.storage_url(args.storage or f"{name}.db")
     check_output_path(args.export, "--export")
     check_output_path(args.plot, "--plot")
+    if args.plot:
+        from ..plots import require_matplotlib
+
+        require_matplotlib()  # now, not after the sweep
     gpus = runner.visible_gpus(args.backend)
     if args.backend == "cupy" and not gpus:
         raise BackendUnavailableError("--backend cupy: no usable CUDA device for the workers")
