@@ -112,11 +112,12 @@ def test_the_printed_command_reproduces_the_trial_exactly(space_file, tmp_path, 
     assert {e["epoch"]: e["validation_accuracy"] for e in epochs} == reported
 
 
-def test_hopeless_trials_are_pruned_and_say_so(space_file, tmp_path):
-    """eta from 0.001 (learns nothing in 3 epochs) to 5: the median pruner
-    stops the slow ones after an epoch or two."""
+@pytest.mark.parametrize("pruner", ["median", "hyperband"])
+def test_hopeless_trials_are_pruned_and_say_so(space_file, tmp_path, pruner):
+    """eta from 0.001 (learns nothing in 4 epochs) to 5: the pruner stops
+    the slow ones after an epoch or two."""
     study = run_in_process(space_file(epochs=4), f"sqlite:///{tmp_path}/s.db", trials=14,
-                           sampler="random")
+                           sampler="random", pruner=pruner)
     pruned = [t for t in study.get_trials() if t.state == TrialState.PRUNED]
     assert pruned, "nothing was pruned"
     for trial in pruned:
@@ -428,3 +429,18 @@ def test_plot_without_matplotlib_fails_before_any_trial(space_file, tmp_path, mo
                      "--plot", str(tmp_path / "p.png")]) == 1
     assert "plotting needs matplotlib" in capsys.readouterr().err
     assert not (tmp_path / "s.db").exists()
+
+
+def test_with_several_gpus_each_worker_is_pinned_to_its_own(space_file, tmp_path, monkeypatch,
+                                                            capsys):
+    """Two (pretend) GPUs and no --workers: two workers, each started with
+    CUDA_VISIBLE_DEVICES naming its GPU, as its trials record. (No CUDA here,
+    so they train on NumPy: --backend auto.)"""
+    monkeypatch.setattr(runner, "visible_gpus", lambda backend: ["0", "1"])
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["sweep", str(space_file()), "--trials", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "Worker 0 started" in out and "GPU 0)" in out and "GPU 1)" in out
+    study = optuna.load_study(study_name="test", storage=f"sqlite:///{tmp_path}/test.db")
+    pinned = {t.user_attrs["worker"]: t.user_attrs["device"] for t in study.get_trials()}
+    assert pinned == {0: "numpy (GPU 0)", 1: "numpy (GPU 1)"}

@@ -43,7 +43,8 @@ def make_trial(number, state=TrialState.COMPLETE, value=None, params=None, attrs
 def finished(number, value, **params):
     return make_trial(number, value=value, params=params,
                       attrs={"seed": 100 + number, "best_epoch": 3, "epochs_run": 5,
-                             "seconds": 12.34 + number, "worker": number % 2},
+                             "seconds": 12.34 + number, "worker": number % 2,
+                             "host": "lab-7", "device": "cupy (GPU 1)"},
                       epochs={1: value - 0.02, 2: value})
 
 
@@ -145,7 +146,8 @@ def test_csv_has_every_trial_in_order_with_its_columns(tmp_path):
     report.write_csv(study_trials(), path)
     columns, rows = read_csv(path)
     assert columns == ["number", "state", "validation_accuracy", "best_epoch", "epochs_run",
-                       "seconds", "seed", "worker", "param_batch_size", "param_cost",
+                       "seconds", "seed", "worker", "host", "device", "param_batch_size",
+                       "param_cost",
                        "param_eta", "param_hidden", "param_momentum", "stopped", "error",
                        "interrupted", "retry_of"]
     assert [row["number"] for row in rows] == ["0", "1", "3", "5", "6", "7", "8", "9"]
@@ -159,6 +161,7 @@ def test_csv_has_every_trial_in_order_with_its_columns(tmp_path):
     assert (best["param_hidden"], best["param_cost"]) == ("[100, 30]", "cross_entropy")
     assert (best["best_epoch"], best["epochs_run"], best["seed"], best["worker"]) == (
         "3", "5", "103", "1")
+    assert (best["host"], best["device"]) == ("lab-7", "cupy (GPU 1)")
     assert best["param_batch_size"] == best["param_momentum"] == best["stopped"] == ""
     assert by_number[1]["stopped"] == "pruned after epoch 2: below the median"
     assert by_number[5]["error"] == "worker 1 (pid 123) died: killed by SIGKILL"

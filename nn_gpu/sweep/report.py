@@ -25,7 +25,7 @@ from ..fileio import atomic_write
 from ..presets import TRAIN_DEFAULTS, as_arguments
 
 #: User attributes written to the CSV after the accuracy, and after the params.
-RUN_COLUMNS = ("best_epoch", "epochs_run", "seconds", "seed", "worker")
+RUN_COLUMNS = ("best_epoch", "epochs_run", "seconds", "seed", "worker", "host", "device")
 NOTE_COLUMNS = ("stopped", "error", "interrupted", "retry_of")
 #: Train options every reproduce command spells out, default or not.
 ALWAYS_GIVEN = ("sizes", "epochs", "batch_size", "eta", "cost")

@@ -9,7 +9,7 @@ machine or on another one. ``nn-gpu sweep`` starts them as subprocesses
 What a trial leaves in the study, besides its parameters and value (the
 best validation accuracy of its epochs): one intermediate value per epoch
 (the validation accuracy, for the pruner) and the user attributes ``seed``,
-``worker``, ``host``, ``pid``, ``epochs_run``, ``best_epoch``, ``seconds``,
+``worker``, ``host``, ``pid``, ``device``, ``epochs_run``, ``best_epoch``, ``seconds``,
 and where it applies ``stopped`` (why it was pruned), ``error`` (why it
 failed) or ``interrupted`` (Ctrl-C: the next run of the sweep reruns it).
 """
@@ -84,6 +84,9 @@ class Objective:
     def __init__(self, space, data_dir, backend, seed=None, worker=0, stop=None):
         self.space, self.backend, self.seed, self.worker = space, backend, seed, worker
         self.stop = stop or StopRequest()
+        pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
+        #: Where trials train: "numpy", or "cupy" and the GPU it was pinned to.
+        self.device = backend.name + (f" (GPU {pinned})" if pinned is not None else "")
         self.training, self.validation, _ = load_mnist(data_dir)
         self.subsets = {}  # expand -> the training examples (expanded once, if ever)
 
@@ -105,7 +108,8 @@ class Objective:
         options = self.space.suggest(trial)
         seed = self.trial_seed(trial)
         for key, value in (("seed", seed), ("worker", self.worker),
-                           ("host", socket.gethostname()), ("pid", os.getpid())):
+                           ("host", socket.gethostname()), ("pid", os.getpid()),
+                           ("device", self.device)):
             trial.set_user_attr(key, value)
         net = Network(options["sizes"], cost=options["cost"], backend=self.backend,
                       dtype=self.space.dtype, seed=seed, init=options["init"],
