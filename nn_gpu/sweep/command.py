@@ -98,17 +98,17 @@ def cmd_sweep(args):
 
     storage = sweep_study.open_storage(url)
     study = sweep_study.create(storage, name, space)
+    requeued = sweep_study.requeue_interrupted(study)
     done = sweep_study.trials_done(study)
     where = f"Sweep {name!r} in {sweep_study.shown_url(url)}"
     outcome = "done"
-    if done >= args.trials:
+    if sweep_study.is_done(study, args.trials):
         say(f"{where} already has {done} trials (--trials {args.trials}): nothing to run; "
             "raise --trials to continue it")
     else:
         say(f"{where}: {done} of {args.trials} trials done; {len(environments)} "
             f"worker{'s' if len(environments) > 1 else ''}, {args.sampler} sampler, "
             f"{args.pruner} pruner")
-        requeued = sweep_study.requeue_interrupted(study)
         if requeued:
             say(f"Rerunning trial{'s' if len(requeued) > 1 else ''} "
                 f"{', '.join(map(str, requeued))}, interrupted last time")

@@ -134,7 +134,7 @@ class Runner:
         self.say(f"{why}{lost}")
         worker.crashes += 1
         timed_out = self.deadline is not None and time.monotonic() >= self.deadline
-        if sweep_study.trials_done(self.study) >= self.config["trials"] or timed_out:
+        if sweep_study.is_done(self.study, self.config["trials"]) or timed_out:
             return
         if worker.crashes >= MAX_CRASHES:
             self.say(f"Worker {worker.index} crashed {worker.crashes} times; not restarting it")

@@ -56,7 +56,7 @@ def open_storage(url):
     """Optuna's RDB storage at ``url``, with heartbeats so that a trial whose
     worker died is failed by the others. SQLite waits for its lock instead of
     failing when two workers write at once."""
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     engine_kwargs = ({"connect_args": {"timeout": 60}} if url.startswith("sqlite")
                      else {"pool_pre_ping": True})
@@ -67,10 +67,11 @@ def open_storage(url):
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
                                                   heartbeat_interval=HEARTBEAT_SECONDS,
                                                   grace_period=GRACE_SECONDS)
-        except (IntegrityError, ProgrammingError) as exc:
-            # Two machines creating Optuna's tables in a new database at once:
+        except (IntegrityError, ProgrammingError, OperationalError) as exc:
+            # Two processes creating Optuna's tables in a new database at once:
             # one wins, the other finds them made when it tries again.
-            if attempt == TABLE_RACE_ATTEMPTS:
+            racing = not isinstance(exc, OperationalError) or "already exists" in str(exc)
+            if not racing or attempt == TABLE_RACE_ATTEMPTS:
                 raise SweepError(f"cannot open the study storage {shown_url(url)}: "
                                  f"{_first_line(exc)}") from None
             time.sleep(random.uniform(0.2, 1.0))
@@ -145,6 +146,12 @@ def trials_done(study):
     return sum(1 for t in study.get_trials(deepcopy=False)
                if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
                or t.state == TrialState.FAIL and not t.user_attrs.get("interrupted"))
+
+
+def is_done(study, target):
+    """Whether the sweep has its ``target`` trials and no rerun is queued."""
+    return (trials_done(study) >= target
+            and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def requeue_interrupted(study):

@@ -9,8 +9,8 @@ machine or on another one. ``nn-gpu sweep`` starts them as subprocesses
 What a trial leaves in the study, besides its parameters and value (the
 best validation accuracy of its epochs): one intermediate value per epoch
 (the validation accuracy, for the pruner) and the user attributes ``seed``,
-``worker``, ``host``, ``pid``, ``device``, ``epochs_run``, ``best_epoch``, ``seconds``,
-and where it applies ``stopped`` (why it was pruned), ``error`` (why it
+``worker``, ``host``, ``pid``, ``device``, ``epochs_run``, ``best_epoch``,
+``seconds``, and where it applies ``stopped`` (why it was pruned), ``error`` (why it
 failed) or ``interrupted`` (Ctrl-C: the next run of the sweep reruns it).
 """
 
@@ -111,9 +111,6 @@ class Objective:
                            ("host", socket.gethostname()), ("pid", os.getpid()),
                            ("device", self.device)):
             trial.set_user_attr(key, value)
-        net = Network(options["sizes"], cost=options["cost"], backend=self.backend,
-                      dtype=self.space.dtype, seed=seed, init=options["init"],
-                      activation=options["activation"])
         best = {"accuracy": None, "epoch": None, "epochs_run": 0}
 
         def after_epoch(record):
@@ -131,6 +128,9 @@ class Objective:
         started = time.perf_counter()
         try:
             with self.stop.raising():
+                net = Network(options["sizes"], cost=options["cost"], backend=self.backend,
+                              dtype=self.space.dtype, seed=seed, init=options["init"],
+                              activation=options["activation"])
                 net.sgd(self.training_set(options["expand"]), options["epochs"],
                         options["batch_size"], options["eta"], validation_data=self.validation,
                         callback=after_epoch, **sgd_settings(options))
@@ -210,10 +210,10 @@ def _run(config, stop):
 
     def after_trial(study, trial):
         say(trial_line(trial, worker), flush=True)
-        if stop.requested or sweep_study.trials_done(study) >= target:
+        if stop.requested or sweep_study.is_done(study, target):
             study.stop()
 
-    if not stop.requested and sweep_study.trials_done(study) < target:
+    if not stop.requested and not sweep_study.is_done(study, target):
         try:
             study.optimize(objective, timeout=config.get("timeout"), catch=(Exception,),
                            callbacks=[after_trial])
