@@ -256,7 +256,10 @@ def test_a_killed_worker_fails_its_trial_and_is_replaced(space_file, tmp_path):
     assert out.count("Worker 0 started") == 2
 
 
-def test_ctrl_c_keeps_every_trial_and_the_rerun_continues(space_file, tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_ctrl_c_keeps_every_trial_and_the_rerun_continues(space_file, tmp_path, stop_signal):
+    """Ctrl-C (SIGINT), a scheduler's SIGTERM or a closed terminal's SIGHUP."""
     storage = f"sqlite:///{tmp_path}/s.db"
     command = sweep_command(space_file(**LONG_TRIALS), tmp_path / "s.db",
                             "--trials", 4, "--workers", 2, "--seed", 5, "--pruner", "none")
@@ -271,7 +274,7 @@ def test_ctrl_c_keeps_every_trial_and_the_rerun_continues(space_file, tmp_path):
             return complete and mid_training(storage)
         wait_for(lambda: os.path.exists(tmp_path / "s.db") and finished_and_training(),
                  what="a finished trial and one in training")
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         out, err = process.communicate(timeout=120)
     finally:
         process.kill()

@@ -116,11 +116,16 @@ def cmd_sweep(args):
                   "study": name, "sampler": args.sampler, "pruner": args.pruner,
                   "seed": args.seed, "data": args.data, "backend": args.backend,
                   "trials": args.trials, "timeout": args.timeout, "quiet": args.quiet}
-        previous_sigterm = signal.signal(signal.SIGTERM, interrupt)
+        # SIGTERM (a scheduler) and SIGHUP (the terminal closed) stop the
+        # workers as Ctrl-C does: they run in sessions of their own and would
+        # otherwise go on without anyone watching them.
+        previous = {signum: signal.signal(signum, interrupt)
+                    for signum in (signal.SIGTERM, signal.SIGHUP)}
         try:
             outcome = runner.Runner(config, environments, storage, study, say).run()
         finally:
-            signal.signal(signal.SIGTERM, previous_sigterm)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     trials = study.get_trials(deepcopy=False)
     print(f"\n{report.counts_line(trials)}\n{report.top_table(trials, args.top)}", flush=True)
     best = _best_trial(study)
