@@ -241,6 +241,10 @@ def test_a_killed_worker_fails_its_trial_and_is_replaced(space_file, tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
     try:
         victim = wait_for(lambda: mid_training(storage), what="a trial in training")[0]
+        # The storage URL (a password, in a PostgreSQL one) is not on the
+        # worker's command line, where any user's `ps` would show it.
+        with open(f"/proc/{victim.user_attrs['pid']}/cmdline", "rb") as cmdline:
+            assert b"s.db" not in cmdline.read()
         os.kill(victim.user_attrs["pid"], signal.SIGKILL)
         out, err = process.communicate(timeout=300)
     finally:

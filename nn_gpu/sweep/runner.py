@@ -94,9 +94,13 @@ class Runner:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         # A session of its own: Ctrl-C reaches the runner only, which then
         # stops each worker exactly once, so no trial is left half-recorded.
+        # The config goes through a pipe, not argv, where `ps` would show the
+        # storage URL's password to every user of the machine.
         worker.process = subprocess.Popen(
-            [sys.executable, "-m", "nn_gpu.sweep.worker", json.dumps(config)], env=env,
-            start_new_session=True)
+            [sys.executable, "-m", "nn_gpu.sweep.worker"], env=env, stdin=subprocess.PIPE,
+            text=True, start_new_session=True)
+        with worker.process.stdin as pipe:
+            pipe.write(json.dumps(config))
         self.say(f"Worker {worker.index} started (pid {worker.process.pid}, "
                  f"{describe_environment(worker.env)})")
 

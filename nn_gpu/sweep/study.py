@@ -19,8 +19,6 @@ from optuna.trial import TrialState
 
 from ..errors import NNGpuError
 
-PRUNERS = ("median", "hyperband", "none")
-SAMPLERS = ("tpe", "random")
 #: A worker's heartbeat every 10 s; a RUNNING trial silent for 2 minutes
 #: belongs to a dead worker (on any machine) and is marked failed.
 HEARTBEAT_SECONDS, GRACE_SECONDS = 10, 120

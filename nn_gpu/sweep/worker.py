@@ -4,7 +4,7 @@ and trains them, until the study has its trials or time is up.
 Workers never talk to each other, only to the study's storage (SQLite or
 PostgreSQL), so a worker is the same whether the other workers run on this
 machine or on another one. ``nn-gpu sweep`` starts them as subprocesses
-(``python -m nn_gpu.sweep.worker CONFIG``); see :mod:`nn_gpu.sweep.runner`.
+(``python -m nn_gpu.sweep.worker``, its config on stdin); see :mod:`nn_gpu.sweep.runner`.
 
 What a trial leaves in the study, besides its parameters and value (the
 best validation accuracy of its epochs): one intermediate value per epoch
@@ -222,13 +222,10 @@ def _run(config, stop):
     return 130 if stop.requested else 0
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m nn_gpu.sweep.worker CONFIG_JSON (started by `nn-gpu sweep`)",
-              file=sys.stderr)
-        return 2
-    return run(json.loads(argv[0]))
+def main():
+    """``python -m nn_gpu.sweep.worker``, as `nn-gpu sweep` starts it: the
+    config comes as JSON on stdin."""
+    return run(json.load(sys.stdin))
 
 
 if __name__ == "__main__":
