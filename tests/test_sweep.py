@@ -326,13 +326,15 @@ def test_two_sweeps_share_one_postgresql_study(space_file, postgres_storage_url,
 
 
 def test_two_workers_on_postgresql(space_file, postgres_storage_url, tmp_path):
+    """The URL from $NN_GPU_SWEEP_STORAGE, off the command line."""
     result = subprocess.run(
-        sweep_command(space_file(), postgres_storage_url, "--trials", 6, "--workers", 2),
-        capture_output=True, text=True, env=subprocess_env(), cwd=tmp_path, timeout=300)
+        [sys.executable, "-m", "nn_gpu", "sweep", str(space_file()), "--trials", "6",
+         "--workers", "2"], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        env={**subprocess_env(), "NN_GPU_SWEEP_STORAGE": postgres_storage_url})
     assert result.returncode == 0, result.stderr
     study = load_study(postgres_storage_url)
     assert {t.user_attrs["worker"] for t in study.get_trials()} == {0, 1}
-    assert "postgresql://" in result.stdout
+    assert "postgresql://" in result.stdout and not list(tmp_path.glob("*.db"))
 
 
 # ------------------------------------------------------------- command line

@@ -12,6 +12,9 @@ from ..backends import BACKEND_NAMES
 from ..errors import BackendUnavailableError
 
 INSTALL_HINT = "install it with: pip install 'nn_gpu[sweep]'"
+#: The storage when --storage is not given: a URL with a password is better
+#: kept here than on a command line that `ps` shows every user.
+STORAGE_ENV_VAR = "NN_GPU_SWEEP_STORAGE"
 
 
 def add_sweep_parser(commands):
@@ -43,9 +46,9 @@ def add_sweep_parser(commands):
                             "out among the workers); lower it when other work shares the "
                             "machine, as busy-waiting BLAS threads stall when oversubscribed")
     sweep.add_argument("--storage", metavar="URL|FILE",
-                       help="where the study lives: an SQLite file (default: NAME.db here) or "
-                            "a database URL, e.g. postgresql://user:pw@host/db to share it "
-                            "among machines")
+                       help="where the study lives: an SQLite file or a database URL, e.g. "
+                            "postgresql://user:pw@host/db to share it among machines "
+                            f"(default: ${STORAGE_ENV_VAR}, else NAME.db here)")
     sweep.add_argument("--study-name", metavar="NAME",
                        help="the study's name (default: the space file's name setting, "
                             "else its file name)")
@@ -81,7 +84,8 @@ def cmd_sweep(args):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load_space(args.space)
     name = args.study_name or space.name
-    url = sweep_study.storage_url(args.storage or f"{name}.db")
+    url = sweep_study.storage_url(args.storage or os.environ.get(STORAGE_ENV_VAR)
+                                  or f"{name}.db")
     check_output_path(args.export, "--export")
     check_output_path(args.plot, "--plot")
     if args.plot:
