@@ -192,6 +192,7 @@ def test_two_workers_share_an_sqlite_study(space_file, tmp_path):
         capture_output=True, text=True, env=subprocess_env(), timeout=300)
     assert result.returncode == 0, result.stderr
     assert "Worker 0 started" in result.stdout and "Worker 1 started" in result.stdout
+    assert result.stderr == "" and "died" not in result.stdout
     assert result.stdout.count(f"CPU, {max(1, os.cpu_count() // 2)} thread") == 2
     study = load_study(f"sqlite:///{tmp_path}/s.db")
     trials = study.get_trials()
@@ -317,6 +318,7 @@ def test_two_sweeps_share_one_postgresql_study(space_file, postgres_storage_url,
     outputs = [process.communicate(timeout=300) for process in (first, second)]
     for process, (out, err) in zip((first, second), outputs):
         assert process.returncode == 0, err
+        assert err == "" and "died" not in out
     study = load_study(postgres_storage_url)
     trials = study.get_trials()
     assert 12 <= len(trials) <= 13
@@ -332,19 +334,21 @@ def test_two_workers_on_postgresql(space_file, postgres_storage_url, tmp_path):
          "--workers", "2"], capture_output=True, text=True, cwd=tmp_path, timeout=300,
         env={**subprocess_env(), "NN_GPU_SWEEP_STORAGE": postgres_storage_url})
     assert result.returncode == 0, result.stderr
+    assert result.stderr == "" and "died" not in result.stdout
     study = load_study(postgres_storage_url)
     assert {t.user_attrs["worker"] for t in study.get_trials()} == {0, 1}
     assert "postgresql://" in result.stdout and not list(tmp_path.glob("*.db"))
 
 
 # ------------------------------------------------------------- command line
-def test_the_default_storage_is_an_sqlite_file_named_after_the_study(space_file, tmp_path,
-                                                                     monkeypatch, capsys):
+def test_quiet_prints_only_the_results_in_the_default_sqlite_file(space_file, tmp_path,
+                                                                  monkeypatch, capfd):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["sweep", str(space_file()), "--trials", "2", "--quiet"]) == 0
-    assert (tmp_path / "test.db").exists()
-    out = capsys.readouterr().out
-    assert out.startswith("\n2 trials") or "2 trials:" in out
+    assert (tmp_path / "test.db").exists()  # named after the study
+    out, err = capfd.readouterr()  # the workers' output too
+    assert out.startswith("\n2 trials: 2 complete") and "Trial " not in out
+    assert err == ""
 
 
 @pytest.mark.parametrize("extra, message", [

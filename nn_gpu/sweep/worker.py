@@ -194,7 +194,7 @@ def run(config):
 
 def _run(config, stop):
     worker = config["worker"]
-    say = print if not config.get("quiet") else (lambda *_: None)
+    say = (lambda line: None) if config.get("quiet") else (lambda line: print(line, flush=True))
     try:
         space = SearchSpace(config["space"], source=config["space_file"])
         storage = sweep_study.open_storage(config["storage"])
@@ -209,7 +209,7 @@ def _run(config, stop):
     target = config["trials"]
 
     def after_trial(study, trial):
-        say(trial_line(trial, worker), flush=True)
+        say(trial_line(trial, worker))
         if stop.requested or sweep_study.is_done(study, target):
             study.stop()
 
