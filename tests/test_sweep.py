@@ -19,6 +19,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nn_gpu import cli
+from nn_gpu.backends import cupy_status
 from nn_gpu.sweep import runner, study as sweep_study, worker
 from nn_gpu.sweep.space import load_space
 from conftest import REPO_ROOT
@@ -357,6 +358,8 @@ def test_quiet_prints_only_the_results_in_the_default_sqlite_file(space_file, tm
      "cannot open the study storage postgresql://nobody@127.0.0.1:1/none"),
     (["--export", "/no/such/dir/x.csv"], "--export /no/such/dir/x.csv: directory"),
     (["--data", "/no/such/mnist"], "/no/such/mnist"),
+    pytest.param(["--backend", "cupy"], "backend 'cupy' is unavailable: CuPy",
+                 marks=pytest.mark.skipif(cupy_status()[0], reason="CuPy runs here")),
 ])
 def test_bad_arguments_are_one_line_errors(space_file, tmp_path, capsys, extra, message):
     assert cli.main(["sweep", str(space_file()), *extra]) == 1

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from ..backends import BACKEND_NAMES
+from ..backends import BACKEND_NAMES, get_backend
 from ..errors import BackendUnavailableError
 
 INSTALL_HINT = "install it with: pip install 'nn_gpu[sweep]'"
@@ -94,7 +94,9 @@ def cmd_sweep(args):
         require_matplotlib()  # now, not after the sweep
     gpus = runner.visible_gpus(args.backend)
     if args.backend == "cupy" and not gpus:
-        raise BackendUnavailableError("--backend cupy: no usable CUDA device for the workers")
+        get_backend("cupy")  # says why CuPy cannot run here...
+        raise BackendUnavailableError(  # ...or it can, but none is visible
+            "--backend cupy: CUDA_VISIBLE_DEVICES leaves no GPU for the workers")
     environments = runner.worker_environments(args.workers, gpus, os.cpu_count() or 1,
                                               args.threads)
     load_mnist(args.data)  # one clear error here rather than one per worker
