@@ -101,14 +101,6 @@ def _database_url(url, name):
     return urlsplit(url)._replace(path="/" + name).geturl()
 
 
-def _without_password(url):
-    """url with any password masked, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
-
-
 def _postgres_unavailable(message):
     if os.environ.get("NN_GPU_REQUIRE_POSTGRES") == "1":
         pytest.fail(f"NN_GPU_REQUIRE_POSTGRES=1, but {message}", pytrace=False)
@@ -131,7 +123,9 @@ def postgres_url():
         psycopg.connect(_libpq_url(url), connect_timeout=5).close()
     except psycopg.Error as error:
         reason = " ".join(str(error).split())
-        _postgres_unavailable(f"cannot connect to NN_GPU_TEST_POSTGRES={_without_password(url)}: {reason}")
+        from nn_gpu.sweep.study import shown_url
+
+        _postgres_unavailable(f"cannot connect to NN_GPU_TEST_POSTGRES={shown_url(url)}: {reason}")
     return url
 
 

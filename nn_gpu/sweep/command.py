@@ -134,7 +134,7 @@ def cmd_sweep(args):
                 signal.signal(signum, handler)
     trials = study.get_trials(deepcopy=False)
     print(f"\n{report.counts_line(trials)}\n{report.top_table(trials, args.top)}", flush=True)
-    best = _best_trial(study)
+    best = next(iter(report.ranked(trials)), None)
     if best is not None:
         command = report.reproduce_command(space.options_of(best.params), space.train_size,
                                            best.user_attrs.get("seed"), space.dtype)
@@ -155,12 +155,3 @@ def cmd_sweep(args):
               file=sys.stderr, flush=True)
         return 130
     return 1 if outcome == "setup failed" else 0
-
-
-def _best_trial(study):
-    """The best complete trial, or None (Optuna raises when there is none)."""
-    from optuna.trial import TrialState
-
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
-

@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 
 from ..fileio import atomic_write
 from ..presets import TRAIN_DEFAULTS, as_arguments
+from .study import interrupted
 
 #: User attributes written to the CSV after the accuracy, and after the params.
 RUN_COLUMNS = ("best_epoch", "epochs_run", "seconds", "seed", "worker", "host", "device")
@@ -56,21 +57,16 @@ def _plural(count, word):
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def _interrupted(trial):
-    """A failure caused by the user's Ctrl-C, not by the trial itself."""
-    return trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted") is True
-
-
 def counts_line(trials):
     """How far the study got, e.g. "20 trials: 12 complete, 7 pruned, 1 failed";
     running, waiting and interrupted trials are named only when there are some."""
     states = [t.state for t in trials]
-    interrupted = sum(map(_interrupted, trials))
+    cut_short = sum(map(interrupted, trials))
     parts = [f"{states.count(TrialState.COMPLETE)} complete",
              f"{states.count(TrialState.PRUNED)} pruned",
-             f"{states.count(TrialState.FAIL) - interrupted} failed"]
+             f"{states.count(TrialState.FAIL) - cut_short} failed"]
     parts += [f"{count} {word}" for count, word in
-              ((interrupted, "interrupted"), (states.count(TrialState.RUNNING), "running"),
+              ((cut_short, "interrupted"), (states.count(TrialState.RUNNING), "running"),
                (states.count(TrialState.WAITING), "waiting")) if count]
     return f"{_plural(len(trials), 'trial')}: {', '.join(parts)}"
 
@@ -84,12 +80,18 @@ def _param_text(params, name):
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def ranked(trials):
+    """The complete trials, best validation accuracy first (of equals, the
+    earlier trial first)."""
+    return sorted((t for t in trials if t.state == TrialState.COMPLETE),
+                  key=lambda t: (-t.value, t.number))
+
+
 def top_table(trials, top=10):
     """The ``top`` complete trials, best validation accuracy first (the
     earlier trial of equals first), with their hyper-parameters, as a
     fixed-width text table."""
-    best = sorted((t for t in trials if t.state == TrialState.COMPLETE),
-                  key=lambda t: (-t.value, t.number))[:top]
+    best = ranked(trials)[:top]
     if not best:
         return "no trial has completed yet"
     names = sorted({name for t in best for name in t.params})

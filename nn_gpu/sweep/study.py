@@ -138,12 +138,17 @@ def load(storage, name, sampler, pruner, seed, worker):
         sampler=make_sampler(sampler, seed, worker, summaries[name].n_trials))
 
 
+def interrupted(trial):
+    """A failure caused by the user's Ctrl-C, not by the trial itself."""
+    return trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted") is True
+
+
 def trials_done(study):
     """Trials that count towards ``--trials``: complete, pruned, or failed for a
     reason of their own (not interrupted by the user: those are rerun)."""
     return sum(1 for t in study.get_trials(deepcopy=False)
                if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-               or t.state == TrialState.FAIL and not t.user_attrs.get("interrupted"))
+               or t.state == TrialState.FAIL and not interrupted(t))
 
 
 def is_done(study, target):
@@ -159,8 +164,7 @@ def requeue_interrupted(study):
     retried = {t.user_attrs.get("retry_of") for t in trials}
     queued = []
     for trial in trials:
-        if (trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted")
-                and trial.number not in retried):
+        if interrupted(trial) and trial.number not in retried:
             study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number,
                                                           "seed": trial.user_attrs["seed"]})
             queued.append(trial.number)
