@@ -184,7 +184,13 @@ def to_mnist(image):
                          "(nothing stands out from the paper)")
     ink = numpy.clip(ink / contrast, 0.0, 1.0)
     ink[ink < NOISE] = 0.0
+    return mnist_field(ink, where, Image)
 
+
+def mnist_field(ink, where, Image):
+    """Ink (a 2-D array in [0, 1], 0 paper, with some ink on it) as MNIST's
+    input: cropped to the ink, scaled so that its longer side is BOX pixels,
+    placed by its centre of mass in the SIDE x SIDE field; (784,) float32."""
     rows = numpy.flatnonzero(ink.any(axis=1))
     cols = numpy.flatnonzero(ink.any(axis=0))
     ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
