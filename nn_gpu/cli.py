@@ -578,10 +578,12 @@ def build_parser():
     from .benchmark import add_bench_parser
     from .plots import add_plot_parser
     from .predict import add_predict_parser
+    from .read_command import add_read_parser
     from .sweep.command import add_sweep_parser
     add_bench_parser(commands)
     add_plot_parser(commands)
     add_predict_parser(commands)
+    add_read_parser(commands)
     add_sweep_parser(commands)
     return parser
 
