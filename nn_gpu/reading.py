@@ -13,12 +13,15 @@ does on its pieces. :func:`read_number` does exactly that:
    edges of strokes that reach it) gives the ink's connected components;
    components over the same columns (the parts of a broken 5 or 7) are one
    group, and specks much smaller than the digits are dropped;
-3. each group is cut into digits by dynamic programming over candidate cut
-   columns (the minima of its vertical ink projection): the cuts chosen
-   maximise Σ log P(piece) + log prior(width of the piece), where P is the
-   classifier's probability of its best digit. A group of one digit stays
-   whole because cutting it costs the prior more than it gains; two digits
-   that touch are cut where the classifier is surest of both halves.
+3. the line of strokes is cut into digits by dynamic programming over
+   candidate cut columns (the middle of each empty run, the minima of the
+   vertical ink projection, and more every quarter digit height through
+   long stretches of ink): the cuts chosen maximise Σ log P(piece) + log
+   prior(width of the piece) - the cuts' costs, where P is the classifier's
+   probability of the piece's best digit. A cut through a component no
+   wider than one digit, a piece holding an empty column, and a cut through
+   much ink all cost dearly, so digits standing apart stay whole; where
+   digits touch, the cut goes where the classifier is surest of the pieces.
 
 Every candidate piece is made MNIST-like exactly as ``nn-gpu predict`` does
 (cropped, scaled to 20 pixels, centred by its mass in 28x28) and all of them
@@ -35,18 +38,17 @@ from .predict import ImageError
 
 WORK_SIDE = 1024        # larger pictures are reduced first (as predict)
 GRAIN_SIGMA = 1.0       # Gaussian smoothing of grain, in working pixels
-BACKGROUND_CELLS = 24   # the paper level is a median over this many cells of the shorter side
+BACKGROUND_CELLS = 24   # grid of the paper level: cells per shorter side
 MIN_SPECK = 0.03        # components under this share of the largest one's area are specks
 MIN_HEIGHT = 0.3        # groups under this share of the digits' height are specks
 MAX_WIDTH = 1.6         # widest piece (in digit heights) the cutter considers
 FILL_STEP = 0.25        # most digit heights of ink without a candidate cut
 WIDTH_RANGE = (0.2, 1.0)  # MNIST digits are 0.2-1.0 times as wide as tall
 WIDTH_SLOPE = 10.0      # log-prior fall-off per digit height of width outside that range
-PIECE_COST = 0.7        # log-prior cost of one more digit: cuts must earn it
 CROSS_COST = 3.0        # log-prior cost of a cut through a component as narrow as a digit
 SPLIT_WIDTH = 1.0       # components wider than this (digit heights) are digits touching
 GAP_COST = 3.0          # log-prior cost of a piece with an empty column inside its ink
-INK_COST = 3.0          # log-prior cost of a cut, per digit height of ink it cuts through
+INK_COST = 2.0          # log-prior cost of a cut, per digit height of ink it cuts through
 SLIVER = (0.15, 0.15)   # parts of a piece at a cut, under this share of its ink and this
                         # many digit heights wide, are a neighbour's (digits overlapping)
 
@@ -127,14 +129,15 @@ def _grey_array(array):
 
 
 def paper_level(grey):
-    """The paper under the ink: a median over cells of 1/BACKGROUND_CELLS of
-    the shorter side, wide enough that ink is the minority in each, spread
-    back smoothly over the picture."""
+    """The paper under the ink: at each place, the median over a square as
+    wide as the picture's shorter side (ink is the minority in it: a line of
+    digits is no taller than the picture), computed on a grid of
+    BACKGROUND_CELLS to that side and spread back smoothly."""
     from scipy import ndimage
 
     height, width = grey.shape
     step = max(1, min(height, width) // BACKGROUND_CELLS)
-    small = ndimage.median_filter(grey[::step, ::step], size=max(3, BACKGROUND_CELLS // 2),
+    small = ndimage.median_filter(grey[::step, ::step], size=BACKGROUND_CELLS,
                                   mode="reflect")
     zoom = (height / small.shape[0], width / small.shape[1])
     return ndimage.zoom(small, zoom, order=1, mode="nearest", grid_mode=True)[:height, :width]
@@ -319,8 +322,8 @@ def cut_costs(strokes, height):
 
 def best_cuts(strokes, cuts, pieces, probs, height):
     """[(piece, probabilities), ...]: the digits of the segmentation of
-    ``strokes`` that maximises Σ (log P(best digit) + log prior(width) -
-    PIECE_COST) over its pieces, less the cost of the cuts through single
+    ``strokes`` that maximises Σ (log P(best digit) + log prior(width)) over
+    its pieces, less the cost of the cuts through single
     digits (:func:`cut_costs`) and GAP_COST for each empty column inside
     a piece's ink, by dynamic programming over the cut columns, left to right.
     ``probs`` has a row for each piece with ink, in order."""
@@ -336,8 +339,7 @@ def best_cuts(strokes, cuts, pieces, probs, height):
         score = best[piece.start] - cost[piece.stop]
         if piece.ink is not None:
             width = (piece.box[2] - piece.box[0]) / height
-            score += (numpy.log(max(probs[rows[k]].max(), 1e-300)) + width_prior(width)
-                      - PIECE_COST)
+            score += numpy.log(max(probs[rows[k]].max(), 1e-300)) + width_prior(width)
             inside = gaps[piece.start + 1:piece.stop]
             score -= GAP_COST * numpy.count_nonzero(
                 inside & (cuts[piece.start + 1:piece.stop] > piece.box[0])
