@@ -24,19 +24,19 @@ does on its pieces. :func:`read_number` does exactly that:
    digits touch, the cut goes where the classifier is surest of the pieces.
 
 Every candidate piece is made MNIST-like exactly as ``nn-gpu predict`` does
-(cropped, scaled to 20 pixels, centred by its mass in 28x28) and all of them
-go through the network in one batched feedforward.
+(:mod:`nn_gpu.images`: cropped, scaled to 20 pixels, centred by its mass in
+28x28) and all of them go through the network in one batched feedforward;
+the probabilities are :func:`nn_gpu.metrics.probabilities`.
 """
 
 from dataclasses import dataclass
 
 import numpy
 
-from . import predict
-from .errors import InvalidArgumentError
-from .predict import ImageError
+from . import images
+from .images import ImageError
+from .metrics import probabilities
 
-WORK_SIDE = 1024        # larger pictures are reduced first (as predict)
 GRAIN_SIGMA = 1.0       # Gaussian smoothing of grain, in working pixels
 BACKGROUND_CELLS = 24   # grid of the paper level: cells per shorter side
 MIN_SPECK = 0.03        # components under this share of the largest one's area are specks
@@ -73,18 +73,18 @@ def read_number(net, image):
     """The number written in ``image`` (a path, a PIL image, or a 2-D array
     of greys in [0, 1], 0 black) as a :class:`Reading`.
 
-    Raises :class:`~nn_gpu.predict.ImageError` for a missing, unreadable or
+    Raises :class:`~nn_gpu.images.ImageError` for a missing, unreadable or
     blank picture (one line, naming it) and ``InvalidArgumentError`` for a
     model that does not take 28x28 digits.
     """
-    predict.check_model(net)
+    images.check_model(net)
     grey, where, scale = load_grey(image)
     strokes, height = strokes_of_digits(ink_on_paper(grey, where), where)
     cuts, pieces = candidate_pieces(strokes, height)
-    Image = predict._pillow()[0]
-    inputs = [predict.mnist_field(piece.ink, where, Image) for piece in pieces
+    Image = images.require_pillow()[0]
+    inputs = [images.mnist_field(piece.ink, where, Image) for piece in pieces
               if piece.ink is not None]
-    probs = predict.probabilities(net, numpy.stack(inputs))  # one batch: every candidate
+    probs = probabilities(net, numpy.stack(inputs))  # one batch: every candidate
     digits, confidences, boxes = [], [], []
     for piece, p in best_cuts(strokes, cuts, pieces, probs, height):
         label = int(numpy.argmax(p))
@@ -100,17 +100,14 @@ def load_grey(image):
     from working pixels back to the picture's)."""
     if isinstance(image, numpy.ndarray):
         return _grey_array(image), "image", 1.0
-    Image, ImageOps = predict._pillow()
-    picture, where = predict._open(image, Image, ImageOps)
+    Image, ImageOps = images.require_pillow()
+    picture, where = images._open(image, Image, ImageOps)
     if picture.size[0] < 1 or picture.size[1] < 1:
         raise ImageError(f"{where}: the image is empty (0 pixels)")
     if picture.mode == "F" and not numpy.isfinite(numpy.asarray(picture)).all():
         raise ImageError(f"{where}: the image has NaN or infinite pixels")
     width = picture.size[0]
-    if max(picture.size) > WORK_SIDE:
-        picture = picture.copy()
-        picture.thumbnail((WORK_SIDE, WORK_SIDE), Image.LANCZOS)
-    grey = predict._greyscale(picture, Image)
+    grey = images._greyscale(images._shrink(picture, Image), Image)  # at most MAX_SIDE
     return grey, where, width / grey.shape[1]
 
 
@@ -153,7 +150,7 @@ def ink_on_paper(grey, where="image"):
     light = numpy.maximum(deviation - 4 * noise, 0).sum()
     ink = -deviation if dark >= light else deviation
     smooth = ndimage.gaussian_filter(ink, GRAIN_SIGMA) if min(ink.shape) > 8 else ink
-    if smooth.max() < max(predict.MIN_CONTRAST, 8 * _noise(smooth)):
+    if smooth.max() < max(images.MIN_CONTRAST, 8 * _noise(smooth)):
         raise ImageError(f"{where}: no number found: the image is blank "
                          "(nothing stands out from the paper)")
     return smooth
@@ -179,8 +176,8 @@ def strokes_of_digits(ink, where="image"):
     from scipy import ndimage
 
     noise = _noise(ink)
-    high = max(predict.otsu_threshold(numpy.clip(ink / ink.max(), 0, 1)) * ink.max(),
-               6 * noise, predict.MIN_CONTRAST / 2)
+    high = max(images.otsu_threshold(numpy.clip(ink / ink.max(), 0, 1)) * ink.max(),
+               6 * noise, images.MIN_CONTRAST / 2)
     labels, count = ndimage.label(ink > max(high / 2, 3 * noise), structure=numpy.ones((3, 3)))
     index = numpy.arange(1, count + 1)
     strong = ndimage.maximum(ink, labels, index) > high
@@ -272,7 +269,7 @@ def _piece(strokes, left, height, cut_left, cut_right):
         return None
     ink = strokes[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     ink = numpy.clip(ink / numpy.percentile(ink[ink > 0], 90), 0.0, 1.0)
-    ink[ink < predict.NOISE] = 0.0
+    ink[ink < images.NOISE] = 0.0
     x0, y0 = left + cols[0], rows[0]
     return ink, (x0, y0, x0 + ink.shape[1], y0 + ink.shape[0])
 

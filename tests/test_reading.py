@@ -21,7 +21,7 @@ Image = pytest.importorskip("PIL.Image",
 from nn_gpu import Network, reading  # noqa: E402
 from nn_gpu.cli import main as nn_gpu_main  # noqa: E402
 from nn_gpu.composed import GAPS, PHOTO, TOUCHING, Style, compose_number, edit_distance  # noqa: E402
-from nn_gpu.predict import ImageError  # noqa: E402
+from nn_gpu.images import ImageError  # noqa: E402
 from nn_gpu.reading import Piece, best_cuts, cut_columns, read_number  # noqa: E402
 
 LINE = re.compile(r"^(?P<name>.+): (?P<digits>\d+)  \((?P<probs>[01]\.\d\d( [01]\.\d\d)*)\)$")

@@ -8,12 +8,12 @@
 import json
 from pathlib import Path
 
-from . import cli
-from .backends import BACKEND_NAMES
-from .errors import InvalidArgumentError
-from .network import Network
-from .predict import PILLOW_HINT, _pillow
-from .reading import draw_reading, read_number
+from ..errors import InvalidArgumentError
+from ..images import PILLOW_HINT, require_pillow
+from ..network import Network
+from ..plots import require_matplotlib
+from ..reading import draw_reading, read_number
+from .common import CliError, add_backend, add_model, check_output_path
 
 
 def show_paths(args):
@@ -29,23 +29,22 @@ def show_paths(args):
     else:
         paths = [f"{Path(image).stem}-read.png" for image in args.images]
     for path in paths:
-        cli.check_output_path(path, "--show")
+        check_output_path(path, "--show")
     return paths
 
 
 def cmd_read(args):
     """Read every image first (any bad one stops the run before output),
     then print one line (or JSON object) per image."""
-    _pillow()  # no Pillow: say so before loading anything
+    require_pillow()  # no Pillow (or matplotlib for --show): say so before loading anything
     shows = show_paths(args)
     if args.show is not None:
-        from .plots import require_matplotlib
         require_matplotlib()
     net = Network.load(args.model, backend=args.backend)
     try:
         readings = [read_number(net, image) for image in args.images]
     except InvalidArgumentError as exc:
-        raise cli.CliError(f"{args.model}: {exc}") from None
+        raise CliError(f"{args.model}: {exc}") from None
     for image, reading, show in zip(args.images, readings, shows):
         if show is not None:
             draw_reading(image, reading, show)
@@ -57,7 +56,7 @@ def cmd_read(args):
     return 0
 
 
-def add_read_parser(commands):
+def add_parser(commands):
     """Register ``read`` on the subparsers object of ``nn-gpu``'s parser."""
     read = commands.add_parser(
         "read", help="read the whole number written in each image",
@@ -68,7 +67,7 @@ def add_read_parser(commands):
                     "and each digit's probability. Needs Pillow: " + PILLOW_HINT,
         epilog="Dark ink on light paper or the reverse; photos with uneven light and grain "
                "are fine. One line of digits per image.")
-    read.add_argument("model", metavar="MODEL", help="model file from `train --save`")
+    add_model(read)
     read.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
     read.add_argument("--json", action="store_true",
                       help="one JSON object per image per line: file, digits, "
@@ -77,6 +76,6 @@ def add_read_parser(commands):
                       help="draw what was read (boxes and digits over the image) into "
                            "FILE (PNG; one image), or IMAGE-read.png for each image; "
                            "needs matplotlib")
-    read.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
+    add_backend(read)
     read.set_defaults(func=cmd_read, parser=read)
     return read
