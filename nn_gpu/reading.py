@@ -45,8 +45,9 @@ MAX_WIDTH = 1.6         # widest piece (in digit heights) the cutter considers
 FILL_STEP = 0.25        # most digit heights of ink without a candidate cut
 WIDTH_RANGE = (0.2, 1.0)  # MNIST digits are 0.2-1.0 times as wide as tall
 WIDTH_SLOPE = 10.0      # log-prior fall-off per digit height of width outside that range
+DIGIT_BONUS = 0.7       # log-prior bonus of one more digit (Σ log P favours fewer pieces)
 CROSS_COST = 3.0        # log-prior cost of a cut through a component as narrow as a digit
-SPLIT_WIDTH = 1.0       # components wider than this (digit heights) are digits touching
+SPLIT_WIDTH = 1.3       # components wider than this (digit heights) are digits touching
 GAP_COST = 3.0          # log-prior cost of a piece with an empty column inside its ink
 INK_COST = 2.0          # log-prior cost of a cut, per digit height of ink it cuts through
 SLIVER = (0.15, 0.15)   # parts of a piece at a cut, under this share of its ink and this
@@ -336,7 +337,8 @@ def best_cuts(strokes, cuts, pieces, probs, height):
         score = best[piece.start] - cost[piece.stop]
         if piece.ink is not None:
             width = (piece.box[2] - piece.box[0]) / height
-            score += numpy.log(max(probs[rows[k]].max(), 1e-300)) + width_prior(width)
+            score += (numpy.log(max(probs[rows[k]].max(), 1e-300)) + width_prior(width)
+                      + DIGIT_BONUS)
             inside = gaps[piece.start + 1:piece.stop]
             score -= GAP_COST * numpy.count_nonzero(
                 inside & (cuts[piece.start + 1:piece.stop] > piece.box[0])
@@ -360,8 +362,8 @@ def draw_reading(image, reading, path, dpi=100):
 
     grey, _, scale = load_grey(image)
     height, width = grey.shape[0] * scale, grey.shape[1] * scale
-    fig = new_figure((min(12.0, max(4.0, width / 80)), min(8.0, max(2.5, height / 80)) + 0.4),
-                     dpi)
+    inches = min(12.0, max(4.0, width / 80))
+    fig = new_figure((inches, min(8.0, inches * height / width) + 0.5), dpi)
     ax = fig.add_subplot()
     ax.imshow(grey, cmap="gray", vmin=0, vmax=1, extent=(0, width, height, 0))
     for digit, p, (x0, y0, x1, y1) in zip(reading.digits, reading.probabilities,

@@ -176,17 +176,16 @@ def test_boxes_are_in_the_pictures_pixels_at_any_scale(trained, known, tmp_path)
 
 
 def test_touching_digits_are_cut(trained, known):
-    """Pairs touching or overlapping by up to 3 MNIST pixels: most are cut in
-    two, and reading them beats leaving them whole (one error per pair).
-    (This is the weak spot: see the README's figures.)"""
+    """Numbers of four digits touching or overlapping by up to 3 MNIST
+    pixels: at least half the digits are read (left whole, a number of four
+    touching digits would give one, three errors at least: 18 in all). This
+    is the weak spot: see the README's figures."""
     rng = numpy.random.default_rng(3)
-    errors = pairs = 0
-    for _ in range(12):
-        picture, truth, _ = number(known, rng, 2, TOUCHING)
-        found = read_number(trained[0], picture).digits
-        errors += edit_distance(truth, found)
-        pairs += len(found) == 2
-    assert pairs >= 8 and errors < 12
+    errors = 0
+    for _ in range(6):
+        picture, truth, _ = number(known, rng, 4, TOUCHING)
+        errors += edit_distance(truth, read_number(trained[0], picture).digits)
+    assert errors <= 12, errors
 
 
 @pytest.mark.parametrize("style", [PHOTO, Style(invert=True, grain=0.05, scale=1.5)],
