@@ -220,15 +220,44 @@ def output_logits(backend, kinds, weights, biases, X):
     return z
 
 
+def predicted_labels(backend, z):
+    """The class each row of z^L stands for: argmax_j a^L_j, which is argmax_j
+    z^L_j (sigmoid and softmax are increasing in z_j); for a single output
+    neuron, [a^L > 0.5] = [z^L > 0] (σ(z) > 1/2 exactly when z > 0)."""
+    xp = backend.xp
+    if z.shape[1] == 1:
+        return (z[:, 0] > 0).astype(xp.int64)
+    return xp.argmax(z, axis=1)
+
+
 def count_correct(backend, kinds, weights, biases, X, labels):
-    """Σ [argmax_j a^L_j == label] over the rows of X, as a 0-d device array."""
+    """Σ [predicted label == label] over the rows of X, as a 0-d device array."""
     xp = backend.xp
     correct = xp.zeros((), dtype=xp.int64)
     for start in range(0, X.shape[0], SCORING_CHUNK):
         z = output_logits(backend, kinds, weights, biases, X[start:start + SCORING_CHUNK])
-        # argmax of a = f(z) is argmax of z: sigmoid and softmax are increasing in z_j.
-        correct += xp.sum(xp.argmax(z, axis=1) == labels[start:start + SCORING_CHUNK])
+        correct += xp.sum(predicted_labels(backend, z) == labels[start:start + SCORING_CHUNK])
     return correct
+
+
+def count_positives(backend, kinds, weights, biases, X, labels):
+    """For one output neuron: {"true_positives", "predicted_positives",
+    "actual_positives"} over the rows of X, as 0-d device arrays.
+
+    precision = true/predicted ("when it says yes, how often is it right")
+    and recall = true/actual ("how many of the yeses does it find").
+    """
+    xp = backend.xp
+    counts = {key: xp.zeros((), dtype=xp.int64)
+              for key in ("true_positives", "predicted_positives", "actual_positives")}
+    for start in range(0, X.shape[0], SCORING_CHUNK):
+        z = output_logits(backend, kinds, weights, biases, X[start:start + SCORING_CHUNK])
+        said_yes = predicted_labels(backend, z) == 1
+        is_yes = labels[start:start + SCORING_CHUNK] == 1
+        counts["true_positives"] += xp.sum(said_yes & is_yes)
+        counts["predicted_positives"] += xp.sum(said_yes)
+        counts["actual_positives"] += xp.sum(is_yes)
+    return counts
 
 
 def total_cost(backend, cost, kinds, weights, biases, X, Y):

@@ -186,6 +186,9 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None, valida
             is_train = name == "train"
             if not is_train or monitor_training_accuracy:
                 scores[f"{name}_correct"] = net.count_correct(X, labels)
+                if net.sizes[-1] == 1:
+                    scores.update({f"{name}_{key}": count for key, count
+                                   in net.count_positives(X, labels).items()})
             if monitor_training_cost if is_train else monitor_evaluation_cost:
                 scores[f"{name}_cost"] = net.cost_of(X, labels, l2=l2, l1=l1,
                                                      train_size=run_epoch.train_size)
@@ -196,6 +199,8 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None, valida
                 correct = int(values[f"{name}_correct"])
                 record.update({f"{name}_correct": correct, f"{name}_total": X.shape[0],
                                f"{name}_accuracy": correct / X.shape[0]})
+            if f"{name}_true_positives" in values:
+                record.update(precision_recall(values, name))
             if f"{name}_cost" in values:
                 record[f"{name}_cost"] = values[f"{name}_cost"]
         stop = watch.update(epoch, record.get("validation_accuracy"))
@@ -212,6 +217,16 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None, valida
     # What continuing this training needs (saved with the model).
     net.training = {**settings, "eta": watch.eta, "epochs_done": len(history)}
     return history
+
+
+def precision_recall(values, name):
+    """``{name}_precision`` and ``{name}_recall`` from the counts of
+    :func:`nn_gpu.core.count_positives`; 0 where nothing was predicted
+    (or is) positive, as scikit-learn's ``zero_division`` default."""
+    true, predicted, actual = (int(values[f"{name}_{key}"]) for key in
+                               ("true_positives", "predicted_positives", "actual_positives"))
+    return {f"{name}_precision": true / predicted if predicted else 0.0,
+            f"{name}_recall": true / actual if actual else 0.0}
 
 
 def _check_finite(values, epoch, eta, checkpoint):
