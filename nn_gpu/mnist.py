@@ -37,7 +37,6 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # Deflate cannot expand data more than 1032-fold: a header promising more
 # than that times the file's size is refused before anything is decompressed.
 _MAX_DEFLATE_RATIO = 1032
-_WHERE = f"pass --data DIR, set {DATA_ENV_VAR}, or run `nn-gpu download`"
 _REFETCH = "delete it and run `nn-gpu download` again"
 
 
@@ -55,6 +54,13 @@ def resolve_data_dir(path: str | os.PathLike | None = None) -> Path:
         base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
         path = Path(base) / "nn_gpu" / "mnist"
     return Path(path).expanduser()
+
+
+def _where(directory: Path) -> str:
+    """What to do when MNIST is not in ``directory``."""
+    return (f"put the four files {', '.join(FILES.values())} in {directory}, fetch them with "
+            f"`nn-gpu download --data {directory}`, or point --data or {DATA_ENV_VAR} at "
+            "a directory that has them")
 
 
 def _fail(path: Path, what: str, fix: str = _REFETCH) -> DataError:
@@ -100,7 +106,7 @@ def _read_idx(path: str | os.PathLike, magic: int, ndims: int) -> tuple[list[int
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise _fail(path, "file not found", _WHERE) from None
+        raise _fail(path, "file not found", _where(path.parent)) from None
     except OSError as exc:
         raise _fail(path, f"cannot be read ({exc.strerror or exc})",
                     "check the path and its permissions") from None
@@ -191,7 +197,7 @@ def load_mnist(path: str | os.PathLike | None = None):
     directory = resolve_data_dir(path)
     if not directory.is_dir():
         what = "is not a directory" if directory.exists() else "MNIST directory not found"
-        raise _fail(directory, what, _WHERE)
+        raise _fail(directory, what, _where(directory))
 
     x_train, y_train = _load_pair(directory, "train_images", "train_labels")
     test = _load_pair(directory, "test_images", "test_labels")
