@@ -25,8 +25,8 @@ from .costs import COSTS
 from .errors import NNGpuError
 from .fileio import atomic_write
 from .expand import COPIES, expanded_training_set
-from .mnist import DATA_ENV_VAR, FILES, load_mnist, resolve_data_dir
-from .network import ACTIVATIONS, DTYPES, INITS, METHODS, Network
+from .mnist import DATA_ENV_VAR, FILES, load_mnist, one_vs_rest, resolve_data_dir
+from .network import ACTIVATIONS, DTYPES, INITS, METHODS, Network, check_outputs
 
 PROG = "nn-gpu"
 MNIST_INPUTS, MNIST_OUTPUTS = 784, 10
@@ -96,6 +96,17 @@ def patience(text):
         raise argparse.ArgumentTypeError(f"{exc} (or 'off')") from None
 
 
+def digit(text):
+    """A digit 0-9 (the one `train --digit` learns to detect)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= 9:
+        raise argparse.ArgumentTypeError(f"expected a digit 0-9, got {text!r}")
+    return value
+
+
 def training_size(text):
     """How many of MNIST's 50,000 training examples to use."""
     value = positive_int(text)
@@ -131,12 +142,18 @@ def write_json(path, document):
         handle.write("\n")
 
 
-def check_mnist_sizes(sizes, what, parser=None):
-    """MNIST needs 784 inputs and 10 outputs; say so before anything runs."""
-    if len(sizes) >= 2 and sizes[0] == MNIST_INPUTS and sizes[-1] == MNIST_OUTPUTS:
+def check_mnist_sizes(sizes, what, parser=None, detector=False):
+    """MNIST needs 784 inputs and 10 outputs (1 for a one-digit ``detector``);
+    say so before anything runs."""
+    outputs = 1 if detector else MNIST_OUTPUTS
+    if len(sizes) >= 2 and sizes[0] == MNIST_INPUTS and sizes[-1] == outputs:
         return
+    last = ("1 (one output neuron: is it the digit or not)" if detector
+            else f"{MNIST_OUTPUTS} (digits)")
     message = (f"{what} {list(sizes)} do not fit MNIST: the first layer must be "
-               f"{MNIST_INPUTS} (28x28 pixels) and the last {MNIST_OUTPUTS} (digits)")
+               f"{MNIST_INPUTS} (28x28 pixels) and the last {last}")
+    if detector is False and len(sizes) >= 2 and sizes[-1] == 1:
+        message += "; a single output neuron detects one digit: add --digit D"
     if parser is not None:
         parser.error(message)
     raise CliError(message)
@@ -186,10 +203,17 @@ def resolve_train_options(args):
     options = presets.resolve(vars(args), args.preset)
     for key in ("eta_schedule", "early_stopping"):
         options[key] = options[key] or None  # "off" (0) -> None
+    if args.digit is not None and args.sizes is None:
+        options["sizes"] = options["sizes"][:-1] + [1]  # the detector's one output neuron
     sizes = options["sizes"]
     if len(sizes) < 2:
         parser.error("--sizes needs at least two layers (input and output)")
-    check_mnist_sizes(sizes, "--sizes", parser)
+    check_mnist_sizes(sizes, "--sizes", parser, detector=args.digit is not None)
+    if args.digit is not None:
+        try:
+            check_outputs(COSTS[options["cost"]], 1)
+        except NNGpuError as exc:
+            parser.error(f"--digit: {exc}")
     examples = (args.train_size or MNIST_TRAINING_SIZE) * (COPIES if options["expand"] else 1)
     if options["batch_size"] > examples:
         parser.error(f"--batch-size {options['batch_size']} is larger than the "
@@ -221,9 +245,30 @@ def describe_run(args, options, examples, backend):
             f"on {backend.name}: {backend.reason}")
 
 
+def always_no(digit, labels):
+    """The accuracy a detector of ``digit`` gets for free: the share of 0s
+    among the (0/1) labels is what answering "no" every time scores."""
+    total = len(labels)
+    return f"always answering \"not a {digit}\" scores {percent(total - int(numpy.sum(labels)), total)}"
+
+
+def detector_baseline(digit, labels):
+    """The line that puts a detector's test accuracy in context."""
+    return (f"Detecting {digit}s: {int(numpy.sum(labels))} of the {len(labels)} test images "
+            f"are {digit}s, so {always_no(digit, labels)}: the baseline accuracy to beat; "
+            "precision and recall show what it misses")
+
+
+def precision_recall(record, split="test"):
+    return (f"precision {100 * record[f'{split}_precision']:.2f}%, "
+            f"recall {100 * record[f'{split}_recall']:.2f}%")
+
+
 def epoch_line(record, eta_schedule, eta0):
-    """Chapter 1's line: test figure first, then validation, train cost, time."""
-    extras = [f"validation {record['validation_correct']} / {record['validation_total']}"]
+    """Chapter 1's line: test figure first (with a detector's precision and
+    recall), then validation, train cost, time."""
+    extras = [precision_recall(record)] if "test_precision" in record else []
+    extras.append(f"validation {record['validation_correct']} / {record['validation_total']}")
     if "train_cost" in record:
         extras.append(f"train cost {record['train_cost']:.4f}")
     if eta_schedule and record["eta"] != eta0:
@@ -241,7 +286,7 @@ HISTORY_KEYS = ("epoch", "validation_accuracy", "test_accuracy", "train_cost", "
 def history_entry(record):
     keys = [key for key in HISTORY_KEYS if key in record]
     keys += sorted(key for key in record if key not in keys
-                   and key.endswith(("_accuracy", "_cost")))
+                   and key.endswith(("_accuracy", "_cost", "_precision", "_recall")))
     keys += ["stopped"] if "stopped" in record else []
     return {key: record[key] for key in keys}
 
@@ -270,6 +315,27 @@ class EpochProgress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def download_bar(name, total):
+    """A tqdm bar of bytes for one file of a download (on a terminal only)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=name, unit="B", unit_scale=True, unit_divisor=1024,
+                leave=False, dynamic_ncols=True)
+
+
+def first_run_mnist(data):
+    """MNIST for a command that trains: on a machine without it, downloaded
+    into the default directory first, saying so on stderr (with a progress
+    bar on a terminal); never into a directory named by --data or $NN_GPU_DATA."""
+    from .download import first_run_data_dir  # urllib etc. only when needed
+
+    def status(line):
+        print(line, file=sys.stderr, flush=True)
+
+    bars = download_bar if sys.stderr.isatty() else None
+    return load_mnist(first_run_data_dir(data, say=status, progress=bars))
 
 
 def open_checkpoint(args):
@@ -323,27 +389,33 @@ def cmd_train(args):
     if checkpoint is not None:
         checkpoint.config = {"options": options, "preset": args.preset, "dtype": args.dtype,
                              "seed": args.seed, "method": args.method,
-                             "train_size": args.train_size}
+                             "train_size": args.train_size, "digit": args.digit}
 
     history = {"config": {
         "preset": args.preset, **options, "backend": backend.name, "dtype": args.dtype,
         "seed": args.seed, "method": args.method, "train_size": args.train_size,
         "train_examples": examples, "data": str(resolve_data_dir(args.data)),
+        "digit": args.digit,
     }, "epochs": [history_entry(record) for record in earlier]}
     progress = EpochProgress(enabled=not args.quiet and sys.stderr.isatty())
     previous_sigterm = signal.signal(signal.SIGTERM, interrupt)
     try:
-        training, validation, test = load_mnist(args.data)
+        training, validation, test = first_run_mnist(args.data)
         if options["expand"]:
             cache = expand_cache_dir()
             history["config"]["expand_cache"] = str(cache) if cache else None
         training = training_subset(training, options["expand"], args.train_size)
+        if args.digit is not None:
+            training, validation, test = (one_vs_rest(data, args.digit)
+                                          for data in (training, validation, test))
         net = Network(options["sizes"], cost=options["cost"], backend=backend,
                       dtype=args.dtype, seed=args.seed, init=options["init"],
                       activation=options["activation"])
         if args.history:
             write_json(args.history, history)
         say(describe_run(args, options, examples, backend))
+        if args.digit is not None:
+            say(detector_baseline(args.digit, test[1]))
         if earlier:
             say(f"Resuming after epoch {len(earlier)} from {checkpoint.path}")
 
@@ -377,9 +449,10 @@ def cmd_train(args):
     summary = []
     for split in ("test", "validation"):  # max: the first of equals, the earliest
         best = max(records, key=lambda r: r[f"{split}_accuracy"])
+        detector = f", {precision_recall(best, split)}" if args.digit is not None else ""
         summary.append(f"Best {split} accuracy: "
                        f"{percent(best[f'{split}_correct'], best[f'{split}_total'])} "
-                       f"(epoch {best['epoch']})")
+                       f"(epoch {best['epoch']}{detector})")
     if options["early_stopping"]:
         # sgd put back the weights of the best validation epoch: score those.
         kept_epoch = max(records, key=lambda r: r["validation_accuracy"])["epoch"]
@@ -390,6 +463,8 @@ def cmd_train(args):
         if args.history:
             write_json(args.history, history)
     if args.save:
+        if args.digit is not None:  # which digit the one output neuron stands for
+            net.training["digit"] = args.digit
         net.save(args.save)
         say(f"Model saved to {args.save}")
     print("\n".join(summary), flush=True)
@@ -402,14 +477,40 @@ def cmd_presets(args):
     return 0
 
 
+def detected_digit(net, args):
+    """The digit a one-output model detects: --digit, else the one `train
+    --digit` saved with it; None for a model of ten digits."""
+    if net.sizes[-1] != 1:
+        if args.digit is not None:
+            raise CliError(f"--digit: {args.model} classifies all ten digits; --digit is for "
+                           "a one-output model from `train --digit`")
+        return None
+    saved = (net.training or {}).get("digit")
+    if args.digit is not None:
+        return args.digit
+    if isinstance(saved, int) and not isinstance(saved, bool) and 0 <= saved <= 9:
+        return saved
+    raise CliError(f"{args.model} has one output neuron (a detector of one digit) but does "
+                   "not say which digit: pass --digit D")
+
+
 def cmd_evaluate(args):
-    """Score a saved model on the MNIST test (or validation) set."""
+    """Score a saved model on the MNIST test (or validation) set; a detector
+    of one digit also by precision and recall, against always saying "no"."""
     net = Network.load(args.model, backend=args.backend)
-    check_mnist_sizes(net.sizes, f"{args.model}: model layer sizes")
+    check_mnist_sizes(net.sizes, f"{args.model}: model layer sizes",
+                      detector=net.sizes[-1] == 1)
+    wanted = detected_digit(net, args)
     _, validation, test = load_mnist(args.data)
     data = test if args.split == "test" else validation
+    if wanted is not None:
+        data = one_vs_rest(data, wanted)
     correct, total = net.evaluate(data), len(data[1])
     print(f"{args.split} accuracy: {correct} / {total} ({percent(correct, total)})")
+    if wanted is not None:
+        precision, recall = net.precision_recall(data)
+        print(f"detecting {wanted}s: precision {100 * precision:.2f}%, recall "
+              f"{100 * recall:.2f}%; {always_no(wanted, data[1])}")
     return 0
 
 
@@ -494,7 +595,14 @@ def build_parser():
                             f"(see `{PROG} presets`)")
     # (*) options: default None here, resolved as explicit > preset > built-in.
     train.add_argument("--sizes", type=positive_int, nargs="+", metavar="N",
-                       help="(*) layer widths, 784 first and 10 last (default: 784 30 10)")
+                       help="(*) layer widths, 784 first and 10 last (1 with --digit) "
+                            "(default: 784 30 10; 784 30 1 with --digit)")
+    train.add_argument("--digit", type=digit, metavar="D",
+                       help="train a detector of the digit D instead: one output neuron, "
+                            "a > 0.5 meaning 'a D', labels 1 for D and 0 for the other "
+                            "digits; reports precision and recall and the accuracy of "
+                            "always answering 'not a D' (the preset's or default sizes get "
+                            "their last layer set to 1)")
     train.add_argument("--epochs", type=positive_int, metavar="N",
                        help=f"(*) default: {builtin['epochs']}")
     train.add_argument("--batch-size", type=positive_int, metavar="N",
@@ -557,6 +665,9 @@ def build_parser():
     evaluate.add_argument("--data", metavar="DIR", help=DATA_HELP)
     evaluate.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     evaluate.add_argument("--split", choices=("test", "validation"), default="test")
+    evaluate.add_argument("--digit", type=digit, metavar="D",
+                          help="for a one-output model: the digit it detects (default: the "
+                               "one `train --digit` saved with it)")
     evaluate.set_defaults(func=cmd_evaluate, parser=evaluate)
 
     listing = commands.add_parser("presets", help="list the presets of `train --preset`",

@@ -240,6 +240,9 @@ def count_correct(backend, kinds, weights, biases, X, labels):
     return correct
 
 
+POSITIVE_COUNTS = ("true_positives", "predicted_positives", "actual_positives")
+
+
 def count_positives(backend, kinds, weights, biases, X, labels):
     """For one output neuron: {"true_positives", "predicted_positives",
     "actual_positives"} over the rows of X, as 0-d device arrays.
@@ -248,8 +251,7 @@ def count_positives(backend, kinds, weights, biases, X, labels):
     and recall = true/actual ("how many of the yeses does it find").
     """
     xp = backend.xp
-    counts = {key: xp.zeros((), dtype=xp.int64)
-              for key in ("true_positives", "predicted_positives", "actual_positives")}
+    counts = {key: xp.zeros((), dtype=xp.int64) for key in POSITIVE_COUNTS}
     for start in range(0, X.shape[0], SCORING_CHUNK):
         z = output_logits(backend, kinds, weights, biases, X[start:start + SCORING_CHUNK])
         said_yes = predicted_labels(backend, z) == 1

@@ -209,3 +209,11 @@ def load_mnist(path: str | os.PathLike | None = None):
     training = (x_train[:n_train], y_train[:n_train])
     validation = (x_train[n_train:], y_train[n_train:])
     return training, validation, test
+
+
+def one_vs_rest(data, digit):
+    """``(X, labels)`` relabelled for a detector of one digit: 1 where the
+    label is ``digit``, 0 for every other digit (the seed notes' "is it a
+    nine?", for a network with one output neuron)."""
+    X, labels = data
+    return X, (np.asarray(labels) == digit).astype(np.int64)

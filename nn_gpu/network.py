@@ -223,6 +223,15 @@ class Network:
         return core.count_positives(self.backend, self.kinds, self.weights, self.biases, X,
                                     labels)
 
+    def precision_recall(self, data):
+        """For one output neuron: (precision, recall) over ``(X, labels)`` —
+        of the rows it calls 1, the share that are; of the rows that are 1,
+        the share it finds."""
+        if self.sizes[-1] != 1:
+            raise InvalidArgumentError("precision and recall are those of a network with "
+                                       f"one output neuron; this one has {self.sizes[-1]}")
+        return training.precision_recall(self.read_all(self.count_positives(*self.to_device(data))))
+
     def cost_of(self, X, labels, l2=0.0, l1=0.0, train_size=None):
         """Mean cost over device data plus the regularisation terms, each
         scaled by the size of the *training* set (as a 0-d device array)."""

@@ -200,7 +200,8 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None, valida
                 record.update({f"{name}_correct": correct, f"{name}_total": X.shape[0],
                                f"{name}_accuracy": correct / X.shape[0]})
             if f"{name}_true_positives" in values:
-                record.update(precision_recall(values, name))
+                record[f"{name}_precision"], record[f"{name}_recall"] = precision_recall(
+                    {key: values[f"{name}_{key}"] for key in core.POSITIVE_COUNTS})
             if f"{name}_cost" in values:
                 record[f"{name}_cost"] = values[f"{name}_cost"]
         stop = watch.update(epoch, record.get("validation_accuracy"))
@@ -219,14 +220,12 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None, valida
     return history
 
 
-def precision_recall(values, name):
-    """``{name}_precision`` and ``{name}_recall`` from the counts of
-    :func:`nn_gpu.core.count_positives`; 0 where nothing was predicted
-    (or is) positive, as scikit-learn's ``zero_division`` default."""
-    true, predicted, actual = (int(values[f"{name}_{key}"]) for key in
-                               ("true_positives", "predicted_positives", "actual_positives"))
-    return {f"{name}_precision": true / predicted if predicted else 0.0,
-            f"{name}_recall": true / actual if actual else 0.0}
+def precision_recall(counts):
+    """(precision, recall) from the counts of :func:`nn_gpu.core.count_positives`
+    read back to the host; 0 where nothing was predicted (or is) positive, as
+    scikit-learn's ``zero_division`` default."""
+    true, predicted, actual = (int(counts[key]) for key in core.POSITIVE_COUNTS)
+    return (true / predicted if predicted else 0.0, true / actual if actual else 0.0)
 
 
 def _check_finite(values, epoch, eta, checkpoint):

@@ -134,6 +134,9 @@ def test_precision_and_recall_are_counted_from_the_threshold(mnist_slice):
     assert record["test_correct"] == int((said == truth).sum())
     assert record["test_precision"] == (said & truth).sum() / said.sum()
     assert record["test_recall"] == (said & truth).sum() / truth.sum()
+    assert net.precision_recall(test) == (record["test_precision"], record["test_recall"])
+    with pytest.raises(InvalidArgumentError, match="one output neuron; this one has 10"):
+        Network([784, 10]).precision_recall(test)
 
 
 def test_precision_of_a_network_that_never_says_yes_is_zero():
