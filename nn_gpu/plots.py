@@ -440,6 +440,25 @@ def cmd_weights(args):
     return 0
 
 
+PLOT_KINDS = ("curves", "misclassified", "confusion", "weights")
+
+
+def with_plot_kind(argv):
+    """``plot FILE ...`` -> ``plot curves FILE ...`` when FILE is a training
+    history, judged by its content (any name will do); other command lines
+    unchanged. Another file in the kind's place gets one line saying what it
+    is not (and a word that names no file, argparse's "invalid choice")."""
+    if len(argv) < 2 or argv[0] != "plot" or argv[1] in PLOT_KINDS \
+            or not Path(argv[1]).is_file():
+        return argv
+    try:
+        load_history(argv[1])
+    except HistoryError as exc:
+        raise HistoryError(f"plot {argv[1]}: neither a plot kind ({', '.join(PLOT_KINDS)}) nor "
+                           f"a history file from `{cli.PROG} train --history` ({exc})") from None
+    return [argv[0], "curves", *argv[1:]]
+
+
 def add_plot_parser(commands):
     """Register ``plot`` (with its modes) on the subparsers object of ``nn-gpu``'s parser."""
     plot = commands.add_parser(
@@ -447,7 +466,8 @@ def add_plot_parser(commands):
                      "or weights (needs matplotlib)",
         description="Draw a PNG of a training run or a trained model. Needs matplotlib: "
                     f"{PLOT_HINT}.",
-        epilog=f"See `{cli.PROG} plot KIND --help` for each kind's options.")
+        epilog=f"See `{cli.PROG} plot KIND --help` for each kind's options. The kind may be "
+               f"left out for a history file: `{cli.PROG} plot HISTORY.json -o curves.png`.")
     modes = plot.add_subparsers(dest="mode", metavar="KIND", required=True)
 
     def output(parser):

@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import struct
+import sys
 import threading
 import urllib.request
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 
 from nn_gpu import download
+from nn_gpu.cli import main
 from nn_gpu.download import (DEFAULT_MIRRORS, MIRRORS_ENV_VAR, SHA256, download_mnist,
                              first_run_data_dir)
 from nn_gpu.errors import DataError
@@ -326,3 +328,61 @@ def test_first_run_without_a_network_says_where_to_put_the_files(fresh_machine, 
     assert f"in {fresh_machine} by hand" in message
     assert all(name in message for name in FILES.values())
     assert_only_final_files(fresh_machine, [])
+
+
+# ------------------------------------------ the same, through `nn-gpu train`
+TRAIN = ["train", "--epochs", "1", "--train-size", "300", "--sizes", "784", "10", "10"]
+
+
+def test_train_on_a_fresh_machine_downloads_mnist_and_trains(fresh_machine, real_mirror, capsys):
+    assert main(TRAIN) == 0
+    out, err = capsys.readouterr()
+    said = err.splitlines()
+    assert said[0].startswith(f"MNIST is not in {fresh_machine} yet: downloading the four "
+                              f"files (about 11 MB) from {real_mirror.url}")
+    assert [line.split(":")[0] for line in said[1:5]] == list(FILES.values())
+    assert said[5:] == [f"MNIST is ready in {fresh_machine}"]  # no bar: not a terminal
+    assert re.search(r"^Epoch 1: \d+ / 10000 ", out, re.MULTILINE)
+    assert_only_final_files(fresh_machine, FILES.values())
+    assert main(TRAIN) == 0  # the second run just trains
+    assert capsys.readouterr().err == "" and len(real_mirror.requests) == 4
+
+
+@pytest.mark.parametrize("named", ["--data", DATA_ENV_VAR])
+def test_train_never_downloads_into_a_named_directory(fresh_machine, real_mirror, tmp_path,
+                                                      monkeypatch, capsys, named):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    if named == "--data":
+        rc = main([*TRAIN, "--data", str(mine)])
+    else:
+        monkeypatch.setenv(DATA_ENV_VAR, str(mine))
+        rc = main(TRAIN)
+    out, err = capsys.readouterr()
+    assert rc == 1 and out == "" and err.count("\n") == 1, err
+    assert f"put the four files {', '.join(FILES.values())} in {mine}" in err
+    assert f"`nn-gpu download --data {mine}`" in err
+    assert real_mirror.requests == [] and os.listdir(mine) == []
+
+
+def test_train_without_a_network_says_where_to_put_the_files(fresh_machine, monkeypatch,
+                                                             capsys):
+    monkeypatch.setenv(MIRRORS_ENV_VAR, closed_port_url())
+    assert main(TRAIN) == 1
+    out, err = capsys.readouterr()
+    status, error = err.splitlines()
+    assert out == "" and status.startswith(f"MNIST is not in {fresh_machine} yet")
+    assert error.startswith("nn-gpu: error: could not download MNIST (")
+    assert error.endswith(f"in {fresh_machine} by hand, or pass --data DIR where they are")
+
+
+def test_on_a_terminal_each_file_gets_a_progress_bar(fresh_machine, real_mirror, monkeypatch,
+                                                     capsys):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main([*TRAIN, "--quiet"]) == 0
+    err = capsys.readouterr().err
+    tqdm = pytest.importorskip("tqdm")
+    for name in FILES.values():  # tqdm's bar: the file's name and its size (from Content-Length)
+        size = tqdm.tqdm.format_sizeof((real_mirror.root / name).stat().st_size, divisor=1024)
+        assert re.search(re.escape(name) + r": +0%\|.*\| 0\.00/" + re.escape(size), err), err
+        assert f"{name}: downloaded from {real_mirror.url}{name}, SHA-256 verified" in err
