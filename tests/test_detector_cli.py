@@ -160,3 +160,20 @@ def test_load_mnist_counts_match_the_baselines():
     """The figures the README quotes: 1009 nines, 982 fours, 980 zeros in the test set."""
     test = load_mnist(DATA)[2][1]
     assert [(test == d).sum() for d in (9, 4, 0)] == [1009, 982, 980]
+
+
+def test_a_detector_run_resumes_as_a_detector(tmp_path, capsys):
+    """--resume takes --digit from the checkpoint: 1 + 1 epochs == 2 epochs, bit for bit."""
+    small = ["train", "--digit", "3", "--data", str(DATA), "--train-size", "500", "--seed", "2"]
+    assert main([*small, "--epochs", "2", "--save", str(tmp_path / "straight.npz")]) == 0
+    assert main([*small, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "ck"), "--epochs", "2",
+                 "--save", str(tmp_path / "resumed.npz")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-6].startswith("Detecting 3s: 1010 of the 10000 test images are 3s")
+    assert lines[-5] == f"Resuming after epoch 1 from {tmp_path / 'ck' / 'checkpoint.npz'}"
+    straight, resumed = (Network.load(tmp_path / name, backend="numpy")
+                         for name in ("straight.npz", "resumed.npz"))
+    assert resumed.training["digit"] == 3
+    for a, b in zip(straight.weights + straight.biases, resumed.weights + resumed.biases):
+        numpy.testing.assert_array_equal(a, b)
