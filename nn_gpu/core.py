@@ -220,6 +220,14 @@ def output_logits(backend, kinds, weights, biases, X):
     return z
 
 
+def scored_chunks(backend, kinds, weights, biases, X):
+    """``(rows, z^L)`` for each chunk of at most SCORING_CHUNK rows of X: the
+    one loop every score (accuracy, cost, predictions) runs over a data set."""
+    for start in range(0, X.shape[0], SCORING_CHUNK):
+        rows = slice(start, start + SCORING_CHUNK)
+        yield rows, output_logits(backend, kinds, weights, biases, X[rows])
+
+
 def predicted_labels(backend, z):
     """The class each row of z^L stands for: argmax_j a^L_j, which is argmax_j
     z^L_j (sigmoid and softmax are increasing in z_j); for a single output
@@ -234,9 +242,8 @@ def count_correct(backend, kinds, weights, biases, X, labels):
     """Σ [predicted label == label] over the rows of X, as a 0-d device array."""
     xp = backend.xp
     correct = xp.zeros((), dtype=xp.int64)
-    for start in range(0, X.shape[0], SCORING_CHUNK):
-        z = output_logits(backend, kinds, weights, biases, X[start:start + SCORING_CHUNK])
-        correct += xp.sum(predicted_labels(backend, z) == labels[start:start + SCORING_CHUNK])
+    for rows, z in scored_chunks(backend, kinds, weights, biases, X):
+        correct += xp.sum(predicted_labels(backend, z) == labels[rows])
     return correct
 
 
@@ -252,10 +259,9 @@ def count_positives(backend, kinds, weights, biases, X, labels):
     """
     xp = backend.xp
     counts = {key: xp.zeros((), dtype=xp.int64) for key in POSITIVE_COUNTS}
-    for start in range(0, X.shape[0], SCORING_CHUNK):
-        z = output_logits(backend, kinds, weights, biases, X[start:start + SCORING_CHUNK])
+    for rows, z in scored_chunks(backend, kinds, weights, biases, X):
         said_yes = predicted_labels(backend, z) == 1
-        is_yes = labels[start:start + SCORING_CHUNK] == 1
+        is_yes = labels[rows] == 1
         counts["true_positives"] += xp.sum(said_yes & is_yes)
         counts["predicted_positives"] += xp.sum(said_yes)
         counts["actual_positives"] += xp.sum(is_yes)
@@ -266,9 +272,8 @@ def total_cost(backend, cost, kinds, weights, biases, X, Y):
     """Mean cost over the rows of X, as a 0-d device array."""
     xp = backend.xp
     total = xp.zeros((), dtype=X.dtype)
-    for start in range(0, X.shape[0], SCORING_CHUNK):
-        z = output_logits(backend, kinds, weights, biases, X[start:start + SCORING_CHUNK])
-        total += cost.total(backend, z, Y[start:start + SCORING_CHUNK])
+    for rows, z in scored_chunks(backend, kinds, weights, biases, X):
+        total += cost.total(backend, z, Y[rows])
     return total / X.shape[0]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, InvalidArgumentError
 
 DATA_ENV_VAR = "NN_GPU_DATA"
 
@@ -28,16 +28,33 @@ FILES = {
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
+# The one home of MNIST's shapes: 28x28 images (784 network inputs), 10 digits.
 ROWS = COLS = 28
+PIXELS = ROWS * COLS
 NUM_CLASSES = 10
-# Nielsen's book holds out the last 10,000 training images for validation.
+# Nielsen's book holds out the last 10,000 training images for validation,
+# leaving 50,000 to train on.
 VALIDATION_SIZE = 10_000
+TRAINING_SIZE = 50_000
 
 _GZIP_MAGIC = b"\x1f\x8b"
 # Deflate cannot expand data more than 1032-fold: a header promising more
 # than that times the file's size is refused before anything is decompressed.
 _MAX_DEFLATE_RATIO = 1032
 _REFETCH = "delete it and run `nn-gpu download` again"
+
+
+def check_sizes(sizes, what, detector=False):
+    """Layer sizes that fit MNIST: 784 inputs and 10 outputs, or 1 for a
+    ``detector`` of one digit (:func:`one_vs_rest`); say so otherwise."""
+    outputs = 1 if detector else NUM_CLASSES
+    if len(sizes) >= 2 and sizes[0] == PIXELS and sizes[-1] == outputs:
+        return sizes
+    last = ("1 (one output neuron: is it the digit or not)" if detector
+            else f"{NUM_CLASSES} (digits)")
+    raise InvalidArgumentError(
+        f"{what} {list(sizes)} do not fit MNIST: the first layer must be {PIXELS} "
+        f"({ROWS}x{COLS} pixels) and the last {last}")
 
 
 def resolve_data_dir(path: str | os.PathLike | None = None) -> Path:

@@ -19,9 +19,9 @@ import math
 
 import numpy
 
+from . import options
 from .backends import get_backend
 from .errors import InvalidArgumentError
-from .network import _check_dtype, _check_positive_int
 
 
 class Perceptron:
@@ -34,8 +34,8 @@ class Perceptron:
     """
 
     def __init__(self, n_inputs, seed=None, backend="auto", dtype="float32"):
-        self.n_inputs = _check_positive_int(n_inputs, "n_inputs")
-        self.dtype = _check_dtype(dtype)
+        self.n_inputs = options.positive_int(n_inputs, "n_inputs")
+        self.dtype = options.dtype(dtype)
         self.backend = get_backend(backend)
         rng = numpy.random.default_rng(seed)
         self.weights = rng.standard_normal(self.n_inputs)
@@ -66,10 +66,7 @@ class Perceptron:
 
     @bias.setter
     def bias(self, b):
-        if isinstance(b, bool) or not isinstance(b, (int, float, numpy.number)) \
-                or not math.isfinite(b):
-            raise InvalidArgumentError(f"bias must be a finite number, got {b!r}")
-        self._b = self.backend.asarray(b, self.dtype)
+        self._b = self.backend.asarray(options.number_in(b, "bias", low=-math.inf), self.dtype)
 
     # ---------------------------------------------------------- the rule
     def weighted_input(self, X):
@@ -95,10 +92,8 @@ class Perceptron:
         False: the last epoch still made mistakes, as it always will on data
         no hyperplane separates). ``y`` holds one label, 0 or 1, per row.
         """
-        epochs = _check_positive_int(epochs, "epochs")
-        if isinstance(eta, bool) or not isinstance(eta, (int, float, numpy.number)) \
-                or not 0 < eta < math.inf:
-            raise InvalidArgumentError(f"eta must be a positive finite number, got {eta!r}")
+        epochs = options.positive_int(epochs, "epochs")
+        eta = options.positive_number(eta, "eta")
         X = self._inputs(X)
         y = self._labels(y, X.shape[0])
         xp = self.backend.xp

@@ -13,7 +13,10 @@ from nn_gpu import Network
 from nn_gpu.cli import main
 from nn_gpu.mnist import load_mnist, one_vs_rest
 
-from test_cli import DATA, pytestmark  # noqa: F401 - skip all without MNIST
+from conftest import mnist_dir, needs_mnist
+
+DATA = mnist_dir()
+pytestmark = needs_mnist
 
 RUN = ["--data", str(DATA), "--train-size", "2000", "--epochs", "2", "--seed", "3"]
 DETECTOR_LINE = re.compile(
@@ -66,7 +69,7 @@ def test_the_saved_detector_scores_as_printed(nine, mnist):
     _, _, history_file, model = nine
     last = json.loads(history_file.read_text())["epochs"][-1]
     net = Network.load(model, backend="numpy")
-    assert net.sizes == [784, 30, 1] and net.training["digit"] == 9
+    assert net.sizes == [784, 30, 1] and net.last_training["digit"] == 9
     test = one_vs_rest(mnist[2], 9)
     assert net.evaluate(test) == round(10000 * last["test_accuracy"])
     assert net.precision_recall(test) == (last["test_precision"], last["test_recall"])
@@ -174,6 +177,30 @@ def test_a_detector_run_resumes_as_a_detector(tmp_path, capsys):
     assert lines[-5] == f"Resuming after epoch 1 from {tmp_path / 'ck' / 'checkpoint.npz'}"
     straight, resumed = (Network.load(tmp_path / name, backend="numpy")
                          for name in ("straight.npz", "resumed.npz"))
-    assert resumed.training["digit"] == 3
+    assert resumed.last_training["digit"] == 3
     for a, b in zip(straight.weights + straight.biases, resumed.weights + resumed.biases):
         numpy.testing.assert_array_equal(a, b)
+
+
+def test_predict_with_a_detector(nine, mnist, tmp_path, capsys):
+    """`predict` answers "a 9" / "not a 9" with the probability of that answer."""
+    Image = pytest.importorskip("PIL.Image")
+    from nn_gpu.images import to_mnist
+    from nn_gpu.metrics import classify
+
+    _, _, _, model = nine
+    X, labels = mnist[2]
+    paths = []
+    for i in (int(numpy.argmax(labels == 9)), int(numpy.argmax(labels == 1))):
+        path = tmp_path / f"digit-{labels[i]}.png"
+        ink = X[i].reshape(28, 28)
+        Image.fromarray(numpy.uint8(255 * (1 - ink))).resize((112, 112)).save(path)
+        paths.append(path)
+    assert main(["predict", str(model), *map(str, paths), "--backend", "numpy"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    net = Network.load(model, backend="numpy")
+    expected = classify(net, numpy.stack([to_mnist(p) for p in paths]))
+    for path, line, (label, probs) in zip(paths, lines, expected):
+        answer = "a 9" if label else "not a 9"
+        assert line == f"{path}: {answer} ({probs[label]:.3f})"
+    assert lines[1].endswith(")") and ": not a 9 (" in lines[1]  # a 1 is not a 9

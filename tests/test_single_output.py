@@ -184,3 +184,21 @@ def test_learns_to_tell_nines_from_other_digits(mnist):
     record = net.sgd(training, 1, 10, 0.5, test_data=test, validation_data=validation)[0]
     assert record["test_accuracy"] > 0.97 > baseline
     assert record["test_precision"] > 0.85 and record["test_recall"] > 0.8
+
+
+def test_predictions_confusion_and_probabilities_of_one_output(backend):
+    """The one rule everywhere: class 1 where a > 0.5; probabilities (1 - a, a)."""
+    from nn_gpu import metrics
+
+    net = Network([2, 1], backend=backend, dtype="float64")
+    net.weights[0][...] = backend.asarray(numpy.array([[1.0, -1.0]]))
+    net.biases[0][...] = backend.asarray(numpy.zeros(1))
+    X = numpy.array([[0.3, 0.3], [0.9, 0.2], [0.2, 0.9], [0.8, 0.1]])  # z = 0, +, -, +
+    labels = numpy.array([1, 1, 0, 0])
+    assert metrics.predictions(net, (X, labels)).tolist() == [0, 1, 0, 1]
+    numpy.testing.assert_array_equal(metrics.confusion_matrix(net, (X, labels)),
+                                     [[1, 1], [1, 1]])  # rows: true 0, 1; columns: predicted
+    a = host(backend, net.feedforward(X))[:, 0]
+    proba = metrics.probabilities(net, X)
+    numpy.testing.assert_array_equal(proba, numpy.column_stack([1 - a, a]))
+    assert [label for label, _ in metrics.classify(net, X)] == [0, 1, 0, 1]
