@@ -28,6 +28,8 @@ _DERIVATIVES = {
     "relu": "d = a > 0 ? d : (T)0",
 }
 _SIGN = "(T)((p > 0) - (p < 0))"
+# Under Numba's CUDA simulator each CUDA thread is a Python thread: keep few.
+SIMULATED_THREADS = 8
 
 
 class CupyBackend(Backend):
@@ -95,8 +97,8 @@ class CupyBackend(Backend):
         def fallback(*args):
             return core.train_epoch(self, *args)
 
-        if config.ENABLE_CUDASIM:  # Numba's CUDA simulator runs on host arrays as they are
-            return FusedEpoch(fallback)
+        if config.ENABLE_CUDASIM:  # Numba's CUDA simulator: host arrays, a thread per thread
+            return FusedEpoch(fallback, threads=SIMULATED_THREADS)
         stream_ptr = self.xp.cuda.get_current_stream().ptr
         stream = cuda.external_stream(stream_ptr) if stream_ptr else cuda.default_stream()
         # sync=False: CuPy's arrays carry its stream, on which the kernel is queued anyway;
