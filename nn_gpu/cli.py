@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy
 
 from . import __version__, presets
-from .backends import BACKEND_NAMES, cupy_status, get_backend
+from .backends import BACKEND_NAMES, choose_backend, cupy_status, get_backend
 from .checkpoint import Checkpoint
 from .costs import COSTS
 from .errors import NNGpuError
@@ -306,6 +306,22 @@ def open_checkpoint(args):
     return None, []
 
 
+def training_backend(args, options, examples):
+    """--backend, where "auto" weighs the GPU path this training would take
+    against the CPU for its network and mini-batch size."""
+    if args.method != "batched":
+        return get_backend(args.backend)
+    from .core import Plan
+    from .costs import get_cost
+
+    cost = get_cost(options["cost"])
+    kinds = (options["activation"],) * (len(options["sizes"]) - 2) + (cost.output_activation,)
+    plan = Plan(cost=cost, kinds=kinds, eta=options["eta"], train_size=examples,
+                **{key: options[key] for key in ("momentum", "l2", "l1", "dropout")})
+    return choose_backend(args.backend, options["sizes"], options["batch_size"], args.dtype,
+                          examples, plan)
+
+
 def cmd_train(args):
     """Train a network on MNIST, printing one line per epoch as the book does.
 
@@ -317,7 +333,7 @@ def cmd_train(args):
     options, examples = resolve_train_options(args)
     check_output_path(args.history, "--history")
     check_output_path(args.save, "--save")
-    backend = get_backend(args.backend)
+    backend = training_backend(args, options, examples)
     say = (lambda *_: None) if args.quiet else (lambda line: print(line, flush=True))
     monitor = {flag: choice in options["monitor"] for choice, flag in MONITORS.items() if flag}
     if checkpoint is not None:

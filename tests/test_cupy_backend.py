@@ -245,6 +245,9 @@ def test_auto_picks_the_faster_device_by_the_estimate(cupy):
     deep = choose_backend("auto", [784, 30, 30, 10], 10)
     assert deep.name == "numpy" and "cuBLAS path (3 weight layers" in deep.reason, deep.reason
     assert choose_backend("numpy", [784, 30, 10], 10).name == "numpy"
+    requested = choose_backend("cupy", [784, 30, 10], 1000)
+    assert requested.name == "cupy" and requested.reason.startswith("requested; estimated")
+    assert "cuBLAS path (mini-batch 1000 does not fit" in requested.reason
 
 
 def test_auto_without_a_gpu_says_why(monkeypatch):

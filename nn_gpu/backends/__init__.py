@@ -98,26 +98,32 @@ def get_backend(name="auto"):
 
 
 def choose_backend(name, sizes, batch_size, dtype="float32", train_size=50_000, plan=None):
-    """get_backend(name), except that ``"auto"`` picks the GPU only where the
-    path that would run there is estimated to beat the CPU epoch for this
-    network and mini-batch size; the backend's ``reason`` says which path
-    and why (an estimate until a device run measures the crossover).
-    ``plan`` (a :class:`nn_gpu.core.Plan`) tells whether the fused epoch
-    can run; without one, it is assumed it can wherever the sizes fit."""
-    if name != "auto":
+    """get_backend(name) for a known training, with its reason naming the
+    GPU path that will run (fused epoch or cuBLAS) and why; ``"auto"`` picks
+    the GPU only where that path is estimated to beat the CPU epoch for this
+    network and mini-batch size (a launch/FLOP model until a device run
+    measures the crossover). ``plan`` (a :class:`nn_gpu.core.Plan`) tells
+    whether the fused epoch can run; without one it is assumed it can
+    wherever the sizes fit."""
+    if name not in ("auto", "cupy"):
         return get_backend(name)
-    usable, status = cupy_status()
-    if not usable:
-        return NumpyBackend(reason=f"auto: {status}")
+    if name == "auto":
+        usable, status = cupy_status()
+        if not usable:
+            return NumpyBackend(reason=f"auto: {status}")
     gpu_path, fused_why_not = gpu_path_for(sizes, batch_size, dtype, plan)
     seconds = estimate.epoch_seconds(sizes, batch_size, train_size, fused=gpu_path == "fused",
                                      momentum=bool(plan and plan.momentum))
-    gpu, cpu = seconds[gpu_path], seconds["cpu"]
     label = "fused GPU epoch" if gpu_path == "fused" else (
         f"cuBLAS path ({fused_why_not})" if fused_why_not else "cuBLAS path")
-    figures = (f"estimated {gpu:.3g} s/epoch on the GPU's {label} against {cpu:.3g} s on "
-               f"the CPU (launch/FLOP model, not yet measured on a device)")
-    if gpu < cpu:
+    figures = (f"estimated {seconds[gpu_path]:.3g} s/epoch on the GPU's {label} against "
+               f"{seconds['cpu']:.3g} s on the CPU (launch/FLOP model, not yet measured on a "
+               f"device)")
+    if name == "cupy":
+        backend = get_backend("cupy")
+        backend.reason = f"requested; {figures}"
+        return backend
+    if seconds[gpu_path] < seconds["cpu"]:
         from .cupy_backend import CupyBackend
 
         return CupyBackend(reason=f"auto: {figures}; {status}")
