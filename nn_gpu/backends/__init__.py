@@ -8,8 +8,6 @@ estimated to beat the CPU (:mod:`.estimate`). CuPy is imported here lazily,
 never at ``import nn_gpu`` time, so a CPU-only install never pays for it.
 """
 
-import functools
-
 from ..errors import BackendUnavailableError, InvalidArgumentError
 from . import estimate
 from .base import Backend
@@ -21,14 +19,13 @@ CUPY_INSTALL_HINT = ("install it with CUDA's libraries: pip install 'nn_gpu[cuda
                      "(or [cuda13])")
 
 
-@functools.lru_cache(maxsize=1)
 def cupy_status():
     """(usable, reason): whether CuPy can run here, and why or why not.
 
     A driver that answers is not enough: CuPy compiles its kernels with
     NVRTC and multiplies with cuBLAS, both missing from a bare ``cupy-cudaXXx``
     install, so one tiny elementwise kernel and one tiny matmul must run and
-    give the right numbers. Cached: it costs a kernel compilation.
+    give the right numbers (milliseconds, once CuPy has cached the kernel).
     """
     try:
         import cupy
