@@ -55,6 +55,26 @@ def make_kernel(sizes, batch_size, hidden, output, quadratic, dtype, momentum, t
     def sign(p):
         return T(1) if p > 0 else (T(-1) if p < 0 else T(0))
 
+    @cuda.jit(device=True)
+    def update_weight(w, v, j, k, g, decay, mu, l1, lam):
+        """Backend.sgd_update of w[j, k] by the gradient g (velocity v[j, k])."""
+        p = w[j, k]
+        if momentum:
+            step = mu * v[j, k] - g - lam * p - l1 * sign(p)
+            v[j, k] = step
+            w[j, k] = p + step
+        else:
+            w[j, k] = p * decay - l1 * sign(p) - g
+
+    @cuda.jit(device=True)
+    def update_bias(b, v, j, g, mu):
+        """Backend.sgd_update of b[j] (unregularised)."""
+        if momentum:
+            v[j] = mu * v[j] - g
+            b[j] = b[j] + v[j]
+        else:
+            b[j] = b[j] - g
+
     @cuda.jit
     def epoch(X, Y, order, w1, b1, w2, b2, vw1, vb1, vw2, vb2, eta, decay, mu, l1):
         tid = cuda.threadIdx.x
@@ -137,44 +157,24 @@ def make_kernel(sizes, batch_size, hidden, output, quadratic, dtype, momentum, t
                 g = zero
                 for i in range(m):
                     g += d1[i, j] * X[rows[i], k]
-                p = w1[j, k]
-                if momentum:
-                    v = t_mu * vw1[j, k] - g - t_lam * p - t_l1 * sign(p)
-                    vw1[j, k] = v
-                    w1[j, k] = p + v
-                else:
-                    w1[j, k] = p * t_decay - t_l1 * sign(p) - g
+                update_weight(w1, vw1, j, k, g, t_decay, t_mu, t_l1, t_lam)
             for item in range(tid, O * H, NT):
                 o = item // H
                 j = item % H
                 g = zero
                 for i in range(m):
                     g += d2[i, o] * a1[i, j]
-                p = w2[o, j]
-                if momentum:
-                    v = t_mu * vw2[o, j] - g - t_lam * p - t_l1 * sign(p)
-                    vw2[o, j] = v
-                    w2[o, j] = p + v
-                else:
-                    w2[o, j] = p * t_decay - t_l1 * sign(p) - g
+                update_weight(w2, vw2, o, j, g, t_decay, t_mu, t_l1, t_lam)
             for j in range(tid, H, NT):
                 g = zero
                 for i in range(m):
                     g += d1[i, j]
-                if momentum:
-                    vb1[j] = t_mu * vb1[j] - g
-                    b1[j] = b1[j] + vb1[j]
-                else:
-                    b1[j] = b1[j] - g
+                update_bias(b1, vb1, j, g, t_mu)
             for o in range(tid, O, NT):
                 g = zero
                 for i in range(m):
                     g += d2[i, o]
-                if momentum:
-                    vb2[o] = t_mu * vb2[o] - g
-                    b2[o] = b2[o] + vb2[o]
-                else:
-                    b2[o] = b2[o] - g
+                update_bias(b2, vb2, o, g, t_mu)
             cuda.syncthreads()
 
     return epoch

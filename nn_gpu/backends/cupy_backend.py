@@ -167,7 +167,8 @@ class CupyBackend(Backend):
 
     def dropout_mask(self, rng, p, out):
         t = out.dtype.type
-        return self._dropout(rng.next_key(), float(p), t(1.0 / (1.0 - p)), out)
+        key = self.xp.uint64(rng.next_key())  # a host scalar (keys pass 2^63: say uint64)
+        return self._dropout(key, float(p), t(1.0 / (1.0 - p)), out)
 
 
 def numba_cuda_usable():
