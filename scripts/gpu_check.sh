@@ -55,6 +55,6 @@ timeout 170 "$py" -m pytest tests -m "gpu or cudasim" -q -rs -p no:cacheprovider
 tests_status=$?
 tail -n 25 "$out/tests.txt"
 
-timeout 200 "$py" bench/gpu_table.py "$out" --budget 180 2> "$out/table-log.txt"
+timeout 185 "$py" bench/gpu_table.py "$out" --budget 160 2> "$out/table-log.txt"
 
 exit "$tests_status"
