@@ -32,6 +32,8 @@ The kernel is built by a factory with every size, activation, cost and dtype
 as compile-time constants, so the simulator can run tiny networks.
 """
 
+import warnings
+
 import numpy
 
 #: Threads of the block on a device (the simulator runs fewer). ptxas gives the
@@ -99,6 +101,7 @@ class FusedEpoch:
     def __init__(self, fallback, view=lambda array: array, stream=0, threads=THREADS):
         self.fallback, self.view, self.stream, self.threads = fallback, view, stream, threads
         self._views = {}  # id -> (array, view): persistent arrays converted once
+        self._launchers = {}
 
     def kernel(self, plan, sizes, batch_size, dtype):
         """The compiled kernel for this training, or None to fall back."""
@@ -128,6 +131,15 @@ class FusedEpoch:
             X, Y, weights[0], biases[0], weights[1], biases[1],
             velocity_w[0], velocity_b[0], velocity_w[1], velocity_b[1])]
         X_, Y_, w1, b1, w2, b2, vw1, vb1, vw2, vb2 = persistent
-        kernel[1, self.threads, self.stream](
+        self._launcher(kernel)(
             X_, Y_, self.view(order), w1, b1, w2, b2, vw1, vb1, vw2, vb2,
             float(plan.eta), float(plan.decay), float(plan.momentum), float(plan.l1_step))
+
+    def _launcher(self, kernel):
+        """kernel[1 block, threads, stream], configured once: numba-cuda warns
+        at each configuration of a grid this small, and one block is the design."""
+        if kernel not in self._launchers:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Grid size 1 will likely")
+                self._launchers[kernel] = kernel[1, self.threads, self.stream]
+        return self._launchers[kernel]
