@@ -1,4 +1,4 @@
-"""The same SGD epoch on a GPU, six ways, for one side-by-side table.
+"""The same SGD epoch on a GPU, several ways, for one side-by-side table.
 
 The book's network as nn_gpu trains it: sigmoid layers, quadratic cost
 C = mean over the mini-batch of ½‖a - y‖², plain SGD with η = 3.0, float32,
@@ -6,7 +6,9 @@ one shuffled pass over the examples, data already on the device. Each
 ``make_*`` returns ``run()`` (one epoch, device-synchronised at its end) or
 raises :class:`Unavailable` with the reason:
 
-* ``nn_gpu_fused``: CupyBackend's one-kernel epoch (numba-cuda);
+* ``nn_gpu_fused``: CupyBackend's one-kernel epoch (numba-cuda), one block;
+* ``nn_gpu_fused_grid``: the same kernel with one hidden unit per block (a
+  cooperative grid, one grid barrier per step), to measure against one block;
 * ``nn_gpu_cublas``: CupyBackend's cuBLAS + elementwise-kernel step loop;
 * ``nn_gpu_cpu``: the NumPy backend's compiled Numba epoch;
 * ``torch_eager``: nn.Linear + autograd + optim.SGD, a gather per step;
@@ -23,8 +25,8 @@ import numpy
 
 from nn_gpu.benchmark import ETA, SEED
 
-PEERS = ("nn_gpu_fused", "nn_gpu_cublas", "nn_gpu_cpu", "torch_eager", "torch_graph",
-         "jax_scan")
+PEERS = ("nn_gpu_fused", "nn_gpu_fused_grid", "nn_gpu_cublas", "nn_gpu_cpu", "torch_eager",
+         "torch_graph", "jax_scan")
 
 
 class Unavailable(Exception):
@@ -52,7 +54,7 @@ def check(peer):
         usable, reason = cupy_status()
         if not usable:
             raise Unavailable(reason)
-        if peer == "nn_gpu_fused":
+        if peer.startswith("nn_gpu_fused"):
             from nn_gpu.backends.cupy_backend import numba_cuda_usable
 
             if not numba_cuda_usable():
@@ -83,7 +85,7 @@ def _jax():
     return jax
 
 
-def _nn_gpu(backend_name, sizes, batch, X, labels, fused=None):
+def _nn_gpu(backend_name, sizes, batch, X, labels, fused=None, blocks=1):
     from nn_gpu import Network, training
     from nn_gpu.backends import get_backend
     from nn_gpu.errors import NNGpuError
@@ -99,8 +101,10 @@ def _nn_gpu(backend_name, sizes, batch, X, labels, fused=None):
     elif fused:
         from nn_gpu.backends import cuda_epoch
 
-        why = (cuda_epoch.unsupported(runner.plan(ETA), sizes, batch, "float32")
-               if runner.compiled is not None else "numba-cuda cannot launch kernels here")
+        if runner.compiled is None:
+            raise Unavailable("fused epoch: numba-cuda cannot launch kernels here")
+        runner.compiled.blocks = blocks
+        why = cuda_epoch.unsupported(runner.plan(ETA), sizes, batch, "float32", blocks=blocks)
         if why:
             raise Unavailable(f"fused epoch: {why}")
     return lambda: runner(ETA)  # ends with backend.synchronize()
@@ -108,6 +112,10 @@ def _nn_gpu(backend_name, sizes, batch, X, labels, fused=None):
 
 def make_nn_gpu_fused(sizes, batch, X, labels, Y):
     return _nn_gpu("cupy", sizes, batch, X, labels, fused=True)
+
+
+def make_nn_gpu_fused_grid(sizes, batch, X, labels, Y):
+    return _nn_gpu("cupy", sizes, batch, X, labels, fused=True, blocks=sizes[1])
 
 
 def make_nn_gpu_cublas(sizes, batch, X, labels, Y):

@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python bench/gpu_table.py OUT_DIR [--budget SECONDS]
 
-Rows: the six peers of bench/gpu_peers.py; columns: [784, 30, 10] and
+Rows: the peers of bench/gpu_peers.py; columns: [784, 30, 10] and
 [784, 100, 10] at mini-batch 1, 10, 100, 1000, float32. Each cell is the
 median of ROUNDS timed epochs after one warm-up epoch, every epoch ending
 with a device synchronisation, given as seconds per 50,000-example epoch:
@@ -28,7 +28,7 @@ EXAMPLES = {1: 5_000, 10: 20_000, 100: 50_000, 1000: 50_000}
 EPOCH = 50_000
 ROUNDS = 3
 #: Shares of the budget (1 unless said): numba-cuda compiles one kernel per cell.
-WEIGHTS = {"nn_gpu_fused": 2.0}
+WEIGHTS = {"nn_gpu_fused": 2.0, "nn_gpu_fused_grid": 2.0}
 
 
 def time_peer(peer, deadline):

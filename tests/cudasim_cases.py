@@ -28,14 +28,15 @@ COSTS = ("quadratic", "cross_entropy", "log_likelihood")
 
 
 def kernel_against_core(hidden="sigmoid", cost="quadratic", dtype="float64", batch=3, threads=8,
-                        **settings):
-    """Max |fused - core| over the parameters after 2 epochs."""
+                        sizes=SIZES, blocks=1, **settings):
+    """Max |fused - core| over the parameters after 2 epochs; with ``blocks``,
+    the hidden units spread over that many (virtual) blocks."""
     rng = numpy.random.default_rng(0)
     n = 7
-    X = rng.random((n, SIZES[0])).astype(dtype)
-    Y = numpy.eye(SIZES[-1], dtype=dtype)[rng.integers(0, SIZES[-1], n)]
-    weights = [rng.standard_normal((o, i)).astype(dtype) for i, o in zip(SIZES[:-1], SIZES[1:])]
-    biases = [rng.standard_normal(o).astype(dtype) for o in SIZES[1:]]
+    X = rng.random((n, sizes[0])).astype(dtype)
+    Y = numpy.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], n)]
+    weights = [rng.standard_normal((o, i)).astype(dtype) for i, o in zip(sizes[:-1], sizes[1:])]
+    biases = [rng.standard_normal(o).astype(dtype) for o in sizes[1:]]
     cost_class = get_cost(cost)
     plan = core.Plan(cost=cost_class, kinds=(hidden, cost_class.output_activation), eta=0.7,
                      train_size=n, **settings)
@@ -43,13 +44,13 @@ def kernel_against_core(hidden="sigmoid", cost="quadratic", dtype="float64", bat
     results = []
     for fused in (False, True):
         w, b = [a.copy() for a in weights], [a.copy() for a in biases]
-        workspace = core.Workspace(backend, SIZES, batch, numpy.dtype(dtype),
+        workspace = core.Workspace(backend, sizes, batch, numpy.dtype(dtype),
                                    momentum=plan.momentum > 0)
-        epoch = FusedEpoch(fallback=None, threads=threads)
+        epoch = FusedEpoch(fallback=None, threads=threads, blocks=blocks, virtual=True)
         for e in range(2):
             order = numpy.random.default_rng(e).permutation(n)
             if fused:
-                assert epoch.kernel(plan, SIZES, batch, dtype) is not None
+                assert epoch.kernel(plan, sizes, batch, dtype) is not None
                 epoch(plan, w, b, X, Y, order, batch, workspace)
             else:
                 core.train_epoch(backend, plan, w, b, X, Y, order, batch, workspace)
@@ -98,6 +99,10 @@ def cases():
         "split-dot-products": (kernel_against_core, {"hidden": "tanh", "batch": 2,
                                                      "threads": 32}),
         "float32": (kernel_against_core, {"cost": "cross_entropy", "dtype": "float32"}),
+        "4-blocks-momentum": (kernel_against_core, {"blocks": 4, "threads": 4, "momentum": 0.7,
+                                                    "l2": 0.4}),
+        "2-uneven-blocks": (kernel_against_core, {"hidden": "relu", "cost": "log_likelihood",
+                                                  "sizes": [5, 5, 3], "blocks": 2, "l1": 0.2}),
         "network-on-fake-cupy": (network_on_fake_cupy, {}),
     })
     return table

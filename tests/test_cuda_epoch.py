@@ -23,7 +23,7 @@ SCRIPT = HERE / "cudasim_cases.py"
 CASES = ([f"{h}-{c}" for h in ("sigmoid", "tanh", "relu")
           for c in ("quadratic", "cross_entropy", "log_likelihood")]
          + ["l2-momentum", "l1-l2", "l1-momentum", "split-dot-products", "float32",
-            "network-on-fake-cupy"])
+            "4-blocks-momentum", "2-uneven-blocks", "network-on-fake-cupy"])
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +111,10 @@ def test_fused_epoch_on_the_device_matches_the_core(hidden, cost, settings):
 
 @pytest.mark.cudasim
 @pytest.mark.parametrize("config", [
-    ((784, 30, 10), 10, "sigmoid", "sigmoid", True, "float32", False),
-    ((784, 100, 10), 1, "relu", "softmax", False, "float64", True)], ids=["f32", "f64"])
+    ((784, 30, 10), 10, "sigmoid", "sigmoid", True, "float32", False, 1),
+    ((784, 100, 10), 1, "relu", "softmax", False, "float64", True, 1),
+    ((784, 30, 10), 100, "tanh", "sigmoid", False, "float32", True, 30)],
+    ids=["f32", "f64", "30-blocks"])
 def test_fused_kernel_compiles_for_hopper(monkeypatch, config):
     """numba-cuda compiles the kernel to sm_90 PTX (NVVM, no GPU needed), and
     ptxas, where found, fits a block of THREADS threads in the register file.
@@ -131,20 +133,21 @@ def test_fused_kernel_compiles_for_hopper(monkeypatch, config):
                             lambda: types.SimpleNamespace(compute_capability=(9, 0)))
     from nn_gpu.backends.cuda_kernel import make_kernel
 
-    sizes, batch, hidden, output, quadratic, dtype, momentum = config
+    sizes, batch, hidden, output, quadratic, dtype, momentum, blocks = config
     kernel = make_kernel(sizes, batch, hidden, output, quadratic, dtype, momentum,
-                         cuda_epoch.THREADS)
+                         cuda_epoch.THREADS, blocks)
     f = getattr(nb, dtype)
     m2, m1 = nb.Array(f, 2, "C"), nb.Array(f, 1, "C")
-    signature = (m2, m2, nb.Array(nb.int64, 1, "C"), m2, m1, m2, m1, m2, m1, m2, m1) \
-        + (nb.float64,) * 4
+    signature = (m2, m2, nb.Array(nb.int64, 1, "C"), m2, m1, m2, m1, m2, m1, m2, m1,
+                 nb.Array(f, 4, "C")) + (nb.float64,) * 4
     ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=(9, 0))
     assert ".entry" in ptx
     ptxas = shutil.which("ptxas") or next(
         (str(p) for p in Path(sys.prefix).glob("lib/python*/site-packages/nvidia/*/bin/ptxas")),
         None)
     if ptxas:
-        done = subprocess.run([ptxas, "-arch=sm_90", "-v", "-", "-o", os.devnull], input=ptx,
-                              capture_output=True, text=True)
+        # -c: relocatable, since a grid barrier calls into CUDA's device runtime.
+        done = subprocess.run([ptxas, "-arch=sm_90", "-c", "-v", "-", "-o", os.devnull],
+                              input=ptx, capture_output=True, text=True)
         registers = int(re.search(r"Used (\d+) registers", done.stderr).group(1))
         assert registers * cuda_epoch.THREADS <= 65536, done.stderr

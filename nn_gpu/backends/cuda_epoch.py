@@ -7,17 +7,24 @@ on the device; at the book's mini-batch of 10 that path is slower than the
 CPU. Here one launch runs every step of an epoch segment (the ~50 segments
 the progress bar shows), so the host's cost per step is nil.
 
-Design, one thread block doing the steps in order (a block-level barrier,
-``syncthreads``, between the phases of a step):
+Design: the steps run in order; the hidden units are spread over ``blocks``
+thread blocks (1 by default), block b owning its rows of w^1 and columns of
+w^2. Per step, with a block-level barrier (``syncthreads``) between phases:
 
-1. z^1 = a^0 w^T: each (row, hidden unit) dot product is split over KS
-   threads reading consecutive inputs (coalesced), partial sums in shared
-   memory; then a^1 = f(z^1 + b^1), kept in shared memory;
-2. z^2 per (row, output unit); then per row the output activation (σ or
-   softmax) and the output error δ^2, scaled by η/m (equation (1));
-3. δ^1 = (δ^2 w^2) ⊙ f'(z^1) (equation (2));
-4. every weight and bias updated in place from δ and a (equations (3), (4)),
-   with L2 decay, L1 and momentum as in :meth:`Backend.sgd_update`.
+1. z^1 = a^0 w^T for the block's units: each (row, unit) dot product split
+   over KS threads reading consecutive inputs (coalesced), partial sums in
+   shared memory; then a^1 = f(z^1 + b^1), kept in shared memory;
+2. the block's share of z^2 = a^1 w^2ᵀ into a global buffer; one grid-wide
+   barrier (with one block, a block barrier); every block then adds the
+   shares up, applies the output activation (σ or softmax) and forms the
+   output error δ^2, scaled by η/m (equation (1)) -- the same numbers in
+   every block, so each keeps its own copy of b^2 and updates it alike;
+3. δ^1 = (δ^2 w^2) ⊙ f'(z^1) for the block's units (equation (2));
+4. the block's weights and biases updated in place from δ and a (equations
+   (3), (4)), with L2 decay, L1 and momentum as in :meth:`Backend.sgd_update`.
+
+The share buffer alternates between two halves from step to step, so a block
+that runs ahead into the next step never overwrites shares still being read.
 
 Weights stay in global memory (95 KB for [784, 30, 10] in float32: L1/L2
 resident across steps); the mini-batch's activations and errors live in
@@ -54,11 +61,18 @@ def split(batch_size, hidden, threads):
     return max(1, min(MAX_SPLIT, threads // (batch_size * hidden)))
 
 
-def shared_bytes(sizes, batch_size, dtype, threads=THREADS):
-    """Shared memory the kernel needs: row indices, a^1, δ^1, the output
-    buffer and the first layer's partial sums."""
+def spread(hidden, blocks):
+    """(units per block, blocks used): the hidden units over at most ``blocks``."""
+    per_block = -(-hidden // max(1, blocks))
+    return per_block, -(-hidden // per_block)
+
+
+def shared_bytes(sizes, batch_size, dtype, threads=THREADS, blocks=1):
+    """Shared memory a block needs: row indices, its a^1 and δ^1, the output
+    buffer, its first-layer partial sums and its copy of b^2 (and velocity)."""
     _, hidden, out = sizes
-    floats = batch_size * (2 * hidden + out + hidden * split(batch_size, hidden, threads))
+    units, _ = spread(hidden, blocks)
+    floats = batch_size * (2 * units + out + units * split(batch_size, units, threads)) + 2 * out
     return 8 * batch_size + floats * numpy.dtype(dtype).itemsize
 
 
@@ -73,14 +87,14 @@ def unsupported_plan(plan):
     return None
 
 
-def unsupported(plan, sizes, batch_size, dtype, threads=THREADS):
+def unsupported(plan, sizes, batch_size, dtype, threads=THREADS, blocks=1):
     """Why the fused kernel cannot run this training (a short phrase), or None."""
     reason = unsupported_plan(plan)
     if reason:
         return reason
     if numpy.dtype(dtype).name not in ("float32", "float64"):
         return f"dtype {numpy.dtype(dtype).name}"
-    need = shared_bytes(sizes, batch_size, dtype, threads)
+    need = shared_bytes(sizes, batch_size, dtype, threads, blocks)
     if need > SHARED_BYTES:
         return (f"mini-batch {batch_size} needs {need // 1024} KB of shared memory "
                 f"(a block has {SHARED_BYTES // 1024} KB)")
@@ -93,31 +107,48 @@ class FusedEpoch:
 
     ``view`` turns a backend array into what the kernel takes (a Numba device
     array over a CuPy array; the identity for NumPy arrays under the
-    simulator) and ``stream`` is the stream to launch on. A training the
-    kernel cannot run (:func:`unsupported`) goes to ``fallback``, which has
+    simulator), ``stream`` is the stream to launch on and ``empty`` allocates
+    the backend's arrays. ``blocks`` spreads the hidden units over that many
+    thread blocks (a cooperative launch, one grid barrier per step);
+    ``virtual`` runs them all inside one block instead, as the simulator must
+    (it runs a grid's blocks one after another). A training the kernel cannot
+    run (:func:`unsupported`) goes to ``fallback``, which has
     ``core.train_epoch``'s signature less the backend.
     """
 
-    def __init__(self, fallback, view=lambda array: array, stream=0, threads=THREADS):
+    def __init__(self, fallback, view=lambda array: array, stream=0, threads=THREADS,
+                 blocks=1, virtual=False, empty=numpy.empty):
         self.fallback, self.view, self.stream, self.threads = fallback, view, stream, threads
+        self.blocks, self.virtual, self.empty = blocks, virtual, empty
         self._views = {}  # id -> (array, view): persistent arrays converted once
         self._launchers = {}
+        self._shares = {}
 
     def kernel(self, plan, sizes, batch_size, dtype):
         """The compiled kernel for this training, or None to fall back."""
-        if unsupported(plan, sizes, batch_size, dtype, self.threads):
+        if unsupported(plan, sizes, batch_size, dtype, self.threads, self.blocks):
             return None
         from .cuda_kernel import make_kernel  # numba.cuda: imported only to run it
 
+        _, blocks = spread(sizes[1], self.blocks)
         return make_kernel(tuple(sizes), batch_size, plan.kinds[0], plan.kinds[1],
                            plan.cost.name == "quadratic", numpy.dtype(dtype).name,
-                           plan.momentum > 0, self.threads)
+                           plan.momentum > 0, self.threads, blocks,
+                           blocks if self.virtual else 1)
 
     def _persistent(self, array):
         cached = self._views.get(id(array))
         if cached is None or cached[0] is not array:
             cached = self._views[id(array)] = (array, self.view(array))
         return cached[1]
+
+    def _share_buffer(self, sizes, batch_size, dtype):
+        """The blocks' shares of z^2: (2 halves, blocks, mini-batch, outputs)."""
+        shape = (2, spread(sizes[1], self.blocks)[1], batch_size, sizes[2])
+        key = (shape, numpy.dtype(dtype).name)
+        if key not in self._shares:
+            self._shares[key] = self.view(self.empty(shape, dtype))
+        return self._shares[key]
 
     def __call__(self, plan, weights, biases, X, Y, order, batch_size, workspace):
         sizes = [X.shape[1]] + [w.shape[0] for w in weights]
@@ -131,15 +162,17 @@ class FusedEpoch:
             X, Y, weights[0], biases[0], weights[1], biases[1],
             velocity_w[0], velocity_b[0], velocity_w[1], velocity_b[1])]
         X_, Y_, w1, b1, w2, b2, vw1, vb1, vw2, vb2 = persistent
-        self._launcher(kernel)(
+        self._launcher(kernel, spread(sizes[1], self.blocks)[1])(
             X_, Y_, self.view(order), w1, b1, w2, b2, vw1, vb1, vw2, vb2,
+            self._share_buffer(sizes, batch_size, X.dtype),
             float(plan.eta), float(plan.decay), float(plan.momentum), float(plan.l1_step))
 
-    def _launcher(self, kernel):
-        """kernel[1 block, threads, stream], configured once: numba-cuda warns
-        at each configuration of a grid this small, and one block is the design."""
+    def _launcher(self, kernel, blocks):
+        """kernel[grid, block, stream], configured once: numba-cuda warns at
+        each configuration of a grid this small, and a small grid is the design."""
         if kernel not in self._launchers:
+            grid, block = (1, self.threads * blocks) if self.virtual else (blocks, self.threads)
             with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Grid size 1 will likely")
-                self._launchers[kernel] = kernel[1, self.threads, self.stream]
+                warnings.filterwarnings("ignore", message="Grid size .* will likely")
+                self._launchers[kernel] = kernel[grid, block, self.stream]
         return self._launchers[kernel]

@@ -98,13 +98,13 @@ class CupyBackend(Backend):
             return core.train_epoch(self, *args)
 
         if config.ENABLE_CUDASIM:  # Numba's CUDA simulator: host arrays, a thread per thread
-            return FusedEpoch(fallback, threads=SIMULATED_THREADS)
+            return FusedEpoch(fallback, threads=SIMULATED_THREADS, virtual=True, empty=self.empty)
         stream_ptr = self.xp.cuda.get_current_stream().ptr
         stream = cuda.external_stream(stream_ptr) if stream_ptr else cuda.default_stream()
         # sync=False: CuPy's arrays carry its stream, on which the kernel is queued anyway;
         # the default (True) would make every launch wait for the device.
         return FusedEpoch(fallback, view=lambda array: cuda.as_cuda_array(array, sync=False),
-                          stream=stream)
+                          stream=stream, empty=self.empty)
 
     def random_generator(self, seed):
         # Dropout masks come from a counter-based stream, saved in checkpoints as two ints.

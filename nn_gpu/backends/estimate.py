@@ -13,8 +13,9 @@ forward pass, backprop and the weight update: 3 GEMMs' worth per layer):
 * GPU, cuBLAS path: host-bound at small mini-batches, each of its
   kernel launches costing ~LAUNCH_S of Python and driver time, so
   max(launches · LAUNCH_S, F / GPU_GEMM_FLOPS);
-* GPU, fused epoch: one thread block does everything, so
-  FUSED_STEP_S (its ~7 barriers and memory latencies) + F / BLOCK_FLOPS.
+* GPU, fused epoch over ``blocks`` thread blocks (1 by default):
+  FUSED_STEP_S (its ~7 barriers, one of them grid-wide, and memory
+  latencies) + F / (blocks · BLOCK_FLOPS).
 """
 
 CPU_STEP_S = 10e-6
@@ -40,9 +41,9 @@ def launches_per_step(layers, momentum=False):
     return layers * per_layer + 1 + 2 * (layers - 1)
 
 
-def epoch_seconds(sizes, batch_size, train_size=50_000, fused=True, momentum=False):
+def epoch_seconds(sizes, batch_size, train_size=50_000, fused=True, momentum=False, blocks=1):
     """{path: estimated seconds per epoch} for "cpu", "cublas" and, if
-    ``fused``, "fused"."""
+    ``fused``, "fused" (over ``blocks`` blocks)."""
     steps = -(-train_size // batch_size)
     flops = step_flops(sizes, batch_size)
     layers = len(sizes) - 1
@@ -52,5 +53,5 @@ def epoch_seconds(sizes, batch_size, train_size=50_000, fused=True, momentum=Fal
                               flops / GPU_GEMM_FLOPS),
     }
     if fused:
-        estimates["fused"] = steps * (FUSED_STEP_S + flops / BLOCK_FLOPS)
+        estimates["fused"] = steps * (FUSED_STEP_S + flops / (blocks * BLOCK_FLOPS))
     return estimates
