@@ -134,8 +134,10 @@ def test_fused_kernel_compiles_for_hopper(monkeypatch, config):
     from nn_gpu.backends.cuda_kernel import make_kernel
 
     sizes, batch, hidden, output, quadratic, dtype, momentum, blocks = config
+    units, _ = cuda_epoch.spread(sizes[1], blocks)
     kernel = make_kernel(sizes, batch, hidden, output, quadratic, dtype, momentum,
-                         cuda_epoch.THREADS, blocks)
+                         cuda_epoch.THREADS, cuda_epoch.split(batch, units, cuda_epoch.THREADS),
+                         blocks)
     f = getattr(nb, dtype)
     m2, m1 = nb.Array(f, 2, "C"), nb.Array(f, 1, "C")
     signature = (m2, m2, nb.Array(nb.int64, 1, "C"), m2, m1, m2, m1, m2, m1, m2, m1,

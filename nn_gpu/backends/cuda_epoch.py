@@ -51,7 +51,7 @@ THREADS = 256
 SHARED_BYTES = 48 * 1024
 #: At most this many threads share one dot product of the first layer.
 MAX_SPLIT = 32
-_HIDDEN = ("sigmoid", "tanh", "relu")
+_HIDDEN = ("sigmoid", "tanh", "relu")  # cuda_kernel.HIDDEN, which does not import this
 _OUTPUT = ("sigmoid", "softmax")
 
 
@@ -130,10 +130,11 @@ class FusedEpoch:
             return None
         from .cuda_kernel import make_kernel  # numba.cuda: imported only to run it
 
-        _, blocks = spread(sizes[1], self.blocks)
+        units, blocks = spread(sizes[1], self.blocks)
         return make_kernel(tuple(sizes), batch_size, plan.kinds[0], plan.kinds[1],
                            plan.cost.name == "quadratic", numpy.dtype(dtype).name,
-                           plan.momentum > 0, self.threads, blocks,
+                           plan.momentum > 0, self.threads,
+                           split(batch_size, units, self.threads), blocks,
                            blocks if self.virtual else 1)
 
     def _persistent(self, array):

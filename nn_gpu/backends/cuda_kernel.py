@@ -12,15 +12,17 @@ import math
 import numpy
 from numba import cuda
 
-from .cuda_epoch import _HIDDEN, split
+#: The hidden activations, by their code in the kernel.
+HIDDEN = ("sigmoid", "tanh", "relu")
 
 
 @functools.lru_cache(maxsize=None)
 def make_kernel(sizes, batch_size, hidden, output, quadratic, dtype, momentum, threads,
-                blocks=1, virtual=1):
+                split=1, blocks=1, virtual=1):
     """The epoch kernel for these compile-time constants: the hidden units
     spread over ``blocks`` blocks of ``threads`` threads, ``virtual`` of them
-    per real block (all of them under the simulator, else 1). Launch it as
+    per real block (all of them under the simulator, else 1), ``split``
+    threads per first-layer dot product. Launch it as
     ``kernel[blocks // virtual, threads * virtual, stream](X, Y, order, w1, b1,
     w2, b2, vw1, vb1, vw2, vb2, shares, eta, decay, mu, l1)``; the velocities
     are unused without momentum, ``shares`` is (2, blocks, batch_size, n_out)."""
@@ -28,10 +30,10 @@ def make_kernel(sizes, batch_size, hidden, output, quadratic, dtype, momentum, t
     N_IN, H, O = sizes
     B, NT, L, VB = batch_size, threads, blocks, virtual
     HB = -(-H // L)                 # hidden units per block (the last may have fewer)
-    KS = split(B, HB, NT)
+    KS = split
     PART = B * HB * KS
     GRID = L // VB > 1              # several real blocks: a grid-wide barrier
-    HIDDEN = _HIDDEN.index(hidden)
+    HIDDEN_CODE = HIDDEN.index(hidden)
     SOFTMAX = output == "softmax"
 
     @cuda.jit(device=True)
@@ -42,18 +44,18 @@ def make_kernel(sizes, batch_size, hidden, output, quadratic, dtype, momentum, t
 
     @cuda.jit(device=True)
     def activate(z):
-        if HIDDEN == 0:
+        if HIDDEN_CODE == 0:
             return sigmoid(z)
-        if HIDDEN == 1:
+        if HIDDEN_CODE == 1:
             return math.tanh(z)
         return T(0) if z < 0 else z  # NaN passes, as numpy.maximum(z, 0)
 
     @cuda.jit(device=True)
     def times_derivative(d, a):
         """d ⊙ f'(z), f' written in a = f(z), in Backend.times_derivative's order."""
-        if HIDDEN == 0:
+        if HIDDEN_CODE == 0:
             return d * a * (T(1) - a)
-        if HIDDEN == 1:
+        if HIDDEN_CODE == 1:
             return d * (T(1) - a * a)
         return d if a > 0 else T(0)
 
