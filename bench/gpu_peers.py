@@ -89,13 +89,15 @@ def _nn_gpu(backend_name, sizes, batch, X, labels, fused=None, blocks=1):
     from nn_gpu import Network, training
     from nn_gpu.backends import get_backend
     from nn_gpu.errors import NNGpuError
+    from nn_gpu.options import TrainingSettings
 
     try:
         backend = get_backend(backend_name)
     except NNGpuError as exc:
         raise Unavailable(str(exc)) from None
     net = Network(sizes, backend=backend, dtype="float32", seed=SEED)
-    runner = training.EpochRunner(net, (X, labels), batch)
+    runner = training.EpochRunner(net, (X, labels),
+                                  TrainingSettings(epochs=1, mini_batch_size=batch, eta=ETA))
     if fused is False:
         runner.compiled = None  # the core's loop over CuPy primitives: the cuBLAS path
     elif fused:
