@@ -140,12 +140,10 @@ def train_step(backend, plan, weights, biases, workspace, activations, targets, 
     backpropagate(backend, weights, activations, deltas, plan.kinds, masks)
     momentum = workspace.velocity_w is not None
     for l in range(len(weights)):
-        backend.weight_gradient(deltas[l], inputs[l], workspace.grad_w[l], workspace.grad_b[l])
-        backend.sgd_update(weights[l], workspace.grad_w[l],
-                           workspace.velocity_w[l] if momentum else None, plan.momentum,
-                           plan.decay, plan.l1_step)
-        backend.sgd_update(biases[l], workspace.grad_b[l],
-                           workspace.velocity_b[l] if momentum else None, plan.momentum)
+        backend.update_layer(deltas[l], inputs[l], weights[l], biases[l], workspace.grad_w[l],
+                             workspace.grad_b[l], workspace.velocity_w[l] if momentum else None,
+                             workspace.velocity_b[l] if momentum else None, plan.momentum,
+                             plan.decay, plan.l1_step)
 
 
 def _feedforward_with_dropout(backend, plan, weights, biases, activations, masks, dropped,

@@ -10,7 +10,7 @@ import signal
 import sys
 
 from .. import presets
-from ..backends import get_backend
+from ..backends import choose_backend, get_backend
 from ..checkpoint import Checkpoint
 from ..costs import COSTS
 from ..expand import COPIES, default_cache_dir, training_subset
@@ -172,6 +172,22 @@ def open_checkpoint(args):
     return None, []
 
 
+def training_backend(args, options, examples, settings):
+    """--backend, where "auto" weighs the GPU path this training would take
+    against the CPU for its network and mini-batch size (and "cupy" names it)."""
+    if args.method != "batched":
+        return get_backend(args.backend)
+    from ..core import Plan
+    from ..costs import get_cost
+
+    cost = get_cost(options["cost"])
+    kinds = (options["activation"],) * (len(options["sizes"]) - 2) + (cost.output_activation,)
+    plan = Plan(cost=cost, kinds=kinds, eta=settings.eta, train_size=examples,
+                **settings.regularisation)
+    return choose_backend(args.backend, options["sizes"], settings.mini_batch_size, args.dtype,
+                          examples, plan)
+
+
 def cmd_train(args):
     """Train a network on MNIST, printing one line per epoch as the book does.
 
@@ -183,9 +199,9 @@ def cmd_train(args):
     options, examples = resolve_train_options(args)
     check_output_path(args.history, "--history")
     check_output_path(args.save, "--save")
-    backend = get_backend(args.backend)
-    say = (lambda *_: None) if args.quiet else (lambda line: print(line, flush=True))
     settings = TrainingSettings.from_options(options, args.method, options["monitor"])
+    backend = training_backend(args, options, examples, settings)
+    say = (lambda *_: None) if args.quiet else (lambda line: print(line, flush=True))
     if checkpoint is not None:
         checkpoint.config = {"options": options, "preset": args.preset, "dtype": args.dtype,
                              "seed": args.seed, "method": args.method,
