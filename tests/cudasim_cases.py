@@ -34,7 +34,10 @@ def kernel_against_core(hidden="sigmoid", cost="quadratic", dtype="float64", bat
     rng = numpy.random.default_rng(0)
     n = 7
     X = rng.random((n, sizes[0])).astype(dtype)
-    Y = numpy.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], n)]
+    if sizes[-1] == 1:  # one output neuron: the target is the 0/1 label itself
+        Y = rng.integers(0, 2, (n, 1)).astype(dtype)
+    else:
+        Y = numpy.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], n)]
     weights = [rng.standard_normal((o, i)).astype(dtype) for i, o in zip(sizes[:-1], sizes[1:])]
     biases = [rng.standard_normal(o).astype(dtype) for o in sizes[1:]]
     cost_class = get_cost(cost)
@@ -104,6 +107,10 @@ def cases():
         "2-uneven-blocks": (kernel_against_core, {"hidden": "relu", "cost": "log_likelihood",
                                                   "sizes": [5, 5, 3], "blocks": 2, "l1": 0.2}),
         "network-on-fake-cupy": (network_on_fake_cupy, {}),
+        "one-output-quadratic": (kernel_against_core, {"sizes": [5, 4, 1]}),
+        "one-output-cross_entropy": (kernel_against_core, {"sizes": [5, 4, 1], "blocks": 2,
+                                                           "cost": "cross_entropy",
+                                                           "momentum": 0.5}),
     })
     return table
 

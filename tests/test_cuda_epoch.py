@@ -23,7 +23,8 @@ SCRIPT = HERE / "cudasim_cases.py"
 CASES = ([f"{h}-{c}" for h in ("sigmoid", "tanh", "relu")
           for c in ("quadratic", "cross_entropy", "log_likelihood")]
          + ["l2-momentum", "l1-l2", "l1-momentum", "split-dot-products", "float32",
-            "4-blocks-momentum", "2-uneven-blocks", "network-on-fake-cupy"])
+            "4-blocks-momentum", "2-uneven-blocks", "network-on-fake-cupy",
+            "one-output-quadratic", "one-output-cross_entropy"])
 
 
 @pytest.fixture(scope="module")
