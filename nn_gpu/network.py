@@ -12,11 +12,11 @@ import zipfile
 
 import numpy
 
-from . import core, npz, training
+from . import core, memory, npz, training
 from .backends import get_backend
 from .costs import get_cost
-from .errors import InvalidArgumentError, ModelFileError
-from .fileio import atomic_write
+from .errors import InvalidArgumentError, MemoryBudgetError, ModelFileError
+from .fileio import NotRegularFileError, atomic_write, open_input
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 DTYPES = ("float32", "float64")
@@ -24,6 +24,9 @@ INITS = ("normal", "scaled")
 METHODS = training.METHODS
 MODEL_FORMAT = "nn_gpu.network"
 MODEL_VERSION = 1
+#: Bytes per parameter that building a network takes on the host: the
+#: float64 draw, its scaled copy, and the array of the network's dtype.
+BUILD_BYTES = 24
 
 
 def initial_parameters(rng, sizes, init):
@@ -53,6 +56,23 @@ def _check_dtype(dtype):
     except TypeError:
         name = dtype
     return numpy.dtype(_check_choice(name, DTYPES, "dtype"))
+
+
+def _check_seed(seed):
+    """None (a fresh random network) or an int >= 0, as NumPy's generator takes."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, numpy.integer))
+                             or seed < 0):
+        raise InvalidArgumentError(f"seed must be a non-negative integer (or None), "
+                                   f"got {npz.short(seed)}")
+    return None if seed is None else int(seed)
+
+
+def check_buildable(sizes, extra_bytes_per_parameter=0, advice="choose smaller layer sizes"):
+    """Raise :class:`MemoryBudgetError` before building a network ``sizes``
+    that cannot fit in the memory available."""
+    count = memory.parameter_count(sizes)
+    memory.check_fits(count * (BUILD_BYTES + extra_bytes_per_parameter),
+                      f"a network of sizes {npz.short(sizes)} ({count:,} parameters)", advice)
 
 
 def _check_positive_int(value, what):
@@ -85,8 +105,9 @@ class Network:
         self.kinds = (activation,) * (len(self.sizes) - 2) + (self.cost.output_activation,)
         self.dtype = _check_dtype(dtype)
         self.init = _check_choice(init, INITS, "init")
+        self.seed = _check_seed(seed)
+        check_buildable(self.sizes)
         self.backend = get_backend(backend)
-        self.seed = seed
         # Host RNG: initial parameters and shuffles, identical on every backend.
         self.rng = numpy.random.default_rng(seed)
         biases, weights = initial_parameters(self.rng, self.sizes, init)
@@ -290,10 +311,12 @@ class Network:
         file never allocates more than it really holds.
         """
         try:
-            with zipfile.ZipFile(path) as archive:
+            with open_input(path, what="model file") as handle, \
+                    zipfile.ZipFile(handle) as archive:
                 names = set(archive.namelist())
                 meta = npz.read_metadata(archive, names)
                 sizes = check_metadata(meta)
+                check_buildable(sizes, 8, "it cannot be loaded here")  # 8: the arrays read
                 stored = {}
                 for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
                     for name, shape in ((f"w{l}", (n_out, n_in)), (f"b{l}", (n_out,))):
@@ -308,6 +331,10 @@ class Network:
         except (ValueError, InvalidArgumentError) as exc:
             message = " ".join(str(exc).split())
             raise ModelFileError(f"{path}: invalid model file: {message}") from None
+        except MemoryBudgetError as exc:
+            raise ModelFileError(f"{path}: declares {exc}") from None
+        except (NotRegularFileError, PermissionError) as exc:
+            raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
         except Exception:  # noqa: BLE001 - zipfile raises many kinds on damaged bytes
             raise ModelFileError(f"{path}: not a readable nn_gpu model file (.npz written "
                                  "by Network.save / nn-gpu train --save)") from None

@@ -138,12 +138,18 @@ class EpochRunner:
             self.rng.bit_generator.state = state["dropout_rng"]
 
 
-def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None, validation_data=None,
-        method="batched", l2=0.0, l1=0.0, momentum=0.0, dropout=0.0, eta_schedule=None,
-        early_stopping=None, monitor_training_cost=False, monitor_training_accuracy=False,
-        monitor_evaluation_cost=False, callback=None, checkpoint=None, resume=False,
-        progress=None):
-    """The body of :meth:`nn_gpu.network.Network.sgd` (see there)."""
+def sgd(net, *args, **kwargs):
+    """:meth:`nn_gpu.network.Network.sgd` (see there), with NumPy's overflow
+    and NaN warnings off: :func:`_check_finite` reports them as an error."""
+    with net.backend.ignoring_float_errors():
+        return _sgd(net, *args, **kwargs)
+
+
+def _sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None, validation_data=None,
+         method="batched", l2=0.0, l1=0.0, momentum=0.0, dropout=0.0, eta_schedule=None,
+         early_stopping=None, monitor_training_cost=False, monitor_training_accuracy=False,
+         monitor_evaluation_cost=False, callback=None, checkpoint=None, resume=False,
+         progress=None):
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise InvalidArgumentError(f"epochs must be a positive integer, got {epochs!r}")
     if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, int) \
@@ -254,6 +260,7 @@ def _restore(checkpoint, net, run_epoch, watch, settings):
         if saved.get(key) != value:
             raise CheckpointError(f"{where}: the checkpoint was trained with {key} = "
                                   f"{saved.get(key)!r}, this run has {value!r}")
+    _check_state(where, state)
     backend = net.backend
     try:
         for name, params in (("w", net.weights), ("b", net.biases)):
@@ -270,6 +277,33 @@ def _restore(checkpoint, net, run_epoch, watch, settings):
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{where}: checkpoint incomplete or damaged ({exc!r})") from None
     return history
+
+
+def _check_state(where, state):
+    """The loop's state as a checkpoint stores it, checked before any of it is
+    used: values a run could not have written mean the file is damaged."""
+    def damaged(what):
+        return CheckpointError(f"{where}: checkpoint is damaged: {what}; delete it or resume "
+                               "from a good copy")
+
+    history, watch = state.get("history"), state.get("watch")
+    if not isinstance(history, list) or not all(
+            isinstance(record, dict) and record.get("epoch") == epoch
+            for epoch, record in enumerate(history, 1)):
+        raise damaged("its history is not a list of epochs 1, 2, ...")
+    if not isinstance(watch, dict):
+        raise damaged("the state of the eta schedule / early stopping is missing")
+    try:
+        if check_number(watch.get("eta"), "eta") <= 0:
+            raise InvalidArgumentError(f"eta must be positive, got {watch['eta']!r}")
+        check_number(watch.get("best"), "best accuracy", -1.0, 1.0, high_open=False)
+        for key in ("since_best", "since_halving"):
+            value = watch.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidArgumentError(f"{key} must be a count of epochs, got {value!r}")
+        check_patience(watch.get("best_epoch"), "best_epoch")
+    except InvalidArgumentError as exc:
+        raise damaged(str(exc)) from None
 
 
 class Watch:
