@@ -32,7 +32,7 @@ from . import cli  # cli.py imports this module inside build_parser(), not at it
 from . import core
 from .backends import BACKEND_NAMES
 from .errors import InvalidArgumentError, NNGpuError
-from .fileio import atomic_write
+from .fileio import atomic_write, read_input
 from .mnist import COLS, ROWS, load_mnist
 from .network import Network
 
@@ -48,6 +48,12 @@ GRID_HEADING = 0.55
 CONFUSION_SIZE = (6.4, 5.6)
 COLORBAR_WIDTH = 0.9
 PIXELS = ROWS * COLS
+#: The largest picture drawn: about 0.5 GB of RGBA pixels, and matplotlib's
+#: own limit on a side (--dpi 100000 would ask for terabytes).
+MAX_PICTURE_PIXELS, MAX_PICTURE_SIDE = 1 << 27, (1 << 16) - 1
+#: A history file larger than this is not one `train --history` wrote; epochs
+#: beyond MAX_EPOCH neither.
+MAX_HISTORY_BYTES, MAX_EPOCH = 1 << 26, 10**7
 #: (label, history key suffix, style) of each data set, in legend order.
 SPLITS = (("train", "train", "-"), ("validation", "validation", "-"), ("test", "test", "--"))
 
@@ -65,8 +71,23 @@ def require_matplotlib():
         raise NNGpuError(f"plotting needs matplotlib, which is not installed: {PLOT_HINT}") from None
 
 
+def check_picture_size(figsize, dpi):
+    """Raise :class:`InvalidArgumentError` for a picture of ``figsize`` inches
+    at ``dpi`` too large to draw, before anything is allocated."""
+    if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 0 < dpi < math.inf:
+        raise InvalidArgumentError(f"dpi must be a positive number, got {dpi!r}")
+    width, height = (math.ceil(side * dpi) for side in figsize)
+    if max(width, height) > MAX_PICTURE_SIDE or width * height > MAX_PICTURE_PIXELS:
+        largest = int(math.sqrt(MAX_PICTURE_PIXELS / (figsize[0] * figsize[1])))
+        largest = min(largest, int(MAX_PICTURE_SIDE / max(figsize)))
+        raise InvalidArgumentError(
+            f"dpi {dpi:g} makes a {width} x {height} pixel picture, larger than the "
+            f"{MAX_PICTURE_PIXELS:,} pixels drawn at most; use a dpi of at most {largest}")
+
+
 def new_figure(figsize, dpi):
     """A Figure on an Agg canvas (matplotlib's headless PNG renderer), no pyplot."""
+    check_picture_size(figsize, dpi)
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -150,20 +171,21 @@ def load_history(path):
     """Read and check a history file written by ``nn-gpu train --history``."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input(path, MAX_HISTORY_BYTES, "history file").decode("utf-8")
     except FileNotFoundError:
         raise HistoryError(f"{path}: history file not found") from None
-    except IsADirectoryError:
-        raise HistoryError(f"{path}: is a directory, not a history file") from None
     except UnicodeDecodeError:
         raise HistoryError(f"{path}: not a JSON history file (not UTF-8 text)") from None
-    except OSError as exc:
+    except OSError as exc:  # a directory, a FIFO, a device, too large, no permission
         raise HistoryError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     try:
         history = json.loads(text)
     except json.JSONDecodeError as exc:
         raise HistoryError(f"{path}: not a JSON history file ({exc.msg} at line {exc.lineno} "
                            f"column {exc.colno})") from None
+    except RecursionError:
+        raise HistoryError(f"{path}: not a history file: its JSON is nested too deeply") \
+            from None
     return check_history(history, str(path))
 
 
@@ -185,15 +207,29 @@ def check_history(history, where="history"):
     for i, entry in enumerate(epochs, 1):
         if not isinstance(entry, dict):
             raise HistoryError(f"{where}: epoch entry {i} is not a JSON object")
+        epoch = entry.get("epoch")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= MAX_EPOCH:
+            raise HistoryError(f"{where}: epoch entry {i}: \"epoch\" must be a whole number "
+                               f"from 0 to {MAX_EPOCH:,}, got {_shown(epoch)} {origin}")
         for key, value in entry.items():
-            if key == "epoch" and value is None:
-                raise HistoryError(f"{where}: epoch entry {i}: epoch is not a number (None)")
-            if (key == "epoch" or key.endswith(("_accuracy", "_cost"))) and not (
-                    value is None  # not measured: left out of the plot
-                    or isinstance(value, (int, float)) and not isinstance(value, bool)):
+            if value is None or not key.endswith(("_accuracy", "_cost")):
+                continue  # None: not measured, left out of the plot
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise HistoryError(f"{where}: epoch entry {i}: {key} is not a number "
-                                   f"({value!r})")
+                                   f"({_shown(value)})")
+            if key.endswith("_accuracy") and not 0 <= value <= 1:
+                raise HistoryError(f"{where}: epoch entry {i}: {key} must be a fraction "
+                                   f"from 0 to 1, got {_shown(value)}")
+            if key.endswith("_cost") and not math.isfinite(value):
+                raise HistoryError(f"{where}: epoch entry {i}: {key} must be a finite "
+                                   f"number, got {_shown(value)}")
     return history
+
+
+def _shown(value):
+    """A JSON value, cut short for a one-line message."""
+    text = "missing" if value is None else json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def describe_config(config):
@@ -234,10 +270,7 @@ def plot_curves(history, path, dpi=DEFAULT_DPI):
     document of ``nn-gpu train --history`` (a dict, or the file's path)."""
     if isinstance(history, (str, os.PathLike)):
         history = load_history(history)
-    history = check_history(history)
-    epochs = [e for e in history["epochs"] if "epoch" in e]
-    if not epochs:
-        raise HistoryError("history: no epoch entry has an \"epoch\" number")
+    epochs = check_history(history)["epochs"]
     fig = new_figure(CURVES_SIZE, dpi)
     cost_ax, acc_ax = fig.subplots(1, 2)
     config = history.get("config") or {}
