@@ -76,12 +76,12 @@ def check_picture_size(figsize, dpi):
     at ``dpi`` too large to draw, before anything is allocated."""
     if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 0 < dpi < math.inf:
         raise InvalidArgumentError(f"dpi must be a positive number, got {dpi!r}")
-    width, height = (math.ceil(side * dpi) for side in figsize)
+    width, height = (side * dpi for side in figsize)  # floats: no overflow
     if max(width, height) > MAX_PICTURE_SIDE or width * height > MAX_PICTURE_PIXELS:
-        largest = int(math.sqrt(MAX_PICTURE_PIXELS / (figsize[0] * figsize[1])))
-        largest = min(largest, int(MAX_PICTURE_SIDE / max(figsize)))
+        largest = int(min(math.sqrt(MAX_PICTURE_PIXELS / (figsize[0] * figsize[1])),
+                          MAX_PICTURE_SIDE / max(figsize)))
         raise InvalidArgumentError(
-            f"dpi {dpi:g} makes a {width} x {height} pixel picture, larger than the "
+            f"dpi {dpi:g} makes a {width:.3g} x {height:.3g} pixel picture, larger than the "
             f"{MAX_PICTURE_PIXELS:,} pixels drawn at most; use a dpi of at most {largest}")
 
 

@@ -17,7 +17,6 @@ Every property runs a bounded number of examples without deadlines: the
 whole file takes well under 30 seconds.
 """
 
-import contextlib
 import functools
 import gzip
 import io
@@ -26,7 +25,6 @@ import os
 import pathlib
 import struct
 import tempfile
-import traceback
 import warnings
 import zipfile
 
@@ -42,6 +40,8 @@ from nn_gpu.errors import CheckpointError, DataError, ModelFileError
 from nn_gpu import mnist
 from nn_gpu.mnist import FILES, load_mnist, read_idx_images, read_idx_labels
 from nn_gpu.network import ACTIVATIONS, DTYPES, INITS, MODEL_FORMAT, MODEL_VERSION
+
+from conftest import memory_cap
 
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
 HUGE_DIMS = [2**31, 2**31 - 1, 2**32 - 1, 10**9, 60_000 * 784]
@@ -63,36 +63,6 @@ FUZZ_SHORT = fuzz(80)
 
 
 # --------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def memory_cap(extra=1 << 30):
-    """Fail any allocation beyond what the process maps now plus ``extra``
-    bytes with MemoryError (RLIMIT_AS; Linux only, a no-op elsewhere)."""
-    try:
-        import resource
-
-        with open("/proc/self/statm") as statm:
-            mapped = int(statm.read().split()[0]) * resource.getpagesize()
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    except (ImportError, OSError, ValueError):
-        yield
-        return
-    limit = mapped + extra
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    if soft != resource.RLIM_INFINITY:
-        limit = min(limit, soft)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    try:
-        yield
-    except BaseException as exc:
-        # Let go of what the failed call's frames hold (Hypothesis keeps the
-        # traceback of every failing example).
-        traceback.clear_frames(exc.__traceback__)
-        raise
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-
-
 def idx_bytes(magic, dims, payload):
     return struct.pack(f">I{len(dims)}I", magic, *dims) + bytes(payload)
 

@@ -105,6 +105,7 @@ def cmd_sweep(args):
     storage = sweep_study.open_storage(url)
     study = sweep_study.create(storage, name, space)
     requeued = sweep_study.requeue_interrupted(study)
+    failed_before = sweep_study.failed_trials(study)
     done = sweep_study.trials_done(study)
     where = f"Sweep {name!r} in {sweep_study.shown_url(url)}"
     outcome = "done"
@@ -154,4 +155,12 @@ def cmd_sweep(args):
               "same command to continue (interrupted trials are rerun first)",
               file=sys.stderr, flush=True)
         return 130
-    return 1 if outcome == "setup failed" else 0
+    if outcome == "setup failed":
+        return 1
+    failed = sorted(sweep_study.failed_trials(study) - failed_before)
+    if failed:
+        print(f"nn-gpu sweep: error: trial{'s' if len(failed) > 1 else ''} "
+              f"{', '.join(map(str, failed))} failed in this run (their errors are above and "
+              "in the study's trial attributes)", file=sys.stderr, flush=True)
+        return 1
+    return 0
