@@ -79,6 +79,25 @@ def check_output(path):
     return target
 
 
+def check_outputs(outputs, inputs=()):
+    """:func:`check_output` for every output of a command, and none of them
+    the same file as another output or as an input (compared with links
+    followed, and by inode where both exist). ``outputs`` and ``inputs`` are
+    (label, path) pairs, the label saying where the path came from
+    ("--save"); pairs whose path is None are skipped. Errors name the label."""
+    outputs = [(label, path) for label, path in outputs if path is not None]
+    inputs = [(label, path) for label, path in inputs if path is not None]
+    for i, (label, path) in enumerate(outputs):
+        try:
+            check_output(path)
+        except OutputError as exc:
+            raise OutputError(f"{label} {exc}") from None
+        for other_label, other in inputs + outputs[:i]:
+            if same_file(path, other):
+                raise OutputError(f"{label} {path}: is the same file as {other_label} {other}; "
+                                  "give each output a file of its own, apart from the inputs")
+
+
 def _described(path, target, mode):
     kind = kind_of(mode)
     return kind if Path(path) == target else f"a link to {target}, {kind}"

@@ -268,7 +268,8 @@ class Network:
         ``checkpoint`` (a :class:`nn_gpu.checkpoint.Checkpoint`) is rewritten
         after every epoch; with ``resume=True`` training continues from it, bit
         for bit as if never interrupted, up to ``epochs`` epochs in all (the
-        other arguments must be those of the original run). Weights or costs
+        other arguments must be those of the original run, but for ``eta``: a
+        new one is the η of the epochs still to run). Weights or costs
         that turn NaN/infinite raise :class:`~nn_gpu.errors.TrainingDivergedError`
         and leave the last good checkpoint in place. ``progress(examples)`` is
         called ~50 times per epoch.

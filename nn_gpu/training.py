@@ -255,12 +255,12 @@ def _restore(checkpoint, net, run_epoch, watch, settings):
         if model.get(key) != net.metadata()[key]:
             raise CheckpointError(f"{where}: the checkpoint's {key} is {model.get(key)!r}, "
                                   f"this network's is {net.metadata()[key]!r}")
-    saved = state.get("settings", {})
+    _check_state(where, state)
+    saved = state["settings"]
     for key, value in settings.items():
-        if saved.get(key) != value:
+        if key != "eta0" and saved.get(key) != value:
             raise CheckpointError(f"{where}: the checkpoint was trained with {key} = "
                                   f"{saved.get(key)!r}, this run has {value!r}")
-    _check_state(where, state)
     backend = net.backend
     try:
         for name, params in (("w", net.weights), ("b", net.biases)):
@@ -272,6 +272,9 @@ def _restore(checkpoint, net, run_epoch, watch, settings):
                 current[...] = backend.asarray(stored, net.dtype)
         run_epoch.restore(state, arrays)
         watch.restore_state(state["watch"], arrays)
+        if settings["eta0"] != saved["eta0"]:  # another η for the epochs still to run;
+            watch.eta = settings["eta0"]          # the schedule's floor stays η₀/128
+            watch.eta0 = settings["eta0"] = saved["eta0"]
         net.rng.bit_generator.state = state["shuffle_rng"]
         history = list(state["history"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -286,16 +289,17 @@ def _check_state(where, state):
         return CheckpointError(f"{where}: checkpoint is damaged: {what}; delete it or resume "
                                "from a good copy")
 
-    history, watch = state.get("history"), state.get("watch")
+    history, watch, settings = state.get("history"), state.get("watch"), state.get("settings")
     if not isinstance(history, list) or not all(
             isinstance(record, dict) and record.get("epoch") == epoch
             for epoch, record in enumerate(history, 1)):
         raise damaged("its history is not a list of epochs 1, 2, ...")
-    if not isinstance(watch, dict):
-        raise damaged("the state of the eta schedule / early stopping is missing")
+    if not isinstance(watch, dict) or not isinstance(settings, dict):
+        raise damaged("its settings or the state of its eta schedule are missing")
     try:
-        if check_number(watch.get("eta"), "eta") <= 0:
-            raise InvalidArgumentError(f"eta must be positive, got {watch['eta']!r}")
+        for what, eta in (("eta0", settings.get("eta0")), ("eta", watch.get("eta"))):
+            if check_number(eta, what) <= 0:
+                raise InvalidArgumentError(f"{what} must be positive, got {eta!r}")
         check_number(watch.get("best"), "best accuracy", -1.0, 1.0, high_open=False)
         for key in ("since_best", "since_halving"):
             value = watch.get(key)
