@@ -19,6 +19,7 @@ from . import npz
 from .errors import CheckpointError, MemoryBudgetError
 from .fileio import atomic_write, check_output, open_input
 from .network import check_buildable, check_metadata
+from .training import check_state
 
 FILE_NAME = "checkpoint.npz"
 FORMAT = "nn_gpu.checkpoint"
@@ -101,6 +102,7 @@ class Checkpoint:
         if bad is not None:  # training never saves these: it stops when they appear
             raise CheckpointError(f"{self.path}: checkpoint is damaged: array {bad} holds NaN "
                                   "or infinite values; delete it or resume from a good copy")
+        check_state(self.path, meta["state"])
         return meta, arrays
 
     def read_config(self):

@@ -255,7 +255,6 @@ def _restore(checkpoint, net, run_epoch, watch, settings):
         if model.get(key) != net.metadata()[key]:
             raise CheckpointError(f"{where}: the checkpoint's {key} is {model.get(key)!r}, "
                                   f"this network's is {net.metadata()[key]!r}")
-    _check_state(where, state)
     saved = state["settings"]
     for key, value in settings.items():
         if key != "eta0" and saved.get(key) != value:
@@ -282,7 +281,7 @@ def _restore(checkpoint, net, run_epoch, watch, settings):
     return history
 
 
-def _check_state(where, state):
+def check_state(where, state):
     """The loop's state as a checkpoint stores it, checked before any of it is
     used: values a run could not have written mean the file is damaged."""
     def damaged(what):
