@@ -31,9 +31,9 @@ import numpy
 from . import __version__
 from . import cli, plots  # cli.py imports this module inside build_parser(), not at its top
 from .backends import BACKEND_NAMES, get_backend
-from .fileio import atomic_write
+from .fileio import atomic_write, check_outputs
 from .mnist import DATA_ENV_VAR, load_mnist, resolve_data_dir
-from .network import DTYPES, METHODS, Network
+from .network import DTYPES, METHODS, Network, check_buildable
 
 BENCH_FORMAT = "nn_gpu.bench"
 BENCH_VERSION = 1
@@ -317,8 +317,8 @@ def cmd_bench(args):
                      f"({args.train_size} examples)")
     batch_sizes = sorted(set(args.batch_sizes))
     methods = list(dict.fromkeys(args.methods))
-    cli.check_output_path(args.json, "--json")
-    cli.check_output_path(args.plot, "--plot")
+    check_buildable(args.sizes)
+    check_outputs([("--json", args.json), ("--plot", args.plot)])
     if args.plot:
         plots.require_matplotlib()
     backend = get_backend(args.backend)

@@ -18,15 +18,15 @@ from pathlib import Path
 
 import numpy
 
-from . import __version__, presets
+from . import __version__, presets, resume
 from .backends import BACKEND_NAMES, cupy_status, get_backend
 from .checkpoint import Checkpoint
 from .costs import COSTS
 from .errors import NNGpuError
-from .fileio import atomic_write
+from .fileio import atomic_write, check_outputs
 from .expand import COPIES, expanded_training_set
 from .mnist import DATA_ENV_VAR, FILES, load_mnist, resolve_data_dir
-from .network import ACTIVATIONS, DTYPES, INITS, METHODS, Network
+from .network import ACTIVATIONS, DTYPES, INITS, METHODS, Network, check_buildable
 
 PROG = "nn-gpu"
 MNIST_INPUTS, MNIST_OUTPUTS = 784, 10
@@ -54,6 +54,17 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 # ---------------------------------------------------------- argument types
+def seed(text):
+    """A random seed: an int >= 0 (NumPy's generators take no other)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def positive_int(text):
     """An int >= 1 (layer sizes, epochs, batch size)."""
     try:
@@ -110,18 +121,10 @@ def percent(correct, total):
     return f"{100 * correct / total:.2f}%"
 
 
-def check_output_path(path, flag):
-    """Fail now, not after training, if ``path`` can never be written."""
-    if path is None:
-        return
-    path = Path(path)
-    parent = path.parent
-    if not parent.is_dir():
-        raise CliError(f"{flag} {path}: directory {parent} does not exist")
-    if path.is_dir():
-        raise CliError(f"{flag} {path}: is a directory")
-    if not os.access(parent, os.W_OK):
-        raise CliError(f"{flag} {path}: directory {parent} is not writable")
+def check_output_path(path, flag, inputs=()):
+    """Fail now, not after training, if ``path`` can never be written or is
+    one of the ``inputs`` ((label, path) pairs; see :func:`fileio.check_outputs`)."""
+    check_outputs([(flag, path)], inputs)
 
 
 def write_json(path, document):
@@ -273,37 +276,28 @@ class EpochProgress:
 
 
 def open_checkpoint(args):
-    """(Checkpoint or None, the history of epochs already done).
+    """(Checkpoint or None, the history of epochs already done, the changes
+    the command line makes to a resumed run: flag -> (old, new)).
 
-    ``--resume DIR`` takes the run's settings from its checkpoint (only
-    ``--epochs`` may extend it); ``--checkpoint-dir DIR`` starts a new run and
+    ``--resume DIR`` takes the run's settings from its checkpoint, checked,
+    and only those of :data:`resume.MAY_CHANGE` from the command line (see
+    :mod:`nn_gpu.resume`); ``--checkpoint-dir DIR`` starts a new run and
     refuses to overwrite another run's checkpoint."""
     if args.resume and args.checkpoint_dir and args.resume != args.checkpoint_dir:
         args.parser.error("--resume DIR already checkpoints into DIR; drop --checkpoint-dir")
     if args.resume:
         checkpoint = Checkpoint(args.resume)
         meta, _ = checkpoint.load()
-        config = meta.get("config") or {}
-        if "options" not in config:
-            raise CliError(f"{checkpoint.path}: this checkpoint was not written by "
-                           f"`{PROG} train`; resume it from Python with Network.sgd")
-        epochs = args.epochs
-        for key, value in config.items():
-            if key != "options":
-                setattr(args, key, value)
-        for key, value in config["options"].items():
-            setattr(args, key, value)
-        args.preset = None  # the saved options are already resolved
-        if epochs is not None:
-            args.epochs = epochs
-        return checkpoint, meta["state"].get("history", [])
+        changes = resume.apply(args.parser, args, checkpoint.path, meta.get("config"))
+        args.parser = resume.Blame(checkpoint.path)  # the settings are the checkpoint's
+        return checkpoint, meta["state"]["history"], changes
     if args.checkpoint_dir:
         checkpoint = Checkpoint(args.checkpoint_dir)
         if checkpoint.exists():
             raise CliError(f"{checkpoint.path} already holds a checkpoint: continue it with "
                            f"--resume {args.checkpoint_dir}, or choose another directory")
-        return checkpoint, []
-    return None, []
+        return checkpoint, [], {}
+    return None, [], {}
 
 
 def cmd_train(args):
@@ -313,20 +307,25 @@ def cmd_train(args):
     Nielsen's network.py; the history file is rewritten after every epoch so
     an interrupted run keeps what it had.
     """
-    checkpoint, earlier = open_checkpoint(args)
+    checkpoint, earlier, changes = open_checkpoint(args)
     options, examples = resolve_train_options(args)
-    check_output_path(args.history, "--history")
-    check_output_path(args.save, "--save")
+    check_buildable(options["sizes"])
+    if checkpoint is not None:
+        checkpoint.check_writable()
+    check_outputs([("--history", args.history), ("--save", args.save),
+                   ("--checkpoint-dir", checkpoint and checkpoint.path)])
     backend = get_backend(args.backend)
     say = (lambda *_: None) if args.quiet else (lambda line: print(line, flush=True))
     monitor = {flag: choice in options["monitor"] for choice, flag in MONITORS.items() if flag}
-    if checkpoint is not None:
-        checkpoint.config = {"options": options, "preset": args.preset, "dtype": args.dtype,
-                             "seed": args.seed, "method": args.method,
+    preset = getattr(args, "stored_preset", args.preset)
+    if checkpoint is not None:  # the run's settings: a new --eta is for this part only
+        stored_eta = changes.get("--eta", (options["eta"],))[0]
+        checkpoint.config = {"options": {**options, "eta": stored_eta}, "preset": preset,
+                             "dtype": args.dtype, "seed": args.seed, "method": args.method,
                              "train_size": args.train_size}
 
     history = {"config": {
-        "preset": args.preset, **options, "backend": backend.name, "dtype": args.dtype,
+        "preset": preset, **options, "backend": backend.name, "dtype": args.dtype,
         "seed": args.seed, "method": args.method, "train_size": args.train_size,
         "train_examples": examples, "data": str(resolve_data_dir(args.data)),
     }, "epochs": [history_entry(record) for record in earlier]}
@@ -343,9 +342,10 @@ def cmd_train(args):
                       activation=options["activation"])
         if args.history:
             write_json(args.history, history)
+        if args.resume:
+            say(f"Resuming after epoch {len(earlier)} from {checkpoint.path}"
+                f"{resume.describe_changes(changes)}")
         say(describe_run(args, options, examples, backend))
-        if earlier:
-            say(f"Resuming after epoch {len(earlier)} from {checkpoint.path}")
 
         def after_epoch(record):
             progress.close()
@@ -359,7 +359,7 @@ def cmd_train(args):
 
         records = net.sgd(training, options["epochs"], options["batch_size"], options["eta"],
                           test_data=test, validation_data=validation, method=args.method,
-                          callback=after_epoch, checkpoint=checkpoint, resume=bool(earlier),
+                          callback=after_epoch, checkpoint=checkpoint, resume=bool(args.resume),
                           progress=progress, **sgd_settings(options), **monitor)
     except KeyboardInterrupt:
         progress.close()
@@ -536,7 +536,8 @@ def build_parser():
                             "accuracies are always measured)")
     train.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     train.add_argument("--dtype", choices=DTYPES, default="float32")
-    train.add_argument("--seed", type=int, default=None, help="fix initial weights and shuffles")
+    train.add_argument("--seed", type=seed, default=None,
+                       help="fix initial weights and shuffles (an integer >= 0)")
     train.add_argument("--method", choices=METHODS, default="batched",
                        help="batched: matrix core; per_example: the book's loop")
     train.add_argument("--train-size", type=training_size, metavar="N",
@@ -545,7 +546,8 @@ def build_parser():
                        help="save a checkpoint here after every epoch (atomically)")
     train.add_argument("--resume", metavar="DIR",
                        help="continue the run checkpointed in DIR, with its settings, bit for "
-                            "bit (only --epochs may change, to train longer)")
+                            f"bit; it may change only {', '.join(map(resume.flag, resume.MAY_CHANGE))} "
+                            "(--eta: for the epochs still to run)")
     train.add_argument("--history", metavar="FILE", help="write per-epoch JSON history here")
     train.add_argument("--save", metavar="FILE", help="save the trained model here")
     train.add_argument("--quiet", action="store_true", help="print only the summary at the end")
@@ -594,9 +596,16 @@ def main(argv=None):
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        return args.func(args)
+        with numpy.errstate(all="ignore"):  # results are checked, not warned about
+            return args.func(args)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:  # (training says itself what it kept)
+        print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
+        return 130
+    except MemoryError:  # numpy's _ArrayMemoryError too
+        return fail("out of memory; try smaller --sizes or --batch-size, or a smaller "
+                    "--train-size")
     except NNGpuError as exc:
         return fail(exc)
     except OSError as exc:  # writing --history / --save, or reading a data dir

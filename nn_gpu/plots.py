@@ -435,10 +435,21 @@ def load_split(args):
     return test if args.split == "test" else validation
 
 
+def check_command(args, figsize, source):
+    """Before any work: the picture can be drawn at --dpi (checked on its
+    largest size), and --output written without touching the input ``source``."""
+    try:
+        check_picture_size(figsize, args.dpi)
+    except InvalidArgumentError as exc:
+        raise cli.CliError(f"--dpi {exc}") from None
+    label, path = source
+    cli.check_output_path(args.output, "--output", [(label, path)])
+    require_matplotlib()
+
+
 def cmd_curves(args):
     """Learning curves of a `train --history` file."""
-    cli.check_output_path(args.output, "--output")
-    require_matplotlib()
+    check_command(args, CURVES_SIZE, ("HISTORY", args.history))
     history = load_history(args.history)
     plot_curves(history, args.output, dpi=args.dpi)
     print(f"Learning curves ({len(history['epochs'])} epochs) written to {args.output}")
@@ -446,8 +457,7 @@ def cmd_curves(args):
 
 
 def cmd_misclassified(args):
-    cli.check_output_path(args.output, "--output")
-    require_matplotlib()
+    check_command(args, grid_figsize(args.count), ("MODEL", args.model))
     net = load_model(args)
     fig = plot_misclassified(net, load_split(args), args.output, count=args.count,
                              dpi=args.dpi, split=args.split)
@@ -456,8 +466,7 @@ def cmd_misclassified(args):
 
 
 def cmd_confusion(args):
-    cli.check_output_path(args.output, "--output")
-    require_matplotlib()
+    check_command(args, CONFUSION_SIZE, ("MODEL", args.model))
     net = load_model(args)
     plot_confusion(net, load_split(args), args.output, dpi=args.dpi, split=args.split)
     print(f"Confusion matrix ({args.split} set) written to {args.output}")
@@ -465,8 +474,8 @@ def cmd_confusion(args):
 
 
 def cmd_weights(args):
-    cli.check_output_path(args.output, "--output")
-    require_matplotlib()
+    width, height = grid_figsize(args.count)
+    check_command(args, (width + COLORBAR_WIDTH, height), ("MODEL", args.model))
     net = load_model(args)
     plot_weights(net, args.output, count=args.count, dpi=args.dpi)
     print(f"Weights of {min(args.count, net.sizes[1])} hidden neurons written to {args.output}")

@@ -18,7 +18,7 @@ STORAGE_ENV_VAR = "NN_GPU_SWEEP_STORAGE"
 
 
 def add_sweep_parser(commands):
-    from ..cli import DATA_HELP, positive_float, positive_int  # cli imports this module
+    from ..cli import DATA_HELP, positive_float, positive_int, seed  # cli imports this module
 
     sweep = commands.add_parser(
         "sweep", help="search hyper-parameters with Optuna (TPE, pruning, SQLite/PostgreSQL)",
@@ -36,7 +36,7 @@ def add_sweep_parser(commands):
                             "across all runs and workers) (default: 20)")
     sweep.add_argument("--timeout", type=positive_float, metavar="SECONDS",
                        help="start no new trial after this long")
-    sweep.add_argument("--seed", type=int, default=None,
+    sweep.add_argument("--seed", type=seed, default=None,
                        help="seed the sampler and each trial's network (trial k: SEED + k)")
     sweep.add_argument("--workers", type=positive_int, metavar="N",
                        help="trial processes on this machine (default: one per visible GPU, "
@@ -70,7 +70,8 @@ def add_sweep_parser(commands):
 
 def cmd_sweep(args):
     """Run (or continue) the study; print, export and plot its results."""
-    from ..cli import CliError, check_output_path, interrupt
+    from ..cli import CliError, interrupt
+    from ..fileio import check_outputs
 
     try:
         import optuna
@@ -79,15 +80,20 @@ def cmd_sweep(args):
     from ..mnist import load_mnist
     from . import report, runner
     from . import study as sweep_study
-    from .space import load_space
+    from .space import NAME_RULE, STUDY_NAME, load_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load_space(args.space)
     name = args.study_name or space.name
-    url = sweep_study.storage_url(args.storage or os.environ.get(STORAGE_ENV_VAR)
-                                  or f"{name}.db")
-    check_output_path(args.export, "--export")
-    check_output_path(args.plot, "--plot")
+    storage = args.storage or os.environ.get(STORAGE_ENV_VAR)
+    if storage is None and not STUDY_NAME.fullmatch(name):  # it names the file NAME.db
+        raise CliError(f"--study-name {name!r}: without --storage it names the file "
+                       f"NAME.db, so it must be {NAME_RULE}")
+    url = sweep_study.storage_url(storage or f"{name}.db")
+    sqlite = [("the study's SQLite file", url[len("sqlite:///"):])] \
+        if url.startswith("sqlite:///") else []
+    check_outputs([("--export", args.export), ("--plot", args.plot)],
+                  [("SPACE", args.space), *sqlite])
     if args.plot:
         from ..plots import require_matplotlib
 
