@@ -47,6 +47,29 @@ def kind_of(mode):
                 else "not a regular file")
 
 
+def _special_hop(path):
+    """The first of ``path`` and the links it leads through that lies under
+    /dev (but /dev/shm) or /proc, or None: those are devices and the open
+    files of processes (/dev/stdout is /proc/self/fd/1), never a file to replace."""
+    current = Path(os.path.abspath(Path(path).expanduser()))
+    for _ in range(40):  # the kernel's own limit on a chain of links
+        if current.parts[1:2] == ("proc",) or (
+                current.parts[1:2] == ("dev",) and current.parts[2:3] != ("shm",)):
+            return current
+        if not current.is_symlink():
+            return None
+        current = Path(os.path.abspath(current.parent / os.readlink(current)))
+    return None
+
+
+def _refuse_special(path):
+    hop = _special_hop(path)
+    if hop is not None:
+        where = "is" if hop == Path(os.path.abspath(path)) else f"is a link to {hop},"
+        raise OutputError(f"{path}: {where} a device or a process's open file, never replaced "
+                          "by a file; give the path of a file to write")
+
+
 def target_of(path):
     """``path`` with symbolic links followed: where a write really goes."""
     return Path(os.path.realpath(Path(path).expanduser()))
@@ -57,6 +80,7 @@ def check_output(path):
     be written: its directory is missing or unwritable (a file is really
     created there and removed), or it exists and is not a regular file.
     Returns where the write goes (links followed)."""
+    _refuse_special(path)
     target = target_of(path)
     try:
         mode = target.stat().st_mode
@@ -114,6 +138,7 @@ def atomic_write(path, mode="wb"):
     naming ``path``. Temporary files of this kind that a killed writer left
     behind are removed first (see :data:`STALE_SECONDS`).
     """
+    _refuse_special(path)
     target = target_of(path)
     try:
         existing = target.stat().st_mode

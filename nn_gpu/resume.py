@@ -103,7 +103,10 @@ def _parse_one(action, item):
     if isinstance(item, (bool, list, dict)) or item is None:
         raise ValueError("is not a value the command line takes")
     if action.type is not None:
-        item = action.type(str(item))
+        parsed = action.type(str(item))
+        if isinstance(item, str) and not isinstance(parsed, str):
+            raise ValueError("is text, not a number")
+        item = parsed
     if action.choices is not None and item not in action.choices:
         raise ValueError(f"must be one of {', '.join(map(str, action.choices))}")
     return item

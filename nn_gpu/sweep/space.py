@@ -36,6 +36,7 @@ from ..cli import (MNIST_INPUTS, MNIST_OUTPUTS, MNIST_TRAINING_SIZE, non_negativ
                    positive_float, positive_int, unit_interval)
 from ..costs import COSTS
 from ..errors import InvalidArgumentError
+from ..fileio import read_input
 from ..network import ACTIVATIONS, DTYPES, INITS
 
 #: Searchable option -> (kind, the `train` argument type that checks a value).
@@ -57,6 +58,7 @@ OPTIONS = {
     "expand": ("choice", (True, False)),
 }
 TOP_LEVEL = ("name", "preset", "train_size", "dtype", "fixed", "search")
+MAX_SPACE_BYTES = 1 << 20  # a space file is a few hundred bytes
 #: A study's name: it names the SQLite file NAME.db too, so never a path.
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 NAME_RULE = ("a name of letters, digits, '.', '_' and '-' (at most 100, the first a letter "
@@ -74,8 +76,8 @@ def read_space_file(path):
     if suffix not in (".toml", ".yaml", ".yml"):
         raise SpaceError(f"{path}: a search space must be a .toml, .yaml or .yml file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+        text = read_input(path, MAX_SPACE_BYTES, "search space").decode("utf-8")
+    except OSError as exc:  # missing, a directory, a FIFO, too large
         raise SpaceError(f"{path}: cannot read the search space ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise SpaceError(f"{path}: not a text file (expected TOML or YAML)") from None
