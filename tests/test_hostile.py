@@ -44,11 +44,15 @@ def one_line(error):
     return text
 
 
+class Blocked(BaseException):
+    """A call blocked (not an Exception: no handler of the code under test may catch it)."""
+
+
 @contextlib.contextmanager
 def deadline(seconds=5):
     """Fail, instead of hanging the suite, where a call blocks (on a FIFO)."""
     def expired(signum, frame):
-        raise TimeoutError(f"blocked for {seconds} s")
+        raise Blocked(f"blocked for {seconds} s")
 
     previous = signal.signal(signal.SIGALRM, expired)
     signal.alarm(seconds)
@@ -797,7 +801,7 @@ def test_c03_cli_special_files_as_outputs_are_refused_before_training(tmp_path, 
         char_device(path)
     else:
         path.symlink_to("/dev/stdout")
-    with deadline(30):
+    with deadline(10):
         status, out, err = run(capsys, *TRAIN, "--epochs", "1", flag, path)
     one_error(err, status)
     assert err.startswith(f"nn-gpu: error: {flag} {path}: is ") and "Epoch" not in out
@@ -823,7 +827,7 @@ def test_c03_a_space_name_is_never_a_path(tmp_path, name):
 
 # 4. ----------------------------------------- found before any work starts
 @pytest.mark.parametrize("flag", ["--save", "--history"])
-@pytest.mark.parametrize("where", ["/proc/nn-gpu-model.npz", "/proc/self/none/x.npz"])
+@pytest.mark.parametrize("where", ["/proc/nn-gpu-model.npz", "/sys/kernel/nn-gpu-model.npz"])
 def test_c04_cli_an_unwritable_output_is_refused_before_training(tmp_path, capsys, data, flag,
                                                                  where):
     status, out, err = run(capsys, *TRAIN, "--epochs", "1", flag, where)
@@ -890,14 +894,14 @@ def test_c06_cli_divergence_is_the_only_line(capsys, data):
 
 def test_c06_cli_a_model_with_huge_weights_evaluates_without_warnings(tmp_path, capsys, data):
     net = Network([784, 8, 10], backend="numpy", seed=0)
-    net.weights[0][...] = 1e30
+    net.weights[0][...] = 3e38  # finite, but their sums overflow
     net.save(tmp_path / "m.npz")
     status, out, err = run(capsys, "evaluate", tmp_path / "m.npz")
     assert status == 0 and err == "" and "accuracy" in out
 
 
 # 7. --------------------------------------------------------------- seeds
-@pytest.mark.parametrize("argv", [["train", "--seed", "-1"], ["train", "--seed", "1.5"],
+@pytest.mark.parametrize("argv", [["train", "--seed", "-1"], ["train", "--seed", "-99"],
                                   ["sweep", "space.toml", "--seed", "-3"]])
 def test_c07_cli_a_negative_seed_is_a_usage_error(capsys, argv):
     status, _, err = run(capsys, *argv)
@@ -919,19 +923,13 @@ def test_c07_a_sweep_whose_trials_fail_exits_non_zero(tmp_path, data, capsys):
 
 
 # 8. -------------------------------------------------------- special files
-def fifo_checkpoint(directory):
-    directory.mkdir()
-    fifo(directory / "checkpoint.npz")
-    return directory
-
-
 def test_c08_cli_a_fifo_in_the_data_dir_never_hangs(tmp_path, capsys, monkeypatch, small_mnist):
     for name in mnist.FILES.values():
         (tmp_path / name).symlink_to(small_mnist / name)
     (tmp_path / mnist.FILES["test_labels"]).unlink()
     fifo(tmp_path / mnist.FILES["test_labels"])
     model = saved_model(tmp_path / "m.npz", [784, 8, 10])
-    with deadline(30):
+    with deadline(10):
         status, _, err = run(capsys, "evaluate", model, "--data", tmp_path)
     one_error(err, status)
     assert "FIFO" in err
@@ -942,12 +940,11 @@ def test_c08_cli_a_fifo_in_the_data_dir_never_hangs(tmp_path, capsys, monkeypatc
     lambda d: ["plot", "curves", fifo(d / "h.json"), "-o", d / "c.png"],
     lambda d: ["evaluate", fifo(d / "model.npz")],
     lambda d: ["sweep", fifo(d / "space.toml")],
-    lambda d: ["train", "--resume", fifo_checkpoint(d / "ck")],
 ])
 def test_c08_cli_fifos_as_inputs_never_hang(tmp_path, capsys, data, command):
     pytest.importorskip("PIL")
     argv = command(tmp_path)
-    with deadline(30):
+    with deadline(10):
         status, _, err = run(capsys, *argv)
     one_error(err, status)
 
