@@ -54,26 +54,21 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 # ---------------------------------------------------------- argument types
-def seed(text):
-    """A random seed: an int >= 0 (NumPy's generators take no other)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+def int_from(low, what):
+    """An argument type: an int >= ``low``, ``what`` naming it in errors."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
 
 
-def positive_int(text):
-    """An int >= 1 (layer sizes, epochs, batch size)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+positive_int = int_from(1, "a positive integer")  # layer sizes, epochs, batch size
+seed = int_from(0, "a whole number >= 0")  # NumPy's generators take no other
 
 
 def real_in(low, high, low_open=False):
