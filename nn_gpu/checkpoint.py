@@ -105,10 +105,6 @@ class Checkpoint:
         check_state(self.path, meta["state"])
         return meta, arrays
 
-    def read_config(self):
-        """The caller's config saved with the checkpoint."""
-        return self.load()[0].get("config")
-
 
 def expected_arrays(sizes):
     """Name -> shape of every array a checkpoint of a network ``sizes`` may hold."""

@@ -14,6 +14,7 @@ file (``/dev/stdout``, a device, a FIFO) the write is refused.
 
 import contextlib
 import errno
+import json
 import os
 import re
 import stat
@@ -273,3 +274,10 @@ def same_file(a, b):
         return os.path.samefile(a, b)
     except OSError:
         return target_of(a) == target_of(b)
+
+
+def write_json(path, document):
+    """Replace ``path`` with ``document`` as indented JSON, atomically."""
+    with atomic_write(path, "w") as handle:
+        json.dump(document, handle, indent=2)
+        handle.write("\n")

@@ -15,8 +15,8 @@ are applied, and the first line says so; any other is refused.
 
 import argparse
 
-from .errors import CheckpointError
-from .presets import TRAIN_DEFAULTS
+from ..errors import CheckpointError
+from ..presets import TRAIN_DEFAULTS
 
 #: What a resume may change: how long to go on, at which η, and where the
 #: results go (``--eta``: the η of the epochs still to run).
