@@ -142,12 +142,12 @@ def _read_idx(path: str | os.PathLike, magic: int, ndims: int) -> tuple[list[int
         dims = [int.from_bytes(header[i:i + 4], "big") for i in range(4, header_size, 4)]
         expected = math.prod(dims)
         shape = " x ".join(map(str, dims))
-        if expected > MAX_PAYLOAD_BYTES:
-            raise _fail(path, f"its header declares {shape}: {expected} bytes, more than "
-                              f"any MNIST file holds (at most {MAX_PAYLOAD_BYTES})")
         if expected > _MAX_DEFLATE_RATIO * len(raw):
             raise _fail(path, f"data is shorter than the header says: {len(raw)} compressed "
                               f"bytes cannot hold the {expected} bytes of {shape}")
+        if expected > MAX_PAYLOAD_BYTES:
+            raise _fail(path, f"its header declares {shape}: {expected} bytes, more than "
+                              f"any MNIST file holds (at most {MAX_PAYLOAD_BYTES})")
         data = _gunzip(raw, header_size + expected + 1)
     except (EOFError, zlib.error) as exc:
         reason = str(exc) or type(exc).__name__
