@@ -6,7 +6,6 @@ wherever no CUDA device is usable (CI has none).
 
 import contextlib
 import os
-import traceback
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -70,36 +69,6 @@ def mnist_slice(mnist):
     """A small deterministic slice of training and test data for quick runs."""
     (X, y), _, (X_test, y_test) = mnist
     return (X[:1000], y[:1000]), (X_test[:500], y_test[:500])
-
-
-@contextlib.contextmanager
-def memory_cap(extra=1 << 30):
-    """Fail any allocation beyond what the process maps now plus ``extra``
-    bytes with MemoryError (RLIMIT_AS; Linux only, a no-op elsewhere)."""
-    try:
-        import resource
-
-        with open("/proc/self/statm") as statm:
-            mapped = int(statm.read().split()[0]) * resource.getpagesize()
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    except (ImportError, OSError, ValueError):
-        yield
-        return
-    limit = mapped + extra
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    if soft != resource.RLIM_INFINITY:
-        limit = min(limit, soft)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    try:
-        yield
-    except BaseException as exc:
-        # Let go of what the failed call's frames hold (Hypothesis keeps the
-        # traceback of every failing example).
-        traceback.clear_frames(exc.__traceback__)
-        raise
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def random_problem(rng, sizes, m):

@@ -32,7 +32,8 @@ from nn_gpu.errors import (CheckpointError, DataError, InvalidArgumentError, Mem
                            ModelFileError, NNGpuError)
 from nn_gpu.expand import CACHE_NAME, expanded_training_set
 
-from conftest import REPO_ROOT, memory_cap
+from conftest import REPO_ROOT
+from fuzzing import memory_cap
 
 SMALL = [5, 4, 3]
 
