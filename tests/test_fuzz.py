@@ -41,8 +41,6 @@ from nn_gpu import mnist
 from nn_gpu.mnist import FILES, load_mnist, read_idx_images, read_idx_labels
 from nn_gpu.network import ACTIVATIONS, DTYPES, INITS, MODEL_FORMAT, MODEL_VERSION
 
-from conftest import memory_cap
-
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
 HUGE_DIMS = [2**31, 2**31 - 1, 2**32 - 1, 10**9, 60_000 * 784]
 
