@@ -258,6 +258,15 @@ def open_input(path, max_bytes=None, what="file"):
         raise
 
 
+def input_stream(source, what="file"):
+    """A context giving a binary stream to read: ``source`` itself if it is
+    one already (left open), else the file ``source`` names, opened by
+    :func:`open_input`."""
+    if hasattr(source, "read"):
+        return contextlib.nullcontext(source)
+    return open_input(source, what=what)
+
+
 def read_input(path, max_bytes, what="file"):
     """The bytes of the regular file ``path`` (at most ``max_bytes``; see :func:`open_input`)."""
     with open_input(path, max_bytes, what) as handle:

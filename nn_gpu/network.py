@@ -16,7 +16,7 @@ from . import core, memory, npz, training
 from .backends import get_backend
 from .costs import get_cost
 from .errors import InvalidArgumentError, MemoryBudgetError, ModelFileError
-from .fileio import NotRegularFileError, atomic_write, open_input
+from .fileio import NotRegularFileError, atomic_write, input_stream
 from .options import DTYPES, METHODS  # noqa: F401 - their old home, still importable
 from .options import ACTIVATIONS, INITS, TrainingSettings, choice, positive_int
 from .options import dtype as check_dtype
@@ -293,7 +293,7 @@ class Network:
         file never allocates more than it really holds.
         """
         try:
-            with open_input(path, what="model file") as handle, \
+            with input_stream(path, what="model file") as handle, \
                     zipfile.ZipFile(handle) as archive:
                 names = set(archive.namelist())
                 meta = npz.read_metadata(archive, names)

@@ -1014,7 +1014,7 @@ def test_c10_ctrl_c_outside_training_is_one_line_and_130(tmp_path, capsys, data,
         pytest.importorskip("PIL")
     argv = argv(tmp_path)
     if where == "model":
-        monkeypatch.setattr("nn_gpu.network.open_input", interrupt)
+        monkeypatch.setattr("nn_gpu.network.input_stream", interrupt)
     else:
         monkeypatch.setattr(mnist, "read_input", interrupt)
     status, _, err = run(capsys, *argv)
