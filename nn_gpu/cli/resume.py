@@ -22,9 +22,9 @@ from ..presets import TRAIN_DEFAULTS
 #: results go (``--eta``: the η of the epochs still to run).
 MAY_CHANGE = ("epochs", "eta", "history", "save", "quiet", "backend", "data")
 #: The settings a checkpoint keeps besides the resolved options.
-STORED = ("preset", "dtype", "seed", "method", "train_size")
+STORED = ("preset", "dtype", "seed", "method", "train_size", "digit")
 #: The ones that may be None (not set).
-OPTIONAL = ("preset", "seed", "train_size", "eta_schedule", "early_stopping")
+OPTIONAL = ("preset", "seed", "train_size", "digit", "eta_schedule", "early_stopping")
 #: Options of `train` that are neither the run's settings nor in MAY_CHANGE.
 NOT_SETTINGS = ("resume", "checkpoint_dir", "command", "func", "parser")
 
@@ -67,9 +67,10 @@ def stored_settings(parser, config, where):
     unknown = sorted(set(settings) - expected)
     if unknown:
         raise damaged(f"unknown setting {unknown[0]!r}")
-    missing = sorted(expected - set(settings))
+    missing = sorted(expected - set(settings) - set(OPTIONAL))
     if missing:
         raise damaged(f"no {missing[0]!r}")
+    settings = {**dict.fromkeys(OPTIONAL), **settings}  # (older checkpoints: no digit)
     actions = {action.dest: action for action in parser._actions}
     checked = {}
     for dest, value in settings.items():
