@@ -131,7 +131,8 @@ def _read_idx(path: str | os.PathLike, magic: int, ndims: int) -> tuple[list[int
     except FileNotFoundError:
         raise _fail(path, "file not found", _where(path.parent)) from None
     except NotRegularFileError as exc:
-        raise _fail(path, exc.strerror, _where(path.parent)) from None
+        raise _fail(path, exc.strerror, "replace it with the MNIST file (`nn-gpu download "
+                                        f"--data {path.parent}` fetches it)") from None
     except OSError as exc:
         raise _fail(path, f"cannot be read ({exc.strerror or exc})",
                     "check the path and its permissions") from None
