@@ -18,8 +18,11 @@ from .base import Backend
 class NumpyBackend(Backend):
     name = "numpy"
 
-    def __init__(self, reason=""):
+    def __init__(self, reason="", threads=None):
+        """``threads``: BLAS threads of every product of the compiled epoch
+        (default None: chosen per product, see :mod:`.cpu_threads`)."""
         super().__init__(numpy, reason)
+        self.threads = threads
 
     def describe(self):
         return f"NumPy {numpy.__version__} (CPU)"
@@ -27,21 +30,9 @@ class NumpyBackend(Backend):
     def compiled_epoch(self, plan):
         if plan.dropout or plan.l1:
             return None
-        from .cpu_epoch import ACTIVATION_CODES, sgd_epoch  # compiled on first call, then cached
+        from .cpu_epoch import CompiledEpoch  # compiled on first call, then cached
 
-        kinds = numpy.array([ACTIVATION_CODES[kind] for kind in plan.kinds], numpy.int64)
-        quadratic = plan.cost.name == "quadratic"
-
-        def epoch(plan, weights, biases, X, Y, order, batch_size, workspace):
-            momentum = workspace.velocity_w is not None
-            sgd_epoch(X, Y, order, tuple(weights), tuple(biases),
-                      (workspace.inputs[:batch_size], *workspace.hidden),
-                      tuple(workspace.deltas), workspace.targets[:batch_size],
-                      batch_size, float(plan.eta), quadratic, kinds, float(plan.decay),
-                      float(plan.momentum),
-                      tuple(workspace.velocity_w if momentum else workspace.grad_w),
-                      tuple(workspace.velocity_b if momentum else workspace.grad_b))
-        return epoch
+        return CompiledEpoch(plan, self.threads)
 
     def sigmoid(self, z, out):
         # One pass, no overflow warning for large |z| (unlike 1/(1+exp(-z))).
