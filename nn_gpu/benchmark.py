@@ -159,6 +159,19 @@ def time_epochs(run_epoch, repeats, warmup=1):
     return seconds
 
 
+def time_interleaved(runners, repeats):
+    """label -> seconds of ``repeats`` calls of each runner, after one warm-up
+    call each, taken in turn (one of each, then again), so that a change in
+    the machine's load hits every runner alike."""
+    for run in runners.values():
+        run()
+    seconds = {label: [] for label in runners}
+    for _ in range(repeats):
+        for label, run in runners.items():
+            seconds[label] += time_epochs(run, 1, warmup=0)
+    return seconds
+
+
 def run_benchmark(training, sizes, batch_sizes, methods, backend, dtype="float32", repeats=3,
                   progress=None):
     """Measure every (mini-batch size, method); return one result dict per pair.

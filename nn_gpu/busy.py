@@ -17,7 +17,7 @@ import sys
 
 from .backends import NumpyBackend
 from .backends.cpu_threads import configured_threads
-from .benchmark import time_epochs
+from .benchmark import time_interleaved
 from .network import Network
 
 SPIN = "while True:\n    pass\n"
@@ -66,13 +66,8 @@ def busy_benchmark(training, networks, batch_sizes, repeats=5, busy=1, pin=None,
         for sizes in networks:
             for batch_size in batch_sizes:
                 say(f"{sizes}, mini-batch {batch_size} ...")
-                runners = epoch_runners(training, sizes, batch_size, threads)
-                seconds = {label: [] for label in SETTINGS}
-                for run in runners.values():
-                    run()                                   # warm-up
-                for _ in range(repeats):
-                    for label, run in runners.items():
-                        seconds[label] += time_epochs(run, 1, warmup=0)
+                seconds = time_interleaved(epoch_runners(training, sizes, batch_size, threads),
+                                           repeats)
                 medians = {label: statistics.median(s) for label, s in seconds.items()}
                 rows.append({"sizes": list(sizes), "batch_size": batch_size, "busy": busy,
                              "blas_threads": everything, "seconds": seconds,

@@ -126,3 +126,11 @@ def test_competing_process_runs_only_inside_the_block():
         os.kill(pids[0], 0)                                   # alive
     with pytest.raises(ProcessLookupError):
         os.kill(pids[0], 0)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
+def test_threads_must_be_a_positive_integer(threads):
+    from nn_gpu.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="threads must be a positive integer"):
+        NumpyBackend(threads=threads)

@@ -12,6 +12,7 @@ on the same cores (a 2-thread mini-batch-100 step went from 0.2 ms to
 import numpy
 from scipy.special import expit
 
+from ..errors import InvalidArgumentError
 from .base import Backend
 
 
@@ -22,6 +23,10 @@ class NumpyBackend(Backend):
         """``threads``: BLAS threads of every product of the compiled epoch
         (default None: chosen per product, see :mod:`.cpu_threads`)."""
         super().__init__(numpy, reason)
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or threads < 1):
+            raise InvalidArgumentError(f"threads must be a positive integer or None, "
+                                       f"got {threads!r}")
         self.threads = threads
 
     def describe(self):
