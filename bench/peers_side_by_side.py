@@ -13,6 +13,7 @@ import argparse
 import os
 import random
 import sys
+import time
 
 import numpy
 
@@ -57,10 +58,13 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--networks", default="784,30,10 784,100,10")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time by the process's CPU time, not the wall clock")
     parser.add_argument("--slow", action="store_true",
                         help="also Nielsen's network.py and the per-example method (mb 10, 784-30-10)")
     args = parser.parse_args()
     training, _, _ = load_mnist(os.environ.get("NN_GPU_DATA"))
+    clock = time.process_time if args.cpu_time else time.perf_counter
     say = lambda line: print(f"  {line}", file=sys.stderr, flush=True)  # noqa: E731
     for text in args.networks.split():
         sizes = [int(n) for n in text.split(",")]
@@ -69,8 +73,9 @@ def main():
             extra = ({"per_example": per_example(training, sizes),
                       "nielsen": nielsen(training, sizes)} if slow and batch_size == 10 else {})
             rows, missing = compare_peers(training, sizes, [batch_size], args.threads,
-                                          args.repeats, ETA, SEED, extra, say)
-            print(f"# {sizes}, mini-batch {batch_size}, threads {args.threads or 'chosen'}")
+                                          args.repeats, ETA, SEED, extra, clock, say)
+            print(f"# {sizes}, mini-batch {batch_size}, threads {args.threads or 'chosen'}, "
+                  f"{'CPU' if args.cpu_time else 'wall'} time")
             print("\n".join(format_peer_table(rows)), flush=True)
             for name, why in missing.items():
                 print(f"# {name} skipped: {why}")

@@ -21,6 +21,7 @@ the user names: code run from a file stays in the benchmark scripts.)
 
 import os
 import statistics
+import time
 
 import numpy
 
@@ -47,14 +48,15 @@ def make(name, X, labels, sizes, mini_batch_size, eta, threads, seed=0):
 
 
 def compare_peers(training, sizes, batch_sizes, threads=None, repeats=3, eta=3.0, seed=0,
-                  extra=None, progress=None):
+                  extra=None, clock=time.perf_counter, progress=None):
     """One row per (mini-batch, peer that runs here): the median epoch seconds
     of the peer and of nn_gpu's batched epoch, measured in turn. The peers get
     ``threads`` threads (default: SciPy's BLAS's count); nn_gpu's epoch gets
     them fixed when ``threads`` is given, else chooses per product. ``extra``
     adds peers: name -> make(batch_size), which may raise PeerUnavailable
-    (``"per_example"`` is nn_gpu's own per-example method). Returns (rows,
-    {peer: why it did not run})."""
+    (``"per_example"`` is nn_gpu's own per-example method); ``clock`` as in
+    :func:`~nn_gpu.benchmark.time_epochs`. Returns (rows, {peer: why it did
+    not run})."""
     say = progress or (lambda line: None)
     X, labels = training
     peer_threads = threads or configured_threads()
@@ -72,7 +74,7 @@ def compare_peers(training, sizes, batch_sizes, threads=None, repeats=3, eta=3.0
                 missing[name] = str(exc)
         say(f"mini-batch {batch_size}: {', '.join(runners)} ...")
         medians = {label: statistics.median(s)
-                   for label, s in time_interleaved(runners, repeats).items()}
+                   for label, s in time_interleaved(runners, repeats, clock).items()}
         rows += [{"peer": name, "batch_size": batch_size, "sizes": list(sizes),
                   "threads": peer_threads, "median_seconds": medians[name],
                   "nn_gpu_median_seconds": medians["nn_gpu"],

@@ -121,6 +121,27 @@ def test_thread_choice_takes_many_threads_while_they_pay_and_leaves_them_when_bu
     assert len(probes) <= 6 and all(gaps[1:] >= 2 * gaps[:-1] - 2)   # losing probes grow rare
 
 
+def test_thread_choice_does_not_probe_many_threads_without_idle_cores():
+    choice = ThreadChoice(2, idle_cores=lambda: 0.2)
+    made = feed(choice, [lambda threads: 1.0 / threads] * 100)
+    assert set(made) == {("run", 1)}
+
+
+def test_idle_cores_reads_the_machines_idle_time(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    ticks = os.sysconf("SC_CLK_TCK")
+    stat.write_text(f"cpu  100 0 50 {1000 * ticks} {10 * ticks} 0 0 0 0 0\n")
+    monkeypatch.setattr(cpu_threads.IdleCores, "PATH", str(stat))
+    clock = iter([0.0, 0.01, 1.0])
+    monkeypatch.setattr(cpu_threads.time, "monotonic", lambda: next(clock))
+    idle = cpu_threads.IdleCores()
+    assert idle() == 0.0                        # 10 ms: too short to tell, counted as busy
+    stat.write_text(f"cpu  100 0 50 {1001 * ticks} {10 * ticks + ticks // 2} 0 0 0 0 0\n")
+    assert idle() == pytest.approx(1.5)         # 1.5 s idle over 1 s: 1.5 cores
+    monkeypatch.setattr(cpu_threads.IdleCores, "PATH", str(tmp_path / "missing"))
+    assert cpu_threads.IdleCores()() is None
+
+
 def test_competing_process_runs_only_inside_the_block():
     with competing_processes(1) as pids:
         os.kill(pids[0], 0)                                   # alive

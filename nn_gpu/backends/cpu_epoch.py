@@ -271,7 +271,7 @@ class CompiledEpoch:
         if top.max() <= 1:      # nothing large enough to share out
             return top, None, configured, None
         if self.choice is None or self.choice.choices[1] != configured:
-            self.choice = cpu_threads.ThreadChoice(configured)
+            self.choice = cpu_threads.ThreadChoice(configured, cpu_threads.IdleCores())
         probe = self.choice.probe()
         return (numpy.minimum(top, self.choice.best),
                 None if probe is None else numpy.minimum(top, probe), configured, self.choice)

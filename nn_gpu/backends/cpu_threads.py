@@ -21,6 +21,8 @@ epoch is a serial Numba function, so Numba's own threading layer is unused.
 
 import ctypes
 import functools
+import os
+import time
 from pathlib import Path
 
 #: Smallest M·N·K at which a product of the epoch may use more than one
@@ -72,39 +74,82 @@ def thread_table(sizes, m, threads):
             for row in product_sizes(sizes, m)]
 
 
+class IdleCores:
+    """How many cores the whole machine left idle lately, from Linux's
+    /proc/stat: over the time since the last estimate, once that is at least
+    :attr:`WINDOW` seconds (before the first estimate: 0, as if busy); None
+    where /proc/stat cannot be read."""
+
+    PATH = "/proc/stat"
+    WINDOW = 0.05          # a few of /proc/stat's 10-ms ticks
+
+    def __init__(self):
+        self.start = self._read()
+        self.estimate = 0.0
+
+    def _read(self):
+        try:
+            with open(self.PATH, "rb") as handle:
+                fields = handle.readline().split()     # cpu user nice system idle iowait ...
+            return time.monotonic(), (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def __call__(self):
+        now = self._read()
+        if now is None or self.start is None:
+            return None
+        if now[0] - self.start[0] >= self.WINDOW:
+            self.estimate = (now[1] - self.start[1]) / (now[0] - self.start[0])
+            self.start = now
+        return self.estimate
+
+
 class ThreadChoice:
     """Chooses, segment by segment, between one thread and the BLAS's
     configured count for the epoch's large products, by timing both.
 
     One thread is the safe start. Now and then the first quarter of a segment
     (a *probe*, see :meth:`probe`) runs with the other choice; the probe's
-    time per example decides. The other count is taken only when its probe is
-    faster by :data:`MARGIN`; probes that lose are repeated ever more rarely
-    (after 8, 16, ... segments, at most every :attr:`MAX_INTERVAL`), and a
-    segment on many threads that is slower than the last one-thread time
-    goes straight back to one thread: a machine that becomes busy costs a
-    segment, not an epoch.
+    time per example decides. Many threads are probed only while the machine
+    has the cores idle for them (``idle_cores()``; None: unknown, probe),
+    as a probe on a busy machine can take many times a segment's time. The
+    other count is taken only when its probe is faster by :data:`MARGIN`
+    than the median of the last three segments; probes that lose are repeated
+    ever more rarely (after 8, 16, ... segments, at most every
+    :attr:`MAX_INTERVAL`), and a segment on many threads slower than that
+    median on one thread goes straight back to one thread: a machine that
+    becomes busy costs a segment, not an epoch.
     """
 
     MARGIN = 0.9
     FIRST_INTERVAL = 8
     MAX_INTERVAL = 256    # ~5 epochs of ~50 segments
 
-    def __init__(self, threads):
+    def __init__(self, threads, idle_cores=lambda: None):
         self.choices = (1, threads)
+        self.idle_cores = idle_cores
         self.best = 1
-        self.last = {}                 # choice -> its latest seconds per example
+        self.times = {1: [], threads: []}     # choice -> its last seconds per example
         self.interval = self.FIRST_INTERVAL
         self.countdown = 1             # one segment on one thread first, for a reference
 
     def probe(self):
         """The choice to try on the start of this segment, or None."""
-        return self._other() if self.countdown <= 0 else None
+        if self.countdown > 0:
+            return None
+        other = self._other()
+        idle = self.idle_cores() if other != 1 else None
+        if idle is not None and idle < 0.75 * (other - 1):    # no cores for them
+            self.countdown = self.interval
+            return None
+        return other
 
     def record(self, choice, seconds_per_example):
         """Hear the time per example of a probe or of a segment on ``best``."""
-        self.last[choice] = seconds_per_example
-        reference = self.last.get(self._other(choice))
+        self.times[choice] = (self.times[choice] + [seconds_per_example])[-3:]
+        other = self.times[self._other(choice)]
+        reference = sorted(other)[len(other) // 2] if other else None
         if choice != self.best:                                # a probe
             if reference is None or seconds_per_example < self.MARGIN * reference:
                 self.best, self.interval = choice, self.FIRST_INTERVAL
