@@ -34,8 +34,10 @@ def test_inputs_that_are_not_such_pixels_keep_the_float_path(mnist_slice):
     assert pixel_codes(numpy.asfortranarray(X)) is None
 
 
-def run_epoch(X, Y, order, sizes, batch_size, threads, restore, dtype="float64"):
-    """sgd_epoch on fresh parameters (seeded), returning them."""
+def run_epoch(X, Y, order, sizes, batch_size, threads, restore, dtype="float64",
+              transposed=False):
+    """sgd_epoch on fresh parameters (seeded), returning them; ``transposed``:
+    forward products as z^T = w a^T."""
     net = Network(sizes, backend="numpy", dtype=dtype, seed=3)
     weights, biases = tuple(w.copy() for w in net.weights), tuple(b.copy() for b in net.biases)
     m = batch_size
@@ -44,7 +46,8 @@ def run_epoch(X, Y, order, sizes, batch_size, threads, restore, dtype="float64")
     spare = tuple(numpy.zeros_like(w) for w in weights), tuple(numpy.zeros_like(b) for b in biases)
     sgd_epoch(X, Y, order, weights, biases, acts, deltas, numpy.empty((m, sizes[-1]), dtype),
               batch_size, 0.5, True, numpy.zeros(len(sizes) - 1, numpy.int64), 1.0, 0.0,
-              *spare, numpy.asarray(threads, numpy.int32), restore)
+              *spare, numpy.asarray(threads, numpy.int32), restore,
+              tuple(numpy.empty((n, m if transposed else 0), dtype) for n in sizes[1:]))
     return weights + biases
 
 
@@ -73,6 +76,16 @@ def test_every_thread_choice_gives_the_same_epoch_and_restores_the_blas(mnist_sl
     for other in results[1:]:
         for a, b in zip(results[0], other):
             numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_transposed_forward_products_give_the_same_epoch(mnist_slice):
+    (X, labels), _ = mnist_slice
+    X, Y = X[:300].astype("float64"), numpy.eye(10)[labels[:300]]
+    order = numpy.random.default_rng(3).permutation(300)
+    plain, transposed = (run_epoch(X, Y, order, [784, 16, 10], 7, numpy.ones((2, 3)), 0,
+                                   transposed=t) for t in (False, True))
+    for a, b in zip(plain, transposed):
+        numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
 def test_threads_argument_trains_as_the_default(mnist_slice):

@@ -51,6 +51,12 @@ llvmlite.binding.add_symbol("nn_gpu_blas_set_threads", _set_threads_address
 _set_blas_threads = types.ExternalFunction("nn_gpu_blas_set_threads", types.void(types.intc))
 
 
+#: Up to this many rows, a forward product is computed as z^T = w a^T:
+#: OpenBLAS is faster with the mini-batch as the product's N than as its M
+#: there ((10, 784)·(784, 30): 22 against 36 µs; from 100 rows the plain
+#: layout wins; ``bench/RESULTS.md``).
+TRANSPOSED_FORWARD_MAX_ROWS = 32
+
 #: Activation codes of the compiled loop.
 ACTIVATION_CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "softmax": 3}
 
@@ -125,13 +131,14 @@ def pixel_codes(X):
 
 
 @njit(cache=True)
-def _activate(code, a, b):
-    """a = f(a + b), row by row (softmax over each row)."""
+def _activate(code, z, a, b):
+    """a = f(z + b), row by row (softmax over each row); z may be a itself,
+    or the transpose of the product as BLAS wrote it."""
     for i in range(a.shape[0]):
         if code == 3:
             top = -numpy.inf
             for j in range(a.shape[1]):
-                a[i, j] += b[j]
+                a[i, j] = z[i, j] + b[j]
                 top = max(top, a[i, j])
             total = 0.0
             for j in range(a.shape[1]):
@@ -141,13 +148,13 @@ def _activate(code, a, b):
                 a[i, j] /= total
             continue
         for j in range(a.shape[1]):
-            z = a[i, j] + b[j]
+            x = z[i, j] + b[j]
             if code == 0:
-                a[i, j] = 1.0 / (1.0 + math.exp(-z))
+                a[i, j] = 1.0 / (1.0 + math.exp(-x))
             elif code == 1:
-                a[i, j] = math.tanh(z)
+                a[i, j] = math.tanh(x)
             else:
-                a[i, j] = max(z, 0.0)
+                a[i, j] = max(x, 0.0)
 
 
 @njit(cache=True)
@@ -162,14 +169,18 @@ def _derivative(code, a):
 
 @njit(cache=True)
 def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_size, eta,
-              quadratic, kinds, decay, momentum, velocity_w, velocity_b, threads, restore):
+              quadratic, kinds, decay, momentum, velocity_w, velocity_b, threads, restore,
+              transposed):
     """One epoch over the rows ``order`` of X/Y, updating weights and biases in place.
 
     X holds the inputs, or their uint8 pixel codes (:func:`pixel_codes`).
     ``threads[l]`` gives SciPy's BLAS threads for layer l's forward, backprop
     and update products of a full mini-batch (a smaller last one runs on one
     thread); at the end the BLAS is set back to ``restore`` threads. With
-    ``restore`` 0 the thread count is never touched.
+    ``restore`` 0 the thread count is never touched. ``transposed[l]``
+    (n_{l+1}, batch_size), where given (non-empty), receives layer l's product
+    of a full mini-batch as z^T = w a^T: the faster layout for few rows
+    (:data:`TRANSPOSED_FORWARD_MAX_ROWS`).
 
     ``activations[l]`` (batch_size, n_l), ``deltas[l]`` (batch_size, n_{l+1})
     and ``targets`` (batch_size, n_L) are scratch; ``kinds`` holds each
@@ -193,8 +204,12 @@ def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_
         for l in range(layers):                              # a^l = f(a^{l-1} w^T + b)
             a = activations[l + 1][:m]
             current = _use_threads(threads[l, 0] if full else 1, current, restore)
-            numpy.dot(activations[l][:m], weights[l].T, a)
-            _activate(kinds[l], a, biases[l])
+            if full and transposed[l].size:
+                numpy.dot(weights[l], activations[l][:m].T, transposed[l])
+                _activate(kinds[l], transposed[l].T, a, biases[l])
+            else:
+                numpy.dot(activations[l][:m], weights[l].T, a)
+                _activate(kinds[l], a, a, biases[l])
         scale = eta / m                                      # (1), scaled by η/m
         a, delta = activations[layers][:m], deltas[layers - 1][:m]
         for i in range(m):
@@ -249,6 +264,7 @@ class CompiledEpoch:
         self.threads = threads
         self.choice = None
         self._inputs = (None, None)
+        self._transposed = {}
 
     def inputs(self, X):
         """What the gather reads for X: its pixel codes where it has them."""
@@ -256,6 +272,14 @@ class CompiledEpoch:
             codes = pixel_codes(X)
             self._inputs = (X, X if codes is None else codes)
         return self._inputs[1]
+
+    def transposed(self, sizes, batch_size, dtype):
+        """The z^T buffers of the forward products (empty ones: plain layout)."""
+        key = (tuple(sizes), batch_size, dtype)
+        if key not in self._transposed:
+            rows = batch_size if batch_size <= TRANSPOSED_FORWARD_MAX_ROWS else 0
+            self._transposed[key] = tuple(numpy.empty((n, rows), dtype) for n in sizes[1:])
+        return self._transposed[key]
 
     def thread_tables(self, sizes, batch_size):
         """(thread table of the segment, of its probe or None, threads to
@@ -279,6 +303,7 @@ class CompiledEpoch:
     def __call__(self, plan, weights, biases, X, Y, order, batch_size, workspace):
         sizes = [X.shape[1]] + [w.shape[0] for w in weights]
         table, probe, restore, choice = self.thread_tables(sizes, batch_size)
+        transposed = self.transposed(sizes, batch_size, weights[0].dtype)
         parts = [(order, table)]
         if probe is not None:   # the probe: the segment's first quarter of steps (at least one)
             rows = batch_size * max(1, order.shape[0] // batch_size // 4)
@@ -287,12 +312,13 @@ class CompiledEpoch:
             if part.shape[0]:
                 started = time.perf_counter()
                 self._run(plan, weights, biases, X, Y, part, batch_size, workspace, threads,
-                          restore)
+                          restore, transposed)
                 if choice is not None:
                     choice.record(int(threads.max()),
                                        (time.perf_counter() - started) / part.shape[0])
 
-    def _run(self, plan, weights, biases, X, Y, order, batch_size, workspace, threads, restore):
+    def _run(self, plan, weights, biases, X, Y, order, batch_size, workspace, threads, restore,
+             transposed):
         momentum = workspace.velocity_w is not None
         sgd_epoch(self.inputs(X), Y, order, tuple(weights), tuple(biases),
                   (workspace.inputs[:batch_size], *workspace.hidden),
@@ -301,4 +327,4 @@ class CompiledEpoch:
                   float(plan.momentum),
                   tuple(workspace.velocity_w if momentum else workspace.grad_w),
                   tuple(workspace.velocity_b if momentum else workspace.grad_b),
-                  threads, restore)
+                  threads, restore, transposed)
