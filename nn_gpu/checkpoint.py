@@ -79,10 +79,6 @@ class Checkpoint:
                                   f"({reason}); delete it or resume from a good copy") from None
         return meta, arrays
 
-    def read_config(self):
-        """The caller's config saved with the checkpoint."""
-        return self.load()[0].get("config")
-
 
 def expected_arrays(sizes):
     """Name -> shape of every array a checkpoint of a network ``sizes`` may hold."""

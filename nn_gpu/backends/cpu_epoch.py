@@ -252,15 +252,16 @@ class CompiledEpoch:
     run: it keeps the uint8 codes of the run's inputs (made once, when they
     are pixel values) and chooses the BLAS threads of each call.
 
+    ``quadratic``: whether δ^L is the quadratic cost's (else a - y).
     ``threads`` None: one thread for small products, and for the large ones
     whichever of one thread and the BLAS's configured count
     :class:`~.cpu_threads.ThreadChoice` finds faster; an int: that many for
     every product.
     """
 
-    def __init__(self, plan, threads=None):
+    def __init__(self, plan, quadratic, threads=None):
         self.kinds = numpy.array([ACTIVATION_CODES[kind] for kind in plan.kinds], numpy.int64)
-        self.quadratic = plan.cost.name == "quadratic"
+        self.quadratic = quadratic
         self.threads = threads
         self.choice = None
         self._inputs = (None, None)
