@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .. import options
-from ..backends import BACKEND_NAMES
+from ..backends import BACKEND_NAMES, NumpyBackend, get_backend
 from ..errors import InvalidArgumentError, NNGpuError
 from ..mnist import DATA_ENV_VAR, TRAINING_SIZE, check_sizes, load_mnist
 from ..network import Network
@@ -69,6 +69,24 @@ def add_data(parser):
 
 def add_backend(parser):
     parser.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
+
+
+def add_threads(parser):
+    parser.add_argument("--threads", type=positive_int, metavar="N",
+                        help="BLAS threads of every product of the CPU's compiled epoch "
+                             "(default: chosen per product: one where a product is small or "
+                             "the machine busy)")
+
+
+def backend_from_args(args, parser):
+    """The backend ``--backend`` names, with ``--threads`` applied (numpy only)."""
+    backend = get_backend(args.backend)
+    if args.threads is not None:
+        if not isinstance(backend, NumpyBackend):
+            parser.error(f"--threads sets the CPU's BLAS threads; backend {backend.name!r} "
+                         "does not use them (use --backend numpy)")
+        backend = NumpyBackend(backend.reason, threads=args.threads)
+    return backend
 
 
 def add_dtype(parser):

@@ -10,7 +10,6 @@ import signal
 import sys
 
 from .. import presets
-from ..backends import get_backend
 from ..checkpoint import Checkpoint
 from ..costs import COSTS
 from ..expand import COPIES, default_cache_dir, training_subset
@@ -18,10 +17,10 @@ from ..history import history_entry, write_history
 from ..mnist import TRAINING_SIZE, load_mnist, resolve_data_dir
 from ..network import Network
 from ..options import ACTIVATIONS, INITS, METHODS, MONITORS, TrainingSettings
-from .common import (PROG, CliError, add_backend, add_data, add_dtype, check_batch_fits,
-                     check_mnist_sizes, check_output_path, interrupt, non_negative_float,
-                     patience, percent, positive_float, positive_int, training_size,
-                     unit_interval)
+from .common import (PROG, CliError, add_backend, add_data, add_dtype, add_threads,
+                     backend_from_args, check_batch_fits, check_mnist_sizes, check_output_path,
+                     interrupt, non_negative_float, patience, percent, positive_float,
+                     positive_int, training_size, unit_interval)
 
 
 def resolve_train_options(args):
@@ -140,7 +139,7 @@ def cmd_train(args):
     options, examples = resolve_train_options(args)
     check_output_path(args.history, "--history")
     check_output_path(args.save, "--save")
-    backend = get_backend(args.backend)
+    backend = backend_from_args(args, args.parser)
     say = (lambda *_: None) if args.quiet else (lambda line: print(line, flush=True))
     settings = TrainingSettings.from_options(options, args.method, options["monitor"])
     if checkpoint is not None:
@@ -275,6 +274,7 @@ def add_parser(commands):
                             f"{', '.join(MONITORS)} (default: all; the validation and test "
                             "accuracies are always measured)")
     add_backend(train)
+    add_threads(train)
     add_dtype(train)
     train.add_argument("--seed", type=int, default=None, help="fix initial weights and shuffles")
     train.add_argument("--method", choices=METHODS, default="batched",
