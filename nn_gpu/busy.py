@@ -20,8 +20,10 @@ from .backends.cpu_threads import configured_threads
 from .benchmark import time_interleaved
 from .network import Network
 
-SPIN = "while True:\n    pass\n"
-#: The thread settings compared: label -> NumpyBackend(threads=...).
+#: A pure spin loop that ends once its parent is gone (killed without cleaning up).
+SPIN = ("import os, sys\nparent = int(sys.argv[1])\n"
+        "while os.getppid() == parent:\n    for _ in range(1_000_000):\n        pass\n")
+#: The thread settings compared: chosen per product, forced to one, forced to all.
 SETTINGS = ("chosen", "1 thread", "all threads")
 
 
@@ -32,7 +34,8 @@ def competing_processes(count=1, pin=None):
     spinners = []
     try:
         for i in range(count):
-            spinner = subprocess.Popen([sys.executable, "-c", SPIN], stdin=subprocess.DEVNULL,
+            spinner = subprocess.Popen([sys.executable, "-c", SPIN, str(os.getpid())],
+                                       stdin=subprocess.DEVNULL,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             spinners.append(spinner)
             if pin:
@@ -54,13 +57,15 @@ def epoch_runners(training, sizes, batch_size, threads, eta=3.0, seed=0, dtype="
 
 
 def busy_benchmark(training, networks, batch_sizes, repeats=5, busy=1, pin=None,
-                   progress=None):
+                   settings=SETTINGS, progress=None):
     """One row per (network, mini-batch): the median epoch seconds of each of
-    :data:`SETTINGS` with ``busy`` cores kept busy (0: none), measured in turn
-    epoch by epoch so that a change in the machine's load hits them alike."""
+    ``settings`` (of :data:`SETTINGS`; "all threads" can take minutes an
+    epoch) with ``busy`` cores kept busy (0: none), measured in turn epoch by
+    epoch so that a change in the machine's load hits them alike."""
     say = progress or (lambda line: None)
     everything = configured_threads()
-    threads = {"chosen": None, "1 thread": 1, "all threads": everything}
+    threads = {label: {"chosen": None, "1 thread": 1, "all threads": everything}[label]
+               for label in settings}
     rows = []
     with competing_processes(busy, pin) if busy else contextlib.nullcontext():
         for sizes in networks:
@@ -82,7 +87,8 @@ def format_busy_table(rows):
              f"{'all threads s':>15}{'chosen/1 thread':>17}"]
     for r in rows:
         m = r["median_seconds"]
+        every = f"{m['all threads']:>15.3f}" if "all threads" in m else f"{'-':>15}"
         lines.append(f"{'-'.join(map(str, r['sizes'])):<14}{r['batch_size']:>6}"
-                     f"{m['chosen']:>10.3f}{m['1 thread']:>12.3f}{m['all threads']:>15.3f}"
+                     f"{m['chosen']:>10.3f}{m['1 thread']:>12.3f}{every}"
                      f"{r['chosen_over_one_thread']:>16.2f}x")
     return lines
