@@ -4,11 +4,12 @@ OpenBLAS splits a GEMM among its threads and waits, spinning, until each has
 finished its share. On a quiet machine a second thread pays once a product is
 large enough; on a busy one (a laptop always runs something else) the second
 thread shares a core with another process, and every product waits for it to
-be scheduled again: a mini-batch-100 epoch took 2-25x its one-thread time
+be scheduled again: a mini-batch-100 epoch took 20x its one-thread time
 with one core kept busy. So:
 
 * products below :data:`MIN_MNK_FOR_THREADS` (M·N·K) always run on one thread
-  (measured: ``bench/gemm_threads.py``, see ``bench/RESULTS.md``);
+  (``bench/gemm_threads.py`` measures where two threads start to pay; on the
+  2-core machine of ``bench/RESULTS.md`` that was from ~0.8-2.5 M, noisily);
 * the larger ones get the BLAS's configured threads only while that is
   measured to be faster: :class:`ThreadChoice` starts on one thread, times
   short probes with all, and keeps the faster;
@@ -26,7 +27,8 @@ import time
 from pathlib import Path
 
 #: Smallest M·N·K at which a product of the epoch may use more than one
-#: thread (below it OpenBLAS's hand-off costs more than the second core gives).
+#: thread (below it OpenBLAS's hand-off costs more than the second core gives;
+#: above it, ThreadChoice's probes decide).
 MIN_MNK_FOR_THREADS = 2_000_000
 
 _SET_THREADS_NAMES = ("scipy_openblas_set_num_threads", "openblas_set_num_threads",
