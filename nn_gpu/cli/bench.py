@@ -6,6 +6,7 @@ to the floor the BLAS's GEMM rate sets (the model: :mod:`nn_gpu.benchmark`);
 import contextlib
 import sys
 
+from ..backends import get_backend
 from ..benchmark import environment, run_benchmark
 from ..busy import busy_benchmark, format_busy_table
 from ..fileio import write_json
@@ -13,7 +14,7 @@ from ..mnist import PIXELS, NUM_CLASSES, TRAINING_SIZE, load_mnist, resolve_data
 from ..options import METHODS
 from ..plots import plot_bench, require_matplotlib
 from ..peers import compare_peers, format_peer_table
-from .common import (CliError, add_backend, add_data, add_dtype, add_threads, backend_from_args,
+from .common import (CliError, add_backend, add_data, add_dtype, add_threads, apply_threads,
                      check_batch_fits, check_mnist_sizes, check_output_path, positive_int,
                      training_size)
 
@@ -90,7 +91,7 @@ def cmd_bench(args):
     check_output_path(args.plot, "--plot")
     if args.plot:
         require_matplotlib()
-    backend = backend_from_args(args, parser)
+    backend = apply_threads(get_backend(args.backend), args.threads, parser)
     if (args.busy or args.peers) and backend.name != "numpy":
         parser.error("--busy and --peers time the CPU epoch: use --backend numpy (or auto "
                      "without a GPU)")

@@ -7,10 +7,12 @@ import os
 import sys
 from pathlib import Path
 
+import numpy
+
 from .. import options
-from ..backends import BACKEND_NAMES, NumpyBackend, get_backend
+from ..backends import BACKEND_NAMES, NumpyBackend
 from ..errors import InvalidArgumentError, NNGpuError
-from ..mnist import DATA_ENV_VAR, TRAINING_SIZE, check_sizes, load_mnist
+from ..mnist import DATA_ENV_VAR, NUM_CLASSES, TRAINING_SIZE, check_sizes, load_mnist
 from ..network import Network
 
 PROG = "nn-gpu"
@@ -52,6 +54,17 @@ def training_size(text):
     return value
 
 
+def digit(text):
+    """A digit 0-9 (the one a detector, `train --digit`, answers for)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < NUM_CLASSES:
+        raise argparse.ArgumentTypeError(f"expected a digit 0-9, got {text!r}")
+    return value
+
+
 def patience(text):
     """A number of epochs >= 1, or "off" (0) to cancel a preset's."""
     if text.strip().lower() == "off":
@@ -78,15 +91,14 @@ def add_threads(parser):
                              "the machine busy)")
 
 
-def backend_from_args(args, parser):
-    """The backend ``--backend`` names, with ``--threads`` applied (numpy only)."""
-    backend = get_backend(args.backend)
-    if args.threads is not None:
-        if not isinstance(backend, NumpyBackend):
-            parser.error(f"--threads sets the CPU's BLAS threads; backend {backend.name!r} "
-                         "does not use them (use --backend numpy)")
-        backend = NumpyBackend(backend.reason, threads=args.threads)
-    return backend
+def apply_threads(backend, threads, parser):
+    """``backend`` with ``--threads`` applied (the numpy backend only)."""
+    if threads is None:
+        return backend
+    if not isinstance(backend, NumpyBackend):
+        parser.error(f"--threads sets the CPU's BLAS threads; backend {backend.name!r} "
+                     "does not use them (use --backend numpy)")
+    return NumpyBackend(backend.reason, threads=threads)
 
 
 def add_dtype(parser):
@@ -117,15 +129,18 @@ def check_output_path(path, flag):
         raise CliError(f"{flag} {path}: directory {parent} is not writable")
 
 
-def check_mnist_sizes(sizes, what, parser=None):
-    """MNIST needs 784 inputs and 10 outputs: a usage error (with ``parser``)
-    or a :class:`CliError` before anything runs."""
+def check_mnist_sizes(sizes, what, parser=None, detector=False):
+    """MNIST needs 784 inputs and 10 outputs (1 for a one-digit ``detector``):
+    a usage error (with ``parser``) or a :class:`CliError` before anything runs."""
     try:
-        check_sizes(sizes, what)
+        check_sizes(sizes, what, detector)
     except InvalidArgumentError as exc:
+        message = str(exc)
+        if not detector and len(sizes) >= 2 and sizes[-1] == 1:
+            message += "; a single output neuron detects one digit: add --digit D"
         if parser is not None:
-            parser.error(str(exc))
-        raise CliError(str(exc)) from None
+            parser.error(message)
+        raise CliError(message) from None
 
 
 def check_batch_fits(parser, flag, batch_size, examples):
@@ -136,11 +151,20 @@ def check_batch_fits(parser, flag, batch_size, examples):
         parser.error(str(exc))
 
 
-def load_model(args):
-    """The model of a command that scores MNIST, on ``--backend``."""
+def load_model(args, detector_ok=False):
+    """The model of a command that scores MNIST, on ``--backend``: ten
+    outputs, or (where ``detector_ok``) one, for a detector of one digit."""
     net = Network.load(args.model, backend=args.backend)
-    check_mnist_sizes(net.sizes, f"{args.model}: model layer sizes")
+    check_mnist_sizes(net.sizes, f"{args.model}: model layer sizes",
+                      detector=detector_ok and net.sizes[-1] == 1)
     return net
+
+
+def saved_digit(net):
+    """The digit a one-output model from `train --digit` detects, or None."""
+    digit = (net.last_training or {}).get("digit")
+    valid = isinstance(digit, int) and not isinstance(digit, bool) and 0 <= digit < NUM_CLASSES
+    return digit if valid else None
 
 
 def load_split(args):
@@ -152,6 +176,18 @@ def load_split(args):
 # ---------------------------------------------------------------- output
 def percent(correct, total):
     return f"{100 * correct / total:.2f}%"
+
+
+def always_no(digit, labels):
+    """The accuracy a detector of ``digit`` gets for free: the share of 0s
+    among the (0/1) labels is what answering "no" every time scores."""
+    total = len(labels)
+    no = total - int(numpy.sum(labels))
+    return f"always answering \"not a {digit}\" scores {percent(no, total)}"
+
+
+def precision_recall(precision, recall):
+    return f"precision {100 * precision:.2f}%, recall {100 * recall:.2f}%"
 
 
 def interrupt(signum, frame):
