@@ -13,7 +13,10 @@ with one core kept busy. So:
 * the larger ones get the BLAS's configured threads only while that is
   measured to be faster: :class:`ThreadChoice` starts on one thread, times
   short probes with all, and keeps the faster;
-* ``threads=N`` fixes N for every product, for those who want to choose.
+* ``threads=N`` fixes N for every product, for those who want to choose,
+  and for runs that must repeat bit for bit: OpenBLAS's multi-threaded GEMMs
+  round differently from its single-threaded ones, so a timed choice can
+  change the last bits of a run.
 
 Only SciPy's BLAS is switched (the one the compiled epoch calls); NumPy's,
 which scores and runs the generic core, is left as configured. The compiled
