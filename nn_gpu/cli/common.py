@@ -8,7 +8,7 @@ import sys
 import numpy
 
 from .. import options
-from ..backends import BACKEND_NAMES
+from ..backends import BACKEND_NAMES, NumpyBackend
 from ..errors import InvalidArgumentError, NNGpuError
 from ..fileio import check_outputs
 from ..mnist import DATA_ENV_VAR, NUM_CLASSES, TRAINING_SIZE, check_sizes, load_mnist
@@ -82,6 +82,23 @@ def add_data(parser):
 
 def add_backend(parser):
     parser.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
+
+
+def add_threads(parser):
+    parser.add_argument("--threads", type=positive_int, metavar="N",
+                        help="BLAS threads of every product of the CPU's compiled epoch "
+                             "(default: chosen per product: one where a product is small or "
+                             "the machine busy)")
+
+
+def apply_threads(backend, threads, parser):
+    """``backend`` with ``--threads`` applied (the numpy backend only)."""
+    if threads is None:
+        return backend
+    if not isinstance(backend, NumpyBackend):
+        parser.error(f"--threads sets the CPU's BLAS threads; backend {backend.name!r} "
+                     "does not use them (use --backend numpy)")
+    return NumpyBackend(backend.reason, threads=threads)
 
 
 def add_dtype(parser):

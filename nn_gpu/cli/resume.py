@@ -19,8 +19,8 @@ from ..errors import CheckpointError
 from ..presets import TRAIN_DEFAULTS
 
 #: What a resume may change: how long to go on, at which η, and where the
-#: results go (``--eta``: the η of the epochs still to run).
-MAY_CHANGE = ("epochs", "eta", "history", "save", "quiet", "backend", "data")
+#: results go and on how many BLAS threads (``--eta``: the η of the epochs still to run).
+MAY_CHANGE = ("epochs", "eta", "history", "save", "quiet", "backend", "threads", "data")
 #: The settings a checkpoint keeps besides the resolved options.
 STORED = ("preset", "dtype", "seed", "method", "train_size", "digit")
 #: The ones that may be None (not set).

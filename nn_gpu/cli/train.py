@@ -20,8 +20,8 @@ from ..mnist import TRAINING_SIZE, load_mnist, one_vs_rest, resolve_data_dir
 from ..network import Network, check_buildable, check_outputs
 from ..options import ACTIVATIONS, INITS, METHODS, MONITORS, TrainingSettings
 from . import resume
-from .common import (PROG, CliError, add_backend, add_data, add_dtype, always_no,
-                     check_batch_fits, check_mnist_sizes, digit, interrupt,
+from .common import (PROG, CliError, add_backend, add_data, add_dtype, add_threads, always_no,
+                     apply_threads, check_batch_fits, check_mnist_sizes, digit, interrupt,
                      non_negative_float, patience, percent, positive_float, positive_int,
                      precision_recall, seed, training_size, unit_interval)
 
@@ -195,7 +195,8 @@ def cmd_train(args):
     fileio.check_outputs([("--history", args.history), ("--save", args.save),
                           ("--checkpoint-dir", checkpoint and checkpoint.path)])
     settings = TrainingSettings.from_options(options, args.method, options["monitor"])
-    backend = training_backend(args, options, examples, settings)
+    backend = apply_threads(training_backend(args, options, examples, settings), args.threads,
+                            args.parser)
     say = (lambda *_: None) if args.quiet else (lambda line: print(line, flush=True))
     preset = getattr(args, "stored_preset", args.preset)
     if checkpoint is not None:  # the run's settings: a new --eta is for this part only
@@ -348,6 +349,7 @@ def add_parser(commands):
                             f"{', '.join(MONITORS)} (default: all; the validation and test "
                             "accuracies are always measured)")
     add_backend(train)
+    add_threads(train)
     add_dtype(train)
     train.add_argument("--seed", type=seed, default=None,
                        help="fix initial weights and shuffles (an integer >= 0)")
