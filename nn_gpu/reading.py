@@ -107,10 +107,8 @@ def load_grey(image):
     picture, where = images._open(image, Image, ImageOps)
     if picture.size[0] < 1 or picture.size[1] < 1:
         raise ImageError(f"{where}: the image is empty (0 pixels)")
-    if picture.mode == "F" and not numpy.isfinite(numpy.asarray(picture)).all():
-        raise ImageError(f"{where}: the image has NaN or infinite pixels")
     width = picture.size[0]
-    grey = images._greyscale(images._shrink(picture, Image), Image)  # at most MAX_SIDE
+    grey = images._greyscale(images._shrink(picture, Image), Image, where)  # at most MAX_SIDE
     return grey, where, width / grey.shape[1]
 
 
