@@ -303,6 +303,7 @@ def test_cli_show_draws_what_it_read(trained, number_files, tmp_path, monkeypatc
     ("wrong model", "do not fit digit images", 1),
     ("show dir missing", "does not exist", 1),
     ("show file, two images", "--show FILE draws one image", 2),
+    ("show over the image", "IMAGE", 1),
 ])
 def test_cli_errors_are_one_line(trained, number_files, tmp_path, case, message, status):
     model, images, extra = str(trained[1]), [number_files[0][0]], []
@@ -321,6 +322,8 @@ def test_cli_errors_are_one_line(trained, number_files, tmp_path, case, message,
         model = str(tmp_path / "other.npz")
     elif case == "show dir missing":
         extra = ["--show", str(tmp_path / "no" / "read.png")]
+    elif case == "show over the image":
+        extra = ["--show", images[0]]
     else:
         images.append(number_files[1][0])
         extra = ["--show", str(tmp_path / "read.png")]

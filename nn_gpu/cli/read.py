@@ -9,11 +9,12 @@ import json
 from pathlib import Path
 
 from ..errors import InvalidArgumentError
+from ..fileio import check_outputs
 from ..images import PILLOW_HINT, require_pillow
 from ..network import Network
 from ..plots import require_matplotlib
 from ..reading import draw_reading, read_number
-from .common import CliError, add_backend, add_model, check_output_path
+from .common import CliError, add_backend, add_model
 
 
 def show_paths(args):
@@ -28,8 +29,8 @@ def show_paths(args):
         paths = [args.show]
     else:
         paths = [f"{Path(image).stem}-read.png" for image in args.images]
-    for path in paths:
-        check_output_path(path, "--show")
+    inputs = [("MODEL", args.model), *(("IMAGE", image) for image in args.images)]
+    check_outputs([("--show", path) for path in paths], inputs)  # never over an input
     return paths
 
 
