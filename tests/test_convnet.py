@@ -1,0 +1,205 @@
+"""Chapter 6's layers: the batched layers against the per-example reference
+and against finite differences, in float64, for every layer type and the
+combinations the book uses; then training, scoring in chunks and model files."""
+
+import numpy
+import pytest
+
+from nn_gpu.convnet import ConvNetwork, ConvPoolLayer, FullyConnectedLayer, SoftmaxLayer
+from nn_gpu.convnet import network as convnetwork
+from nn_gpu.convnet import reference
+from nn_gpu.errors import InvalidArgumentError, ModelFileError
+
+
+def one_conv(activation="sigmoid", p_dropout=0.0):
+    """conv-pool -> fully connected -> softmax, on 2-map 8x8 images."""
+    return [ConvPoolLayer((2, 8, 8), (3, 2, 3, 3), activation=activation),
+            FullyConnectedLayer(3 * 3 * 3, 5, activation, p_dropout=p_dropout),
+            SoftmaxLayer(5, 4, p_dropout=p_dropout)]
+
+
+def two_conv(activation="sigmoid"):
+    """Two conv-pool layers, non-square images, a left-over conv row
+    (7 rows pooled by 2: the last is dropped, as Theano's ignore_border)."""
+    return [ConvPoolLayer((1, 12, 10), (3, 1, 3, 3), activation=activation),   # 10x8 -> 5x4
+            ConvPoolLayer((3, 5, 4), (4, 3, 2, 2), activation=activation),     # 4x3 -> 2x1
+            FullyConnectedLayer(4 * 2 * 1, 6, activation),
+            SoftmaxLayer(6, 3)]
+
+
+def conv_into_softmax():
+    """A conv-pool layer straight into the output layer, 3x3 pooling."""
+    return [ConvPoolLayer((1, 9, 9), (2, 1, 4, 4), pool=3, activation="relu"),   # 6x6 -> 2x2
+            SoftmaxLayer(2 * 2 * 2, 3)]
+
+
+ARCHITECTURES = {
+    **{f"one_conv_{kind}": (lambda kind=kind: one_conv(kind))
+       for kind in ("sigmoid", "tanh", "relu")},
+    "two_conv_sigmoid": two_conv,
+    "two_conv_relu": lambda: two_conv("relu"),
+    "conv_into_softmax": conv_into_softmax,
+}
+
+
+def problem(layers, m, seed):
+    """A float64 network with non-zero output weights (network3 starts them
+    at 0, which would hide errors in the layers below), inputs and labels."""
+    net = ConvNetwork(layers, backend="numpy", dtype="float64", seed=seed)
+    rng = numpy.random.default_rng(seed + 100)
+    net.weights[-1][...] = rng.normal(0.0, 1.0, net.weights[-1].shape)
+    net.biases[-1][...] = rng.normal(0.0, 1.0, net.biases[-1].shape)
+    X = rng.random((m, layers[0].n_in))
+    labels = rng.integers(0, layers[-1].n_out, m)
+    return net, X, labels, numpy.eye(layers[-1].n_out)[labels]
+
+
+def on_backend(net, backend):
+    """The same network moved onto ``backend``."""
+    twin = ConvNetwork(net.layers, backend=backend, dtype="float64")
+    twin.weights = [backend.asarray(w.copy()) for w in net.weights]
+    twin.biases = [backend.asarray(b.copy()) for b in net.biases]
+    return twin
+
+
+def fixed_masks(layers, m, seed):
+    rng = numpy.random.default_rng(seed)
+    return [None if not layer.p_dropout else
+            (rng.random((m, layer.n_in)) >= layer.p_dropout) / (1 - layer.p_dropout)
+            for layer in layers]
+
+
+@pytest.mark.parametrize("name", [*ARCHITECTURES, "one_conv_dropout"])
+def test_batched_backprop_equals_mean_of_per_example_loops(backend, name):
+    layers = one_conv("relu", p_dropout=0.4) if name == "one_conv_dropout" else ARCHITECTURES[name]()
+    net, X, labels, Y = problem(layers, 5, seed=3)
+    masks = fixed_masks(layers, 5, seed=4)
+    device_net = on_backend(net, backend)
+    nabla_b, nabla_w = device_net.backprop(X, Y, masks)
+    per_example = [reference.backprop_example(
+        layers, net.weights, net.biases, X[i], labels[i],
+        [None if mask is None else mask[i] for mask in masks]) for i in range(5)]
+    for l in range(len(layers)):
+        for got, index in ((nabla_b, 0), (nabla_w, 1)):
+            expected = sum(example[index][l] for example in per_example) / 5
+            numpy.testing.assert_allclose(backend.to_host(got[l]), expected, rtol=1e-11,
+                                          atol=1e-14)
+
+
+def mean_cost(net, X, labels, masks, l2=0.0, train_size=1):
+    """C = mean -ln a^L_y (through the given dropout masks) + (λ/2n)Σw²."""
+    a, _ = net._forward(X, masks)
+    cost = -numpy.mean(numpy.log(a[numpy.arange(len(labels)), labels]))
+    return cost + l2 / (2 * train_size) * sum(numpy.sum(w * w) for w in net.weights)
+
+
+@pytest.mark.parametrize("name, l2, dropout", [
+    *[(name, 0.0, 0.0) for name in ARCHITECTURES],
+    ("one_conv_relu", 0.0, 0.5), ("two_conv_sigmoid", 3.0, 0.0), ("one_conv_tanh", 2.0, 0.3)])
+def test_gradients_match_finite_differences(name, l2, dropout):
+    """Every ∂C/∂w and ∂C/∂b, filters included, by central differences of
+    the mean cost; dropout with a fixed mask; L2 adds (λ/n) w to ∂C/∂w."""
+    layers = (one_conv(name.rsplit("_", 1)[1], p_dropout=dropout) if dropout
+              else ARCHITECTURES[name]())
+    net, X, labels, Y = problem(layers, 4, seed=7)
+    masks = fixed_masks(layers, 4, seed=8)
+    n = 20  # the training-set size λ is divided by
+    nabla_b, nabla_w = net.backprop(X, Y, masks)
+    h = 1e-6
+    for params, grads, decayed in ((net.weights, nabla_w, True), (net.biases, nabla_b, False)):
+        for param, grad in zip(params, grads):
+            analytic = grad + (l2 / n * param if decayed else 0.0)
+            numeric = numpy.empty(param.shape)
+            for index in numpy.ndindex(param.shape):
+                original = param[index]
+                param[index] = original + h
+                up = mean_cost(net, X, labels, masks, l2, n)
+                param[index] = original - h
+                down = mean_cost(net, X, labels, masks, l2, n)
+                param[index] = original
+                numeric[index] = (up - down) / (2 * h)
+            numpy.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_total_cost_is_mean_log_likelihood_plus_l2(backend):
+    net, X, labels, _ = problem(two_conv(), 6, seed=1)
+    expected = mean_cost(net, X, labels, [None] * 4, l2=0.5, train_size=30)
+    device_net = on_backend(net, backend)
+    assert device_net.total_cost((X, labels), l2=0.5, train_size=30) == pytest.approx(
+        expected, rel=1e-12)
+
+
+def test_one_sgd_step_is_the_mean_gradient_step_with_weight_decay(backend):
+    """A mini-batch as large as the training set: one step,
+    w -> (1 - ηλ/n) w - η ∂C/∂w, b -> b - η ∂C/∂b."""
+    net, X, labels, Y = problem(one_conv("tanh"), 6, seed=2)
+    eta, l2 = 0.7, 2.0
+    nabla_b, nabla_w = net.backprop(X, Y)
+    device_net = on_backend(net, backend)
+    device_net.sgd((X, labels), 1, 6, eta, l2=l2)
+    for l in range(3):
+        numpy.testing.assert_allclose(backend.to_host(device_net.weights[l]),
+                                      (1 - eta * l2 / 6) * net.weights[l] - eta * nabla_w[l],
+                                      rtol=1e-10, atol=1e-13)
+        numpy.testing.assert_allclose(backend.to_host(device_net.biases[l]),
+                                      net.biases[l] - eta * nabla_b[l], rtol=1e-10, atol=1e-13)
+
+
+def test_scoring_in_small_chunks_gives_the_same_outputs(monkeypatch):
+    """The im2col matrix is built a chunk of images at a time (bounded memory);
+    chunking changes nothing."""
+    net, X, labels, _ = problem(two_conv("relu"), 23, seed=5)
+    whole = net.feedforward(X)
+    monkeypatch.setattr(convnetwork, "PATCH_BUDGET", 3 * net.layers[0].patch_bytes(8))
+    assert len(net._chunks(net._inputs(X))) == 8
+    numpy.testing.assert_allclose(net.feedforward(X), whole, rtol=1e-14)
+    assert net.evaluate((X, labels)) == int(numpy.sum(whole.argmax(axis=1) == labels))
+
+
+def test_training_learns_mnist_digits(backend, mnist_slice):
+    """1,000 real digits, 3 epochs (300 steps, with dropout): a small conv
+    net gets most of 500 test digits (80% when written; chance is 10%)."""
+    (X, y), test = mnist_slice
+    layers = [ConvPoolLayer((1, 28, 28), (4, 1, 5, 5), activation="tanh"),
+              FullyConnectedLayer(4 * 12 * 12, 30, "tanh", p_dropout=0.2),
+              SoftmaxLayer(30, 10)]
+    net = ConvNetwork(layers, backend=backend, seed=1)
+    history = net.sgd((X, y), 3, 10, 0.1, test_data=test, l2=0.1)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[-1]["test_accuracy"] > 0.7
+    assert history[-1]["test_total"] == 500
+
+
+def test_save_and_load_round_trip(tmp_path, backend):
+    net, X, labels, _ = problem(one_conv("relu", p_dropout=0.5), 4, seed=6)
+    net.save(tmp_path / "conv.npz")
+    loaded = ConvNetwork.load(tmp_path / "conv.npz", backend=backend)
+    assert [layer.spec() for layer in loaded.layers] == [layer.spec() for layer in net.layers]
+    assert loaded.dtype == numpy.float64
+    numpy.testing.assert_array_equal(backend.to_host(loaded.feedforward(X)), net.feedforward(X))
+
+
+def test_load_refuses_other_files_in_one_line(tmp_path):
+    from nn_gpu import Network
+
+    mlp = tmp_path / "mlp.npz"
+    Network([4, 3, 2], backend="numpy").save(mlp)
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip file")
+    for path, words in ((mlp, "expected 'nn_gpu.convnet'"), (junk, "not a readable"),
+                        (tmp_path / "missing.npz", "not found")):
+        with pytest.raises(ModelFileError, match=words):
+            ConvNetwork.load(path, backend="numpy")
+
+
+def test_layers_that_do_not_fit_are_refused():
+    with pytest.raises(InvalidArgumentError, match="layer 1 takes 20 inputs but layer 0 gives 27"):
+        ConvNetwork([ConvPoolLayer((2, 8, 8), (3, 2, 3, 3)), SoftmaxLayer(20, 4)])
+    with pytest.raises(InvalidArgumentError, match="last layer must be a SoftmaxLayer"):
+        ConvNetwork([FullyConnectedLayer(4, 3)])
+    with pytest.raises(InvalidArgumentError, match="filter_shape"):
+        ConvPoolLayer((2, 8, 8), (3, 1, 3, 3))
+    with pytest.raises(InvalidArgumentError, match="do not fit"):
+        ConvPoolLayer((1, 4, 4), (3, 1, 5, 5))
+    with pytest.raises(InvalidArgumentError, match="p_dropout"):
+        FullyConnectedLayer(4, 3, p_dropout=1.0)
