@@ -7,7 +7,8 @@ import pytest
 
 from nn_gpu.convnet import ConvNetwork, ConvPoolLayer, FullyConnectedLayer, SoftmaxLayer
 from nn_gpu.convnet import network as convnetwork
-from nn_gpu.convnet import reference
+from nn_gpu.convnet import presets, reference
+from nn_gpu.convnet.presets import CONV_PRESETS
 from nn_gpu.errors import InvalidArgumentError, ModelFileError
 
 
@@ -203,3 +204,19 @@ def test_layers_that_do_not_fit_are_refused():
         ConvPoolLayer((1, 4, 4), (3, 1, 5, 5))
     with pytest.raises(InvalidArgumentError, match="p_dropout"):
         FullyConnectedLayer(4, 3, p_dropout=1.0)
+
+
+@pytest.mark.parametrize("name", list(CONV_PRESETS))
+def test_presets_build_the_books_networks(name):
+    net = presets.build(name, backend="numpy", seed=0)
+    assert net.sizes[0] == 784 and net.sizes[-1] == 10
+    assert isinstance(net.layers[0], ConvPoolLayer) and net.layers[0].filter_shape[2:] == (5, 5)
+    assert net.feedforward(numpy.zeros((2, 784))).shape == (2, 10)
+
+
+def test_book_figure_is_test_accuracy_at_the_last_best_validation_epoch():
+    history = [{"epoch": 1, "validation_accuracy": 0.97, "test_accuracy": 0.96},
+               {"epoch": 2, "validation_accuracy": 0.98, "test_accuracy": 0.975},
+               {"epoch": 3, "validation_accuracy": 0.98, "test_accuracy": 0.977},
+               {"epoch": 4, "validation_accuracy": 0.975, "test_accuracy": 0.99}]
+    assert presets.book_figure(history) == (3, 0.977)

@@ -252,19 +252,19 @@ class ConvPoolLayer:
         patches = self._patches(backend, self._images(a_in))
         P = xp.ascontiguousarray(patches).reshape(m * self.conv_shape[0] * self.conv_shape[1], -1)
         z = xp.matmul(P, w.reshape(filters, -1).T).reshape(m, *self.conv_shape, filters)
-        a = xp.empty((m, self.n_out), dtype=a_in.dtype)
-        maps = a.reshape(m, *self.output_shape).transpose(0, 2, 3, 1)  # (m, Hp, Wp, F) view
         # Max-pooling as pool² - 1 elementwise passes, remembering which
         # offset held each window's first maximum (a later one must be larger).
         offsets = self._offsets(z)
-        maps[...] = offsets[0]
-        first_max = xp.zeros(maps.shape, dtype=xp.int8)
+        pooled = offsets[0].copy()
+        first_max = xp.zeros(pooled.shape, dtype=xp.int8)
         for k, values in enumerate(offsets[1:], start=1):
-            larger = values > maps
-            xp.maximum(maps, values, out=maps)
-            first_max[larger] = k
-        xp.add(maps, b, out=maps)
-        backend.activate(self.activation, maps, out=maps)
+            larger = values > pooled
+            xp.maximum(pooled, values, out=pooled)
+            xp.copyto(first_max, k, where=larger)
+        a = xp.empty((m, self.n_out), dtype=a_in.dtype)
+        maps = a.reshape(m, *self.output_shape).transpose(0, 2, 3, 1)  # (m, Hp, Wp, F) view
+        xp.add(pooled, b, out=maps)
+        backend.activate(self.activation, a, out=a)
         return a, (P, first_max, a, a_in.dtype)
 
     def delta(self, backend, cache, grad_a):
@@ -275,7 +275,8 @@ class ConvPoolLayer:
         P, first_max, _, dtype = cache
         m = delta.shape[0]
         filters, channels, k, _ = self.filter_shape
-        delta_maps = delta.reshape(m, *self.output_shape).transpose(0, 2, 3, 1)  # (m, Hp, Wp, F)
+        delta_maps = xp.ascontiguousarray(  # (m, Hp, Wp, F), like z
+            delta.reshape(m, *self.output_shape).transpose(0, 2, 3, 1))
         xp.sum(delta_maps, axis=(0, 1, 2), out=grad_b)
         # ∂C/∂z: δ placed at each window's first maximum, 0 elsewhere.
         grad_z = xp.zeros((m, *self.conv_shape, filters), dtype=dtype)
@@ -285,14 +286,18 @@ class ConvPoolLayer:
         xp.matmul(grad_z.T, P, out=grad_w.reshape(filters, -1))
         if not want_input:
             return None
-        grad_P = xp.matmul(grad_z, w.reshape(filters, -1)).reshape(
-            m, *self.conv_shape, channels, k, k)
-        grad_in = xp.zeros((m, self.n_in), dtype=dtype)
-        images = self._images(grad_in)
+        # ∂C/∂P with its columns in (p, q, c) order, so that each (p, q) slice
+        # below is contiguous in c; the filters reordered to match (small).
+        filters_pqc = w.transpose(0, 2, 3, 1).reshape(filters, -1)
+        grad_P = xp.matmul(grad_z, filters_pqc).reshape(m, *self.conv_shape, k, k, channels)
+        channels, height, width = self.image_shape
+        images = xp.zeros((m, height, width, channels), dtype=dtype)
         ho, wo = self.conv_shape
         for row in range(k):      # col2im: k·k strided additions, each over the whole batch
             for col in range(k):
-                images[:, row:row + ho, col:col + wo] += grad_P[..., row, col]
+                images[:, row:row + ho, col:col + wo] += grad_P[:, :, :, row, col]
+        grad_in = xp.empty((m, self.n_in), dtype=dtype)
+        self._images(grad_in)[...] = images
         return grad_in
 
 
