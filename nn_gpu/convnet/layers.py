@@ -159,12 +159,16 @@ class ConvPoolLayer:
         ∂C/∂a^{l-1}_{c,y,x} = Σ_{f,p,q} ∂C/∂z_{f,y-p,x-q} w^l_{f,c,p,q}  (2), first half
 
     Batched, each is a matrix product over the whole mini-batch ("im2col"):
-    the k x k windows of every image are laid out as the rows of a matrix
-    P (m·Ho·Wo rows, C·k·k columns), a sliding-window view copied once, so
-    Z = P (w^l)^T with w^l as an F x C·k·k matrix; ∂C/∂w^l = (∂C/∂Z)^T P; and
-    ∂C/∂P = (∂C/∂Z) w^l is folded back onto the input pixels by k·k strided
-    additions ("col2im"). The buffers hold one mini-batch (or one scoring
-    chunk), never a whole data set.
+    the k x k windows of every image are laid out as the rows of a matrix P
+    (C·k·k columns), a sliding-window view copied once, so Z = P (w^l)^T with
+    w^l as an F x C·k·k matrix; ∂C/∂w^l = (∂C/∂Z)^T P; and ∂C/∂P = (∂C/∂Z) w^l
+    is folded back onto the input pixels by k·k strided additions
+    ("col2im"). P's rows are ordered by position in the pooling window
+    first, (r, s, image, I, J) for z at (I·pool + r, J·pool + s): Z is then
+    pool² contiguous blocks of m·Hp·Wp rows, and max-pooling and its
+    backprop are elementwise passes over whole blocks. (Conv outputs that
+    pooling drops are never computed.) The buffers hold one mini-batch (or
+    one scoring chunk), never a whole data set.
     """
 
     kind = "conv_pool"
@@ -217,86 +221,80 @@ class ConvPoolLayer:
     def patch_bytes(self, itemsize):
         """Bytes of the im2col matrix P for one image."""
         channels, _, _ = self.image_shape
-        k = self.filter_shape[2]
-        return self.conv_shape[0] * self.conv_shape[1] * channels * k * k * itemsize
+        _, hp, wp = self.output_shape
+        return self.pool ** 2 * hp * wp * channels * self.filter_shape[2] ** 2 * itemsize
 
     # ---------------------------------------------------------- lowering
     def _images(self, a_in):
-        """The (m, n_in) rows as an (m, H, W, C) view: channels last, so the
-        GEMM's output rows (image, i, j) x columns f need no transpose."""
+        """The (m, n_in) rows as an (m, H, W, C) view, channels last."""
         channels, height, width = self.image_shape
         return a_in.reshape(a_in.shape[0], channels, height, width).transpose(0, 2, 3, 1)
 
-    def _patches(self, backend, images):
-        """P as an (m, Ho, Wo, C, k, k) view of (m, H, W, C) images (no copy):
-        element [n, i, j, c, p, q] is pixel (i+p, j+q) of map c of image n."""
+    def _windows(self, backend, images):
+        """An (r, s, image, I, J, c, p, q) view (no copy) of (m, H, W, C)
+        ``images``: pixel (I·pool + r + p, J·pool + s + q) of map c, i.e.
+        P's entries, rows grouped by position (r, s) in the pooling window."""
         m, _, _, channels = images.shape
-        k = self.filter_shape[2]
+        pool, k, (_, hp, wp) = self.pool, self.filter_shape[2], self.output_shape
         sn, sh, sw, sc = images.strides
         return backend.xp.lib.stride_tricks.as_strided(
-            images, shape=(m, *self.conv_shape, channels, k, k),
-            strides=(sn, sh, sw, sc, sh, sw))
-
-    def _offsets(self, z):
-        """The pool² strided views z[:, r::pool, s::pool] of (m, Ho, Wo, F) z,
-        each (m, Hp, Wp, F): position (r, s) of every pooling window. Rows and
-        columns left over are dropped, as by network3.py (ignore_border)."""
-        p, (_, hp, wp) = self.pool, self.output_shape
-        return [z[:, r:hp * p:p, s:wp * p:p] for r in range(p) for s in range(p)]
+            images, shape=(pool, pool, m, hp, wp, channels, k, k),
+            strides=(sh, sw, sn, pool * sh, pool * sw, sc, sh, sw))
 
     # ---------------------------------------------------------- the math
     def forward(self, backend, w, b, a_in, mask=None):
         xp = backend.xp
-        m = a_in.shape[0]
+        m, pool = a_in.shape[0], self.pool
         filters, _, _, _ = self.filter_shape
-        patches = self._patches(backend, self._images(a_in))
-        P = xp.ascontiguousarray(patches).reshape(m * self.conv_shape[0] * self.conv_shape[1], -1)
-        z = xp.matmul(P, w.reshape(filters, -1).T).reshape(m, *self.conv_shape, filters)
-        # Max-pooling as pool² - 1 elementwise passes, remembering which
-        # offset held each window's first maximum (a later one must be larger).
-        offsets = self._offsets(z)
-        pooled = offsets[0].copy()
+        P = xp.ascontiguousarray(self._windows(backend, self._images(a_in)))
+        P = P.reshape(-1, P[0, 0, 0, 0, 0].size)
+        z = xp.matmul(P, w.reshape(filters, -1).T).reshape(pool * pool, -1, filters)
+        # Max-pooling as pool² - 1 elementwise passes over whole blocks,
+        # remembering which block held each window's first maximum.
+        pooled = z[0].copy()
         first_max = xp.zeros(pooled.shape, dtype=xp.int8)
-        for k, values in enumerate(offsets[1:], start=1):
-            larger = values > pooled
-            xp.maximum(pooled, values, out=pooled)
-            xp.copyto(first_max, k, where=larger)
+        for offset in range(1, pool * pool):
+            larger = z[offset] > pooled
+            xp.maximum(pooled, z[offset], out=pooled)
+            xp.copyto(first_max, offset, where=larger)
         a = xp.empty((m, self.n_out), dtype=a_in.dtype)
         maps = a.reshape(m, *self.output_shape).transpose(0, 2, 3, 1)  # (m, Hp, Wp, F) view
-        xp.add(pooled, b, out=maps)
+        xp.add(pooled.reshape(maps.shape), b, out=maps)
         backend.activate(self.activation, a, out=a)
-        return a, (P, first_max, a, a_in.dtype)
+        return a, (P, first_max, a)
 
     def delta(self, backend, cache, grad_a):
         return backend.times_derivative(self.activation, cache[2], out=grad_a)
 
     def gradients(self, backend, w, cache, delta, grad_w, grad_b, want_input):
         xp = backend.xp
-        P, first_max, _, dtype = cache
-        m = delta.shape[0]
+        P, first_max, _ = cache
+        m, pool = delta.shape[0], self.pool
         filters, channels, k, _ = self.filter_shape
-        delta_maps = xp.ascontiguousarray(  # (m, Hp, Wp, F), like z
-            delta.reshape(m, *self.output_shape).transpose(0, 2, 3, 1))
-        xp.sum(delta_maps, axis=(0, 1, 2), out=grad_b)
-        # ∂C/∂z: δ placed at each window's first maximum, 0 elsewhere.
-        grad_z = xp.zeros((m, *self.conv_shape, filters), dtype=dtype)
-        for offset, view in enumerate(self._offsets(grad_z)):
-            xp.multiply(first_max == offset, delta_maps, out=view)
+        _, hp, wp = self.output_shape
+        delta_maps = xp.ascontiguousarray(  # rows (image, I, J), like first_max
+            delta.reshape(m, *self.output_shape).transpose(0, 2, 3, 1)).reshape(-1, filters)
+        xp.sum(delta_maps, axis=0, out=grad_b)
+        # ∂C/∂z: δ in the block of each window's first maximum, 0 in the others.
+        grad_z = xp.empty((pool * pool, *delta_maps.shape), dtype=delta.dtype)
+        for offset in range(pool * pool):
+            xp.multiply(first_max == offset, delta_maps, out=grad_z[offset])
         grad_z = grad_z.reshape(-1, filters)
         xp.matmul(grad_z.T, P, out=grad_w.reshape(filters, -1))
         if not want_input:
             return None
-        # ∂C/∂P with its columns in (p, q, c) order, so that each (p, q) slice
-        # below is contiguous in c; the filters reordered to match (small).
-        filters_pqc = w.transpose(0, 2, 3, 1).reshape(filters, -1)
-        grad_P = xp.matmul(grad_z, filters_pqc).reshape(m, *self.conv_shape, k, k, channels)
+        grad_P = xp.matmul(grad_z, w.reshape(filters, -1)).reshape(
+            pool, pool, m, hp, wp, channels, k, k)
         channels, height, width = self.image_shape
-        images = xp.zeros((m, height, width, channels), dtype=dtype)
-        ho, wo = self.conv_shape
-        for row in range(k):      # col2im: k·k strided additions, each over the whole batch
-            for col in range(k):
-                images[:, row:row + ho, col:col + wo] += grad_P[:, :, :, row, col]
-        grad_in = xp.empty((m, self.n_in), dtype=dtype)
+        images = xp.zeros((m, height, width, channels), dtype=delta.dtype)
+        sn, sh, sw, sc = images.strides
+        for p in range(k):  # col2im: for each (p, q), the windows' pixels cover the grid once
+            for q in range(k):
+                target = xp.lib.stride_tricks.as_strided(  # a view: += writes into images
+                    images[:, p:, q:], shape=(pool, pool, m, hp, wp, channels),
+                    strides=(sh, sw, sn, pool * sh, pool * sw, sc))
+                target += grad_P[..., p, q]
+        grad_in = xp.empty((m, self.n_in), dtype=delta.dtype)
         self._images(grad_in)[...] = images
         return grad_in
 
