@@ -220,3 +220,36 @@ def test_book_figure_is_test_accuracy_at_the_last_best_validation_epoch():
                {"epoch": 3, "validation_accuracy": 0.98, "test_accuracy": 0.977},
                {"epoch": 4, "validation_accuracy": 0.975, "test_accuracy": 0.99}]
     assert presets.book_figure(history) == (3, 0.977)
+
+
+def test_ensemble_votes_with_ties_to_the_larger_summed_output(tmp_path):
+    from nn_gpu import ensemble
+
+    nets = [problem(one_conv(kind), 6, seed=seed)[0] for seed, kind in
+            ((1, "relu"), (2, "tanh"), (3, "sigmoid"))]
+    X = problem(one_conv(), 6, seed=9)[1]
+    outputs = [net.feedforward(X) for net in nets]
+    expected = []
+    for row in range(6):
+        counts = numpy.bincount([a[row].argmax() for a in outputs], minlength=4)
+        summed = sum(a[row] for a in outputs)
+        tied = numpy.flatnonzero(counts == counts.max())
+        expected.append(tied[summed[tied].argmax()])
+    numpy.testing.assert_array_equal(ensemble.predict(nets, X), expected)
+    labels = numpy.array(expected)
+    labels[0] = (labels[0] + 1) % 4
+    assert ensemble.accuracy(nets, (X, labels)) == (5, 6)
+    nets[0].save(tmp_path / "conv.npz")
+    assert isinstance(ensemble.load_model(tmp_path / "conv.npz", backend="numpy"), ConvNetwork)
+
+
+def test_plot_filters_draws_every_first_layer_filter(tmp_path):
+    pytest.importorskip("matplotlib")
+    from nn_gpu.convnet.plots import plot_filters
+
+    net = presets.build("ch6-conv1", backend="numpy", seed=0)
+    fig = plot_filters(net, tmp_path / "filters.png")
+    assert sum(ax.get_images() != [] for ax in fig.axes) == 20
+    assert (tmp_path / "filters.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(InvalidArgumentError, match="not convolutional"):
+        plot_filters(ConvNetwork([SoftmaxLayer(4, 3)], backend="numpy"), tmp_path / "x.png")
