@@ -63,9 +63,8 @@ class Checkpoint:
                         f"{self.path}: not an nn_gpu checkpoint of version {VERSION}")
                 if not all(isinstance(meta.get(key), dict) for key in ("model", "state")):
                     raise CheckpointError(f"{self.path}: checkpoint metadata incomplete")
-                sizes = check_metadata(meta["model"])
                 arrays = {}
-                for name, shape in expected_arrays(sizes).items():
+                for name, shape in model_arrays(meta["model"]).items():
                     if f"{name}.npy" in names:
                         arrays[name] = npz.read_npy(archive, names, name, shape, "fiu")
                 unknown = names - {f"{name}.npy" for name in arrays} - {"metadata.npy"}
@@ -82,6 +81,16 @@ class Checkpoint:
     def read_config(self):
         """The caller's config saved with the checkpoint."""
         return self.load()[0].get("config")
+
+
+def model_arrays(model):
+    """Name -> shape of every array a checkpoint of ``model`` (its metadata,
+    checked here) may hold: a :class:`~nn_gpu.Network` or a ConvNetwork."""
+    from .convnet.network import MODEL_FORMAT as CONV_FORMAT, conv_checkpoint_arrays
+
+    if model.get("format") == CONV_FORMAT:
+        return conv_checkpoint_arrays(model)
+    return expected_arrays(check_metadata(model))
 
 
 def expected_arrays(sizes):

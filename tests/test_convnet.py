@@ -253,3 +253,30 @@ def test_plot_filters_draws_every_first_layer_filter(tmp_path):
     assert (tmp_path / "filters.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(InvalidArgumentError, match="not convolutional"):
         plot_filters(ConvNetwork([SoftmaxLayer(4, 3)], backend="numpy"), tmp_path / "x.png")
+
+
+def test_resume_from_a_checkpoint_is_bit_for_bit_the_uninterrupted_run(tmp_path):
+    from nn_gpu.checkpoint import Checkpoint
+    from nn_gpu.errors import CheckpointError
+
+    def fresh():
+        return problem(one_conv("relu", p_dropout=0.3), 40, seed=11)
+
+    net, X, labels, _ = fresh()
+    straight = net.sgd((X, labels), 3, 7, 0.2, test_data=(X, labels), l2=0.5)
+    first, X, labels, _ = fresh()
+    first.sgd((X, labels), 2, 7, 0.2, test_data=(X, labels), l2=0.5,
+              checkpoint=Checkpoint(tmp_path))
+    resumed, X, labels, _ = fresh()
+    history = resumed.sgd((X, labels), 3, 7, 0.2, test_data=(X, labels), l2=0.5,
+                          checkpoint=Checkpoint(tmp_path), resume=True)
+    assert [h["test_correct"] for h in history] == [h["test_correct"] for h in straight]
+    for a, b in zip(resumed.weights + resumed.biases, net.weights + net.biases):
+        numpy.testing.assert_array_equal(a, b)
+    with pytest.raises(CheckpointError, match="trained with l2 = 0.5"):
+        fresh()[0].sgd((X, labels), 3, 7, 0.2, l2=0.1, checkpoint=Checkpoint(tmp_path),
+                       resume=True)
+    with pytest.raises(CheckpointError, match="another network"):
+        problem(two_conv(), 40, seed=1)[0].sgd(
+            (numpy.zeros((40, 120)), labels % 3), 3, 7, 0.2, l2=0.5,
+            checkpoint=Checkpoint(tmp_path), resume=True)

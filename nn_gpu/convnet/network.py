@@ -24,7 +24,7 @@ import numpy
 from .. import core, npz
 from ..backends import get_backend
 from ..costs import LogLikelihoodCost
-from ..errors import InvalidArgumentError, ModelFileError
+from ..errors import CheckpointError, InvalidArgumentError, ModelFileError
 from ..fileio import atomic_write
 from ..network import Network, _check_dtype
 from ..training import check_number
@@ -53,6 +53,36 @@ def check_layers(layers):
                 + (f" (maps x rows x columns {before.output_shape})"
                    if isinstance(before, ConvPoolLayer) else ""))
     return layers
+
+
+def read_metadata(meta):
+    """(layers, dtype) of a model's metadata dict, every field checked
+    (a file is data: a bad field is a ValueError naming it)."""
+    if meta.get("format") != MODEL_FORMAT or meta.get("version") != MODEL_VERSION:
+        raise ValueError(f"format {npz.short(meta.get('format'))} version "
+                         f"{npz.short(meta.get('version'))}, expected {MODEL_FORMAT!r} "
+                         f"version {MODEL_VERSION}")
+    if not isinstance(meta.get("layers"), list):
+        raise ValueError("its metadata has no list of layers")
+    layers = check_layers([layer_from_spec(spec) for spec in meta["layers"]])
+    if not isinstance(meta.get("dtype"), str):
+        raise ValueError(f"dtype {npz.short(meta.get('dtype'))} is not a string")
+    return layers, _check_dtype(meta["dtype"])
+
+
+def parameter_shapes(layers):
+    """Name -> shape of w{l} and b{l}, in the order the network holds them."""
+    shapes = {}
+    for l, layer in enumerate(layers):
+        shapes[f"w{l}"] = tuple(layer.weight_shape)
+        shapes[f"b{l}"] = tuple(layer.weight_shape[:1])
+    return shapes
+
+
+def conv_checkpoint_arrays(model):
+    """The arrays a checkpoint of the model described by ``model`` holds
+    (for :mod:`nn_gpu.checkpoint`)."""
+    return parameter_shapes(read_metadata(model)[0])
 
 
 class ConvNetwork(Network):
@@ -168,7 +198,8 @@ class ConvNetwork(Network):
 
     # ---------------------------------------------------------- training
     def sgd(self, training_data, epochs, mini_batch_size, eta, test_data=None,
-            validation_data=None, l2=0.0, callback=None, progress=None):
+            validation_data=None, l2=0.0, callback=None, progress=None, checkpoint=None,
+            resume=False):
         """Train by mini-batch SGD; return the history (one dict per epoch).
 
         Each epoch shuffles the training set with the network's host RNG and
@@ -178,15 +209,24 @@ class ConvNetwork(Network):
         Records hold ``epoch``, ``seconds``, ``eta`` and, for the validation
         and test data given, ``{name}_correct``, ``{name}_total`` and
         ``{name}_accuracy``; ``callback(record)`` is called after each epoch.
+
+        ``checkpoint`` (a :class:`nn_gpu.checkpoint.Checkpoint`) is rewritten
+        after every epoch; with ``resume=True`` training continues from it,
+        bit for bit as if never interrupted, up to ``epochs`` in all (the
+        other arguments must be those of the original run).
         """
-        run_epoch = self.epoch_runner(training_data, mini_batch_size, eta, l2=l2)
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise InvalidArgumentError(f"epochs must be a positive integer, got {epochs!r}")
+        if resume and checkpoint is None:
+            raise InvalidArgumentError("resume needs the checkpoint to resume from")
+        run_epoch = self.epoch_runner(training_data, mini_batch_size, eta, l2=l2)
         scored = [(name, self.to_device(data, f"{name}_data"))
                   for name, data in (("validation", validation_data), ("test", test_data))
                   if data is not None]
-        history = []
-        for epoch in range(1, epochs + 1):
+        settings = {"mini_batch_size": mini_batch_size, "eta": eta, "l2": l2,
+                    "train_size": run_epoch.train_size}
+        history = self._restore(checkpoint, settings, run_epoch) if resume else []
+        for epoch in range(len(history) + 1, epochs + 1):
             started = time.perf_counter()
             run_epoch(progress)
             record = {"epoch": epoch, "seconds": time.perf_counter() - started, "eta": eta}
@@ -197,51 +237,45 @@ class ConvNetwork(Network):
                 record.update({f"{name}_correct": correct, f"{name}_total": X.shape[0],
                                f"{name}_accuracy": correct / X.shape[0]})
             history.append(record)
+            if checkpoint is not None:
+                state = {"settings": settings, "history": history,
+                         "shuffle_rng": self.rng.bit_generator.state,
+                         "dropout_rng": run_epoch.dropout_state()}
+                checkpoint.save(self.metadata(), state, self.host_arrays((self.weights,
+                                                                           self.biases)))
             if callback is not None:
                 callback(record)
-        self.training = {"mini_batch_size": mini_batch_size, "eta": eta, "l2": l2,
-                         "epochs_done": len(history), "train_size": len(training_data[1])}
+        self.training = {**settings, "epochs_done": len(history)}
         return history
+
+    def _restore(self, checkpoint, settings, run_epoch):
+        """Parameters and random generators as after the checkpoint's epoch;
+        returns the history so far."""
+        meta, arrays = checkpoint.load()
+        where = checkpoint.path
+        if meta["model"].get("layers") != self.metadata()["layers"]:
+            raise CheckpointError(f"{where}: the checkpoint is of another network")
+        state = meta["state"]
+        for key, value in settings.items():
+            if state.get("settings", {}).get(key) != value:
+                raise CheckpointError(f"{where}: the checkpoint was trained with {key} = "
+                                      f"{state.get('settings', {}).get(key)!r}, this run has "
+                                      f"{value!r}")
+        try:
+            for l in range(len(self.layers)):
+                self.weights[l][...] = self.backend.asarray(arrays[f"w{l}"], self.dtype)
+                self.biases[l][...] = self.backend.asarray(arrays[f"b{l}"], self.dtype)
+            self.rng.bit_generator.state = state["shuffle_rng"]
+            run_epoch.restore_dropout_state(state.get("dropout_rng"))
+            return list(state["history"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{where}: checkpoint incomplete or damaged ({exc!r})") from None
 
     def epoch_runner(self, training_data, mini_batch_size, eta, l2=0.0):
         """Check the training set and move it to the device once; return a
-        function ``run(progress=None)`` that trains one epoch per call (what
-        ``sgd`` runs each epoch, and what the benchmarks time)."""
-        X, labels = self.to_device(training_data, "training_data")
-        n = X.shape[0]
-        if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, int) \
-                or not 1 <= mini_batch_size <= n:
-            raise InvalidArgumentError(f"mini_batch_size must be an integer in [1, {n}] (the "
-                                       f"training set's size), got {mini_batch_size!r}")
-        eta = check_number(eta, "eta", 0.0)
-        if eta == 0:
-            raise InvalidArgumentError("eta must be a positive number, got 0")
-        decay = 1.0 - eta * check_number(l2, "l2 (λ)") / n
-        Y = self.one_hot(labels)
-        backend, xp = self.backend, self.backend.xp
-        dropout_rng = (backend.random_generator(int(self.rng.spawn(1)[0].integers(2**63)))
-                       if any(layer.p_dropout for layer in self.layers) else None)
-
-        def step(l, grad_w, grad_b):
-            backend.sgd_update(self.weights[l], grad_w, decay=decay)
-            backend.sgd_update(self.biases[l], grad_b)
-
-        def run(progress=None):
-            order = backend.asarray(self.rng.permutation(n))
-            for start in range(0, n, mini_batch_size):
-                index = order[start:start + mini_batch_size]
-                m = index.shape[0]
-                masks = [None if not layer.p_dropout else
-                         backend.dropout_mask(dropout_rng, layer.p_dropout,
-                                              backend.empty((m, layer.n_in), self.dtype))
-                         for layer in self.layers]
-                self._backward(xp.take(X, index, axis=0), xp.take(Y, index, axis=0), eta / m,
-                               masks, step)
-                if progress is not None and (start // mini_batch_size) % 100 == 99:
-                    backend.synchronize()
-                    progress(start + m)
-            backend.synchronize()
-        return run
+        :class:`EpochRunner` that trains one epoch per call (what ``sgd`` runs
+        each epoch, and what the benchmarks time)."""
+        return EpochRunner(self, training_data, mini_batch_size, eta, l2)
 
     # ------------------------------------------------------- persistence
     def metadata(self):
@@ -266,24 +300,13 @@ class ConvNetwork(Network):
             with zipfile.ZipFile(path) as archive:
                 names = set(archive.namelist())
                 meta = npz.read_metadata(archive, names)
-                if meta.get("format") != MODEL_FORMAT or meta.get("version") != MODEL_VERSION:
-                    raise ValueError(f"format {npz.short(meta.get('format'))} version "
-                                     f"{npz.short(meta.get('version'))}, expected "
-                                     f"{MODEL_FORMAT!r} version {MODEL_VERSION}")
-                if not isinstance(meta.get("layers"), list):
-                    raise ValueError("its metadata has no list of layers")
-                layers = check_layers([layer_from_spec(spec) for spec in meta["layers"]])
-                dtype = meta.get("dtype")
-                if not isinstance(dtype, str):
-                    raise ValueError(f"dtype {npz.short(dtype)} is not a string")
-                dtype = _check_dtype(dtype)
+                layers, dtype = read_metadata(meta)
                 stored = []
-                for l, layer in enumerate(layers):
-                    for name, shape in ((f"w{l}", layer.weight_shape), (f"b{l}", layer.weight_shape[:1])):
-                        array = npz.read_npy(archive, names, name, tuple(shape), "fiu")
-                        if not numpy.isfinite(array).all():
-                            raise ValueError(f"array {name} is not finite real numbers")
-                        stored.append(array)
+                for name, shape in parameter_shapes(layers).items():
+                    array = npz.read_npy(archive, names, name, shape, "fiu")
+                    if not numpy.isfinite(array).all():
+                        raise ValueError(f"array {name} is not finite real numbers")
+                    stored.append(array)
         except FileNotFoundError:
             raise ModelFileError(f"{path}: model file not found") from None
         except KeyError as exc:
@@ -300,3 +323,58 @@ class ConvNetwork(Network):
         training = meta.get("training")
         net.training = training if isinstance(training, dict) else None
         return net
+
+
+class EpochRunner:
+    """The training set on the device, checked once; each call trains one
+    epoch of ``net`` (shuffle, every SGD step, synchronise)."""
+
+    def __init__(self, net, training_data, mini_batch_size, eta, l2):
+        self.net = net
+        self.X, labels = net.to_device(training_data, "training_data")
+        self.train_size = n = self.X.shape[0]
+        if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, int) \
+                or not 1 <= mini_batch_size <= n:
+            raise InvalidArgumentError(f"mini_batch_size must be an integer in [1, {n}] (the "
+                                       f"training set's size), got {mini_batch_size!r}")
+        self.mini_batch_size = mini_batch_size
+        self.eta = check_number(eta, "eta", 0.0)
+        if self.eta == 0:
+            raise InvalidArgumentError("eta must be a positive number, got 0")
+        self.decay = 1.0 - self.eta * check_number(l2, "l2 (λ)") / n
+        self.Y = net.one_hot(labels)
+        # Dropout masks get their own stream, spawned without drawing from the
+        # shuffles' generator (as Network.sgd does).
+        self.dropout_rng = (net.backend.random_generator(int(net.rng.spawn(1)[0].integers(2**63)))
+                            if any(layer.p_dropout for layer in net.layers) else None)
+
+    def _step(self, l, grad_w, grad_b):
+        backend = self.net.backend
+        backend.sgd_update(self.net.weights[l], grad_w, decay=self.decay)
+        backend.sgd_update(self.net.biases[l], grad_b)
+
+    def __call__(self, progress=None):
+        net, backend, xp = self.net, self.net.backend, self.net.backend.xp
+        n, batch = self.train_size, self.mini_batch_size
+        order = backend.asarray(net.rng.permutation(n))
+        for start in range(0, n, batch):
+            index = order[start:start + batch]
+            m = index.shape[0]
+            masks = [None if not layer.p_dropout else
+                     backend.dropout_mask(self.dropout_rng, layer.p_dropout,
+                                          backend.empty((m, layer.n_in), net.dtype))
+                     for layer in net.layers]
+            net._backward(xp.take(self.X, index, axis=0), xp.take(self.Y, index, axis=0),
+                          self.eta / m, masks, self._step)
+            if progress is not None and (start // batch) % 100 == 99:
+                backend.synchronize()  # only for the bar
+                progress(start + m)
+        backend.synchronize()
+
+    def dropout_state(self):
+        rng = self.dropout_rng
+        return rng.bit_generator.state if rng is not None and hasattr(rng, "bit_generator") else None
+
+    def restore_dropout_state(self, state):
+        if state is not None and hasattr(self.dropout_rng, "bit_generator"):
+            self.dropout_rng.bit_generator.state = state
