@@ -15,7 +15,6 @@ instead, so its λ is ours divided by m: its λ = 0.1 at mini-batch 10 is
 λ = 1.0 here (the presets say so).
 """
 
-import json
 import time
 import zipfile
 
@@ -25,7 +24,6 @@ from .. import core, npz
 from ..backends import get_backend
 from ..costs import LogLikelihoodCost
 from ..errors import CheckpointError, InvalidArgumentError, ModelFileError
-from ..fileio import atomic_write
 from ..network import Network, _check_dtype
 from ..training import check_number
 from .layers import ConvPoolLayer, SoftmaxLayer, layer_from_spec
@@ -282,14 +280,6 @@ class ConvNetwork(Network):
         return {"format": MODEL_FORMAT, "version": MODEL_VERSION,
                 "layers": [layer.spec() for layer in self.layers], "cost": self.cost.name,
                 "dtype": self.dtype.name, "training": self.training}
-
-    def save(self, path):
-        """Write the network to ``path``: .npz arrays w{l}, b{l} plus JSON
-        metadata (no pickle), atomically."""
-        arrays = self.host_arrays((self.weights, self.biases))
-        arrays["metadata"] = numpy.array(json.dumps(self.metadata()))
-        with atomic_write(path) as handle:
-            numpy.savez(handle, **arrays)
 
     @classmethod
     def load(cls, path, backend="auto"):
