@@ -245,9 +245,9 @@ class ConvPoolLayer:
     def forward(self, backend, w, b, a_in, mask=None):
         xp = backend.xp
         m, pool = a_in.shape[0], self.pool
-        filters, _, _, _ = self.filter_shape
+        filters, channels, k, _ = self.filter_shape
         P = xp.ascontiguousarray(self._windows(backend, self._images(a_in)))
-        P = P.reshape(-1, P[0, 0, 0, 0, 0].size)
+        P = P.reshape(-1, channels * k * k)
         z = xp.matmul(P, w.reshape(filters, -1).T).reshape(pool * pool, -1, filters)
         # Max-pooling as pool² - 1 elementwise passes over whole blocks,
         # remembering which block held each window's first maximum.
