@@ -280,3 +280,22 @@ def test_resume_from_a_checkpoint_is_bit_for_bit_the_uninterrupted_run(tmp_path)
         problem(two_conv(), 40, seed=1)[0].sgd(
             (numpy.zeros((40, 120)), labels % 3), 3, 7, 0.2, l2=0.5,
             checkpoint=Checkpoint(tmp_path), resume=True)
+
+
+def test_layers_file_is_checked_data(tmp_path):
+    path = tmp_path / "layers.json"
+    specs = [layer.spec() for layer in two_conv("relu")]
+    path.write_text(__import__("json").dumps(specs))
+    assert [layer.spec() for layer in presets.read_layers(path)] == specs
+    for text, words in (("{", "not a JSON list"), ('{"kind": "softmax"}', "not a JSON list"),
+                        ('[{"kind": "softmax", "n_in": 4}]', "unknown or missing fields"),
+                        ('[{"kind": "eval", "n_in": 4}]', "not a layer description"),
+                        ('[{"kind": "softmax", "n_in": 4, "n_out": 3, "extra": 1}]',
+                         "unknown or missing fields"),
+                        ('[{"kind": "fully_connected", "n_in": 4, "n_out": 3}]',
+                         "last layer must be a SoftmaxLayer")):
+        path.write_text(text)
+        with pytest.raises(InvalidArgumentError, match=words):
+            presets.read_layers(path)
+    with pytest.raises(InvalidArgumentError, match="not found"):
+        presets.read_layers(tmp_path / "missing.json")

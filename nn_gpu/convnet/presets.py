@@ -11,9 +11,11 @@ descriptions, as :meth:`Layer.spec` writes them) and ``options`` (the
 λ = 0.1 at mini-batch 10 is ``l2`` = 1.0 here.
 """
 
+import json
+
 from ..errors import InvalidArgumentError
 from .layers import layer_from_spec
-from .network import ConvNetwork
+from .network import ConvNetwork, check_layers
 
 
 def _conv(image_shape, filter_shape, activation):
@@ -97,3 +99,25 @@ def book_figure(history):
     prints and the book reports."""
     best = max(history, key=lambda record: (record["validation_accuracy"], record["epoch"]))
     return best["epoch"], best["test_accuracy"]
+
+
+def read_layers(path):
+    """The layers described in the JSON file ``path``: a list of layer
+    descriptions as :attr:`CONV_PRESETS` holds them, e.g.
+    ``[{"kind": "conv_pool", "image_shape": [1, 28, 28], "filter_shape": [20, 1, 5, 5],
+    "activation": "relu"}, {"kind": "softmax", "n_in": 2880, "n_out": 10}]``.
+    The file is data: anything else is one :class:`InvalidArgumentError` naming it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            specs = json.load(handle)
+    except FileNotFoundError:
+        raise InvalidArgumentError(f"{path}: layers file not found") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        reason = getattr(exc, "msg", None) or type(exc).__name__
+        raise InvalidArgumentError(f"{path}: not a JSON list of layers ({reason})") from None
+    if not isinstance(specs, list):
+        raise InvalidArgumentError(f"{path}: not a JSON list of layers")
+    try:
+        return check_layers([layer_from_spec(spec) for spec in specs])
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"{path}: {exc}") from None
