@@ -1,4 +1,4 @@
-"""``nn-gpu bench``: how fast one training epoch is, and how far from the BLAS.
+"""How fast one training epoch is, and how far from the BLAS (``nn-gpu bench``).
 
 For each method (``batched``, ``per_example``) and mini-batch size it times
 whole SGD epochs on MNIST through :meth:`Network.epoch_runner` (the same code
@@ -9,37 +9,25 @@ says how much of an epoch is arithmetic and how much is everything else
 (Python, elementwise passes, gathers, launch latency).
 
 The FLOP counting and GEMM timing here are plain functions, shared with the
-pytest-benchmark suites in ``bench/``. Nothing here imports pytest; matplotlib
-(``--plot``) is imported only when asked for.
+``nn-gpu bench`` command (:mod:`nn_gpu.cli.bench`) and the pytest-benchmark
+suites in ``bench/``. Nothing here imports pytest.
 
     nn-gpu bench                                  # ~1-3 minutes on a laptop CPU
     nn-gpu bench --batch-sizes 10 100 --methods batched --json bench.json
-    python -m nn_gpu.benchmark --plot epochs.png  # the same, before cli.py knows `bench`
 """
 
-import contextlib
 import datetime
 import math
 import platform
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 
 import numpy
 
 from . import __version__
-from . import cli, plots  # cli.py imports this module inside build_parser(), not at its top
-from .backends import BACKEND_NAMES, get_backend
-from .fileio import atomic_write
-from .mnist import DATA_ENV_VAR, load_mnist, resolve_data_dir
-from .network import DTYPES, METHODS, Network
+from .network import Network
 
-BENCH_FORMAT = "nn_gpu.bench"
-BENCH_VERSION = 1
-DEFAULT_SIZES = [784, 30, 10]
-DEFAULT_BATCH_SIZES = [1, 10, 32, 100, 1000]
-DEFAULT_METHODS = ["batched", "per_example"]
 ETA = 3.0  # the book's learning rate; the time of an epoch does not depend on it
 SEED = 0
 GEMM_SAMPLES = 3  # GEMM timings are cheap: always the median of three
@@ -204,10 +192,22 @@ def run_benchmark(training, sizes, batch_sizes, methods, backend, dtype="float32
 
 
 # ---------------------------------------------------------------- reporting
+def blas_description():
+    """Which BLAS numpy calls (the CPU backend's speed depends on it)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (install threadpoolctl to find out)"
+    blas = [f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads)"
+            for i in threadpool_info() if i.get("user_api") == "blas"]
+    return ", ".join(blas) or "unknown"
+
+
 def environment(backend):
+    """What the figures depend on: versions, the device, the BLAS, the date."""
     return {
         "nn_gpu": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
-        "backend": backend.describe(), "blas": cli.blas_description(),
+        "backend": backend.describe(), "blas": blas_description(),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
 
@@ -216,183 +216,3 @@ def group_name(sizes, mini_batch_size):
     """The pytest-benchmark group of an epoch at this network and mini-batch
     size; the padding sorts the groups by size (1, 10, 32, 100, 1000)."""
     return f"{'-'.join(map(str, sizes))} mb={mini_batch_size:>4}"
-
-
-def header_line(env, config):
-    return (f"nn-gpu bench: {env['backend']}; BLAS {env['blas']}; {config['dtype']}; "
-            f"sizes {config['sizes']}; train size {config['train_size']}; {env['date']}")
-
-
-def format_table(results, repeats):
-    """The results as aligned text lines (without the header line)."""
-    columns = ["method", "batch", "s/epoch", "examples/s", "speed-up", "GEMM GFLOP/s",
-               "floor s", "x floor"]
-    rows = []
-    for r in results:
-        marker = "*" if r["method"] == "per_example" else " "
-        speedup = r["speedup_vs_per_example"]
-        rows.append([
-            r["method"], str(r["batch_size"]), f"{r['median_seconds']:.3f}{marker}",
-            f"{r['examples_per_second']:,.0f}",
-            "-" if speedup is None else f"{speedup:.1f}x",
-            f"{r['gemm_flops_per_second'] / 1e9:.1f}", f"{r['floor_seconds']:.3f}",
-            f"{r['times_floor']:.1f}",
-        ])
-    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
-
-    def line(cells):
-        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                         for i, (cell, w) in enumerate(zip(cells, widths))).rstrip()
-
-    lines = [line(columns)] + [line(row) for row in rows]
-    notes = []
-    if any(r["method"] != "per_example" for r in results):
-        notes.append(f"batched: median of {repeats} epoch{'s' if repeats != 1 else ''} "
-                     "after 1 warm-up epoch")
-    if any(r["method"] == "per_example" for r in results):
-        notes.append("* per_example: a single epoch, no warm-up (it is slow)")
-    lines.append("s/epoch: " + "; ".join(notes))
-    lines.append("speed-up: per_example s/epoch / batched s/epoch at the same mini-batch; "
-                 "floor s: the epoch's GEMM FLOPs (batched algorithm) / the GEMM rate at "
-                 "its shapes; x floor: s/epoch / floor s")
-    return lines
-
-
-def save_plot(path, results, title):
-    """Epoch seconds against mini-batch size, log-log, one line per method,
-    plus the GEMM floor; written atomically as PNG."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter, LogLocator
-
-    fig = Figure(figsize=(7.5, 5), layout="constrained")
-    ax = fig.add_subplot()
-    batch_sizes = sorted({r["batch_size"] for r in results})
-    for method, style in (("per_example", "s-"), ("batched", "o-")):
-        points = sorted((r["batch_size"], r["median_seconds"], r["backend"])
-                        for r in results if r["method"] == method)
-        if points:
-            ax.plot([p[0] for p in points], [p[1] for p in points], style,
-                    label=f"{method} ({points[0][2]})")
-    floors = {r["batch_size"]: r["floor_seconds"] for r in results}
-    ax.plot(batch_sizes, [floors[b] for b in batch_sizes], "k--", linewidth=1,
-            label="GEMM floor (epoch FLOPs / GEMM rate)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xticks(batch_sizes, [str(b) for b in batch_sizes])
-    ax.set_xticks([], minor=True)
-    plain = FuncFormatter(lambda value, _: f"{value:g}")
-    ax.yaxis.set_major_formatter(plain)
-    ax.yaxis.set_minor_locator(LogLocator(subs=(2, 5)))
-    ax.yaxis.set_minor_formatter(plain)
-    ax.set_xlabel("mini-batch size")
-    ax.set_ylabel("seconds per epoch")
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    with atomic_write(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=120)
-
-
-# ------------------------------------------------------------ the command
-def blas_thread_limit(threads):
-    """A context that limits the host BLAS to ``threads`` threads (None: leave it)."""
-    if threads is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        raise cli.CliError("--blas-threads needs threadpoolctl: pip install threadpoolctl") from None
-    return threadpool_limits(limits=threads, user_api="blas")
-
-
-def cmd_bench(args):
-    """Time training epochs per method and mini-batch size; print the table."""
-    parser = args.parser
-    if len(args.sizes) < 2:
-        parser.error("--sizes needs at least two layers (input and output)")
-    cli.check_mnist_sizes(args.sizes, "--sizes", parser)
-    too_big = [b for b in args.batch_sizes if b > args.train_size]
-    if too_big:
-        parser.error(f"--batch-sizes {too_big[0]} is larger than the training set "
-                     f"({args.train_size} examples)")
-    batch_sizes = sorted(set(args.batch_sizes))
-    methods = list(dict.fromkeys(args.methods))
-    cli.check_output_path(args.json, "--json")
-    cli.check_output_path(args.plot, "--plot")
-    if args.plot:
-        plots.require_matplotlib()
-    backend = get_backend(args.backend)
-    progress = (lambda line: print(f"  {line}", file=sys.stderr, flush=True))
-
-    config = {"sizes": args.sizes, "batch_sizes": batch_sizes, "methods": methods,
-              "dtype": args.dtype, "repeats": args.repeats, "train_size": args.train_size,
-              "backend": backend.name, "blas_threads": args.blas_threads,
-              "data": str(resolve_data_dir(args.data))}
-    try:
-        training, _, _ = load_mnist(args.data)
-        training = (training[0][:args.train_size], training[1][:args.train_size])
-        with blas_thread_limit(args.blas_threads):
-            env = environment(backend)
-            header = header_line(env, config)
-            print(header, file=sys.stderr, flush=True)
-            results = run_benchmark(training, args.sizes, batch_sizes, methods, backend,
-                                    args.dtype, args.repeats, progress)
-    except KeyboardInterrupt:
-        print("Interrupted; no results written", file=sys.stderr, flush=True)
-        return 130
-    print(header)
-    for line in format_table(results, args.repeats):
-        print(line)
-    if args.json:
-        cli.write_json(args.json, {"format": BENCH_FORMAT, "version": BENCH_VERSION,
-                                   "config": config, "environment": env, "results": results})
-        print(f"Results written to {args.json}")
-    if args.plot:
-        save_plot(args.plot, results, f"{env['backend']}, {args.dtype}, sizes {args.sizes}, "
-                                      f"{args.train_size} examples/epoch\nBLAS {env['blas']}")
-        print(f"Plot written to {args.plot}")
-    return 0
-
-
-def add_bench_parser(commands):
-    """Register ``bench`` on the subparsers object of ``nn-gpu``'s parser."""
-    bench = commands.add_parser(
-        "bench", help="time training epochs against the BLAS's GEMM rate",
-        description="Time one SGD epoch on MNIST per method and mini-batch size, and "
-                    "compare it with the floor set by the GEMM rate of the BLAS in use.")
-    bench.add_argument("--data", metavar="DIR",
-                       help=f"MNIST directory (default: ${DATA_ENV_VAR}, else "
-                            "~/.local/share/nn_gpu/mnist)")
-    bench.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
-    bench.add_argument("--sizes", type=cli.positive_int, nargs="+", default=list(DEFAULT_SIZES),
-                       metavar="N", help="layer widths, 784 first and 10 last (default: 784 30 10)")
-    bench.add_argument("--batch-sizes", type=cli.positive_int, nargs="+",
-                       default=list(DEFAULT_BATCH_SIZES), metavar="N",
-                       help="mini-batch sizes (default: 1 10 32 100 1000)")
-    bench.add_argument("--methods", choices=METHODS, nargs="+", default=list(DEFAULT_METHODS),
-                       metavar="METHOD", help="batched and/or per_example (default: both)")
-    bench.add_argument("--dtype", choices=DTYPES, default="float32")
-    bench.add_argument("--repeats", type=cli.positive_int, default=3, metavar="N",
-                       help="timed epochs per batched measurement, median reported "
-                            "(default: 3; per_example always runs 1)")
-    bench.add_argument("--train-size", type=cli.training_size, default=cli.MNIST_TRAINING_SIZE,
-                       metavar="N", help="examples per epoch, the first N of the training "
-                                         "set (default: 50000)")
-    bench.add_argument("--blas-threads", type=cli.positive_int, metavar="N",
-                       help="limit the CPU BLAS to N threads while measuring "
-                            "(default: leave the BLAS's own setting)")
-    bench.add_argument("--json", metavar="FILE", help="write the results as JSON here")
-    bench.add_argument("--plot", metavar="FILE.png",
-                       help="plot epoch seconds against mini-batch size (needs matplotlib)")
-    bench.set_defaults(func=cmd_bench, parser=bench)
-    return bench
-
-
-def main(argv=None):
-    """``nn-gpu bench`` on its own: ``argv`` holds the arguments after ``bench``
-    (exit status as ``nn-gpu``)."""
-    return cli.main(["bench", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -78,10 +78,6 @@ class Checkpoint:
                                   f"({reason}); delete it or resume from a good copy") from None
         return meta, arrays
 
-    def read_config(self):
-        """The caller's config saved with the checkpoint."""
-        return self.load()[0].get("config")
-
 
 def model_arrays(model):
     """Name -> shape of every array a checkpoint of ``model`` (its metadata,

@@ -220,14 +220,21 @@ def output_logits(backend, kinds, weights, biases, X):
     return z
 
 
+def scored_chunks(backend, kinds, weights, biases, X):
+    """``(rows, z^L)`` for each chunk of at most SCORING_CHUNK rows of X: the
+    one loop every score (accuracy, cost, predictions) runs over a data set."""
+    for start in range(0, X.shape[0], SCORING_CHUNK):
+        rows = slice(start, start + SCORING_CHUNK)
+        yield rows, output_logits(backend, kinds, weights, biases, X[rows])
+
+
 def count_correct(backend, kinds, weights, biases, X, labels):
     """Σ [argmax_j a^L_j == label] over the rows of X, as a 0-d device array."""
     xp = backend.xp
     correct = xp.zeros((), dtype=xp.int64)
-    for start in range(0, X.shape[0], SCORING_CHUNK):
-        z = output_logits(backend, kinds, weights, biases, X[start:start + SCORING_CHUNK])
+    for rows, z in scored_chunks(backend, kinds, weights, biases, X):
         # argmax of a = f(z) is argmax of z: sigmoid and softmax are increasing in z_j.
-        correct += xp.sum(xp.argmax(z, axis=1) == labels[start:start + SCORING_CHUNK])
+        correct += xp.sum(xp.argmax(z, axis=1) == labels[rows])
     return correct
 
 
@@ -235,9 +242,8 @@ def total_cost(backend, cost, kinds, weights, biases, X, Y):
     """Mean cost over the rows of X, as a 0-d device array."""
     xp = backend.xp
     total = xp.zeros((), dtype=X.dtype)
-    for start in range(0, X.shape[0], SCORING_CHUNK):
-        z = output_logits(backend, kinds, weights, biases, X[start:start + SCORING_CHUNK])
-        total += cost.total(backend, z, Y[start:start + SCORING_CHUNK])
+    for rows, z in scored_chunks(backend, kinds, weights, biases, X):
+        total += cost.total(backend, z, Y[rows])
     return total / X.shape[0]
 
 

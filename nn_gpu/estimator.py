@@ -28,15 +28,16 @@ or sigmoid units saturate and learning stalls.
 """
 
 import inspect
-import math
+import io
 import numbers
-import operator
 import warnings
 
 import numpy as np
 
 from .errors import InvalidArgumentError, NNGpuError
+from .metrics import probabilities
 from .network import Network
+from .options import TrainingSettings, positive_int
 
 try:  # scikit-learn is optional: only its API, never needed at run time.
     from sklearn.base import BaseEstimator, ClassifierMixin
@@ -183,9 +184,9 @@ class MLPClassifier(*_BASES):
         classes, codes = np.unique(y, return_inverse=True)
         _check_two_classes(classes)
         net = self._new_network(X.shape[1], len(classes))
-        self._train(net, X, codes.reshape(-1), self._positive_int("epochs"))
+        self._train(net, X, codes.reshape(-1), positive_int(self.epochs, "epochs"))
         self.network_, self.classes_ = net, classes
-        self.n_iter_ = self._positive_int("epochs")
+        self.n_iter_ = positive_int(self.epochs, "epochs")
         return self
 
     def partial_fit(self, X, y, classes=None):
@@ -227,32 +228,10 @@ class MLPClassifier(*_BASES):
                        activation=self.activation)
 
     def _train(self, net, X, codes, epochs):
-        batch_size = min(self._positive_int("batch_size"), len(codes))
-        net.sgd((X, codes), epochs, batch_size, self._real("eta", positive=True),
-                l2=self._real("l2"), momentum=self._real("momentum"),
-                dropout=self._real("dropout"))
-
-    def _positive_int(self, name):
-        value = getattr(self, name)
-        try:
-            if isinstance(value, bool):
-                raise TypeError
-            value = operator.index(value)
-        except TypeError:
-            value = 0
-        if value < 1:
-            raise InvalidArgumentError(
-                f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        return value
-
-    def _real(self, name, positive=False):
-        """A hyper-parameter as a float (its range is checked by ``Network.sgd``)."""
-        value = getattr(self, name)
-        if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                or not math.isfinite(value) or (positive and value <= 0)):
-            kind = "a positive" if positive else "a"
-            raise InvalidArgumentError(f"{name} must be {kind} finite number, got {value!r}")
-        return float(value)
+        net.sgd((X, codes), settings=TrainingSettings(
+            epochs=epochs, mini_batch_size=min(positive_int(self.batch_size, "batch_size"),
+                                               len(codes)),
+            eta=self.eta, l2=self.l2, momentum=self.momentum, dropout=self.dropout))
 
     # ---------------------------------------------------------- prediction
     def predict_proba(self, X):
@@ -266,12 +245,7 @@ class MLPClassifier(*_BASES):
         """
         self._check_fitted()
         X = self._validate_X(X)
-        net = self.network_
-        outputs = np.asarray(net.backend.to_host(net.feedforward(X)), dtype=np.float64)
-        sums = outputs.sum(axis=1, keepdims=True)
-        empty = sums[:, 0] <= 0
-        outputs[empty], sums[empty] = 1.0, outputs.shape[1]
-        return outputs / sums
+        return probabilities(self.network_, X)
 
     def predict(self, X):
         """The label of the most active output neuron for each row of X."""
@@ -441,20 +415,15 @@ def _seed(random_state):
 
 
 def _network_state(net):
-    to_host = net.backend.to_host
-    return {"sizes": net.sizes, "cost": net.cost.name, "activation": net.activation,
-            "dtype": net.dtype.name, "init": net.init, "seed": net.seed,
-            "weights": [to_host(w) for w in net.weights],
-            "biases": [to_host(b) for b in net.biases],
-            "rng": net.rng.bit_generator.state, "training": net.training}
+    """The network as a model file's bytes, plus what a file does not keep:
+    the seed and the state of the shuffling generator."""
+    buffer = io.BytesIO()
+    net.write(buffer)
+    return {"model": buffer.getvalue(), "seed": net.seed, "rng": net.rng.bit_generator.state}
 
 
 def _restore_network(state, backend):
-    net = Network(state["sizes"], cost=state["cost"], backend=backend, dtype=state["dtype"],
-                  seed=state["seed"], init=state["init"], activation=state["activation"])
-    # Copies: unpickled arrays may be read-only (joblib memory maps).
-    net.weights = [net.backend.asarray(np.array(w), net.dtype) for w in state["weights"]]
-    net.biases = [net.backend.asarray(np.array(b), net.dtype) for b in state["biases"]]
+    net = Network.load(io.BytesIO(state["model"]), backend=backend)
+    net.seed = state["seed"]
     net.rng.bit_generator.state = state["rng"]
-    net.training = state["training"]
     return net

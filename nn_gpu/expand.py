@@ -51,9 +51,8 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 from .fileio import atomic_write
+from .mnist import COLS, PIXELS, ROWS
 
-ROWS = COLS = 28
-PIXELS = ROWS * COLS
 FORMAT_VERSION = 1
 CACHE_NAME = f"mnist-expanded-v{FORMAT_VERSION}.npz"
 
@@ -205,3 +204,32 @@ def expanded_training_set(training, cache_dir: str | os.PathLike | None = None):
     x = images.astype(np.float32)
     x /= np.float32(255)  # as load_mnist: correctly rounded pixel/255
     return x, out_labels
+
+
+def default_cache_dir():
+    """Where the expanded training set is cached: $XDG_CACHE_HOME/nn_gpu, else
+    ~/.cache/nn_gpu (created if needed; None if it cannot be), never the data dir."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    path = Path(base).expanduser() / "nn_gpu"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # the cache is optional: expand in memory
+    return path
+
+
+def training_subset(training, expand, train_size=None):
+    """The first ``train_size`` training examples (all if None), expanded
+    when ``expand``: each image then 4 copies shifted by a pixel.
+
+    Rows 5i..5i+4 of the expanded set come from image i, so its first 5n rows
+    are the expansion of the first n images: one cache file (of all 50,000)
+    serves every ``train_size``."""
+    if expand:
+        training = expanded_training_set(training, cache_dir=default_cache_dir())
+        if train_size is not None:
+            return tuple(array[:train_size * COPIES].copy() for array in training)
+        return training
+    if train_size is not None:
+        return training[0][:train_size], training[1][:train_size]
+    return training

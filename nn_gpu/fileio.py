@@ -1,6 +1,7 @@
 """Writing files so that a crash never leaves a half-written one behind."""
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -37,3 +38,10 @@ def _file_mode(path):
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+def write_json(path, document):
+    """Replace ``path`` with ``document`` as indented JSON, atomically."""
+    with atomic_write(path, "w") as handle:
+        json.dump(document, handle, indent=2)
+        handle.write("\n")

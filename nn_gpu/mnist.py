@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, InvalidArgumentError
 
 DATA_ENV_VAR = "NN_GPU_DATA"
 
@@ -28,10 +28,14 @@ FILES = {
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
+# The one home of MNIST's shapes: 28x28 images (784 network inputs), 10 digits.
 ROWS = COLS = 28
+PIXELS = ROWS * COLS
 NUM_CLASSES = 10
-# Nielsen's book holds out the last 10,000 training images for validation.
+# Nielsen's book holds out the last 10,000 training images for validation,
+# leaving 50,000 to train on.
 VALIDATION_SIZE = 10_000
+TRAINING_SIZE = 50_000
 
 _GZIP_MAGIC = b"\x1f\x8b"
 # Deflate cannot expand data more than 1032-fold: a header promising more
@@ -39,6 +43,15 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _MAX_DEFLATE_RATIO = 1032
 _WHERE = f"pass --data DIR, set {DATA_ENV_VAR}, or run `nn-gpu download`"
 _REFETCH = "delete it and run `nn-gpu download` again"
+
+
+def check_sizes(sizes, what):
+    """Layer sizes that fit MNIST: 784 inputs and 10 outputs; say so otherwise."""
+    if len(sizes) >= 2 and sizes[0] == PIXELS and sizes[-1] == NUM_CLASSES:
+        return sizes
+    raise InvalidArgumentError(
+        f"{what} {list(sizes)} do not fit MNIST: the first layer must be {PIXELS} "
+        f"({ROWS}x{COLS} pixels) and the last {NUM_CLASSES} (digits)")
 
 
 def resolve_data_dir(path: str | os.PathLike | None = None) -> Path:

@@ -17,11 +17,10 @@ from .backends import get_backend
 from .costs import get_cost
 from .errors import InvalidArgumentError, ModelFileError
 from .fileio import atomic_write
+from .options import DTYPES, METHODS  # noqa: F401 - their old home, still importable
+from .options import ACTIVATIONS, INITS, TrainingSettings, choice, positive_int
+from .options import dtype as check_dtype
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
-DTYPES = ("float32", "float64")
-INITS = ("normal", "scaled")
-METHODS = training.METHODS
 MODEL_FORMAT = "nn_gpu.network"
 MODEL_VERSION = 1
 
@@ -41,26 +40,6 @@ def initial_parameters(rng, sizes, init):
     return biases, weights
 
 
-def _check_choice(value, choices, what):
-    if value not in choices:
-        raise InvalidArgumentError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
-    return value
-
-
-def _check_dtype(dtype):
-    try:
-        name = numpy.dtype(dtype).name
-    except TypeError:
-        name = dtype
-    return numpy.dtype(_check_choice(name, DTYPES, "dtype"))
-
-
-def _check_positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
-        raise InvalidArgumentError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 class Network:
     """A feed-forward network trained by mini-batch SGD.
 
@@ -78,13 +57,13 @@ class Network:
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
             raise InvalidArgumentError(
                 f"sizes must list at least two layer widths (input and output), got {sizes!r}")
-        self.sizes = [_check_positive_int(n, "every layer size") for n in sizes]
+        self.sizes = [positive_int(n, "every layer size") for n in sizes]
         self.cost = get_cost(cost)
-        self.activation = _check_choice(activation, ACTIVATIONS, "activation")
+        self.activation = choice(activation, ACTIVATIONS, "activation")
         #: The activation of each layer's output: hidden ones, then the cost's.
         self.kinds = (activation,) * (len(self.sizes) - 2) + (self.cost.output_activation,)
-        self.dtype = _check_dtype(dtype)
-        self.init = _check_choice(init, INITS, "init")
+        self.dtype = check_dtype(dtype)
+        self.init = choice(init, INITS, "init")
         self.backend = get_backend(backend)
         self.seed = seed
         # Host RNG: initial parameters and shuffles, identical on every backend.
@@ -92,17 +71,14 @@ class Network:
         biases, weights = initial_parameters(self.rng, self.sizes, init)
         self.biases = [self.backend.asarray(b, self.dtype) for b in biases]
         self.weights = [self.backend.asarray(w, self.dtype) for w in weights]
-        #: The settings of the last ``sgd`` run (η as it ended), kept by ``save``.
-        self.training = None
+        #: The settings of the last ``sgd`` run (η as it ended), kept by ``save``
+        #: (as the model file's "training" metadata).
+        self.last_training = None
 
     def __repr__(self):
         return (f"Network({self.sizes}, cost={self.cost.name!r}, "
                 f"activation={self.activation!r}, backend={self.backend.name!r}, "
                 f"dtype={self.dtype.name!r})")
-
-    @property
-    def num_layers(self):
-        return len(self.sizes)
 
     # ------------------------------------------------------------ inputs
     def _inputs(self, X, what="X"):
@@ -127,9 +103,10 @@ class Network:
         if labels.dtype.kind not in "iu":
             raise InvalidArgumentError(f"{what} labels must be integers, got dtype {labels.dtype}")
         xp = self.backend.xp
-        # One read-back per data set, before training starts.
-        low, high, finite = (self.read(v) for v in
-                             (xp.min(labels), xp.max(labels), xp.all(xp.isfinite(X))))
+        # Read back once per data set, before training starts.
+        checks = self.read_all({"low": xp.min(labels), "high": xp.max(labels),
+                                "finite": xp.all(xp.isfinite(X))})
+        low, high, finite = int(checks["low"]), int(checks["high"]), checks["finite"]
         if low < 0 or high >= self.sizes[-1]:
             raise InvalidArgumentError(
                 f"{what} labels must lie in [0, {self.sizes[-1] - 1}], found {low}..{high}")
@@ -215,11 +192,9 @@ class Network:
                                       train_size=train_size))
 
     # ---------------------------------------------------------- training
-    def sgd(self, training_data, epochs, mini_batch_size, eta, test_data=None,
-            validation_data=None, method="batched", l2=0.0, l1=0.0, momentum=0.0, dropout=0.0,
-            eta_schedule=None, early_stopping=None, monitor_training_cost=False,
-            monitor_training_accuracy=False, monitor_evaluation_cost=False, callback=None,
-            checkpoint=None, resume=False, progress=None):
+    def sgd(self, training_data, epochs=None, mini_batch_size=None, eta=None, test_data=None,
+            validation_data=None, callback=None, checkpoint=None, resume=False, progress=None,
+            settings=None, **options):
         """Train by mini-batch stochastic gradient descent; return the history.
 
         Each epoch shuffles the training set with the network's host RNG (the
@@ -251,37 +226,51 @@ class Network:
         that turn NaN/infinite raise :class:`~nn_gpu.errors.TrainingDivergedError`
         and leave the last good checkpoint in place. ``progress(examples)`` is
         called ~50 times per epoch.
-        """
-        return training.sgd(self, training_data, epochs, mini_batch_size, eta, test_data,
-                            validation_data, method, l2, l1, momentum, dropout, eta_schedule,
-                            early_stopping, monitor_training_cost, monitor_training_accuracy,
-                            monitor_evaluation_cost, callback, checkpoint, resume, progress)
 
-    def epoch_runner(self, training_data, mini_batch_size, eta, method="batched", **settings):
+        The options (``epochs`` to ``monitor_evaluation_cost``) may come as
+        one :class:`~nn_gpu.options.TrainingSettings` instead: ``settings``.
+        """
+        if settings is None:
+            settings = TrainingSettings(epochs, mini_batch_size, eta, **options)
+        elif options or epochs is not None or mini_batch_size is not None or eta is not None:
+            raise InvalidArgumentError("pass either settings or the options, not both")
+        history, self.last_training = training.sgd(
+            self, training_data, settings, test_data, validation_data, callback, checkpoint,
+            resume, progress)
+        return history
+
+    def epoch_runner(self, training_data, mini_batch_size, eta, method="batched", **options):
         """Check the training set and move it to the device once; return a
         function that trains one epoch at ``eta`` per call (what ``sgd`` runs
         each epoch, and what the benchmarks time)."""
-        runner = training.EpochRunner(self, training_data, mini_batch_size, method, **settings)
-        return lambda: runner(eta)
+        settings = TrainingSettings(1, mini_batch_size, eta, method=method, **options)
+        runner = training.EpochRunner(self, training_data, settings)
+        return lambda: runner(settings.eta)
 
     # ------------------------------------------------------- persistence
     def metadata(self):
         return {"format": MODEL_FORMAT, "version": MODEL_VERSION, "sizes": self.sizes,
                 "cost": self.cost.name, "activation": self.activation,
-                "dtype": self.dtype.name, "init": self.init, "training": self.training}
+                "dtype": self.dtype.name, "init": self.init, "training": self.last_training}
 
     def save(self, path):
         """Write the network to ``path`` as ``.npz`` arrays plus JSON metadata
         (no pickle), atomically: an existing file is replaced only when the
         new one is complete."""
+        with atomic_write(path) as handle:
+            self.write(handle)
+
+    def write(self, handle):
+        """Write the model file's bytes to the open binary ``handle``: the one
+        serialisation of a network (files, checkpoints' parameters, pickles)."""
         arrays = self.host_arrays((self.weights, self.biases))
         arrays["metadata"] = numpy.array(json.dumps(self.metadata()))
-        with atomic_write(path) as handle:
-            numpy.savez(handle, **arrays)
+        numpy.savez(handle, **arrays)
 
     @classmethod
     def load(cls, path, backend="auto"):
-        """Read a network written by :meth:`save`, onto any backend.
+        """Read a network written by :meth:`save` (a path, or a binary file
+        object holding what :meth:`write` wrote), onto any backend.
 
         Any file is safe to try: the result is a Network or a one-line
         :class:`ModelFileError`. Only the members the metadata calls for are
@@ -313,8 +302,8 @@ class Network:
                                  "by Network.save / nn-gpu train --save)") from None
         net = cls(sizes, cost=meta["cost"], backend=backend, dtype=meta["dtype"],
                   init=meta.get("init", "normal"), activation=meta.get("activation", "sigmoid"))
-        training = meta.get("training")
-        net.training = training if isinstance(training, dict) else None
+        last_training = meta.get("training")
+        net.last_training = last_training if isinstance(last_training, dict) else None
         for l in range(len(sizes) - 1):
             net.weights[l] = net.backend.asarray(stored[f"w{l}"], net.dtype)
             net.biases[l] = net.backend.asarray(stored[f"b{l}"], net.dtype)
@@ -332,9 +321,9 @@ def check_metadata(meta):
         if key in meta and not isinstance(meta[key], str):
             raise ValueError(f"{key} {npz.short(meta[key])} is not a string")
     get_cost(meta["cost"])
-    _check_dtype(meta["dtype"])
-    _check_choice(meta.get("activation", "sigmoid"), ACTIVATIONS, "activation")
-    _check_choice(meta.get("init", "normal"), INITS, "init")
+    check_dtype(meta["dtype"])
+    choice(meta.get("activation", "sigmoid"), ACTIVATIONS, "activation")
+    choice(meta.get("init", "normal"), INITS, "init")
     sizes = meta["sizes"]
     if not isinstance(sizes, list) or len(sizes) < 2 or not all(
             isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):

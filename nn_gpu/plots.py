@@ -1,17 +1,15 @@
-"""``nn-gpu plot``: pictures of a training run and of a trained model.
+"""Pictures of a training run and of a trained model, as PNG files.
 
     nn-gpu plot curves HISTORY.json -o curves.png          # from `train --history`
     nn-gpu plot misclassified MODEL -o misclassified.png [--count 36]
     nn-gpu plot confusion MODEL -o confusion.png
     nn-gpu plot weights MODEL -o weights.png [--count 30]
-    python -m nn_gpu.plots curves h.json -o c.png          # the same, before cli.py knows `plot`
 
-The modes that score a model take ``--data DIR``, ``--split test|validation``
-and ``--backend``; every mode takes ``--dpi``. Each picture is also a Python
-function (:func:`plot_curves`, :func:`plot_misclassified`,
-:func:`plot_confusion`, :func:`plot_weights`) that writes a PNG and returns
-the matplotlib :class:`~matplotlib.figure.Figure`; :func:`confusion_matrix`
-is the numbers behind :func:`plot_confusion`.
+(the command: :mod:`nn_gpu.cli.plot`). Each picture is a Python function
+(:func:`plot_curves`, :func:`plot_misclassified`, :func:`plot_confusion`,
+:func:`plot_weights`, and :func:`plot_bench` for ``nn-gpu bench --plot``) that
+writes a PNG and returns the matplotlib :class:`~matplotlib.figure.Figure`;
+the numbers behind them are in :mod:`nn_gpu.metrics` and :mod:`nn_gpu.history`.
 
 matplotlib is the optional extra ``nn_gpu[plot]``. It is imported only when a
 picture is drawn, and only its object-oriented API with the Agg canvas is
@@ -19,22 +17,18 @@ used: no display is needed, and pyplot's global state (a notebook's backend,
 its list of open figures) is never touched. Every PNG is written atomically.
 """
 
-import json
 import math
 import os
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy
 
-from . import cli  # cli.py imports this module inside build_parser(), not at its top
-from . import core
-from .backends import BACKEND_NAMES
 from .errors import InvalidArgumentError, NNGpuError
 from .fileio import atomic_write
-from .mnist import COLS, ROWS, load_mnist
-from .network import Network
+from .history import HistoryError, check_history, load_history
+from .metrics import confusion_matrix, predictions
+from .mnist import COLS, PIXELS, ROWS
+from .options import positive_int
 
 PLOT_HINT = "install nn_gpu[plot] (pip install 'nn_gpu[plot]')"
 DEFAULT_DPI = 100
@@ -47,13 +41,10 @@ CELL_SIZE = (1.15, 1.3)
 GRID_HEADING = 0.55
 CONFUSION_SIZE = (6.4, 5.6)
 COLORBAR_WIDTH = 0.9
-PIXELS = ROWS * COLS
+BENCH_SIZE = (7.5, 5.0)
+BENCH_DPI = 120
 #: (label, history key suffix, style) of each data set, in legend order.
 SPLITS = (("train", "train", "-"), ("validation", "validation", "-"), ("test", "test", "--"))
-
-
-class HistoryError(NNGpuError, ValueError):
-    """A history file (``nn-gpu train --history``) is missing or malformed."""
 
 
 # ----------------------------------------------------------------- helpers
@@ -102,100 +93,13 @@ def to_host(array):
     return array.get() if hasattr(array, "get") else numpy.asarray(array)
 
 
-def _check_count(count, what):
-    if isinstance(count, bool) or not isinstance(count, (int, numpy.integer)) or count < 1:
-        raise InvalidArgumentError(f"{what} must be a positive integer, got {count!r}")
-    return int(count)
-
-
 def _check_images(net, what):
     if net.sizes[0] != PIXELS:
-        raise InvalidArgumentError(f"{what} needs a network with {PIXELS} inputs (28x28 "
+        raise InvalidArgumentError(f"{what} needs a network with {PIXELS} inputs ({ROWS}x{COLS} "
                                    f"pixels), this one has sizes {net.sizes}")
 
 
-# ------------------------------------------------------------ the numbers
-def _device_predictions(net, X):
-    """argmax of the output layer for every row of device X, on the device,
-    scored in the same chunks as :meth:`Network.evaluate`."""
-    xp = net.backend.xp
-    chunks = []
-    for start in range(0, X.shape[0], core.SCORING_CHUNK):
-        z = core.output_logits(net.backend, net.kinds, net.weights, net.biases,
-                               X[start:start + core.SCORING_CHUNK])
-        chunks.append(xp.argmax(z, axis=1))  # argmax a = argmax z: f is increasing
-    return chunks[0] if len(chunks) == 1 else xp.concatenate(chunks)
-
-
-def predictions(net, data):
-    """The network's digit for each row of ``(X, labels)``, as a NumPy int array."""
-    X, _ = net.to_device(data)
-    return net.backend.to_host(_device_predictions(net, X)).astype(numpy.int64)
-
-
-def confusion_matrix(net, data):
-    """Counts ``C[true, predicted]`` over ``(X, labels)``: an (n_out, n_out)
-    NumPy int64 array, (10, 10) for MNIST. Computed on the network's backend
-    with one device-to-host copy; ``C.sum()`` is the number of examples and
-    the trace is :meth:`Network.evaluate`."""
-    X, labels = net.to_device(data)
-    xp, k = net.backend.xp, net.sizes[-1]
-    pairs = labels.astype(xp.int64) * k + _device_predictions(net, X).astype(xp.int64)
-    counts = xp.bincount(pairs, minlength=k * k).reshape(k, k)
-    return net.backend.to_host(counts).astype(numpy.int64)
-
-
-# ------------------------------------------------------------ the history
-def load_history(path):
-    """Read and check a history file written by ``nn-gpu train --history``."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise HistoryError(f"{path}: history file not found") from None
-    except IsADirectoryError:
-        raise HistoryError(f"{path}: is a directory, not a history file") from None
-    except UnicodeDecodeError:
-        raise HistoryError(f"{path}: not a JSON history file (not UTF-8 text)") from None
-    except OSError as exc:
-        raise HistoryError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    try:
-        history = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HistoryError(f"{path}: not a JSON history file ({exc.msg} at line {exc.lineno} "
-                           f"column {exc.colno})") from None
-    return check_history(history, str(path))
-
-
-def check_history(history, where="history"):
-    """``history`` if it is a ``{"config": {...}, "epochs": [...]}`` document
-    with at least one epoch; else a one-line :class:`HistoryError`."""
-    origin = "(write one with `nn-gpu train --history FILE`)"
-    if not isinstance(history, dict) or "epochs" not in history:
-        raise HistoryError(f"{where}: not a training history: expected a JSON object with "
-                           f"\"epochs\" {origin}")
-    epochs = history["epochs"]
-    if not isinstance(epochs, list):
-        raise HistoryError(f"{where}: \"epochs\" must be a list, got {type(epochs).__name__}")
-    if not epochs:
-        raise HistoryError(f"{where}: no epochs recorded yet (the run wrote its history "
-                           "before finishing its first epoch)")
-    if not isinstance(history.get("config", {}), dict):
-        raise HistoryError(f"{where}: \"config\" must be a JSON object")
-    for i, entry in enumerate(epochs, 1):
-        if not isinstance(entry, dict):
-            raise HistoryError(f"{where}: epoch entry {i} is not a JSON object")
-        for key, value in entry.items():
-            if key == "epoch" and value is None:
-                raise HistoryError(f"{where}: epoch entry {i}: epoch is not a number (None)")
-            if (key == "epoch" or key.endswith(("_accuracy", "_cost"))) and not (
-                    value is None  # not measured: left out of the plot
-                    or isinstance(value, (int, float)) and not isinstance(value, bool)):
-                raise HistoryError(f"{where}: epoch entry {i}: {key} is not a number "
-                                   f"({value!r})")
-    return history
-
-
+# ---------------------------------------------------------------- pictures
 def describe_config(config):
     """The run in one line: sizes, cost, eta, preset and what else was on."""
     if not config:
@@ -227,7 +131,6 @@ def _series(epochs, key, scale=1.0):
     return [p[0] for p in points], [p[1] for p in points]
 
 
-# ---------------------------------------------------------------- pictures
 def plot_curves(history, path, dpi=DEFAULT_DPI):
     """Cost and accuracy against epoch, train / validation / test where the
     history has them, written to ``path`` as PNG. ``history`` is the
@@ -287,7 +190,7 @@ def plot_misclassified(net, data, path, count=DEFAULT_MISCLASSIFIED, dpi=DEFAULT
                        split="test"):
     """The first ``count`` rows of ``(X, labels)`` the network gets wrong, as
     28x28 digits (black ink on white) titled "true 5 / pred 3", in a grid."""
-    count = _check_count(count, "count")
+    count = positive_int(count, "count")
     _check_images(net, "plot_misclassified")
     X, labels = data
     predicted = predictions(net, data)
@@ -364,7 +267,7 @@ def plot_weights(net, path, count=DEFAULT_WEIGHTS, dpi=DEFAULT_DPI):
     """The first-layer weights into each of the first ``count`` hidden
     neurons as a 28x28 image, red positive and blue negative, white at 0,
     on one colour scale (clipped at the 99.5th percentile of |w|)."""
-    count = _check_count(count, "count")
+    count = positive_int(count, "count")
     _check_images(net, "plot_weights")
     hidden = net.sizes[1]
     count = min(count, hidden)
@@ -390,126 +293,35 @@ def plot_weights(net, path, count=DEFAULT_WEIGHTS, dpi=DEFAULT_DPI):
     return fig
 
 
-# ------------------------------------------------------------ the command
-def load_model(args):
-    net = Network.load(args.model, backend=args.backend)
-    cli.check_mnist_sizes(net.sizes, f"{args.model}: model layer sizes")
-    return net
+def plot_bench(results, path, title, dpi=BENCH_DPI):
+    """``nn-gpu bench``'s results: epoch seconds against mini-batch size,
+    log-log, one line per method, plus the GEMM floor."""
+    fig = new_figure(BENCH_SIZE, dpi)
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
-
-def load_split(args):
-    _, validation, test = load_mnist(args.data)
-    return test if args.split == "test" else validation
-
-
-def cmd_curves(args):
-    """Learning curves of a `train --history` file."""
-    cli.check_output_path(args.output, "--output")
-    require_matplotlib()
-    history = load_history(args.history)
-    plot_curves(history, args.output, dpi=args.dpi)
-    print(f"Learning curves ({len(history['epochs'])} epochs) written to {args.output}")
-    return 0
-
-
-def cmd_misclassified(args):
-    cli.check_output_path(args.output, "--output")
-    require_matplotlib()
-    net = load_model(args)
-    fig = plot_misclassified(net, load_split(args), args.output, count=args.count,
-                             dpi=args.dpi, split=args.split)
-    print(f"{fig.get_suptitle()}; written to {args.output}")
-    return 0
-
-
-def cmd_confusion(args):
-    cli.check_output_path(args.output, "--output")
-    require_matplotlib()
-    net = load_model(args)
-    plot_confusion(net, load_split(args), args.output, dpi=args.dpi, split=args.split)
-    print(f"Confusion matrix ({args.split} set) written to {args.output}")
-    return 0
-
-
-def cmd_weights(args):
-    cli.check_output_path(args.output, "--output")
-    require_matplotlib()
-    net = load_model(args)
-    plot_weights(net, args.output, count=args.count, dpi=args.dpi)
-    print(f"Weights of {min(args.count, net.sizes[1])} hidden neurons written to {args.output}")
-    return 0
-
-
-def add_plot_parser(commands):
-    """Register ``plot`` (with its modes) on the subparsers object of ``nn-gpu``'s parser."""
-    plot = commands.add_parser(
-        "plot", help="draw learning curves, misclassified digits, a confusion matrix "
-                     "or weights (needs matplotlib)",
-        description="Draw a PNG of a training run or a trained model. Needs matplotlib: "
-                    f"{PLOT_HINT}.",
-        epilog=f"See `{cli.PROG} plot KIND --help` for each kind's options.")
-    modes = plot.add_subparsers(dest="mode", metavar="KIND", required=True)
-
-    def output(parser):
-        parser.add_argument("-o", "--output", required=True, metavar="FILE.png",
-                            help="write the picture here (PNG, replaced atomically)")
-
-    def common(parser, func):
-        parser.add_argument("--dpi", type=cli.positive_int, default=DEFAULT_DPI, metavar="N",
-                            help=f"pixels per inch (default: {DEFAULT_DPI})")
-        parser.set_defaults(func=func, parser=parser)
-
-    def model(parser, data=True):
-        parser.add_argument("model", metavar="MODEL", help="model file from `train --save`")
-        output(parser)
-        if data:
-            parser.add_argument("--data", metavar="DIR", help=cli.DATA_HELP)
-            parser.add_argument("--split", choices=("test", "validation"), default="test",
-                                help="the MNIST set to score (default: test)")
-        parser.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
-
-    curves = modes.add_parser(
-        "curves", help="cost and accuracy per epoch, from `train --history`",
-        description="Plot cost and accuracy against epoch (train, validation and test, "
-                    "where the history has them) from a file written by "
-                    f"`{cli.PROG} train --history`.")
-    curves.add_argument("history", metavar="HISTORY", help="JSON file from `train --history`")
-    output(curves)
-    common(curves, cmd_curves)
-
-    wrong = modes.add_parser(
-        "misclassified", help="a grid of the digits a model gets wrong",
-        description="Draw the first N digits of the test (or validation) set that the "
-                    "model misclassifies, each titled with its true and predicted digit.")
-    model(wrong)
-    wrong.add_argument("--count", type=cli.positive_int, default=DEFAULT_MISCLASSIFIED,
-                       metavar="N", help=f"how many digits (default: {DEFAULT_MISCLASSIFIED})")
-    common(wrong, cmd_misclassified)
-
-    confusion = modes.add_parser(
-        "confusion", help="the 10x10 confusion matrix of a model",
-        description="Draw the confusion matrix of the model on the test (or validation) "
-                    "set: rows are the true digit, columns the predicted one.")
-    model(confusion)
-    common(confusion, cmd_confusion)
-
-    weights = modes.add_parser(
-        "weights", help="first-layer weights of hidden neurons as 28x28 images",
-        description="Draw the weights from the 784 input pixels into each of the first "
-                    "N hidden neurons as a 28x28 image (red positive, blue negative).")
-    model(weights, data=False)
-    weights.add_argument("--count", type=cli.positive_int, default=DEFAULT_WEIGHTS,
-                         metavar="N", help=f"how many hidden neurons, at most all of the "
-                                           f"first layer (default: {DEFAULT_WEIGHTS})")
-    common(weights, cmd_weights)
-    return plot
-
-
-def main(argv=None):
-    """``nn-gpu plot`` on its own: ``argv`` holds the arguments after ``plot``
-    (exit status as ``nn-gpu``)."""
-    return cli.main(["plot", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    ax = fig.add_subplot()
+    batch_sizes = sorted({r["batch_size"] for r in results})
+    for method, style in (("per_example", "s-"), ("batched", "o-")):
+        points = sorted((r["batch_size"], r["median_seconds"], r["backend"])
+                        for r in results if r["method"] == method)
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], style,
+                    label=f"{method} ({points[0][2]})")
+    floors = {r["batch_size"]: r["floor_seconds"] for r in results}
+    ax.plot(batch_sizes, [floors[b] for b in batch_sizes], "k--", linewidth=1,
+            label="GEMM floor (epoch FLOPs / GEMM rate)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(batch_sizes, [str(b) for b in batch_sizes])
+    ax.set_xticks([], minor=True)
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_locator(LogLocator(subs=(2, 5)))
+    ax.yaxis.set_minor_formatter(plain)
+    ax.set_xlabel("mini-batch size")
+    ax.set_ylabel("seconds per epoch")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    save_png(fig, path)
+    return fig

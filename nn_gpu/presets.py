@@ -15,12 +15,14 @@ lands within a few tenths of a percent of them, on either side.
 """
 
 from .errors import InvalidArgumentError
+from .mnist import NUM_CLASSES, PIXELS
+from .options import PATIENCE_OPTIONS, off_if_zero
 
 #: The built-in value of every option a preset may set (argparse dest names):
 #: chapter 1's network. ``monitor`` lists what is measured after each epoch
 #: (the validation and test accuracies always are).
 TRAIN_DEFAULTS = {
-    "sizes": [784, 30, 10],
+    "sizes": [PIXELS, 30, NUM_CLASSES],
     "epochs": 30,
     "batch_size": 10,
     "eta": 3.0,
@@ -38,9 +40,9 @@ TRAIN_DEFAULTS = {
                 "evaluation-accuracy"],
 }
 
-_CH1_30 = {"sizes": [784, 30, 10], "cost": "quadratic", "activation": "sigmoid",
+_CH1_30 = {"sizes": [PIXELS, 30, NUM_CLASSES], "cost": "quadratic", "activation": "sigmoid",
            "batch_size": 10, "eta": 3.0, "epochs": 30, "init": "normal"}
-_CH3_L2 = {"sizes": [784, 100, 10], "cost": "cross_entropy", "activation": "sigmoid",
+_CH3_L2 = {"sizes": [PIXELS, 100, NUM_CLASSES], "cost": "cross_entropy", "activation": "sigmoid",
            "l2": 5.0, "eta": 0.5, "batch_size": 10, "epochs": 30, "init": "normal"}
 
 PRESETS = {
@@ -53,7 +55,7 @@ PRESETS = {
     "ch1-100": {
         "description": "chapter 1 with 100 hidden neurons (book: best of 30 epochs)",
         "book_accuracy": 96.59, "book_split": "test",
-        "options": {**_CH1_30, "sizes": [784, 100, 10]},
+        "options": {**_CH1_30, "sizes": [PIXELS, 100, NUM_CLASSES]},
     },
     "ch3-l2": {
         "description": "chapter 3, network2.py: cross-entropy, L2 regularisation "
@@ -72,7 +74,8 @@ PRESETS = {
                        "momentum 0.9, dropout 0.5, expanded data, eta halved after "
                        "3 flat epochs; ~5 minutes on a 2-core CPU",
         "book_accuracy": None, "book_split": None,
-        "options": {"sizes": [784, 800, 10], "cost": "log_likelihood", "activation": "relu",
+        "options": {"sizes": [PIXELS, 800, NUM_CLASSES], "cost": "log_likelihood",
+                    "activation": "relu",
                     "init": "scaled", "batch_size": 100, "eta": 0.05, "momentum": 0.9,
                     "dropout": 0.5, "expand": True, "eta_schedule": 3, "epochs": 30},
     },
@@ -90,7 +93,8 @@ def get_preset(name):
 
 def resolve(explicit, preset=None):
     """Every option of :data:`TRAIN_DEFAULTS`, resolved: a value given in
-    ``explicit`` (not None) wins, then the preset's, then the built-in one."""
+    ``explicit`` (not None) wins, then the preset's, then the built-in one;
+    a patience option set to 0 ("off") becomes None."""
     chosen = get_preset(preset)["options"] if preset is not None else {}
     resolved = {}
     for key, default in TRAIN_DEFAULTS.items():
@@ -98,6 +102,8 @@ def resolve(explicit, preset=None):
         if value is None:
             value = chosen.get(key, default)
         resolved[key] = list(value) if isinstance(value, list) else value
+    for key in PATIENCE_OPTIONS:
+        resolved[key] = off_if_zero(resolved[key])
     return resolved
 
 

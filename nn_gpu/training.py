@@ -11,31 +11,12 @@ import time
 
 from . import core, reference
 from .errors import CheckpointError, InvalidArgumentError, TrainingDivergedError
+from .options import batch_fits
 
-METHODS = ("batched", "per_example")
 # The η schedule of the book's chapter 3 stops once η has been halved 7 times.
 SCHEDULE_FLOOR = 1 / 128
 # Progress-bar updates per epoch (the epoch runs in this many segments).
 PROGRESS_SEGMENTS = 50
-
-
-def check_number(value, what, low=0.0, high=math.inf, high_open=True):
-    """A real number in [low, high) (or [low, high]); one clear error otherwise."""
-    ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-          and low <= value and (value < high if high_open else value <= high))
-    if not ok:
-        bracket = ")" if high_open else "]"
-        raise InvalidArgumentError(f"{what} must be a number in [{low:g}, {high:g}{bracket}, "
-                                   f"got {value!r}")
-    return float(value)
-
-
-def check_patience(value, what):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(f"{what} must be a positive number of epochs, got {value!r}")
-    return value
 
 
 class EpochRunner:
@@ -43,32 +24,26 @@ class EpochRunner:
     an epoch reuses; each call trains one epoch at the given η (shuffle, SGD
     steps, synchronise)."""
 
-    def __init__(self, net, training_data, mini_batch_size, method="batched", l2=0.0, l1=0.0,
-                 momentum=0.0, dropout=0.0):
+    def __init__(self, net, training_data, settings):
+        """``settings``: the run's :class:`~nn_gpu.options.TrainingSettings`
+        (its mini-batch size, method and regularisation are used)."""
         self.net = net
-        self.method = method
-        self.mini_batch_size = mini_batch_size
-        self.settings = {"l2": check_number(l2, "l2 (λ)"), "l1": check_number(l1, "l1 (λ)"),
-                         "momentum": check_number(momentum, "momentum", 0.0, 1.0),
-                         "dropout": check_number(dropout, "dropout", 0.0, 1.0)}
-        if method not in METHODS:
-            raise InvalidArgumentError(f"unknown method {method!r}; choose one of "
-                                       f"{', '.join(METHODS)}")
-        if method == "per_example":
+        self.method = settings.method
+        self.mini_batch_size = mini_batch_size = settings.mini_batch_size
+        self.settings = settings.regularisation
+        if self.method == "per_example":
             self._check_reference_supports()
         backend = net.backend
         self.X, labels = net.to_device(training_data, "training_data")
         self.train_size = self.X.shape[0]
-        if mini_batch_size > self.train_size:
-            raise InvalidArgumentError(f"mini_batch_size {mini_batch_size} is larger than the "
-                                       f"training set ({self.train_size} examples)")
+        batch_fits(mini_batch_size, self.train_size)
         self.Y = net.one_hot(labels)
         self.labels = labels
         # Dropout masks get their own stream, spawned from the network's seed
         # without drawing from it: the shuffles stay those of a run without dropout.
         self.rng = (backend.random_generator(int(net.rng.spawn(1)[0].integers(2**63)))
                     if self.settings["dropout"] else None)
-        if method == "batched":
+        if self.method == "batched":
             self.workspace = core.Workspace(
                 backend, net.sizes, mini_batch_size, net.dtype,
                 momentum=self.settings["momentum"] > 0, dropout=self.settings["dropout"] > 0)
@@ -138,44 +113,38 @@ class EpochRunner:
             self.rng.bit_generator.state = state["dropout_rng"]
 
 
-def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None, validation_data=None,
-        method="batched", l2=0.0, l1=0.0, momentum=0.0, dropout=0.0, eta_schedule=None,
-        early_stopping=None, monitor_training_cost=False, monitor_training_accuracy=False,
-        monitor_evaluation_cost=False, callback=None, checkpoint=None, resume=False,
-        progress=None):
-    """The body of :meth:`nn_gpu.network.Network.sgd` (see there)."""
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise InvalidArgumentError(f"epochs must be a positive integer, got {epochs!r}")
-    if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, int) \
-            or mini_batch_size < 1:
-        raise InvalidArgumentError(
-            f"mini_batch_size must be a positive integer, got {mini_batch_size!r}")
-    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 < eta < math.inf:
-        raise InvalidArgumentError(f"eta must be a positive number, got {eta!r}")
-    eta_schedule = check_patience(eta_schedule, "eta_schedule")
-    early_stopping = check_patience(early_stopping, "early_stopping")
-    if (eta_schedule or early_stopping) and validation_data is None:
+def sgd(net, training_data, settings, test_data=None, validation_data=None, callback=None,
+        checkpoint=None, resume=False, progress=None):
+    """Train ``net`` as ``settings`` (a :class:`~nn_gpu.options.TrainingSettings`)
+    say; return ``(history, last_training)``: one record per epoch, and what
+    continuing this training needs (saved with the model). The body of
+    :meth:`nn_gpu.network.Network.sgd` (see there)."""
+    if (settings.eta_schedule or settings.early_stopping) and validation_data is None:
         raise InvalidArgumentError("eta_schedule and early_stopping watch the validation "
                                    "accuracy: pass validation_data")
     if resume and checkpoint is None:
         raise InvalidArgumentError("resume needs the checkpoint to resume from")
-    run_epoch = EpochRunner(net, training_data, mini_batch_size, method, l2, l1, momentum,
-                            dropout)
+    run_epoch = EpochRunner(net, training_data, settings)
     scored = [(name, net.to_device(data, f"{name}_data"))
               for name, data in (("validation", validation_data), ("test", test_data))
               if data is not None]
+    monitor_training_cost = settings.monitor_training_cost
+    monitor_training_accuracy = settings.monitor_training_accuracy
     if monitor_training_cost or monitor_training_accuracy:
         scored.append(("train", (run_epoch.X, run_epoch.labels)))
-    watch = Watch(net, eta, eta_schedule, early_stopping)
-    settings = {"method": method, "mini_batch_size": mini_batch_size, "eta0": eta,
-                "train_size": run_epoch.train_size, **run_epoch.settings,
-                "eta_schedule": eta_schedule, "early_stopping": early_stopping}
+    watch = Watch(net, settings.eta, settings.eta_schedule, settings.early_stopping)
+    # The settings a checkpoint records and a resume must match (its file format).
+    saved_settings = {"method": settings.method, "mini_batch_size": settings.mini_batch_size,
+                      "eta0": settings.eta, "train_size": run_epoch.train_size,
+                      **run_epoch.settings, "eta_schedule": settings.eta_schedule,
+                      "early_stopping": settings.early_stopping}
+    l2, l1 = settings.l2, settings.l1
 
     history = []
     if resume:
-        history = _restore(checkpoint, net, run_epoch, watch, settings)
+        history = _restore(checkpoint, net, run_epoch, watch, saved_settings)
     xp = net.backend.xp
-    for epoch in range(len(history) + 1, epochs + 1):
+    for epoch in range(len(history) + 1, settings.epochs + 1):
         if history and "stopped" in history[-1]:
             break  # a resumed run that had already finished
         started = time.perf_counter()
@@ -186,7 +155,7 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None, valida
             is_train = name == "train"
             if not is_train or monitor_training_accuracy:
                 scores[f"{name}_correct"] = net.count_correct(X, labels)
-            if monitor_training_cost if is_train else monitor_evaluation_cost:
+            if monitor_training_cost if is_train else settings.monitor_evaluation_cost:
                 scores[f"{name}_cost"] = net.cost_of(X, labels, l2=l2, l1=l1,
                                                      train_size=run_epoch.train_size)
         values = net.read_all(scores)  # one synchronisation per epoch
@@ -203,15 +172,13 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, test_data=None, valida
             record["stopped"] = stop
         history.append(record)
         if checkpoint is not None:
-            _save(checkpoint, net, run_epoch, watch, settings, history)
+            _save(checkpoint, net, run_epoch, watch, saved_settings, history)
         if callback is not None:
             callback(record)
         if stop:
             break
     watch.restore_best()
-    # What continuing this training needs (saved with the model).
-    net.training = {**settings, "eta": watch.eta, "epochs_done": len(history)}
-    return history
+    return history, {**saved_settings, "eta": watch.eta, "epochs_done": len(history)}
 
 
 def _check_finite(values, epoch, eta, checkpoint):

@@ -19,8 +19,22 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def mnist_dir():
-    """The data dir tests use: $NN_GPU_DATA (CI sets it), else ../shared/data/mnist."""
+    """The one place tests find MNIST: $NN_GPU_DATA (CI sets it), else
+    ../shared/data/mnist."""
     return Path(os.environ.get("NN_GPU_DATA") or REPO_ROOT.parent / "shared" / "data" / "mnist")
+
+
+def have_mnist():
+    """Whether :func:`mnist_dir` holds the four MNIST files."""
+    from nn_gpu.mnist import FILES
+
+    return all((mnist_dir() / name).is_file() for name in FILES.values())
+
+
+#: Skip (saying where MNIST was looked for) a test or module that needs the files.
+needs_mnist = pytest.mark.skipif(
+    not have_mnist(),
+    reason=f"MNIST not found in {mnist_dir()} (set NN_GPU_DATA to a directory with the four files)")
 
 
 def pytest_collection_modifyitems(config, items):

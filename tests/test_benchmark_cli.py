@@ -1,34 +1,33 @@
 """`nn-gpu bench` on a tiny configuration, and its FLOP counting.
 
-The command runs in-process through :func:`nn_gpu.benchmark.main` (the
-arguments after ``bench``); once ``nn_gpu/cli.py`` registers the command,
-``test_registered_in_nn_gpu`` checks the same through ``nn_gpu.cli.main``.
+The command runs in-process through :func:`nn_gpu.cli.main`.
 Everything here takes a few seconds: 2,000 examples, mini-batches 10 and 100,
 one timed epoch.
 """
 
 import json
-import os
 import re
 from contextlib import redirect_stdout
 from io import StringIO
-from pathlib import Path
 
 import pytest
 
+from conftest import have_mnist, mnist_dir, needs_mnist
 from nn_gpu import benchmark
-from nn_gpu.benchmark import Gemm, epoch_flops, main, step_flops, step_gemms
-from nn_gpu.mnist import DATA_ENV_VAR, FILES
+from nn_gpu.cli import main as nn_gpu_main
+from nn_gpu.benchmark import Gemm, epoch_flops, step_flops, step_gemms
 
-DATA = Path(os.environ.get(DATA_ENV_VAR) or Path(__file__).resolve().parents[2] / "shared/data/mnist")
-needs_mnist = pytest.mark.skipif(
-    not all((DATA / name).is_file() for name in FILES.values()),
-    reason=f"MNIST not found in {DATA} (set {DATA_ENV_VAR} to a directory with the four files)")
+DATA = mnist_dir()
 
 TINY = ["--data", str(DATA), "--train-size", "2000", "--batch-sizes", "10", "100",
         "--repeats", "1", "--methods", "batched", "per_example"]
 ROW = re.compile(r"^(batched|per_example) +(\d+) +(\d+\.\d{3})([ *]) +([\d,]+) +(-|\d+\.\dx) +"
                  r"(\d+\.\d) +(\d+\.\d{3}) +(\d+\.\d)$")
+
+
+def main(argv):
+    """``nn-gpu bench ARGV``: the exit status."""
+    return nn_gpu_main(["bench", *argv])
 
 
 def run(argv):
@@ -77,7 +76,7 @@ def test_gemm_rate_is_positive_and_finite():
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """One tiny bench run with --json, shared by the table and JSON tests."""
-    if not all((DATA / name).is_file() for name in FILES.values()):
+    if not have_mnist():
         pytest.skip(f"MNIST not found in {DATA}")
     path = tmp_path_factory.mktemp("bench") / "bench.json"
     rc, out = run([*TINY, "--backend", "numpy", "--json", str(path)])
@@ -175,12 +174,12 @@ def test_plot_without_matplotlib_is_one_line(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--batch-sizes", "0"], "argument --batch-sizes: must be at least 1, got 0"),
+    (["--batch-sizes", "0"], "argument --batch-sizes: must be a positive integer, got 0"),
     (["--batch-sizes", "ten"], "argument --batch-sizes: expected a positive integer, got 'ten'"),
     (["--methods", "fast"], "argument --methods: invalid choice: 'fast'"),
     (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
     (["--backend", "tpu"], "argument --backend: invalid choice: 'tpu'"),
-    (["--repeats", "0"], "argument --repeats: must be at least 1, got 0"),
+    (["--repeats", "0"], "argument --repeats: must be a positive integer, got 0"),
     (["--train-size", "60000"], "must be at most 50000"),
     (["--train-size", "100", "--batch-sizes", "10", "1000"],
      "--batch-sizes 1000 is larger than the training set (100 examples)"),
@@ -216,13 +215,3 @@ def test_help_lists_every_option(capsys):
     for option in ("--data", "--backend", "--sizes", "--batch-sizes", "--methods", "--dtype",
                    "--repeats", "--train-size", "--json", "--plot", "--blas-threads"):
         assert option in out
-
-
-def test_registered_in_nn_gpu(capsys):
-    from nn_gpu.cli import build_parser, main as nn_gpu_main
-
-    commands = next(a for a in build_parser()._actions if a.dest == "command")
-    if "bench" not in commands.choices:
-        pytest.skip("nn_gpu/cli.py does not register `bench` yet (add_bench_parser)")
-    assert nn_gpu_main(["bench", "--batch-sizes", "0"]) == 2
-    assert capsys.readouterr().err.startswith("nn-gpu bench: error: argument --batch-sizes")

@@ -8,6 +8,7 @@ point works. Nothing here touches the network.
 import importlib.metadata
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -18,16 +19,16 @@ from pathlib import Path
 import numpy
 import pytest
 
-from nn_gpu import Network, cupy_status
+from conftest import mnist_dir, needs_mnist
+from nn_gpu import Network, cupy_status, get_backend
 from nn_gpu.cli import main
-from nn_gpu.mnist import DATA_ENV_VAR, FILES
+from nn_gpu.mnist import DATA_ENV_VAR
+from nn_gpu.options import TrainingSettings
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get(DATA_ENV_VAR) or Path(__file__).resolve().parents[2] / "shared/data/mnist")
+DATA = mnist_dir()
 
-pytestmark = pytest.mark.skipif(
-    not all((DATA / name).is_file() for name in FILES.values()),
-    reason=f"MNIST not found in {DATA} (set {DATA_ENV_VAR} to a directory with the four files)")
+pytestmark = needs_mnist
 
 SMALL = ["--data", str(DATA), "--train-size", "2000", "--epochs", "2", "--sizes", "784", "16", "10"]
 TINY = ["train", "--data", str(DATA), "--train-size", "1000", "--sizes", "784", "16", "10"]
@@ -156,7 +157,7 @@ def test_ctrl_c_keeps_history_and_returns_130(tmp_path, capsys, monkeypatch):
                     raise KeyboardInterrupt
             return super().sgd(*args, callback=stop_after_two, **kwargs)
 
-    monkeypatch.setattr("nn_gpu.cli.Network", InterruptedNetwork)
+    monkeypatch.setattr("nn_gpu.cli.train.Network", InterruptedNetwork)
     history = tmp_path / "h.json"
     args = ["train", "--data", str(DATA), "--train-size", "500", "--epochs", "5",
             "--sizes", "784", "16", "10", "--history", str(history)]
@@ -249,12 +250,29 @@ def test_evaluate_rejects_non_mnist_model(tmp_path, capsys):
     assert_one_line_error(main(["evaluate", str(model), "--data", str(DATA)]), capsys, "784")
 
 
-def test_info_mentions_numpy_and_auto(capsys):
+def test_info_reports_the_real_versions_backend_and_data(capsys, monkeypatch):
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
     assert main(["info", "--data", str(DATA)]) == 0
-    out = capsys.readouterr().out
-    assert "numpy" in out and "auto" in out
-    assert "all 4 MNIST files present" in out
-    assert f"sweep (Optuna): {importlib.metadata.version('optuna')}" in out
+    lines = dict(line.split(" ", 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["numpy"] == numpy.__version__
+    assert lines["python"] == f"{platform.python_version()} ({sys.executable})"
+    auto = get_backend("auto")
+    assert lines["backend"] == f"'auto' picks: {auto.name} ({auto.describe()})"
+    assert lines["data"] == (f"dir: {DATA} (from --data): "
+                             "all 4 MNIST files present")
+    assert lines["sweep"] == f"(Optuna): {importlib.metadata.version('optuna')}"
+
+
+def test_info_names_the_source_of_the_data_dir_and_what_is_missing(tmp_path, capsys,
+                                                                   monkeypatch):
+    monkeypatch.setenv(DATA_ENV_VAR, str(tmp_path))
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"")
+    assert main(["info"]) == 0
+    data_line = next(line for line in capsys.readouterr().out.splitlines()
+                     if line.startswith("data dir:"))
+    assert data_line == (f"data dir: {tmp_path} (from {DATA_ENV_VAR}): missing "
+                         "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+                         "t10k-images-idx3-ubyte.gz; run `nn-gpu download`")
 
 
 def test_python_dash_m_entry_point(tmp_path):
@@ -272,7 +290,7 @@ def test_python_dash_m_entry_point(tmp_path):
 
 # ------------------------------------------------- chapter 3 options, presets
 def test_new_options_reach_the_network_and_sgd(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("nn_gpu.cli.Network", Recording)
+    monkeypatch.setattr("nn_gpu.cli.train.Network", Recording)
     history = tmp_path / "h.json"
     rc, lines = run([*TINY, "--epochs", "1", "--activation", "tanh", "--cost", "log_likelihood",
                      "--init", "scaled", "--eta", "0.1", "--batch-size", "20", "--l2", "1.5",
@@ -282,13 +300,10 @@ def test_new_options_reach_the_network_and_sgd(tmp_path, capsys, monkeypatch):
     assert rc == 0
     net = Recording.last
     assert (net.activation, net.cost.name, net.init) == ("tanh", "log_likelihood", "scaled")
-    assert net.sgd_args == (1, 20, 0.1)
     assert len(net.training_data[1]) == 1000
-    kwargs = net.sgd_kwargs
-    assert (kwargs["l2"], kwargs["l1"], kwargs["momentum"], kwargs["dropout"]) == (1.5, 0.25, 0.5, 0.2)
-    assert (kwargs["eta_schedule"], kwargs["early_stopping"]) == (2, 3)
-    assert kwargs["monitor_training_cost"] is True
-    assert kwargs["monitor_training_accuracy"] is kwargs["monitor_evaluation_cost"] is False
+    assert net.sgd_kwargs["settings"] == TrainingSettings(
+        epochs=1, mini_batch_size=20, eta=0.1, l2=1.5, l1=0.25, momentum=0.5, dropout=0.2,
+        eta_schedule=2, early_stopping=3, monitor_training_cost=True)
     assert lines[0].startswith("Training [784, 16, 10] (log_likelihood cost, tanh, scaled init, "
                                "eta 0.1, mini-batch 20, l2 1.5, l1 0.25, momentum 0.5, "
                                "dropout 0.2, eta schedule 2, early stopping 3, 1000 examples, ")
@@ -338,12 +353,13 @@ def test_preset_values_are_used_and_explicit_options_win(tmp_path, capsys):
 
 
 def test_off_cancels_a_presets_schedule(capsys, monkeypatch):
-    monkeypatch.setattr("nn_gpu.cli.Network", Recording)
+    monkeypatch.setattr("nn_gpu.cli.train.Network", Recording)
     rc, _ = run([*TINY, "--preset", "best-mlp", "--no-expand", "--eta-schedule", "off",
                  "--epochs", "1", "--sizes", "784", "16", "10", "--dropout", "0"], capsys)
     assert rc == 0
     net = Recording.last
-    assert net.sgd_kwargs["eta_schedule"] is None and net.sgd_kwargs["momentum"] == 0.9
+    settings = net.sgd_kwargs["settings"]
+    assert settings.eta_schedule is None and settings.momentum == 0.9
     assert (net.activation, net.cost.name, len(net.training_data[1])) == (
         "relu", "log_likelihood", 1000)
 
@@ -353,7 +369,7 @@ def test_expand_trains_on_five_times_the_examples(tmp_path, capsys, monkeypatch,
 
     cache_home = tmp_path / "cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
-    monkeypatch.setattr("nn_gpu.cli.Network", Recording)
+    monkeypatch.setattr("nn_gpu.cli.train.Network", Recording)
     before = sorted(DATA.iterdir())
     history = tmp_path / "h.json"
     rc, lines = run(["train", "--data", str(DATA), "--train-size", "500", "--expand",
@@ -385,7 +401,7 @@ def test_early_stopping_prints_the_stop_and_keeps_the_best_weights(tmp_path, cap
                         w[...] = 0
             return super().sgd(*args, callback=wreck_when_stopping, **kwargs)
 
-    monkeypatch.setattr("nn_gpu.cli.Network", Wrecking)
+    monkeypatch.setattr("nn_gpu.cli.train.Network", Wrecking)
     model, history = tmp_path / "m.npz", tmp_path / "h.json"
     rc, lines = run([*TINY, "--epochs", "5", "--eta", "1e-12", "--early-stopping", "1",
                      "--seed", "2", "--save", str(model), "--history", str(history)], capsys)

@@ -15,7 +15,7 @@ import time
 import numpy
 import pytest
 
-from nn_gpu import cli
+from nn_gpu import Network, cli
 from nn_gpu.checkpoint import Checkpoint
 
 from conftest import REPO_ROOT, mnist_dir
@@ -85,7 +85,7 @@ def test_out_of_gpu_memory_is_one_line_with_a_suggestion(capsys, monkeypatch):
 
     def exhausted(*args, **kwargs):
         raise OutOfMemoryError("Out of memory allocating 4,000,000,000 bytes")
-    monkeypatch.setattr(cli.Network, "sgd", exhausted)
+    monkeypatch.setattr(Network, "sgd", exhausted)
     status, _, err = run(capsys, "train", "--train-size", "100", "--epochs", "1")
     assert status == 1
     assert "out of GPU memory" in err and "4,000,000,000 bytes" in err and "--batch-size" in err

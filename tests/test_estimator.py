@@ -151,7 +151,7 @@ def test_partial_fit_after_fit_continues_that_network(api):
 def test_batch_size_larger_than_the_data_is_clipped(api):
     X, y = blobs(n=12)
     clf = api.MLPClassifier(batch_size=100, epochs=2).fit(X, y)
-    assert clf.network_.training["mini_batch_size"] == 12
+    assert clf.network_.last_training["mini_batch_size"] == 12
 
 
 # ------------------------------------------------------- probabilities
@@ -310,8 +310,8 @@ def test_predict_needs_a_fitted_estimator_and_the_same_features(api):
     ({"batch_size": True}, "batch_size must be a positive integer"),
     ({"hidden_layer_sizes": (10, 0)}, "hidden_layer_sizes must be a tuple of positive"),
     ({"hidden_layer_sizes": "30"}, "hidden_layer_sizes must be a tuple of positive"),
-    ({"eta": 0}, "eta must be a positive finite number"),
-    ({"l2": float("nan")}, "l2 must be a finite number"),
+    ({"eta": 0}, r"eta must be a number in \(0, inf\)"),
+    ({"l2": float("nan")}, r"l2 \(λ\) must be a number in \[0, inf\)"),
     ({"momentum": 1.5}, r"momentum must be a number in \[0, 1\)"),
     ({"dropout": -0.1}, r"dropout must be a number in \[0, 1\)"),
     ({"cost": "hinge"}, "unknown cost 'hinge'"),

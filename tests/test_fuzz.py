@@ -17,24 +17,22 @@ Every property runs a bounded number of examples without deadlines: the
 whole file takes well under 30 seconds.
 """
 
-import contextlib
 import functools
 import gzip
 import io
 import json
-import os
 import pathlib
 import struct
 import tempfile
-import traceback
 import warnings
 import zipfile
 
 import numpy
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from fuzzing import fuzz, memory_cap, mutate
 from nn_gpu import Network
 from nn_gpu.costs import COSTS
 from nn_gpu.checkpoint import Checkpoint, expected_arrays
@@ -46,53 +44,11 @@ from nn_gpu.network import ACTIVATIONS, DTYPES, INITS, MODEL_FORMAT, MODEL_VERSI
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
 HUGE_DIMS = [2**31, 2**31 - 1, 2**32 - 1, 10**9, 60_000 * 784]
 
-#: NN_GPU_FUZZ_SCALE=20 runs 20 times as many examples, drawn afresh each run
-#: (the default run is derandomized: the same examples every time).
-SCALE = float(os.environ.get("NN_GPU_FUZZ_SCALE") or 1)
-
-
-def fuzz(examples):
-    return settings(max_examples=max(1, round(examples * SCALE)), deadline=None,
-                    derandomize=SCALE == 1, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                           HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
 FUZZ = fuzz(150)
 FUZZ_SHORT = fuzz(80)
 
 
 # --------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def memory_cap(extra=1 << 30):
-    """Fail any allocation beyond what the process maps now plus ``extra``
-    bytes with MemoryError (RLIMIT_AS; Linux only, a no-op elsewhere)."""
-    try:
-        import resource
-
-        with open("/proc/self/statm") as statm:
-            mapped = int(statm.read().split()[0]) * resource.getpagesize()
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    except (ImportError, OSError, ValueError):
-        yield
-        return
-    limit = mapped + extra
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    if soft != resource.RLIM_INFINITY:
-        limit = min(limit, soft)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    try:
-        yield
-    except BaseException as exc:
-        # Let go of what the failed call's frames hold (Hypothesis keeps the
-        # traceback of every failing example).
-        traceback.clear_frames(exc.__traceback__)
-        raise
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-
-
 def idx_bytes(magic, dims, payload):
     return struct.pack(f">I{len(dims)}I", magic, *dims) + bytes(payload)
 
@@ -118,25 +74,6 @@ def check_images(images):
 def check_labels(labels):
     assert isinstance(labels, numpy.ndarray) and labels.dtype == numpy.uint8
     assert labels.ndim == 1 and (labels.size == 0 or labels.max() <= 9)
-
-
-def mutate(data, draw):
-    """Flip bits, overwrite, insert, delete or truncate at drawn positions."""
-    data = bytearray(data)
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "set", "insert", "delete", "truncate"]))
-        pos = draw(st.integers(0, max(len(data) - 1, 0)))
-        if op == "flip" and data:
-            data[pos] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set" and data:
-            data[pos] = draw(st.integers(0, 255))
-        elif op == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
-        elif op == "delete":
-            del data[pos:pos + draw(st.integers(1, 8))]
-        elif op == "truncate":
-            del data[pos:]
-    return bytes(data)
 
 
 def valid_idx(kind, n):
@@ -549,12 +486,12 @@ def test_model_loader_reads_back_every_valid_model(tmp_path, data):
                   activation=data.draw(st.sampled_from(ACTIVATIONS)),
                   dtype=data.draw(st.sampled_from(DTYPES)), init=data.draw(st.sampled_from(INITS)),
                   backend="numpy", seed=data.draw(st.integers(0, 2**32)))
-    net.training = data.draw(st.none() | st.dictionaries(st.text(max_size=6), json_values,
+    net.last_training = data.draw(st.none() | st.dictionaries(st.text(max_size=6), json_values,
                                                          max_size=4))
     path = tmp_path / "model.npz"
     net.save(path)
     loaded = load_either(path)
-    assert loaded is not None and loaded.sizes == net.sizes and loaded.training == net.training
+    assert loaded is not None and loaded.sizes == net.sizes and loaded.last_training == net.last_training
     for a, b in zip(loaded.weights + loaded.biases, net.weights + net.biases):
         numpy.testing.assert_array_equal(a, b)
 

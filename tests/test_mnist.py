@@ -1,7 +1,6 @@
 """Tests for nn_gpu.mnist: the genuine data set, and every malformed-file error."""
 
 import gzip as gzip_module
-import os
 import re
 import struct
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import have_mnist, mnist_dir
 from nn_gpu.errors import DataError
 from nn_gpu.mnist import (
     DATA_ENV_VAR,
@@ -61,13 +61,11 @@ def names(path):
 
 @pytest.fixture(scope="module")
 def real_dir():
-    """The genuine data: $NN_GPU_DATA (set by CI), else ../shared/data/mnist."""
-    env = os.environ.get(DATA_ENV_VAR)
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared/data/mnist"
-    if not all((root / name).is_file() for name in FILES.values()):
-        pytest.skip(f"genuine MNIST not found in {root}: set {DATA_ENV_VAR} to a "
+    """The genuine data, where conftest finds it."""
+    if not have_mnist():
+        pytest.skip(f"genuine MNIST not found in {mnist_dir()}: set {DATA_ENV_VAR} to a "
                     "directory holding the four .gz files")
-    return root
+    return mnist_dir()
 
 
 @pytest.fixture(scope="module")

@@ -56,8 +56,8 @@ def small():
     ({"epochs": 0}, "epochs must be a positive integer"),
     ({"mini_batch_size": 2.5}, "mini_batch_size must be a positive integer"),
     ({"mini_batch_size": 21}, "larger than the training set"),
-    ({"eta": -1.0}, "eta must be a positive number"),
-    ({"eta": float("nan")}, "eta must be a positive number"),
+    ({"eta": -1.0}, r"eta must be a number in \(0, inf\)"),
+    ({"eta": float("nan")}, r"eta must be a number in \(0, inf\)"),
     ({"method": "fast"}, "unknown method 'fast'"),
 ])
 def test_sgd_rejects_bad_arguments(small, change, message):
@@ -108,9 +108,9 @@ def test_save_load_keeps_the_architecture_and_training_settings(tmp_path, mnist_
     loaded = Network.load(tmp_path / "model.npz", backend="numpy")
     assert (loaded.cost.name, loaded.activation, loaded.init, loaded.kinds) == (
         "log_likelihood", "tanh", "scaled", ("tanh", "softmax"))
-    assert loaded.training == net.training
-    assert loaded.training["l2"] == 1.0 and loaded.training["momentum"] == 0.5
-    assert loaded.training["mini_batch_size"] == 20 and loaded.training["epochs_done"] == 2
+    assert loaded.last_training == net.last_training
+    assert loaded.last_training["l2"] == 1.0 and loaded.last_training["momentum"] == 0.5
+    assert loaded.last_training["mini_batch_size"] == 20 and loaded.last_training["epochs_done"] == 2
     assert loaded.evaluate(test) == net.evaluate(test)
 
 

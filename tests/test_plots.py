@@ -1,14 +1,11 @@
 """`nn-gpu plot` and the functions behind it, on a small model trained here.
 
 The model is [784, 16, 10] after one epoch on 2,000 MNIST examples (about a
-second). The command runs in-process through :func:`nn_gpu.plots.main` (the
-arguments after ``plot``); ``test_registered_in_nn_gpu`` checks the same
-through ``nn_gpu.cli.main`` once ``nn_gpu/cli.py`` registers the command.
+second). The command runs in-process through :func:`nn_gpu.cli.main`.
 """
 
 import builtins
 import json
-import os
 import re
 from contextlib import redirect_stdout
 from io import StringIO
@@ -17,26 +14,30 @@ from pathlib import Path
 import numpy
 import pytest
 
-from nn_gpu import plots
+from conftest import mnist_dir, needs_mnist
+from nn_gpu import metrics, plots
+from nn_gpu.cli import main as nn_gpu_main
+from nn_gpu.history import HistoryError
 from nn_gpu.errors import NNGpuError
-from nn_gpu.mnist import DATA_ENV_VAR, FILES
 from nn_gpu.network import Network
 
 pytest.importorskip("matplotlib")
 from matplotlib.image import imread  # noqa: E402
 
-DATA = Path(os.environ.get(DATA_ENV_VAR) or Path(__file__).resolve().parents[2] / "shared/data/mnist")
-needs_mnist = pytest.mark.skipif(
-    not all((DATA / name).is_file() for name in FILES.values()),
-    reason=f"MNIST not found in {DATA} (set {DATA_ENV_VAR} to a directory with the four files)")
+DATA = mnist_dir()
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ERROR_LINE = re.compile(r"^nn-gpu: error: [^\n]+\n$")
+
+
+def plot_main(argv):
+    """``nn-gpu plot ARGV``: the exit status."""
+    return nn_gpu_main(["plot", *argv])
 
 
 def run(argv):
     out = StringIO()
     with redirect_stdout(out):
-        rc = plots.main([str(a) for a in argv])
+        rc = plot_main([str(a) for a in argv])
     return rc, out.getvalue()
 
 
@@ -96,14 +97,14 @@ def test_confusion_matrix_counts_every_example(model, mnist, backend):
     net = Network.load(path, backend=backend)
     _, validation, test = mnist
     for X, labels in (test, (validation[0][:777], validation[1][:777])):
-        counts = plots.confusion_matrix(net, (X, labels))
+        counts = metrics.confusion_matrix(net, (X, labels))
         assert isinstance(counts, numpy.ndarray) and counts.shape == (10, 10)
         assert counts.dtype == numpy.int64 and counts.min() >= 0
         assert counts.sum() == len(labels)
         assert numpy.trace(counts) == net.evaluate((X, labels))
         # rows are the true digits, columns the predicted ones
         assert (counts.sum(axis=1) == numpy.bincount(labels, minlength=10)).all()
-        predicted = plots.predictions(net, (X, labels))
+        predicted = metrics.predictions(net, (X, labels))
         assert (counts.sum(axis=0) == numpy.bincount(predicted, minlength=10)).all()
 
 
@@ -114,7 +115,20 @@ def test_confusion_matrix_on_a_hand_made_network():
     net.biases[0][...] = 0
     X = numpy.array([[1, 0], [0, 1], [1, 0], [1, 0], [0, 1.0]])
     labels = numpy.array([0, 1, 1, 0, 0])
-    assert plots.confusion_matrix(net, (X, labels)).tolist() == [[2, 1], [1, 1]]
+    assert metrics.confusion_matrix(net, (X, labels)).tolist() == [[2, 1], [1, 1]]
+
+
+def test_confusion_matrix_rows_are_true_columns_predicted():
+    # Asymmetric, so a transposed result fails: output j copies input j and
+    # output 2 has a bias of 0.5, so (1, 0) -> 0, (0, 1) -> 1, (0, 0) -> 2.
+    net = Network([2, 3], backend="numpy", dtype="float64")
+    net.weights[0][...] = [[10, 0], [0, 10], [0, 0]]
+    net.biases[0][...] = [0, 0, 0.5]
+    X = numpy.array([[1, 0], [1, 0], [0, 1], [0, 0.0]])
+    labels = numpy.array([1, 1, 1, 0])
+    assert metrics.predictions(net, (X, labels)).tolist() == [0, 0, 1, 2]
+    assert metrics.confusion_matrix(net, (X, labels)).tolist() == [[0, 0, 1], [2, 1, 0],
+                                                                   [0, 0, 0]]
 
 
 def test_grid_shape():
@@ -170,7 +184,7 @@ def test_plot_confusion_shows_the_matrix(model, mnist, tmp_path):
     fig = plots.plot_confusion(net, mnist[2], tmp_path / "c.png")
     check_png(tmp_path / "c.png", plots.CONFUSION_SIZE)
     ax = fig.axes[0]
-    counts = plots.confusion_matrix(net, mnist[2])
+    counts = metrics.confusion_matrix(net, mnist[2])
     assert (ax.images[0].get_array().filled(0) == counts).all()
     shown = sorted(int(t.get_text()) for t in ax.texts)
     assert shown == sorted(counts[counts > 0].tolist())
@@ -233,7 +247,7 @@ def test_an_existing_png_is_untouched_when_plotting_fails(tmp_path, monkeypatch)
     assert path.read_bytes() == b"the old picture"
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]  # no temporary file left
     monkeypatch.undo()
-    with pytest.raises(plots.HistoryError):  # fails before the file is opened
+    with pytest.raises(HistoryError):  # fails before the file is opened
         plots.plot_curves({"epochs": []}, path)
     assert path.read_bytes() == b"the old picture"
 
@@ -291,7 +305,7 @@ def test_bad_history_files_are_one_line_errors(content, message, tmp_path, capsy
     elif content is not None:
         history.write_text(content)
     out_png = tmp_path / "c.png"
-    rc = plots.main(["curves", str(history), "-o", str(out_png)])
+    rc = plot_main(["curves", str(history), "-o", str(out_png)])
     out, err = capsys.readouterr()
     assert rc == 1 and out == ""
     assert ERROR_LINE.match(err), err
@@ -300,7 +314,7 @@ def test_bad_history_files_are_one_line_errors(content, message, tmp_path, capsy
 
 
 def test_history_that_is_a_directory(tmp_path, capsys):
-    rc = plots.main(["curves", str(tmp_path), "-o", str(tmp_path / "c.png")])
+    rc = plot_main(["curves", str(tmp_path), "-o", str(tmp_path / "c.png")])
     err = capsys.readouterr().err
     assert rc == 1 and ERROR_LINE.match(err) and "is a directory" in err
 
@@ -311,18 +325,18 @@ def test_history_that_is_a_directory(tmp_path, capsys):
     (["curves", "h.json"], "the following arguments are required: -o/--output"),
     (["curves", "-o", "c.png"], "the following arguments are required: HISTORY"),
     (["misclassified", "m.npz", "-o", "g.png", "--count", "0"],
-     "argument --count: must be at least 1, got 0"),
+     "argument --count: must be a positive integer, got 0"),
     (["weights", "m.npz", "-o", "w.png", "--count", "many"],
      "argument --count: expected a positive integer, got 'many'"),
     (["confusion", "m.npz", "-o", "c.png", "--split", "train"],
      "argument --split: invalid choice: 'train'"),
     (["confusion", "m.npz", "-o", "c.png", "--backend", "tpu"],
      "argument --backend: invalid choice: 'tpu'"),
-    (["curves", "h.json", "-o", "c.png", "--dpi", "0"], "argument --dpi: must be at least 1"),
+    (["curves", "h.json", "-o", "c.png", "--dpi", "0"], "argument --dpi: must be a positive integer"),
     (["weights", "m.npz", "-o", "w.png", "--data", "DIR"], "unrecognized arguments: --data"),
 ])
 def test_bad_arguments_are_one_line_usage_errors(argv, message, capsys):
-    rc = plots.main(argv)
+    rc = plot_main(argv)
     out, err = capsys.readouterr()
     assert rc == 2 and out == ""
     assert err.count("\n") == 1, err
@@ -331,7 +345,7 @@ def test_bad_arguments_are_one_line_usage_errors(argv, message, capsys):
 
 @pytest.mark.parametrize("mode", ["misclassified", "confusion", "weights"])
 def test_a_missing_model_is_a_one_line_error(mode, tmp_path, capsys):
-    rc = plots.main([mode, str(tmp_path / "nope.npz"), "-o", str(tmp_path / "p.png")])
+    rc = plot_main([mode, str(tmp_path / "nope.npz"), "-o", str(tmp_path / "p.png")])
     err = capsys.readouterr().err
     assert rc == 1 and ERROR_LINE.match(err)
     assert "nope.npz: model file not found" in err
@@ -340,7 +354,7 @@ def test_a_missing_model_is_a_one_line_error(mode, tmp_path, capsys):
 
 def test_an_unwritable_output_fails_before_any_work(tmp_path, capsys):
     # the model does not exist either: the output path is checked first
-    rc = plots.main(["confusion", str(tmp_path / "nope.npz"),
+    rc = plot_main(["confusion", str(tmp_path / "nope.npz"),
                      "-o", str(tmp_path / "no-such-dir" / "c.png")])
     err = capsys.readouterr().err
     assert rc == 1 and ERROR_LINE.match(err)
@@ -351,7 +365,7 @@ def test_an_unwritable_output_fails_before_any_work(tmp_path, capsys):
 def test_a_model_that_is_not_for_mnist(tmp_path, capsys):
     path = tmp_path / "small.npz"
     Network([4, 3, 2], backend="numpy", seed=0).save(path)
-    rc = plots.main(["weights", str(path), "-o", str(tmp_path / "w.png")])
+    rc = plot_main(["weights", str(path), "-o", str(tmp_path / "w.png")])
     err = capsys.readouterr().err
     assert rc == 1 and ERROR_LINE.match(err) and "do not fit MNIST" in err
 
@@ -375,22 +389,10 @@ def test_without_matplotlib_is_one_line(history_file, tmp_path, monkeypatch, cap
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     for argv in (["curves", str(history_file)], ["weights", str(tmp_path / "m.npz")]):
-        rc = plots.main([*argv, "-o", str(tmp_path / "p.png")])
+        rc = plot_main([*argv, "-o", str(tmp_path / "p.png")])
         err = capsys.readouterr().err
         assert rc == 1 and ERROR_LINE.match(err), err
         assert "plotting needs matplotlib" in err and "install nn_gpu[plot]" in err
     with pytest.raises(NNGpuError, match=re.escape("install nn_gpu[plot]")):
         plots.plot_curves(synthetic_history(), tmp_path / "p.png")
     assert not (tmp_path / "p.png").exists()
-
-
-def test_registered_in_nn_gpu(history_file, tmp_path, capsys):
-    from nn_gpu.cli import build_parser, main as nn_gpu_main
-
-    commands = next(a for a in build_parser()._actions if a.dest == "command")
-    if "plot" not in commands.choices:
-        pytest.skip("nn_gpu/cli.py does not register `plot` yet (add_plot_parser)")
-    assert nn_gpu_main(["plot", "curves", str(history_file), "-o", str(tmp_path / "c.png")]) == 0
-    check_png(tmp_path / "c.png", plots.CURVES_SIZE)
-    assert nn_gpu_main(["plot", "weights", "m.npz", "-o", "w.png", "--count", "0"]) == 2
-    assert capsys.readouterr().err.startswith("nn-gpu plot weights: error: argument --count")

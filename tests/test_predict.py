@@ -1,13 +1,11 @@
-"""`nn-gpu predict` and nn_gpu.predict: a user's own digit images, made MNIST-like.
+"""`nn-gpu predict` and nn_gpu.images: a user's own digit images, made MNIST-like.
 
 Real MNIST test digits are drawn the way a user would have them -- black ink
 on white paper, four times larger, somewhere off the centre of a 200x140
 picture, saved as PNG (and JPEG, RGBA, 16-bit, palette, inverted) -- and
 must come back as (nearly) the original 28x28 image, and be read correctly
 by a small network trained here (2 epochs on 5,000 examples: ~90% on the
-test set). The CLI runs in-process through :func:`nn_gpu.predict.main`
-(the arguments after ``predict``); once ``nn_gpu/cli.py`` registers the
-command, ``test_registered_in_nn_gpu`` checks the same through it.
+test set). The CLI runs in-process through :func:`nn_gpu.cli.main`.
 """
 
 import io
@@ -24,9 +22,17 @@ from hypothesis import strategies as st
 Image = pytest.importorskip("PIL.Image",
                             reason="Pillow is not installed: pip install 'nn_gpu[image]'")
 
-from nn_gpu import Network, predict  # noqa: E402
-from nn_gpu.predict import ImageError, predict_images, probabilities, to_mnist  # noqa: E402
-from test_fuzz import memory_cap, mutate  # noqa: E402
+from fuzzing import memory_cap, mutate  # noqa: E402
+from nn_gpu import Network  # noqa: E402
+from nn_gpu.cli import main  # noqa: E402
+from nn_gpu.images import ImageError, check_model, to_mnist  # noqa: E402
+from nn_gpu.metrics import classify, probabilities  # noqa: E402
+
+
+def predict_images(net, images):
+    """(label, probabilities) of each image, as `nn-gpu predict` reads them."""
+    check_model(net)
+    return classify(net, numpy.stack([to_mnist(image) for image in images])) if images else []
 
 #: ``NAME: 7 (0.913)  0:0.0012 1:0.0003 ... 9:0.0150``
 RESULT = re.compile(r"^(?P<name>.+): (?P<label>\d) \((?P<p>[01]\.\d{3})\)  "
@@ -60,7 +66,7 @@ def best_correlation(converted, original):
 def run(argv):
     out, err = StringIO(), StringIO()
     with redirect_stdout(out), redirect_stderr(err):
-        rc = predict.main(argv)
+        rc = main(["predict", *argv])
     return rc, out.getvalue(), err.getvalue()
 
 
@@ -333,18 +339,7 @@ def test_cli_errors_are_one_line(trained, pngs, tmp_path, case, message):
 
 
 def test_cli_usage_errors(capsys):
-    assert predict.main([]) == 2
+    assert main(["predict"]) == 2
     assert "nn-gpu predict: error:" in capsys.readouterr().err
-    assert predict.main(["--help"]) == 0
+    assert main(["predict", "--help"]) == 0
     assert "Pillow" in capsys.readouterr().out
-
-
-def test_registered_in_nn_gpu(trained, pngs, capsys):
-    from nn_gpu.cli import build_parser, main as nn_gpu_main
-
-    commands = next(a for a in build_parser()._actions if a.dest == "command")
-    if "predict" not in commands.choices:
-        pytest.skip("nn_gpu/cli.py does not register `predict` yet (add_predict_parser)")
-    assert nn_gpu_main(["predict", str(trained[1]), str(pngs[7])]) == 0
-    _, label, _, probs = parse(capsys.readouterr().out.strip())
-    assert sum(probs) == pytest.approx(1, abs=1e-3) and label == 7

@@ -3,7 +3,9 @@
 import pytest
 
 from nn_gpu import Network
-from nn_gpu.cli import MONITORS, build_parser, resolve_train_options
+from nn_gpu.cli import build_parser
+from nn_gpu.cli.train import resolve_train_options
+from nn_gpu.options import MONITORS
 from nn_gpu.errors import InvalidArgumentError
 from nn_gpu.expand import expanded_training_set
 from nn_gpu.presets import PRESETS, TRAIN_DEFAULTS, as_arguments, get_preset, resolve, table

@@ -57,9 +57,11 @@ class Backend:
 
     def compiled_epoch(self, plan):
         """A native replacement for :func:`nn_gpu.core.train_epoch` for the
-        training described by ``plan`` (a :class:`nn_gpu.core.Plan`), taking
-        the same arguments after ``backend, plan``; or None to run the core's
-        loop over this backend's primitives."""
+        training described by ``plan`` (a :class:`nn_gpu.core.Plan`), called
+        as ``epoch(plan, weights, biases, X, Y, order, batch_size, workspace)``
+        (train_epoch's arguments without ``backend`` and ``rng``: it never
+        runs dropout); or None to run the core's loop over this backend's
+        primitives, as it must for any plan it does not fully know."""
         return None
 
     def random_generator(self, seed):

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..backends import cupy_status
+from . import SETUP_FAILED
 from . import study as sweep_study
-from .worker import SETUP_FAILED
 
 #: A worker slot that crashed this often is not restarted again.
 MAX_CRASHES = 3

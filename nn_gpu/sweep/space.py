@@ -30,26 +30,27 @@ import math
 import sys
 from pathlib import Path
 
+from .. import options as train_options
 from .. import presets
-from ..cli import (MNIST_INPUTS, MNIST_OUTPUTS, MNIST_TRAINING_SIZE, non_negative_float,
-                   positive_float, positive_int, unit_interval)
 from ..costs import COSTS
 from ..errors import InvalidArgumentError
-from ..network import ACTIVATIONS, DTYPES, INITS
+from ..mnist import NUM_CLASSES, PIXELS, TRAINING_SIZE
+from ..options import ACTIVATIONS, DTYPES, INITS
 
-#: Searchable option -> (kind, the `train` argument type that checks a value).
-#: Kinds: "float" and "int" take ranges or choices, the others choices only.
+#: Searchable option -> (kind, the :mod:`nn_gpu.options` validator that checks
+#: a value, as for `train`). Kinds: "float" and "int" take ranges or choices,
+#: the others choices only.
 OPTIONS = {
-    "eta": ("float", positive_float),
-    "l2": ("float", non_negative_float),
-    "l1": ("float", non_negative_float),
-    "momentum": ("float", unit_interval),
-    "dropout": ("float", unit_interval),
-    "batch_size": ("int", positive_int),
-    "epochs": ("int", positive_int),
-    "eta_schedule": ("int", positive_int),
-    "early_stopping": ("int", positive_int),
-    "hidden": ("hidden", positive_int),
+    "eta": ("float", train_options.positive_number),
+    "l2": ("float", train_options.non_negative_number),
+    "l1": ("float", train_options.non_negative_number),
+    "momentum": ("float", train_options.unit_interval),
+    "dropout": ("float", train_options.unit_interval),
+    "batch_size": ("int", train_options.positive_int),
+    "epochs": ("int", train_options.positive_int),
+    "eta_schedule": ("int", train_options.positive_int),
+    "early_stopping": ("int", train_options.positive_int),
+    "hidden": ("hidden", train_options.positive_int),
     "cost": ("choice", tuple(COSTS)),
     "activation": ("choice", ACTIVATIONS),
     "init": ("choice", INITS),
@@ -113,10 +114,10 @@ class SearchSpace:
                                  f"{', '.join(presets.PRESETS)}")
         self.train_size = document.get("train_size")
         if self.train_size is not None and not (
-                _is_int(self.train_size) and 1 <= self.train_size <= MNIST_TRAINING_SIZE):
-            self._fail("train_size", f"must be a whole number from 1 to {MNIST_TRAINING_SIZE}")
+                _is_int(self.train_size) and 1 <= self.train_size <= TRAINING_SIZE):
+            self._fail("train_size", f"must be a whole number from 1 to {TRAINING_SIZE}")
         self.dtype = document.get("dtype", "float32")
-        if self.dtype not in DTYPES:
+        if not isinstance(self.dtype, str) or self.dtype not in DTYPES:
             self._fail("dtype", f"must be one of {', '.join(DTYPES)}")
         fixed = self._table("fixed")
         self.search = {key: self._parse_spec(key, spec)
@@ -165,8 +166,8 @@ class SearchSpace:
             self._fail(where, f"must be {'a whole number' if kind == 'int' else 'a number'}, "
                               f"got {_show(value)}")
         try:
-            check(str(value))
-        except Exception as exc:  # argparse.ArgumentTypeError
+            check(value)
+        except InvalidArgumentError as exc:
             self._fail(where, str(exc))
         return value
 
@@ -221,14 +222,14 @@ class SearchSpace:
         return {"low": low, "high": high, "log": log, "step": step}
 
     def _check_batch_fits(self):
-        examples = self.train_size or MNIST_TRAINING_SIZE
+        examples = self.train_size or TRAINING_SIZE
         spec = self.search.get("batch_size")
         largest = (self.base["batch_size"] if spec is None
                    else max(spec["choices"]) if "choices" in spec else spec["high"])
-        if largest > examples:
-            where = "search.batch_size" if spec else "fixed.batch_size"
-            self._fail(where, f"a mini-batch of {largest} is larger than the training set "
-                              f"({examples} examples, train_size)")
+        try:
+            train_options.batch_fits(largest, examples, "a mini-batch of")
+        except InvalidArgumentError as exc:
+            self._fail("search.batch_size" if spec else "fixed.batch_size", f"{exc} (train_size)")
 
     # ---------------------------------------------------------- trials
     def suggest(self, trial):
@@ -260,10 +261,7 @@ class SearchSpace:
 
     def options(self, chosen):
         """The full `train` options for the searched values ``chosen``."""
-        options = {**self.base, **_as_train_options(chosen)}
-        for key in ("eta_schedule", "early_stopping"):
-            options[key] = options[key] or None
-        return options
+        return {**self.base, **_as_train_options(chosen)}
 
     def describe(self):
         """The space as JSON-able data, stored with the study so a changed
@@ -281,7 +279,7 @@ def _as_train_options(values):
     """Space keys -> `train` option keys (``hidden`` becomes ``sizes``)."""
     options = dict(values)
     if "hidden" in options:
-        options["sizes"] = [MNIST_INPUTS, *options.pop("hidden"), MNIST_OUTPUTS]
+        options["sizes"] = [PIXELS, *options.pop("hidden"), NUM_CLASSES]
     return options
 
 

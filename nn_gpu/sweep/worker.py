@@ -27,16 +27,14 @@ import optuna
 from optuna.trial import TrialState
 
 from ..backends import get_backend
-from ..cli import sgd_settings, training_subset
 from ..errors import NNGpuError, TrainingDivergedError
+from ..expand import training_subset
 from ..mnist import load_mnist
 from ..network import Network
+from ..options import TrainingSettings
+from . import SETUP_FAILED
 from . import study as sweep_study
 from .space import SearchSpace
-
-#: Exit status of a worker that could not start (no data, bad storage...):
-#: starting it again would fail the same way, so the sweep stops.
-SETUP_FAILED = 3
 
 
 class StopRequest:
@@ -131,9 +129,9 @@ class Objective:
                 net = Network(options["sizes"], cost=options["cost"], backend=self.backend,
                               dtype=self.space.dtype, seed=seed, init=options["init"],
                               activation=options["activation"])
-                net.sgd(self.training_set(options["expand"]), options["epochs"],
-                        options["batch_size"], options["eta"], validation_data=self.validation,
-                        callback=after_epoch, **sgd_settings(options))
+                net.sgd(self.training_set(options["expand"]),
+                        settings=TrainingSettings.from_options(options),
+                        validation_data=self.validation, callback=after_epoch)
             return best["accuracy"]
         except optuna.TrialPruned as exc:
             trial.set_user_attr("stopped", str(exc))

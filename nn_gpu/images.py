@@ -1,4 +1,4 @@
-"""``nn-gpu predict``: classify your own digit images with a saved model.
+"""A photo or drawing of a digit as an MNIST-style network input.
 
 A photo or drawing of a digit looks nothing like an MNIST image until it has
 been through the steps that made MNIST (LeCun et al.): :func:`to_mnist`
@@ -10,8 +10,7 @@ side is 20 pixels; and places it in a 28x28 field so that its centre of mass
 falls on the field's centre, pixel (14, 14) -- where the MNIST digits' own
 centres of mass are, to within half a pixel.
 
-    nn-gpu train --save model.npz
-    nn-gpu predict model.npz my-seven.png photo-of-a-3.jpg
+``nn-gpu predict`` classifies such images with a saved model.
 
 Images are read with Pillow, an optional dependency
 (``pip install 'nn_gpu[image]'``), imported only when an image is read. It
@@ -20,30 +19,25 @@ works best on a single dark digit on a plain, evenly lit light background
 """
 
 import os
-import sys
 
 import numpy
 
-from . import cli  # cli.py imports this module inside build_parser(), not at its top
-from .backends import BACKEND_NAMES
 from .errors import InvalidArgumentError, NNGpuError
-from .network import Network
+from .mnist import COLS, NUM_CLASSES, PIXELS, ROWS
 
 PILLOW_HINT = "pip install 'nn_gpu[image]'"
-SIDE = 28           # the MNIST field
 BOX = 20            # the longer side of the digit within it
-CENTRE = 14.0       # where its centre of mass goes (row and column)
+CENTRE = ROWS / 2     # where its centre of mass goes (row and column): 14.0
 MIN_CONTRAST = 0.1  # ink must differ from the background by this much (of full scale)
 NOISE = 0.2         # after stretching, fainter pixels count as background
 MAX_SIDE = 1024     # larger images are reduced first (speed; the digit ends up 20 px)
-DIGITS = 10
 
 
 class ImageError(NNGpuError):
     """An image to classify is missing, unreadable, or has no digit in it."""
 
 
-def _pillow():
+def require_pillow():
     """The PIL.Image and PIL.ImageOps modules, or a one-line error saying how to get them."""
     try:
         from PIL import Image, ImageOps
@@ -168,7 +162,7 @@ def to_mnist(image):
     :class:`ImageError` for a missing or unreadable file, or an image with no
     ink on it.
     """
-    Image, ImageOps = _pillow()
+    Image, ImageOps = require_pillow()
     image, where = _open(image, Image, ImageOps)
     if image.size[0] < 1 or image.size[1] < 1:
         raise ImageError(f"{where}: the image is empty (0 pixels)")
@@ -202,102 +196,16 @@ def to_mnist(image):
     com_row = (digit.sum(axis=1) * numpy.arange(digit.shape[0])).sum() / mass
     com_col = (digit.sum(axis=0) * numpy.arange(digit.shape[1])).sum() / mass
     top, left = int(round(CENTRE - com_row)), int(round(CENTRE - com_col))
-    field = numpy.zeros((SIDE, SIDE), dtype=numpy.float32)
+    field = numpy.zeros((ROWS, COLS), dtype=numpy.float32)
     r0, c0 = max(top, 0), max(left, 0)  # the part of the digit inside the field
-    r1, c1 = min(top + digit.shape[0], SIDE), min(left + digit.shape[1], SIDE)
+    r1, c1 = min(top + digit.shape[0], ROWS), min(left + digit.shape[1], COLS)
     field[r0:r1, c0:c1] = digit[r0 - top:r1 - top, c0 - left:c1 - left]
-    return field.reshape(SIDE * SIDE)
+    return field.reshape(PIXELS)
 
 
 def check_model(net):
     """A model for 28x28 digits: 784 inputs, 10 outputs."""
-    if net.sizes[0] != SIDE * SIDE or net.sizes[-1] != DIGITS:
+    if net.sizes[0] != PIXELS or net.sizes[-1] != NUM_CLASSES:
         raise InvalidArgumentError(
             f"the model's layers {net.sizes} do not fit digit images: it needs "
-            f"{SIDE * SIDE} inputs (28x28 pixels) and {DIGITS} outputs")
-
-
-def probabilities(net, X):
-    """Class probabilities of the rows of X, shape (m, 10), float64: a^L for
-    softmax outputs, a^L normalised to sum 1 for sigmoid outputs."""
-    outputs = numpy.asarray(net.backend.to_host(net.feedforward(X)), dtype=numpy.float64)
-    if net.kinds[-1] == "softmax":
-        return outputs
-    totals = outputs.sum(axis=1, keepdims=True)
-    uniform = numpy.full_like(outputs, 1.0 / outputs.shape[1])
-    return numpy.divide(outputs, totals, out=uniform, where=totals > 0)
-
-
-def predict_images(net, images):
-    """``[(label, probabilities), ...]``, one pair per image (paths or PIL
-    images): the predicted digit as an int and the (10,) float64
-    probabilities of each class, summing to 1."""
-    check_model(net)
-    images = list(images)
-    if not images:
-        return []
-    X = numpy.stack([to_mnist(image) for image in images])
-    return [(int(numpy.argmax(p)), p) for p in probabilities(net, X)]
-
-
-def ascii_art(x):
-    """A 28x28 input as 28 lines of text, darker characters for more ink."""
-    shades = " .:-=+*#%@"
-    levels = numpy.minimum((numpy.asarray(x).reshape(SIDE, SIDE) * len(shades)).astype(int),
-                           len(shades) - 1)
-    return ["".join(shades[v] for v in row) for row in levels]
-
-
-def format_result(name, label, probs):
-    """``NAME: 7 (0.913)  0:0.0012 1:0.0003 ... 9:0.0150``."""
-    classes = " ".join(f"{digit}:{p:.4f}" for digit, p in enumerate(probs))
-    return f"{name}: {label} ({probs[label]:.3f})  {classes}"
-
-
-# ------------------------------------------------------------ the command
-def cmd_predict(args):
-    """Classify each image; print the digit and every class's probability."""
-    _pillow()  # no Pillow: say so before loading anything
-    net = Network.load(args.model, backend=args.backend)
-    try:
-        check_model(net)
-    except InvalidArgumentError as exc:
-        raise cli.CliError(f"{args.model}: {exc}") from None
-    inputs = [to_mnist(path) for path in args.images]  # every image checked before any output
-    for path, x, probs in zip(args.images, inputs, probabilities(net, numpy.stack(inputs))):
-        label = int(numpy.argmax(probs))
-        print(format_result(path, label, probs))
-        if args.show:
-            print("\n".join(f"  |{line}|" for line in ascii_art(x)))
-    return 0
-
-
-def add_predict_parser(commands):
-    """Register ``predict`` on the subparsers object of ``nn-gpu``'s parser."""
-    predict = commands.add_parser(
-        "predict", help="classify your own digit images with a saved model",
-        description="Classify digit images (any format Pillow reads) with a model from "
-                    "`train --save`. Each image is made to look like an MNIST digit first: "
-                    "greyscale, light ink on dark, cropped, scaled to 20 pixels and "
-                    "centred by its centre of mass in 28x28. Prints, per image, the "
-                    "predicted digit, its probability, and the probability of each digit "
-                    "0-9. Needs Pillow: " + PILLOW_HINT,
-        epilog="Best results: one dark digit on a plain, evenly lit light background "
-               "(or the reverse), filling a good part of the picture.")
-    predict.add_argument("model", metavar="MODEL", help="model file from `train --save`")
-    predict.add_argument("images", metavar="IMAGE", nargs="+", help="image files of digits")
-    predict.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
-    predict.add_argument("--show", action="store_true",
-                         help="also draw each image as the network sees it (28x28 text)")
-    predict.set_defaults(func=cmd_predict, parser=predict)
-    return predict
-
-
-def main(argv=None):
-    """``nn-gpu predict`` on its own: ``argv`` holds the arguments after ``predict``
-    (exit status as ``nn-gpu``)."""
-    return cli.main(["predict", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            f"{PIXELS} inputs ({ROWS}x{COLS} pixels) and {NUM_CLASSES} outputs")

@@ -8,8 +8,12 @@ import os
 import signal
 import sys
 
-from ..backends import BACKEND_NAMES, get_backend
+from ..backends import get_backend
 from ..errors import BackendUnavailableError
+from ..mnist import load_mnist
+from ..plots import require_matplotlib
+from .common import (CliError, add_backend, add_data, check_output_path, interrupt,
+                     positive_float, positive_int)
 
 INSTALL_HINT = "install it with: pip install 'nn_gpu[sweep]'"
 #: The storage when --storage is not given: a URL with a password is better
@@ -17,9 +21,8 @@ INSTALL_HINT = "install it with: pip install 'nn_gpu[sweep]'"
 STORAGE_ENV_VAR = "NN_GPU_SWEEP_STORAGE"
 
 
-def add_sweep_parser(commands):
-    from ..cli import DATA_HELP, positive_float, positive_int  # cli imports this module
-
+def add_parser(commands):
+    """Register ``sweep`` on the subparsers object of ``nn-gpu``'s parser."""
     sweep = commands.add_parser(
         "sweep", help="search hyper-parameters with Optuna (TPE, pruning, SQLite/PostgreSQL)",
         description="Search train's options over the space in SPACE (TOML or YAML) with "
@@ -56,8 +59,8 @@ def add_sweep_parser(commands):
     sweep.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
                        help="median: stop a trial below the median of earlier trials at the "
                             "same epoch (default); hyperband: successive halving")
-    sweep.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
-    sweep.add_argument("--data", metavar="DIR", help=DATA_HELP)
+    add_backend(sweep)
+    add_data(sweep)
     sweep.add_argument("--top", type=positive_int, default=10, metavar="K",
                        help="show the best K trials (default: 10)")
     sweep.add_argument("--export", metavar="FILE.csv", help="write every trial to a CSV file")
@@ -70,16 +73,13 @@ def add_sweep_parser(commands):
 
 def cmd_sweep(args):
     """Run (or continue) the study; print, export and plot its results."""
-    from ..cli import CliError, check_output_path, interrupt
-
     try:
         import optuna
     except ImportError as exc:
         raise CliError(f"nn-gpu sweep needs Optuna ({exc}); {INSTALL_HINT}") from None
-    from ..mnist import load_mnist
-    from . import report, runner
-    from . import study as sweep_study
-    from .space import load_space
+    from ..sweep import report, runner
+    from ..sweep import study as sweep_study
+    from ..sweep.space import load_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load_space(args.space)
@@ -89,8 +89,6 @@ def cmd_sweep(args):
     check_output_path(args.export, "--export")
     check_output_path(args.plot, "--plot")
     if args.plot:
-        from ..plots import require_matplotlib
-
         require_matplotlib()  # now, not after the sweep
     gpus = runner.visible_gpus(args.backend)
     if args.backend == "cupy" and not gpus:

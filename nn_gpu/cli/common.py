@@ -1,0 +1,148 @@
+"""What every command shares: the error type, argument types built from the
+validators of :mod:`nn_gpu.options`, output-path checks, and the ``--data``,
+``--backend`` and ``--dtype`` arguments."""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .. import options
+from ..backends import BACKEND_NAMES
+from ..errors import InvalidArgumentError, NNGpuError
+from ..mnist import DATA_ENV_VAR, TRAINING_SIZE, check_sizes, load_mnist
+from ..network import Network
+
+PROG = "nn-gpu"
+DATA_HELP = f"MNIST directory (default: ${DATA_ENV_VAR}, else ~/.local/share/nn_gpu/mnist)"
+
+
+class CliError(NNGpuError):
+    """A problem with the command line found after parsing (e.g. an output path)."""
+
+
+# ---------------------------------------------------------- argument types
+def argument_type(parse, validate, expected):
+    """An argparse type: ``parse`` the text (else "expected {expected}"), then
+    ``validate`` it with an :mod:`nn_gpu.options` validator."""
+    def convert(text):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        try:
+            return validate(value)
+        except InvalidArgumentError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return convert
+
+
+positive_int = argument_type(int, options.positive_int, "a positive integer")
+positive_float = argument_type(float, options.positive_number, "a number")       # eta
+non_negative_float = argument_type(float, options.non_negative_number, "a number")  # λ
+unit_interval = argument_type(float, options.unit_interval, "a number")  # momentum, dropout
+
+
+def training_size(text):
+    """How many of MNIST's 50,000 training examples to use."""
+    value = positive_int(text)
+    if value > TRAINING_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {TRAINING_SIZE} (the MNIST training set), got {value}")
+    return value
+
+
+def patience(text):
+    """A number of epochs >= 1, or "off" (0) to cancel a preset's."""
+    if text.strip().lower() == "off":
+        return 0
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (or 'off')") from None
+
+
+# ------------------------------------------------------- shared arguments
+def add_data(parser):
+    parser.add_argument("--data", metavar="DIR", help=DATA_HELP)
+
+
+def add_backend(parser):
+    parser.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
+
+
+def add_dtype(parser):
+    parser.add_argument("--dtype", choices=options.DTYPES, default="float32")
+
+
+def add_split(parser):
+    parser.add_argument("--split", choices=("test", "validation"), default="test",
+                        help="the MNIST set to score (default: test)")
+
+
+def add_model(parser):
+    parser.add_argument("model", metavar="MODEL", help="model file from `train --save`")
+
+
+# ------------------------------------------------------------------ checks
+def check_output_path(path, flag):
+    """Fail now, not after training, if ``path`` can never be written."""
+    if path is None:
+        return
+    path = Path(path)
+    parent = path.parent
+    if not parent.is_dir():
+        raise CliError(f"{flag} {path}: directory {parent} does not exist")
+    if path.is_dir():
+        raise CliError(f"{flag} {path}: is a directory")
+    if not os.access(parent, os.W_OK):
+        raise CliError(f"{flag} {path}: directory {parent} is not writable")
+
+
+def check_mnist_sizes(sizes, what, parser=None):
+    """MNIST needs 784 inputs and 10 outputs: a usage error (with ``parser``)
+    or a :class:`CliError` before anything runs."""
+    try:
+        check_sizes(sizes, what)
+    except InvalidArgumentError as exc:
+        if parser is not None:
+            parser.error(str(exc))
+        raise CliError(str(exc)) from None
+
+
+def check_batch_fits(parser, flag, batch_size, examples):
+    """A usage error where a mini-batch is larger than the training set."""
+    try:
+        options.batch_fits(batch_size, examples, flag)
+    except InvalidArgumentError as exc:
+        parser.error(str(exc))
+
+
+def load_model(args):
+    """The model of a command that scores MNIST, on ``--backend``."""
+    net = Network.load(args.model, backend=args.backend)
+    check_mnist_sizes(net.sizes, f"{args.model}: model layer sizes")
+    return net
+
+
+def load_split(args):
+    """The MNIST set ``--split`` names."""
+    _, validation, test = load_mnist(args.data)
+    return test if args.split == "test" else validation
+
+
+# ---------------------------------------------------------------- output
+def percent(correct, total):
+    return f"{100 * correct / total:.2f}%"
+
+
+def interrupt(signum, frame):
+    """SIGTERM (and SIGHUP for the sweep) end a command the way Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def fail(message):
+    """Print ``message`` as one error line on stderr; return the exit status 1."""
+    message = " ".join(str(message).split())
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    return 1

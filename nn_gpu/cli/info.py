@@ -1,0 +1,104 @@
+"""``nn-gpu evaluate``, ``presets``, ``download`` and ``info``: the small commands."""
+
+import os
+import platform
+import sys
+
+import numpy
+
+from .. import __version__, presets
+from ..backends import cupy_status, get_backend
+from ..benchmark import blas_description
+from ..errors import NNGpuError
+from ..mnist import DATA_ENV_VAR, FILES, resolve_data_dir
+from .common import (PROG, add_backend, add_data, add_model, add_split, load_model, load_split,
+                     percent)
+
+
+def cmd_presets(args):
+    """Print the presets of `train --preset`, with the book's figures."""
+    print(presets.table())
+    return 0
+
+
+def cmd_evaluate(args):
+    """Score a saved model on the MNIST test (or validation) set."""
+    net, data = load_model(args), load_split(args)
+    correct, total = net.evaluate(data), len(data[1])
+    print(f"{args.split} accuracy: {correct} / {total} ({percent(correct, total)})")
+    return 0
+
+
+def cmd_download(args):
+    """Fetch and verify the four MNIST files, so `train` works offline afterwards."""
+    from ..download import download_mnist  # urllib etc. only when needed
+
+    dest = download_mnist(resolve_data_dir(args.data))
+    print(f"MNIST files are in {dest}")
+    return 0
+
+
+def optional_version(distribution, extra):
+    """The installed version of an optional dependency, or how to install it
+    (read from its metadata: importing Optuna would cost a second)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return f"not installed; pip install 'nn_gpu[{extra}]'"
+
+
+def cmd_info(args):
+    """Print what a bug report needs: versions, backends, BLAS and data location."""
+    import numba
+    import scipy
+
+    usable, reason = cupy_status()
+    print(f"nn_gpu {__version__}")
+    print(f"python {platform.python_version()} ({sys.executable})")
+    print(f"numpy {numpy.__version__}")
+    print(f"scipy {scipy.__version__}")
+    print(f"numba {numba.__version__}")
+    print(f"BLAS: {blas_description()}")
+    print(f"CuPy usable: {'yes' if usable else 'no'}: {reason}")
+    print(f"sweep (Optuna): {optional_version('optuna', 'sweep')}")
+    try:
+        auto = get_backend("auto")
+        print(f"backend 'auto' picks: {auto.name} ({auto.describe()})")
+    except NNGpuError as exc:
+        print(f"backend 'auto' fails: {exc}")
+    data_dir = resolve_data_dir(args.data)
+    source = "--data" if args.data else (DATA_ENV_VAR if os.environ.get(DATA_ENV_VAR)
+                                         else "per-user default")
+    missing = [name for name in FILES.values() if not (data_dir / name).is_file()]
+    state = "all 4 MNIST files present" if not missing else (
+        f"missing {', '.join(missing)}; run `{PROG} download`")
+    print(f"data dir: {data_dir} (from {source}): {state}")
+    return 0
+
+
+def add_parsers(commands):
+    """Register ``evaluate``, ``presets``, ``download`` and ``info``."""
+    evaluate = commands.add_parser("evaluate", help="score a saved model on MNIST",
+                                   description="Score a model written by `train --save`.")
+    add_model(evaluate)
+    add_data(evaluate)
+    add_backend(evaluate)
+    add_split(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate, parser=evaluate)
+
+    listing = commands.add_parser("presets", help="list the presets of `train --preset`",
+                                  description="List the presets of `train --preset`, with "
+                                              "the accuracy the book reports for each.")
+    listing.set_defaults(func=cmd_presets, parser=listing)
+
+    download = commands.add_parser("download", help="download and verify MNIST",
+                                   description="Download the four MNIST files.")
+    add_data(download)
+    download.set_defaults(func=cmd_download, parser=download)
+
+    info = commands.add_parser("info", help="show versions, backends and data location",
+                               description="Show what a bug report needs.")
+    add_data(info)
+    info.set_defaults(func=cmd_info, parser=info)

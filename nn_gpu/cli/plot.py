@@ -1,0 +1,106 @@
+"""``nn-gpu plot KIND``: learning curves, misclassified digits, the confusion
+matrix or the weights, drawn by :mod:`nn_gpu.plots`."""
+
+from ..history import load_history
+from ..plots import (DEFAULT_DPI, DEFAULT_MISCLASSIFIED, DEFAULT_WEIGHTS, PLOT_HINT,
+                     plot_confusion, plot_curves, plot_misclassified, plot_weights,
+                     require_matplotlib)
+from .common import (PROG, add_backend, add_data, add_model, add_split, check_output_path,
+                     load_model, load_split, positive_int)
+
+
+def cmd_plot(args):
+    """Every kind: check the output path and matplotlib before any work, then
+    draw the picture and say what was written."""
+    check_output_path(args.output, "--output")
+    require_matplotlib()
+    print(f"{args.draw(args)} written to {args.output}")
+    return 0
+
+
+def draw_curves(args):
+    history = load_history(args.history)
+    plot_curves(history, args.output, dpi=args.dpi)
+    return f"Learning curves ({len(history['epochs'])} epochs)"
+
+
+def draw_misclassified(args):
+    fig = plot_misclassified(load_model(args), load_split(args), args.output,
+                             count=args.count, dpi=args.dpi, split=args.split)
+    return f"{fig.get_suptitle()};"
+
+
+def draw_confusion(args):
+    plot_confusion(load_model(args), load_split(args), args.output, dpi=args.dpi,
+                   split=args.split)
+    return f"Confusion matrix ({args.split} set)"
+
+
+def draw_weights(args):
+    net = load_model(args)
+    plot_weights(net, args.output, count=args.count, dpi=args.dpi)
+    return f"Weights of {min(args.count, net.sizes[1])} hidden neurons"
+
+
+def add_parser(commands):
+    """Register ``plot`` (with its modes) on the subparsers object of ``nn-gpu``'s parser."""
+    plot = commands.add_parser(
+        "plot", help="draw learning curves, misclassified digits, a confusion matrix "
+                     "or weights (needs matplotlib)",
+        description="Draw a PNG of a training run or a trained model. Needs matplotlib: "
+                    f"{PLOT_HINT}.",
+        epilog=f"See `{PROG} plot KIND --help` for each kind's options.")
+    modes = plot.add_subparsers(dest="mode", metavar="KIND", required=True)
+
+    def output(parser):
+        parser.add_argument("-o", "--output", required=True, metavar="FILE.png",
+                            help="write the picture here (PNG, replaced atomically)")
+
+    def common(parser, draw):
+        parser.add_argument("--dpi", type=positive_int, default=DEFAULT_DPI, metavar="N",
+                            help=f"pixels per inch (default: {DEFAULT_DPI})")
+        parser.set_defaults(func=cmd_plot, draw=draw, parser=parser)
+
+    def model(parser, data=True):
+        add_model(parser)
+        output(parser)
+        if data:
+            add_data(parser)
+            add_split(parser)
+        add_backend(parser)
+
+    curves = modes.add_parser(
+        "curves", help="cost and accuracy per epoch, from `train --history`",
+        description="Plot cost and accuracy against epoch (train, validation and test, "
+                    "where the history has them) from a file written by "
+                    f"`{PROG} train --history`.")
+    curves.add_argument("history", metavar="HISTORY", help="JSON file from `train --history`")
+    output(curves)
+    common(curves, draw_curves)
+
+    wrong = modes.add_parser(
+        "misclassified", help="a grid of the digits a model gets wrong",
+        description="Draw the first N digits of the test (or validation) set that the "
+                    "model misclassifies, each titled with its true and predicted digit.")
+    model(wrong)
+    wrong.add_argument("--count", type=positive_int, default=DEFAULT_MISCLASSIFIED,
+                       metavar="N", help=f"how many digits (default: {DEFAULT_MISCLASSIFIED})")
+    common(wrong, draw_misclassified)
+
+    confusion = modes.add_parser(
+        "confusion", help="the 10x10 confusion matrix of a model",
+        description="Draw the confusion matrix of the model on the test (or validation) "
+                    "set: rows are the true digit, columns the predicted one.")
+    model(confusion)
+    common(confusion, draw_confusion)
+
+    weights = modes.add_parser(
+        "weights", help="first-layer weights of hidden neurons as 28x28 images",
+        description="Draw the weights from the 784 input pixels into each of the first "
+                    "N hidden neurons as a 28x28 image (red positive, blue negative).")
+    model(weights, data=False)
+    weights.add_argument("--count", type=positive_int, default=DEFAULT_WEIGHTS,
+                         metavar="N", help=f"how many hidden neurons, at most all of the "
+                                           f"first layer (default: {DEFAULT_WEIGHTS})")
+    common(weights, draw_weights)
+    return plot

@@ -1,0 +1,293 @@
+"""``nn-gpu train``: train a network on MNIST, one line per epoch as the book.
+
+The options resolve as explicit > the preset's > built-in
+(:mod:`nn_gpu.presets`), are checked before any data is loaded, and become
+one :class:`~nn_gpu.options.TrainingSettings` for :meth:`Network.sgd`.
+"""
+
+import argparse
+import signal
+import sys
+
+from .. import presets
+from ..backends import get_backend
+from ..checkpoint import Checkpoint
+from ..costs import COSTS
+from ..expand import COPIES, default_cache_dir, training_subset
+from ..history import history_entry, write_history
+from ..mnist import TRAINING_SIZE, load_mnist, resolve_data_dir
+from ..network import Network
+from ..options import ACTIVATIONS, INITS, METHODS, MONITORS, TrainingSettings
+from .common import (PROG, CliError, add_backend, add_data, add_dtype, check_batch_fits,
+                     check_mnist_sizes, check_output_path, interrupt, non_negative_float,
+                     patience, percent, positive_float, positive_int, training_size,
+                     unit_interval)
+
+
+def resolve_train_options(args):
+    """The run's hyper-parameters: explicit options > the preset's > built-in,
+    checked before any data is loaded."""
+    parser = args.parser
+    options = presets.resolve(vars(args), args.preset)
+    sizes = options["sizes"]
+    if len(sizes) < 2:
+        parser.error("--sizes needs at least two layers (input and output)")
+    check_mnist_sizes(sizes, "--sizes", parser)
+    examples = (args.train_size or TRAINING_SIZE) * (COPIES if options["expand"] else 1)
+    check_batch_fits(parser, "--batch-size", options["batch_size"], examples)
+    if args.method == "per_example":
+        extras = [f"--{key.replace('_', '-')}" for key in ("l2", "l1", "momentum", "dropout")
+                  if options[key]]
+        if options["activation"] != "sigmoid" or options["cost"] == "log_likelihood" or extras:
+            parser.error("--method per_example is the book's chapter-1 loop: sigmoid "
+                         "neurons, quadratic or cross_entropy cost, and none of --l2, --l1, "
+                         "--momentum, --dropout; use --method batched")
+    return options, examples
+
+
+def describe_run(args, options, examples, backend):
+    """The header line: what is trained, how, and where."""
+    parts = [f"{options['cost']} cost", options["activation"], f"{options['init']} init",
+             f"eta {options['eta']:g}", f"mini-batch {options['batch_size']}"]
+    parts += [f"{name} {options[key]:g}" for key, name in
+              (("l2", "l2"), ("l1", "l1"), ("momentum", "momentum"), ("dropout", "dropout"))
+              if options[key]]
+    parts += [f"{name} {options[key]}" for key, name in
+              (("eta_schedule", "eta schedule"), ("early_stopping", "early stopping"))
+              if options[key]]
+    parts.append(f"{examples} {'expanded ' if options['expand'] else ''}examples")
+    parts += [args.method, args.dtype]
+    preset = f"preset {args.preset}: " if args.preset else ""
+    return (f"Training {options['sizes']} ({preset}{', '.join(parts)}) "
+            f"on {backend.name}: {backend.reason}")
+
+
+def epoch_line(record, eta_schedule, eta0):
+    """Chapter 1's line: test figure first, then validation, train cost, time."""
+    extras = [f"validation {record['validation_correct']} / {record['validation_total']}"]
+    if "train_cost" in record:
+        extras.append(f"train cost {record['train_cost']:.4f}")
+    if eta_schedule and record["eta"] != eta0:
+        extras.append(f"eta {record['eta']:g}")
+    extras.append(f"{record['seconds']:.2f} s")
+    return (f"Epoch {record['epoch']}: {record['test_correct']} / {record['test_total']}  "
+            f"({', '.join(extras)})")
+
+
+class EpochProgress:
+    """A tqdm bar per epoch on a terminal (the epoch line stays); silent otherwise."""
+
+    def __init__(self, enabled):
+        self.enabled, self.bar = enabled, None
+
+    def __call__(self, examples):
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(unit=" examples", leave=False, dynamic_ncols=True)
+        self.bar.update(examples)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def open_checkpoint(args):
+    """(Checkpoint or None, the history of epochs already done).
+
+    ``--resume DIR`` takes the run's settings from its checkpoint (only
+    ``--epochs`` may extend it); ``--checkpoint-dir DIR`` starts a new run and
+    refuses to overwrite another run's checkpoint."""
+    if args.resume and args.checkpoint_dir and args.resume != args.checkpoint_dir:
+        args.parser.error("--resume DIR already checkpoints into DIR; drop --checkpoint-dir")
+    if args.resume:
+        checkpoint = Checkpoint(args.resume)
+        meta, _ = checkpoint.load()
+        config = meta.get("config") or {}
+        if "options" not in config:
+            raise CliError(f"{checkpoint.path}: this checkpoint was not written by "
+                           f"`{PROG} train`; resume it from Python with Network.sgd")
+        epochs = args.epochs
+        for key, value in config.items():
+            if key != "options":
+                setattr(args, key, value)
+        for key, value in config["options"].items():
+            setattr(args, key, value)
+        args.preset = None  # the saved options are already resolved
+        if epochs is not None:
+            args.epochs = epochs
+        return checkpoint, meta["state"].get("history", [])
+    if args.checkpoint_dir:
+        checkpoint = Checkpoint(args.checkpoint_dir)
+        if checkpoint.exists():
+            raise CliError(f"{checkpoint.path} already holds a checkpoint: continue it with "
+                           f"--resume {args.checkpoint_dir}, or choose another directory")
+        return checkpoint, []
+    return None, []
+
+
+def cmd_train(args):
+    """Train a network on MNIST, printing one line per epoch as the book does.
+
+    The first figure of each epoch line is the test-set accuracy, as in
+    Nielsen's network.py; the history file is rewritten after every epoch so
+    an interrupted run keeps what it had.
+    """
+    checkpoint, earlier = open_checkpoint(args)
+    options, examples = resolve_train_options(args)
+    check_output_path(args.history, "--history")
+    check_output_path(args.save, "--save")
+    backend = get_backend(args.backend)
+    say = (lambda *_: None) if args.quiet else (lambda line: print(line, flush=True))
+    settings = TrainingSettings.from_options(options, args.method, options["monitor"])
+    if checkpoint is not None:
+        checkpoint.config = {"options": options, "preset": args.preset, "dtype": args.dtype,
+                             "seed": args.seed, "method": args.method,
+                             "train_size": args.train_size}
+
+    history = {"config": {
+        "preset": args.preset, **options, "backend": backend.name, "dtype": args.dtype,
+        "seed": args.seed, "method": args.method, "train_size": args.train_size,
+        "train_examples": examples, "data": str(resolve_data_dir(args.data)),
+    }, "epochs": [history_entry(record) for record in earlier]}
+    progress = EpochProgress(enabled=not args.quiet and sys.stderr.isatty())
+    previous_sigterm = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        training, validation, test = load_mnist(args.data)
+        if options["expand"]:
+            cache = default_cache_dir()
+            history["config"]["expand_cache"] = str(cache) if cache else None
+        training = training_subset(training, options["expand"], args.train_size)
+        net = Network(options["sizes"], cost=options["cost"], backend=backend,
+                      dtype=args.dtype, seed=args.seed, init=options["init"],
+                      activation=options["activation"])
+        if args.history:
+            write_history(args.history, history)
+        say(describe_run(args, options, examples, backend))
+        if earlier:
+            say(f"Resuming after epoch {len(earlier)} from {checkpoint.path}")
+
+        def after_epoch(record):
+            progress.close()
+            say(epoch_line(record, options["eta_schedule"], options["eta"]))
+            if "stopped" in record:
+                say(f"Stopped after epoch {record['epoch']}: {record['stopped']}")
+            entry = history_entry(record)
+            if args.history:  # written before counted, so Ctrl-C reports what the file holds
+                write_history(args.history, {**history, "epochs": history["epochs"] + [entry]})
+            history["epochs"].append(entry)
+
+        records = net.sgd(training, settings=settings, test_data=test,
+                          validation_data=validation, callback=after_epoch,
+                          checkpoint=checkpoint, resume=bool(earlier), progress=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        done = len(history["epochs"])
+        kept = [f"history kept in {args.history}"] if args.history else []
+        if checkpoint is not None and checkpoint.exists():
+            kept.append(f"checkpoint of epoch {done} in {checkpoint.directory}: continue with "
+                        f"`{PROG} train --resume {checkpoint.directory}`")
+        print(f"Interrupted after epoch {done}; {'; '.join(kept) or 'nothing saved'}",
+              file=sys.stderr, flush=True)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+
+    summary = []
+    for split in ("test", "validation"):  # max: the first of equals, the earliest
+        best = max(records, key=lambda r: r[f"{split}_accuracy"])
+        summary.append(f"Best {split} accuracy: "
+                       f"{percent(best[f'{split}_correct'], best[f'{split}_total'])} "
+                       f"(epoch {best['epoch']})")
+    if options["early_stopping"]:
+        # sgd put back the weights of the best validation epoch: score those.
+        kept_epoch = max(records, key=lambda r: r["validation_accuracy"])["epoch"]
+        correct, total = net.evaluate(test), len(test[1])
+        summary.append(f"Test accuracy with the kept weights: {percent(correct, total)} "
+                       f"(epoch {kept_epoch})")
+        history["kept_weights"] = {"epoch": kept_epoch, "test_accuracy": correct / total}
+        if args.history:
+            write_history(args.history, history)
+    if args.save:
+        net.save(args.save)
+        say(f"Model saved to {args.save}")
+    print("\n".join(summary), flush=True)
+    return 0
+
+
+def add_parser(commands):
+    """Register ``train`` on the subparsers object of ``nn-gpu``'s parser."""
+    builtin = presets.TRAIN_DEFAULTS
+    train = commands.add_parser(
+        "train", help="train a network on MNIST",
+        description="Train on MNIST. The defaults reproduce chapter 1 of the book: "
+                    "[784, 30, 10], 30 epochs, mini-batches of 10, eta 3.0, quadratic cost. "
+                    "--preset NAME starts from one of the book's runs instead (list them "
+                    f"with `{PROG} presets`); options given explicitly override the preset.",
+        epilog="Options marked (*) default to the preset's value when --preset is given.")
+    add_data(train)
+    train.add_argument("--preset", choices=list(presets.PRESETS), metavar="NAME",
+                       help=f"start from a named set of options: {', '.join(presets.PRESETS)} "
+                            f"(see `{PROG} presets`)")
+    # (*) options: default None here, resolved as explicit > preset > built-in.
+    train.add_argument("--sizes", type=positive_int, nargs="+", metavar="N",
+                       help="(*) layer widths, 784 first and 10 last (default: 784 30 10)")
+    train.add_argument("--epochs", type=positive_int, metavar="N",
+                       help=f"(*) default: {builtin['epochs']}")
+    train.add_argument("--batch-size", type=positive_int, metavar="N",
+                       help=f"(*) mini-batch size (default: {builtin['batch_size']})")
+    train.add_argument("--eta", type=positive_float,
+                       help=f"(*) learning rate (default: {builtin['eta']})")
+    train.add_argument("--cost", choices=list(COSTS),
+                       help="(*) quadratic or cross_entropy (sigmoid outputs), log_likelihood "
+                            f"(softmax outputs) (default: {builtin['cost']})")
+    train.add_argument("--activation", choices=ACTIVATIONS,
+                       help=f"(*) hidden-layer neurons (default: {builtin['activation']})")
+    train.add_argument("--init", choices=INITS,
+                       help="(*) normal: N(0,1) weights as in the book (default); "
+                            "scaled: N(0,1/n_in)")
+    train.add_argument("--l2", type=non_negative_float, metavar="LAMBDA",
+                       help="(*) L2 regularisation: weight decay (1 - eta*LAMBDA/n) (default: 0)")
+    train.add_argument("--l1", type=non_negative_float, metavar="LAMBDA",
+                       help="(*) L1 regularisation (default: 0)")
+    train.add_argument("--momentum", type=unit_interval, metavar="MU",
+                       help="(*) momentum coefficient in [0, 1) (default: 0)")
+    train.add_argument("--dropout", type=unit_interval, metavar="P",
+                       help="(*) probability of dropping each hidden unit, in [0, 1) "
+                            "(default: 0)")
+    train.add_argument("--eta-schedule", type=patience, metavar="N",
+                       help="(*) halve eta after N epochs without a better validation "
+                            "accuracy; stop once eta has fallen to eta/128 "
+                            "(default: off; 'off' cancels a preset's)")
+    train.add_argument("--early-stopping", type=patience, metavar="N",
+                       help="(*) stop after N epochs without a better validation accuracy "
+                            "and keep the best epoch's weights (default: off; 'off' cancels "
+                            "a preset's)")
+    train.add_argument("--expand", action=argparse.BooleanOptionalAction,
+                       help="(*) train on the expanded set: each image plus 4 copies shifted "
+                            "by one pixel (5x --train-size examples; cached in "
+                            "$XDG_CACHE_HOME/nn_gpu, else ~/.cache/nn_gpu) (default: no)")
+    train.add_argument("--monitor", nargs="*", choices=list(MONITORS), metavar="WHAT",
+                       help="(*) what to measure after each epoch, of "
+                            f"{', '.join(MONITORS)} (default: all; the validation and test "
+                            "accuracies are always measured)")
+    add_backend(train)
+    add_dtype(train)
+    train.add_argument("--seed", type=int, default=None, help="fix initial weights and shuffles")
+    train.add_argument("--method", choices=METHODS, default="batched",
+                       help="batched: matrix core; per_example: the book's loop")
+    train.add_argument("--train-size", type=training_size, metavar="N",
+                       help="use only the first N training examples (1..50000)")
+    train.add_argument("--checkpoint-dir", metavar="DIR",
+                       help="save a checkpoint here after every epoch (atomically)")
+    train.add_argument("--resume", metavar="DIR",
+                       help="continue the run checkpointed in DIR, with its settings, bit for "
+                            "bit (only --epochs may change, to train longer)")
+    train.add_argument("--history", metavar="FILE", help="write per-epoch JSON history here")
+    train.add_argument("--save", metavar="FILE", help="save the trained model here")
+    train.add_argument("--quiet", action="store_true", help="print only the summary at the end")
+    train.set_defaults(func=cmd_train, parser=train)
+    return train

@@ -1,0 +1,56 @@
+"""What a trained network says about a data set: its predicted digits, the
+confusion matrix, and class probabilities.
+
+:func:`probabilities` is the one rule that turns output activations into
+probabilities, shared by ``nn-gpu predict`` and
+:meth:`nn_gpu.estimator.MLPClassifier.predict_proba`.
+"""
+
+import numpy
+
+from . import core
+
+
+def device_predictions(net, X):
+    """argmax of the output layer for every row of device X, on the device,
+    scored in the same chunks as :meth:`Network.evaluate`."""
+    xp = net.backend.xp
+    # argmax a = argmax z: the output activation is increasing.
+    chunks = [xp.argmax(z, axis=1)
+              for _, z in core.scored_chunks(net.backend, net.kinds, net.weights, net.biases, X)]
+    return chunks[0] if len(chunks) == 1 else xp.concatenate(chunks)
+
+
+def predictions(net, data):
+    """The network's class for each row of ``(X, labels)``, as a NumPy int64 array."""
+    X, _ = net.to_device(data)
+    return net.backend.to_host(device_predictions(net, X)).astype(numpy.int64)
+
+
+def confusion_matrix(net, data):
+    """Counts ``C[true, predicted]`` over ``(X, labels)``: an (n_out, n_out)
+    NumPy int64 array, (10, 10) for MNIST. Computed on the network's backend
+    with one device-to-host copy; ``C.sum()`` is the number of examples and
+    the trace is :meth:`Network.evaluate`."""
+    X, labels = net.to_device(data)
+    xp, k = net.backend.xp, net.sizes[-1]
+    pairs = labels.astype(xp.int64) * k + device_predictions(net, X).astype(xp.int64)
+    counts = xp.bincount(pairs, minlength=k * k).reshape(k, k)
+    return net.backend.to_host(counts).astype(numpy.int64)
+
+
+def probabilities(net, X):
+    """Class probabilities of the rows of X, shape (m, n_out), float64, each
+    row summing to 1: the output activations a^L normalised. Softmax outputs
+    already sum to 1; sigmoid outputs are independent, so their row is
+    scaled; a row that underflows to all zeros becomes uniform."""
+    outputs = numpy.asarray(net.backend.to_host(net.feedforward(X)), dtype=numpy.float64)
+    totals = outputs.sum(axis=1, keepdims=True)
+    uniform = numpy.full_like(outputs, 1.0 / outputs.shape[1])
+    return numpy.divide(outputs, totals, out=uniform, where=totals > 0)
+
+
+def classify(net, X):
+    """``[(label, probabilities), ...]``, one pair per row of X: the predicted
+    class as an int and the (n_out,) float64 :func:`probabilities`."""
+    return [(int(numpy.argmax(p)), p) for p in probabilities(net, X)]
