@@ -30,27 +30,7 @@ import math
 import numpy
 
 from ..errors import InvalidArgumentError
-
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
-
-
-def _check_int(value, what, low=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InvalidArgumentError(f"{what} must be an integer >= {low}, got {value!r}")
-    return value
-
-
-def _check_activation(activation):
-    if activation not in ACTIVATIONS:
-        raise InvalidArgumentError(f"unknown activation {activation!r}; choose one of "
-                                   f"{', '.join(ACTIVATIONS)}")
-    return activation
-
-
-def _check_dropout(p):
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
-        raise InvalidArgumentError(f"p_dropout must be a number in [0, 1), got {p!r}")
-    return float(p)
+from ..options import ACTIVATIONS, choice, positive_int, unit_interval
 
 
 class FullyConnectedLayer:
@@ -71,10 +51,10 @@ class FullyConnectedLayer:
     kind = "fully_connected"
 
     def __init__(self, n_in, n_out, activation="sigmoid", p_dropout=0.0):
-        self.n_in = _check_int(n_in, "n_in")
-        self.n_out = _check_int(n_out, "n_out")
-        self.activation = _check_activation(activation)
-        self.p_dropout = _check_dropout(p_dropout)
+        self.n_in = positive_int(n_in, "n_in")
+        self.n_out = positive_int(n_out, "n_out")
+        self.activation = choice(activation, ACTIVATIONS, "activation")
+        self.p_dropout = unit_interval(p_dropout, "p_dropout")
 
     def __repr__(self):
         return f"{type(self).__name__}({self.spec()})"
@@ -180,8 +160,8 @@ class ConvPoolLayer:
                 f"a conv-pool layer needs image_shape (maps, rows, columns) and filter_shape "
                 f"(filters, maps, rows, columns), got {image_shape} and {filter_shape}")
         for value in image_shape + filter_shape:
-            _check_int(value, "every image and filter dimension")
-        self.pool = _check_int(pool, "pool")
+            positive_int(value, "every image and filter dimension")
+        self.pool = positive_int(pool, "pool")
         channels, height, width = image_shape
         filters, maps, k, k2 = filter_shape
         if maps != channels or k != k2:
@@ -192,7 +172,7 @@ class ConvPoolLayer:
             raise InvalidArgumentError(
                 f"{k}x{k} filters and {pool}x{pool} pooling do not fit {height}x{width} images")
         self.image_shape, self.filter_shape = image_shape, filter_shape
-        self.activation = _check_activation(activation)
+        self.activation = choice(activation, ACTIVATIONS, "activation")
         self.conv_shape = (height - k + 1, width - k + 1)
         self.output_shape = (filters, self.conv_shape[0] // pool, self.conv_shape[1] // pool)
         self.n_in = math.prod(image_shape)

@@ -24,8 +24,9 @@ from .. import core, npz
 from ..backends import get_backend
 from ..costs import LogLikelihoodCost
 from ..errors import CheckpointError, InvalidArgumentError, ModelFileError
-from ..network import Network, _check_dtype
-from ..training import check_number
+from ..network import Network
+from ..options import dtype as check_dtype
+from ..options import batch_fits, non_negative_number, positive_int, positive_number
 from .layers import ConvPoolLayer, SoftmaxLayer, layer_from_spec
 
 MODEL_FORMAT = "nn_gpu.convnet"
@@ -65,7 +66,7 @@ def read_metadata(meta):
     layers = check_layers([layer_from_spec(spec) for spec in meta["layers"]])
     if not isinstance(meta.get("dtype"), str):
         raise ValueError(f"dtype {npz.short(meta.get('dtype'))} is not a string")
-    return layers, _check_dtype(meta["dtype"])
+    return layers, check_dtype(meta["dtype"])
 
 
 def parameter_shapes(layers):
@@ -93,7 +94,7 @@ class ConvNetwork(Network):
         self.sizes = [self.layers[0].n_in] + [layer.n_out for layer in self.layers]
         self.cost = LogLikelihoodCost
         self.kinds = tuple(layer.activation for layer in self.layers)
-        self.dtype = _check_dtype(dtype)
+        self.dtype = check_dtype(dtype)
         self.backend = get_backend(backend)
         self.seed = seed
         self.rng = numpy.random.default_rng(seed)
@@ -103,7 +104,7 @@ class ConvNetwork(Network):
         # What equations (3) and (4) write, reused by every step.
         self._grad_w = [self.backend.xp.empty_like(w) for w in self.weights]
         self._grad_b = [self.backend.xp.empty_like(b) for b in self.biases]
-        self.training = None
+        self.last_training = None
 
     def __repr__(self):
         return (f"ConvNetwork({self.layers}, backend={self.backend.name!r}, "
@@ -213,8 +214,7 @@ class ConvNetwork(Network):
         bit for bit as if never interrupted, up to ``epochs`` in all (the
         other arguments must be those of the original run).
         """
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise InvalidArgumentError(f"epochs must be a positive integer, got {epochs!r}")
+        positive_int(epochs, "epochs")
         if resume and checkpoint is None:
             raise InvalidArgumentError("resume needs the checkpoint to resume from")
         run_epoch = self.epoch_runner(training_data, mini_batch_size, eta, l2=l2)
@@ -243,7 +243,7 @@ class ConvNetwork(Network):
                                                                            self.biases)))
             if callback is not None:
                 callback(record)
-        self.training = {**settings, "epochs_done": len(history)}
+        self.last_training = {**settings, "epochs_done": len(history)}
         return history
 
     def _restore(self, checkpoint, settings, run_epoch):
@@ -279,7 +279,7 @@ class ConvNetwork(Network):
     def metadata(self):
         return {"format": MODEL_FORMAT, "version": MODEL_VERSION,
                 "layers": [layer.spec() for layer in self.layers], "cost": self.cost.name,
-                "dtype": self.dtype.name, "training": self.training}
+                "dtype": self.dtype.name, "training": self.last_training}
 
     @classmethod
     def load(cls, path, backend="auto"):
@@ -311,7 +311,7 @@ class ConvNetwork(Network):
         net.weights = [net.backend.asarray(w, net.dtype) for w in stored[0::2]]
         net.biases = [net.backend.asarray(b, net.dtype) for b in stored[1::2]]
         training = meta.get("training")
-        net.training = training if isinstance(training, dict) else None
+        net.last_training = training if isinstance(training, dict) else None
         return net
 
 
@@ -323,15 +323,9 @@ class EpochRunner:
         self.net = net
         self.X, labels = net.to_device(training_data, "training_data")
         self.train_size = n = self.X.shape[0]
-        if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, int) \
-                or not 1 <= mini_batch_size <= n:
-            raise InvalidArgumentError(f"mini_batch_size must be an integer in [1, {n}] (the "
-                                       f"training set's size), got {mini_batch_size!r}")
-        self.mini_batch_size = mini_batch_size
-        self.eta = check_number(eta, "eta", 0.0)
-        if self.eta == 0:
-            raise InvalidArgumentError("eta must be a positive number, got 0")
-        self.decay = 1.0 - self.eta * check_number(l2, "l2 (λ)") / n
+        self.mini_batch_size = batch_fits(positive_int(mini_batch_size, "mini_batch_size"), n)
+        self.eta = positive_number(eta, "eta")
+        self.decay = 1.0 - self.eta * non_negative_number(l2, "l2 (λ)") / n
         self.Y = net.one_hot(labels)
         # Dropout masks get their own stream, spawned without drawing from the
         # shuffles' generator (as Network.sgd does).
