@@ -9,12 +9,16 @@ probabilities, shared by ``nn-gpu predict`` and
 import numpy
 
 from . import core
+from .convnet.network import ConvNetwork
 
 
 def device_predictions(net, X):
     """argmax of the output layer for every row of device X, on the device,
     scored in the same chunks as :meth:`Network.evaluate`."""
     xp = net.backend.xp
+    if isinstance(net, ConvNetwork):
+        chunks = [xp.argmax(a, axis=1) for _, a in net.scored_outputs(X)]
+        return chunks[0] if len(chunks) == 1 else xp.concatenate(chunks)
     # argmax a = argmax z: the output activation is increasing.
     chunks = [xp.argmax(z, axis=1)
               for _, z in core.scored_chunks(net.backend, net.kinds, net.weights, net.biases, X)]

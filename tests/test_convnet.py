@@ -72,7 +72,8 @@ def fixed_masks(layers, m, seed):
 
 @pytest.mark.parametrize("name", [*ARCHITECTURES, "one_conv_dropout"])
 def test_batched_backprop_equals_mean_of_per_example_loops(backend, name):
-    layers = one_conv("relu", p_dropout=0.4) if name == "one_conv_dropout" else ARCHITECTURES[name]()
+    dropout = name == "one_conv_dropout"
+    layers = one_conv("relu", p_dropout=0.4) if dropout else ARCHITECTURES[name]()
     net, X, labels, Y = problem(layers, 5, seed=3)
     masks = fixed_masks(layers, 5, seed=4)
     device_net = on_backend(net, backend)
@@ -299,3 +300,44 @@ def test_layers_file_is_checked_data(tmp_path):
             presets.read_layers(path)
     with pytest.raises(InvalidArgumentError, match="not found"):
         presets.read_layers(tmp_path / "missing.json")
+
+
+# ---------------------------------------------------------------- commands
+def nn_gpu_command(*words):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "nn_gpu", *words], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_train_a_conv_preset_resume_it_and_use_the_model(tmp_path, mnist):
+    """train --preset ch6-conv1 on 200 images, --resume it one epoch further,
+    then evaluate (alone and in an ensemble), plot weights (the filters) and
+    the confusion matrix with the saved model."""
+    model, checkpoint = tmp_path / "conv.npz", tmp_path / "run"
+    first = nn_gpu_command("train", "--preset", "ch6-conv1", "--train-size", "200",
+                           "--epochs", "1", "--seed", "1", "--checkpoint-dir", str(checkpoint),
+                           "--history", str(tmp_path / "history.json"))
+    assert first.returncode == 0, first.stderr
+    assert "Epoch 1: " in first.stdout and "the book: 98.78%" in first.stdout
+    resumed = nn_gpu_command("train", "--resume", str(checkpoint), "--epochs", "2",
+                             "--save", str(model))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Resuming after epoch 1" in resumed.stdout and "Epoch 2: " in resumed.stdout
+    assert isinstance(ConvNetwork.load(model, backend="numpy"), ConvNetwork)
+    scored = nn_gpu_command("evaluate", "--ensemble", str(model), str(model))
+    assert scored.returncode == 0, scored.stderr
+    assert "ensemble of 2 (majority vote): test accuracy" in scored.stdout
+    if __import__("importlib.util").util.find_spec("matplotlib"):
+        drawn = nn_gpu_command("plot", "weights", str(model), "-o", str(tmp_path / "f.png"))
+        assert drawn.returncode == 0 and "The 20 5x5 filters" in drawn.stdout, drawn.stderr
+        confusion = nn_gpu_command("plot", "confusion", str(model), "-o", str(tmp_path / "c.png"))
+        assert confusion.returncode == 0, confusion.stderr
+
+
+def test_conv_presets_refuse_the_fully_connected_options():
+    result = nn_gpu_command("train", "--preset", "ch6-conv1", "--dropout", "0.5")
+    assert result.returncode == 2
+    assert "--dropout does not apply to a convolutional network" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -11,7 +11,7 @@ from .. import options
 from ..backends import BACKEND_NAMES
 from ..errors import InvalidArgumentError, NNGpuError
 from ..mnist import DATA_ENV_VAR, TRAINING_SIZE, check_sizes, load_mnist
-from ..network import Network
+from .. import ensemble
 
 PROG = "nn-gpu"
 DATA_HELP = f"MNIST directory (default: ${DATA_ENV_VAR}, else ~/.local/share/nn_gpu/mnist)"
@@ -120,8 +120,13 @@ def check_batch_fits(parser, flag, batch_size, examples):
 
 def load_model(args):
     """The model of a command that scores MNIST, on ``--backend``."""
-    net = Network.load(args.model, backend=args.backend)
-    check_mnist_sizes(net.sizes, f"{args.model}: model layer sizes")
+    return load_model_file(args.model, args.backend)
+
+
+def load_model_file(path, backend):
+    """A model file (fully connected or convolutional) for MNIST, on ``backend``."""
+    net = ensemble.load_model(path, backend=backend)
+    check_mnist_sizes(net.sizes, f"{path}: model layer sizes")
     return net
 
 

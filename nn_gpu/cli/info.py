@@ -6,26 +6,43 @@ import sys
 
 import numpy
 
-from .. import __version__, presets
+from .. import __version__, ensemble, presets
+from ..convnet.presets import table as conv_table
 from ..backends import cupy_status, get_backend
 from ..benchmark import blas_description
 from ..errors import NNGpuError
 from ..mnist import DATA_ENV_VAR, FILES, resolve_data_dir
-from .common import (PROG, add_backend, add_data, add_model, add_split, load_model, load_split,
-                     percent)
+from .common import (PROG, add_backend, add_data, add_split, load_model, load_model_file,
+                     load_split, percent)
 
 
 def cmd_presets(args):
     """Print the presets of `train --preset`, with the book's figures."""
     print(presets.table())
+    print()
+    print(conv_table())
     return 0
 
 
 def cmd_evaluate(args):
-    """Score a saved model on the MNIST test (or validation) set."""
-    net, data = load_model(args), load_split(args)
-    correct, total = net.evaluate(data), len(data[1])
-    print(f"{args.split} accuracy: {correct} / {total} ({percent(correct, total)})")
+    """Score a saved model on the MNIST test (or validation) set; with
+    ``--ensemble``, every model and then their vote (:mod:`nn_gpu.ensemble`)."""
+    if args.ensemble is None:
+        if args.model is None:
+            args.parser.error("name the MODEL to score (or --ensemble MODEL MODEL ...)")
+        net, data = load_model(args), load_split(args)
+        correct, total = net.evaluate(data), len(data[1])
+        print(f"{args.split} accuracy: {correct} / {total} ({percent(correct, total)})")
+        return 0
+    paths = ([args.model] if args.model else []) + args.ensemble
+    nets = [load_model_file(path, args.backend) for path in paths]  # all checked first
+    data = load_split(args)
+    for path, net in zip(paths, nets):
+        correct, total = net.evaluate(data), len(data[1])
+        print(f"{path}: {args.split} accuracy {correct} / {total} ({percent(correct, total)})")
+    correct, total = ensemble.accuracy(nets, data)
+    print(f"ensemble of {len(nets)} (majority vote): {args.split} accuracy {correct} / {total} "
+          f"({percent(correct, total)})")
     return 0
 
 
@@ -82,7 +99,11 @@ def add_parsers(commands):
     """Register ``evaluate``, ``presets``, ``download`` and ``info``."""
     evaluate = commands.add_parser("evaluate", help="score a saved model on MNIST",
                                    description="Score a model written by `train --save`.")
-    add_model(evaluate)
+    evaluate.add_argument("model", metavar="MODEL", nargs="?",
+                          help="model file from `train --save`")
+    evaluate.add_argument("--ensemble", nargs="+", metavar="MODEL",
+                          help="also these models (or only these), then the digit most of "
+                               "them vote for (ties: the larger summed output)")
     add_data(evaluate)
     add_backend(evaluate)
     add_split(evaluate)

@@ -1,6 +1,8 @@
 """``nn-gpu plot KIND``: learning curves, misclassified digits, the confusion
 matrix or the weights, drawn by :mod:`nn_gpu.plots`."""
 
+from ..convnet.network import ConvNetwork
+from ..convnet.plots import plot_filters
 from ..history import load_history
 from ..plots import (DEFAULT_DPI, DEFAULT_MISCLASSIFIED, DEFAULT_WEIGHTS, PLOT_HINT,
                      plot_confusion, plot_curves, plot_misclassified, plot_weights,
@@ -38,6 +40,9 @@ def draw_confusion(args):
 
 def draw_weights(args):
     net = load_model(args)
+    if isinstance(net, ConvNetwork):  # its first layer's filters
+        fig = plot_filters(net, args.output, dpi=args.dpi)
+        return fig.get_suptitle()
     plot_weights(net, args.output, count=args.count, dpi=args.dpi)
     return f"Weights of {min(args.count, net.sizes[1])} hidden neurons"
 

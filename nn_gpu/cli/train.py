@@ -10,6 +10,7 @@ import signal
 import sys
 
 from .. import presets
+from ..convnet.presets import CONV_PRESETS
 from ..backends import get_backend
 from ..checkpoint import Checkpoint
 from ..costs import COSTS
@@ -22,6 +23,7 @@ from .common import (PROG, CliError, add_backend, add_data, add_dtype, check_bat
                      check_mnist_sizes, check_output_path, interrupt, non_negative_float,
                      patience, percent, positive_float, positive_int, training_size,
                      unit_interval)
+from .train_conv import cmd_train_conv, is_conv_run
 
 
 def resolve_train_options(args):
@@ -136,6 +138,8 @@ def cmd_train(args):
     Nielsen's network.py; the history file is rewritten after every epoch so
     an interrupted run keeps what it had.
     """
+    if is_conv_run(args):
+        return cmd_train_conv(args)
     checkpoint, earlier = open_checkpoint(args)
     options, examples = resolve_train_options(args)
     check_output_path(args.history, "--history")
@@ -229,9 +233,13 @@ def add_parser(commands):
                     f"with `{PROG} presets`); options given explicitly override the preset.",
         epilog="Options marked (*) default to the preset's value when --preset is given.")
     add_data(train)
-    train.add_argument("--preset", choices=list(presets.PRESETS), metavar="NAME",
-                       help=f"start from a named set of options: {', '.join(presets.PRESETS)} "
-                            f"(see `{PROG} presets`)")
+    train.add_argument("--preset", choices=[*presets.PRESETS, *CONV_PRESETS], metavar="NAME",
+                       help="start from a named set of options: "
+                            f"{', '.join([*presets.PRESETS, *CONV_PRESETS])} (see `{PROG} "
+                            "presets`; ch6-*: the book's convolutional networks)")
+    train.add_argument("--layers", metavar="FILE.json",
+                       help="train a convolutional network whose layers this JSON file "
+                            "describes (a list like a ch6 preset's layers; see the README)")
     # (*) options: default None here, resolved as explicit > preset > built-in.
     train.add_argument("--sizes", type=positive_int, nargs="+", metavar="N",
                        help="(*) layer widths, 784 first and 10 last (default: 784 30 10)")

@@ -139,7 +139,7 @@ class ConvNetwork(Network):
     def feedforward(self, X):
         """Output activations a^L, shape (m, n_out), as a backend array."""
         X = self._inputs(X)
-        return self.backend.xp.concatenate([a for _, a in self._outputs(X)])
+        return self.backend.xp.concatenate([a for _, a in self.scored_outputs(X)])
 
     def backprop(self, X, Y, masks=None):
         """(nabla_b, nabla_w): the gradient of the mean cost over the rows of
@@ -169,7 +169,7 @@ class ConvNetwork(Network):
         rows = max(1, min(core.SCORING_CHUNK, PATCH_BUDGET // per_row))
         return [slice(start, start + rows) for start in range(0, X.shape[0], rows)]
 
-    def _outputs(self, X):
+    def scored_outputs(self, X):
         """(rows, a^L of those rows) for each scoring chunk of X."""
         for rows in self._chunks(X):
             yield rows, self._forward(X[rows], [None] * len(self.layers))[0]
@@ -178,7 +178,7 @@ class ConvNetwork(Network):
         """Σ [argmax a^L == label] over device data, as a 0-d device array."""
         xp = self.backend.xp
         correct = xp.zeros((), dtype=xp.int64)
-        for rows, a in self._outputs(X):
+        for rows, a in self.scored_outputs(X):
             correct += xp.sum(xp.argmax(a, axis=1) == labels[rows])
         return correct
 
@@ -186,7 +186,7 @@ class ConvNetwork(Network):
         """Mean -ln a^L_y over device data, plus (λ₂/2n)Σw² (n = ``train_size``)."""
         xp = self.backend.xp
         total = xp.zeros((), dtype=self.dtype)
-        for rows, a in self._outputs(X):
+        for rows, a in self.scored_outputs(X):
             picked = xp.take_along_axis(a, labels[rows][:, None], axis=1)
             total -= xp.sum(xp.log(xp.maximum(picked, xp.finfo(self.dtype).tiny)))
         cost = total / X.shape[0]
@@ -357,7 +357,8 @@ class EpochRunner:
 
     def dropout_state(self):
         rng = self.dropout_rng
-        return rng.bit_generator.state if rng is not None and hasattr(rng, "bit_generator") else None
+        has_state = rng is not None and hasattr(rng, "bit_generator")
+        return rng.bit_generator.state if has_state else None
 
     def restore_dropout_state(self, state):
         if state is not None and hasattr(self.dropout_rng, "bit_generator"):

@@ -37,24 +37,25 @@ def _two_conv(activation):
             _conv([20, 12, 12], [40, 20, 5, 5], activation)]
 
 
-_BOOK = {"batch_size": 10, "epochs": 60, "eta": 0.1, "l2": 0.0, "expand": False}
-_RELU = {**_BOOK, "eta": 0.03, "l2": 1.0}  # the book's λ = 0.1 (see above)
+#: The training options of network3.py's first runs: those of ``train --layers FILE``.
+CONV_DEFAULTS = {"batch_size": 10, "epochs": 60, "eta": 0.1, "l2": 0.0, "expand": False}
+_RELU = {**CONV_DEFAULTS, "eta": 0.03, "l2": 1.0}  # the book's λ = 0.1 (see above)
 
 CONV_PRESETS = {
     "ch6-conv1": {
         "description": "one conv-pool layer (20 5x5 filters, 2x2 max-pooling), 100 sigmoid "
                        "neurons, softmax; eta 0.1, 60 epochs",
         "book_accuracy": 98.78,
-        "layers": [_conv([1, 28, 28], [20, 1, 5, 5], "sigmoid"), _full(20 * 12 * 12, 100, "sigmoid"),
-                   _softmax(100)],
-        "options": dict(_BOOK),
+        "layers": [_conv([1, 28, 28], [20, 1, 5, 5], "sigmoid"),
+                   _full(20 * 12 * 12, 100, "sigmoid"), _softmax(100)],
+        "options": dict(CONV_DEFAULTS),
     },
     "ch6-conv2": {
         "description": "two conv-pool layers (20 then 40 5x5 filters), 100 sigmoid neurons, "
                        "softmax; eta 0.1, 60 epochs",
         "book_accuracy": 99.06,
         "layers": [*_two_conv("sigmoid"), _full(40 * 4 * 4, 100, "sigmoid"), _softmax(100)],
-        "options": dict(_BOOK),
+        "options": dict(CONV_DEFAULTS),
     },
     "ch6-relu": {
         "description": "ch6-conv2 with ReLU neurons, eta 0.03, L2 (book lambda 0.1)",
@@ -74,7 +75,7 @@ CONV_PRESETS = {
         "book_accuracy": 99.60,
         "layers": [*_two_conv("relu"), _full(40 * 4 * 4, 1000, "relu", 0.5),
                    _full(1000, 1000, "relu", 0.5), _softmax(1000, 0.5)],
-        "options": {**_BOOK, "eta": 0.03, "epochs": 40, "expand": True},
+        "options": {**CONV_DEFAULTS, "eta": 0.03, "epochs": 40, "expand": True},
     },
 }
 
@@ -121,3 +122,17 @@ def read_layers(path):
         return check_layers([layer_from_spec(spec) for spec in specs])
     except InvalidArgumentError as exc:
         raise InvalidArgumentError(f"{path}: {exc}") from None
+
+
+def table():
+    """The conv presets as text: name, the book's figure, description, options."""
+    width = max(map(len, CONV_PRESETS))
+    lines = [f"{'CONV PRESET':<{width}}  BOOK         DESCRIPTION"]
+    for name, preset in CONV_PRESETS.items():
+        options = preset["options"]
+        lines.append(f"{name:<{width}}  {preset['book_accuracy']:.2f}% test  "
+                     f"{preset['description']}")
+        lines.append(f"{'':<{width}}  {'':<11}  --epochs {options['epochs']} --batch-size "
+                     f"{options['batch_size']} --eta {options['eta']} --l2 {options['l2']}"
+                     + (" --expand" if options["expand"] else ""))
+    return "\n".join(lines)
