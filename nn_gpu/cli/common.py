@@ -141,6 +141,17 @@ def percent(correct, total):
     return f"{100 * correct / total:.2f}%"
 
 
+def interrupted(done, history_path, checkpoint):
+    """After Ctrl-C or SIGTERM in ``train``: say what was kept; the exit status 130."""
+    kept = [f"history kept in {history_path}"] if history_path else []
+    if checkpoint is not None and checkpoint.exists():
+        kept.append(f"checkpoint of epoch {done} in {checkpoint.directory}: continue with "
+                    f"`{PROG} train --resume {checkpoint.directory}`")
+    print(f"Interrupted after epoch {done}; {'; '.join(kept) or 'nothing saved'}",
+          file=sys.stderr, flush=True)
+    return 130
+
+
 def interrupt(signum, frame):
     """SIGTERM (and SIGHUP for the sweep) end a command the way Ctrl-C does."""
     raise KeyboardInterrupt

@@ -20,9 +20,9 @@ from ..mnist import TRAINING_SIZE, load_mnist, resolve_data_dir
 from ..network import Network
 from ..options import ACTIVATIONS, INITS, METHODS, MONITORS, TrainingSettings
 from .common import (PROG, CliError, add_backend, add_data, add_dtype, check_batch_fits,
-                     check_mnist_sizes, check_output_path, interrupt, non_negative_float,
-                     patience, percent, positive_float, positive_int, training_size,
-                     unit_interval)
+                     check_mnist_sizes, check_output_path, interrupt, interrupted,
+                     non_negative_float, patience, percent, positive_float, positive_int,
+                     training_size, unit_interval)
 from .train_conv import cmd_train_conv, is_conv_run
 
 
@@ -189,14 +189,7 @@ def cmd_train(args):
                           checkpoint=checkpoint, resume=bool(earlier), progress=progress)
     except KeyboardInterrupt:
         progress.close()
-        done = len(history["epochs"])
-        kept = [f"history kept in {args.history}"] if args.history else []
-        if checkpoint is not None and checkpoint.exists():
-            kept.append(f"checkpoint of epoch {done} in {checkpoint.directory}: continue with "
-                        f"`{PROG} train --resume {checkpoint.directory}`")
-        print(f"Interrupted after epoch {done}; {'; '.join(kept) or 'nothing saved'}",
-              file=sys.stderr, flush=True)
-        return 130
+        return interrupted(len(history["epochs"]), args.history, checkpoint)
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
 

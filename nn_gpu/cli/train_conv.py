@@ -10,7 +10,6 @@ best validation accuracy.
 """
 
 import signal
-import sys
 
 from ..checkpoint import Checkpoint
 from ..convnet.layers import layer_from_spec
@@ -19,7 +18,8 @@ from ..convnet.presets import CONV_DEFAULTS, CONV_PRESETS, book_figure, read_lay
 from ..expand import COPIES, training_subset
 from ..history import history_entry, write_history
 from ..mnist import TRAINING_SIZE, load_mnist, resolve_data_dir
-from .common import PROG, CliError, check_batch_fits, check_output_path, interrupt, percent
+from .common import (CliError, check_batch_fits, check_output_path, interrupt, interrupted,
+                     percent)
 
 #: ``train`` options a conv preset may take from the command line.
 CONV_OPTIONS = ("epochs", "batch_size", "eta", "l2", "expand")
@@ -120,14 +120,7 @@ def cmd_train_conv(args):
                           test_data=test, validation_data=validation, l2=options["l2"],
                           callback=after_epoch, checkpoint=checkpoint, resume=bool(earlier))
     except KeyboardInterrupt:
-        done = len(history["epochs"])
-        kept = [f"history kept in {args.history}"] if args.history else []
-        if checkpoint is not None and checkpoint.exists():
-            kept.append(f"checkpoint of epoch {done} in {checkpoint.directory}: continue with "
-                        f"`{PROG} train --resume {checkpoint.directory}`")
-        print(f"Interrupted after epoch {done}; {'; '.join(kept) or 'nothing saved'}",
-              file=sys.stderr, flush=True)
-        return 130
+        return interrupted(len(history["epochs"]), args.history, checkpoint)
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
     if args.save:
