@@ -102,7 +102,8 @@ def cmd_train_conv(args):
         training = training_subset(training, options["expand"], args.train_size)
         described = CONV_PRESETS[name]["description"] + "; " if name in CONV_PRESETS else ""
         say(f"Training {name} ({described}eta {options['eta']:g}, "
-            f"mini-batch {options['batch_size']}, l2 {options['l2']:g}, {examples} "
+            f"mini-batch {options['batch_size']}, l2 {options['l2']:g}, {options['epochs']} epochs, "
+            f"{examples} "
             f"{'expanded ' if options['expand'] else ''}examples, {args.dtype}) on "
             f"{net.backend.name}: {net.backend.reason}")
         if earlier:

@@ -44,7 +44,7 @@ _RELU = {**CONV_DEFAULTS, "eta": 0.03, "l2": 1.0}  # the book's λ = 0.1 (see ab
 CONV_PRESETS = {
     "ch6-conv1": {
         "description": "one conv-pool layer (20 5x5 filters, 2x2 max-pooling), 100 sigmoid "
-                       "neurons, softmax; eta 0.1, 60 epochs",
+                       "neurons, softmax",
         "book_accuracy": 98.78,
         "layers": [_conv([1, 28, 28], [20, 1, 5, 5], "sigmoid"),
                    _full(20 * 12 * 12, 100, "sigmoid"), _softmax(100)],
@@ -52,13 +52,13 @@ CONV_PRESETS = {
     },
     "ch6-conv2": {
         "description": "two conv-pool layers (20 then 40 5x5 filters), 100 sigmoid neurons, "
-                       "softmax; eta 0.1, 60 epochs",
+                       "softmax",
         "book_accuracy": 99.06,
         "layers": [*_two_conv("sigmoid"), _full(40 * 4 * 4, 100, "sigmoid"), _softmax(100)],
         "options": dict(CONV_DEFAULTS),
     },
     "ch6-relu": {
-        "description": "ch6-conv2 with ReLU neurons, eta 0.03, L2 (book lambda 0.1)",
+        "description": "ch6-conv2 with ReLU neurons, eta 0.03, L2 (the book's lambda 0.1)",
         "book_accuracy": 99.23,
         "layers": [*_two_conv("relu"), _full(40 * 4 * 4, 100, "relu"), _softmax(100)],
         "options": dict(_RELU),
@@ -71,7 +71,7 @@ CONV_PRESETS = {
     },
     "ch6-dropout": {
         "description": "two conv-pool layers, two 1,000-neuron ReLU layers, dropout 0.5 on "
-                       "the three upper layers' inputs, expanded data, eta 0.03, 40 epochs",
+                       "the three upper layers' inputs, expanded data",
         "book_accuracy": 99.60,
         "layers": [*_two_conv("relu"), _full(40 * 4 * 4, 1000, "relu", 0.5),
                    _full(1000, 1000, "relu", 0.5), _softmax(1000, 0.5)],
