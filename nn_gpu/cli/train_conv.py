@@ -101,11 +101,10 @@ def cmd_train_conv(args):
         training, validation, test = load_mnist(args.data)
         training = training_subset(training, options["expand"], args.train_size)
         described = CONV_PRESETS[name]["description"] + "; " if name in CONV_PRESETS else ""
-        say(f"Training {name} ({described}eta {options['eta']:g}, "
-            f"mini-batch {options['batch_size']}, l2 {options['l2']:g}, {options['epochs']} epochs, "
-            f"{examples} "
-            f"{'expanded ' if options['expand'] else ''}examples, {args.dtype}) on "
-            f"{net.backend.name}: {net.backend.reason}")
+        say(f"Training {name} ({described}eta {options['eta']:g}, mini-batch "
+            f"{options['batch_size']}, l2 {options['l2']:g}, {options['epochs']} epochs, "
+            f"{examples} {'expanded ' if options['expand'] else ''}examples, {args.dtype}) "
+            f"on {net.backend.name}: {net.backend.reason}")
         if earlier:
             say(f"Resuming after epoch {len(earlier)} from {checkpoint.path}")
 
