@@ -126,7 +126,7 @@ def cmd_train_conv(args):
     if args.save:
         net.save(args.save)
         say(f"Model saved to {args.save}")
-    epoch, accuracy = book_figure(records)
+    epoch, _ = book_figure(records)
     best = records[epoch - 1]
     book = (f"; the book: {CONV_PRESETS[name]['book_accuracy']:.2f}%"
             if name in CONV_PRESETS else "")
