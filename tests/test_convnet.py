@@ -341,3 +341,16 @@ def test_conv_presets_refuse_the_fully_connected_options():
     assert result.returncode == 2
     assert "--dropout does not apply to a convolutional network" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_metrics_score_conv_models(monkeypatch):
+    """Predictions and the confusion matrix go through the conv network's own
+    chunked scoring (a scoring chunk of 3 rows here)."""
+    from nn_gpu import metrics
+
+    net, X, labels, _ = problem(two_conv("tanh"), 8, seed=4)
+    monkeypatch.setattr(convnetwork, "PATCH_BUDGET", 3 * net.layers[0].patch_bytes(8))
+    expected = net.feedforward(X).argmax(axis=1)
+    numpy.testing.assert_array_equal(metrics.predictions(net, (X, labels)), expected)
+    counts = metrics.confusion_matrix(net, (X, labels))
+    assert counts.sum() == 8 and numpy.trace(counts) == net.evaluate((X, labels))
