@@ -13,7 +13,8 @@ from .backends import cupy_status, get_backend
 from .errors import NNGpuError
 from .mnist import load_mnist
 from .network import Network
+from .perceptron import Perceptron
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "NNGpuError", "cupy_status", "get_backend", "load_mnist", "__version__"]
+__all__ = ["Network", "NNGpuError", "Perceptron", "cupy_status", "get_backend", "load_mnist", "__version__"]

@@ -140,12 +140,10 @@ def train_step(backend, plan, weights, biases, workspace, activations, targets, 
     backpropagate(backend, weights, activations, deltas, plan.kinds, masks)
     momentum = workspace.velocity_w is not None
     for l in range(len(weights)):
-        backend.weight_gradient(deltas[l], inputs[l], workspace.grad_w[l], workspace.grad_b[l])
-        backend.sgd_update(weights[l], workspace.grad_w[l],
-                           workspace.velocity_w[l] if momentum else None, plan.momentum,
-                           plan.decay, plan.l1_step)
-        backend.sgd_update(biases[l], workspace.grad_b[l],
-                           workspace.velocity_b[l] if momentum else None, plan.momentum)
+        backend.update_layer(deltas[l], inputs[l], weights[l], biases[l], workspace.grad_w[l],
+                             workspace.grad_b[l], workspace.velocity_w[l] if momentum else None,
+                             workspace.velocity_b[l] if momentum else None, plan.momentum,
+                             plan.decay, plan.l1_step)
 
 
 def _feedforward_with_dropout(backend, plan, weights, biases, activations, masks, dropped,
@@ -228,14 +226,44 @@ def scored_chunks(backend, kinds, weights, biases, X):
         yield rows, output_logits(backend, kinds, weights, biases, X[rows])
 
 
+def predicted_labels(backend, z):
+    """The class each row of z^L stands for: argmax_j a^L_j, which is argmax_j
+    z^L_j (sigmoid and softmax are increasing in z_j); for a single output
+    neuron, [a^L > 0.5] = [z^L > 0] (σ(z) > 1/2 exactly when z > 0)."""
+    xp = backend.xp
+    if z.shape[1] == 1:
+        return (z[:, 0] > 0).astype(xp.int64)
+    return xp.argmax(z, axis=1)
+
+
 def count_correct(backend, kinds, weights, biases, X, labels):
-    """Σ [argmax_j a^L_j == label] over the rows of X, as a 0-d device array."""
+    """Σ [predicted label == label] over the rows of X, as a 0-d device array."""
     xp = backend.xp
     correct = xp.zeros((), dtype=xp.int64)
     for rows, z in scored_chunks(backend, kinds, weights, biases, X):
-        # argmax of a = f(z) is argmax of z: sigmoid and softmax are increasing in z_j.
-        correct += xp.sum(xp.argmax(z, axis=1) == labels[rows])
+        correct += xp.sum(predicted_labels(backend, z) == labels[rows])
     return correct
+
+
+POSITIVE_COUNTS = ("true_positives", "predicted_positives", "actual_positives")
+
+
+def count_positives(backend, kinds, weights, biases, X, labels):
+    """For one output neuron: {"true_positives", "predicted_positives",
+    "actual_positives"} over the rows of X, as 0-d device arrays.
+
+    precision = true/predicted ("when it says yes, how often is it right")
+    and recall = true/actual ("how many of the yeses does it find").
+    """
+    xp = backend.xp
+    counts = {key: xp.zeros((), dtype=xp.int64) for key in POSITIVE_COUNTS}
+    for rows, z in scored_chunks(backend, kinds, weights, biases, X):
+        said_yes = predicted_labels(backend, z) == 1
+        is_yes = labels[rows] == 1
+        counts["true_positives"] += xp.sum(said_yes & is_yes)
+        counts["predicted_positives"] += xp.sum(said_yes)
+        counts["actual_positives"] += xp.sum(is_yes)
+    return counts
 
 
 def total_cost(backend, cost, kinds, weights, biases, X, Y):

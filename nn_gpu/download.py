@@ -7,6 +7,10 @@ A file only appears under its final name once it is complete and verified:
 it is written to a temporary file in the same directory, fsynced, then moved
 into place with os.replace, so an interrupted or bad download never leaves a
 half-written file that the loader would trip over later.
+
+:func:`first_run_data_dir` is what ``nn-gpu train`` does on a machine without
+MNIST: download it into the per-user default directory, as Keras and
+torchvision do, but never into a directory the user named.
 """
 
 from __future__ import annotations
@@ -22,12 +26,17 @@ import zlib
 from pathlib import Path
 
 from .errors import DataError
-from .mnist import FILES
+from .mnist import DATA_ENV_VAR, FILES, resolve_data_dir
 
 DEFAULT_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
+#: Base URLs to use instead of DEFAULT_MIRRORS, separated by spaces (an
+#: in-house copy, or the tests' local server).
+MIRRORS_ENV_VAR = "NN_GPU_MNIST_MIRRORS"
+#: The four gzipped files together, for "about 11 MB" in what we say.
+TOTAL_MEGABYTES = 11
 
 # SHA-256 of the decompressed (raw IDX) content of the genuine files.
 SHA256 = {
@@ -61,12 +70,27 @@ def _check(path: Path, name: str) -> str | None:
     return None
 
 
-def _fetch(url: str, directory: Path, name: str, timeout: float) -> str | None:
+class DownloadError(DataError):
+    """No mirror served a file; ``tried`` lists each URL with its reason."""
+
+    def __init__(self, message, tried):
+        super().__init__(message)
+        self.tried = tried
+
+
+def configured_mirrors() -> tuple[str, ...]:
+    """$NN_GPU_MNIST_MIRRORS (base URLs separated by spaces), else DEFAULT_MIRRORS."""
+    return tuple(os.environ.get(MIRRORS_ENV_VAR, "").split()) or DEFAULT_MIRRORS
+
+
+def _fetch(url: str, directory: Path, name: str, timeout: float, progress=None) -> str | None:
     """Download ``url`` as ``directory/name``; return None on success, else why not.
 
     The bytes go to a temporary file next to the target, which is fsynced and
     verified before os.replace puts it in place; on any failure (or Ctrl-C)
     the temporary file is removed and an existing target is left untouched.
+    ``progress(name, total_bytes or None)`` makes a bar with ``update(n)``
+    and ``close()``.
     """
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
@@ -74,15 +98,24 @@ def _fetch(url: str, directory: Path, name: str, timeout: float) -> str | None:
         raise DataError(f"{directory}: cannot write a file there ({exc.strerror or exc}); "
                         "check its permissions or choose another directory") from None
     try:
+        bar = None
         try:
             with os.fdopen(fd, "wb") as out, \
                     urllib.request.urlopen(url, timeout=timeout) as response:
+                if progress is not None:
+                    length = response.headers.get("Content-Length", "")
+                    bar = progress(name, int(length) if length.isdigit() else None)
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
                 out.flush()
                 os.fsync(out.fileno())
         except (OSError, http.client.HTTPException, ValueError) as exc:
             return _describe(exc)
+        finally:
+            if bar is not None:
+                bar.close()
         problem = _check(Path(tmp), name)
         if problem is None:
             os.replace(tmp, directory / name)
@@ -116,15 +149,21 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def download_mnist(dest: str | os.PathLike, mirrors=DEFAULT_MIRRORS, timeout: float = 30) -> Path:
+def download_mnist(dest: str | os.PathLike, mirrors=None, timeout: float = 30, say=None,
+                   progress=None) -> Path:
     """Make sure ``dest`` holds the four verified MNIST files; return ``dest``.
 
     Files already present with the right content are left alone, so running
     this again is cheap and resumes after a failure. Each missing or bad file
-    is taken from the first mirror (a base URL) that serves the right content.
-    Raises DataError naming the file and every mirror tried when none does.
+    is taken from the first mirror (a base URL) that serves the right content;
+    ``mirrors=None`` means :func:`configured_mirrors`. ``say(line)`` is told
+    each file fetched and verified; ``progress`` draws a bar per file (see
+    ``_fetch``). Raises :class:`DownloadError` naming the file and every
+    mirror tried when none serves it.
     """
     dest = Path(dest).expanduser()
+    if mirrors is None:
+        mirrors = configured_mirrors()
     if isinstance(mirrors, str):
         mirrors = (mirrors,)
     try:
@@ -140,14 +179,47 @@ def download_mnist(dest: str | os.PathLike, mirrors=DEFAULT_MIRRORS, timeout: fl
         failures = []
         for base in mirrors:
             url = base.rstrip("/") + "/" + name
-            problem = _fetch(url, dest, name, timeout)
+            problem = _fetch(url, dest, name, timeout, progress)
             if problem is None:
+                if say is not None:
+                    say(f"{name}: downloaded from {url}, SHA-256 verified")
                 break
             failures.append(f"{url} ({problem})")
         else:
             tried = "; ".join(failures) or "no mirrors given"
-            raise DataError(f"{target}: could not download {name}, tried {tried}; "
-                            "check the network connection, pass other mirrors, or copy "
-                            "the file there by hand")
+            raise DownloadError(f"{target}: could not download {name}, tried {tried}; "
+                                "check the network connection, pass other mirrors, or copy "
+                                "the file there by hand", tried)
     return dest
+
+
+def first_run_data_dir(data=None, say=None, progress=None) -> Path:
+    """The MNIST directory a command should load, downloading MNIST first
+    only where the user named no directory.
+
+    A directory given as ``data`` (--data) or in $NN_GPU_DATA is returned
+    as it is: what is missing there is the loader's to report. Otherwise
+    the per-user default is used and, if any of the four files is missing
+    there, they are downloaded and verified into it, telling ``say`` what
+    happens. Without a network that ends in one line saying where to put
+    the four files.
+    """
+    if (data is not None and str(data) != "") or os.environ.get(DATA_ENV_VAR):
+        return resolve_data_dir(data)
+    directory = resolve_data_dir()
+    if all((directory / name).is_file() for name in FILES.values()):
+        return directory
+    say = say or (lambda line: None)
+    mirrors = configured_mirrors()
+    say(f"MNIST is not in {directory} yet: downloading the four files (about "
+        f"{TOTAL_MEGABYTES} MB) from {mirrors[0]} (or a mirror) and checking their SHA-256 "
+        f"(set {DATA_ENV_VAR} or pass --data to use a copy you have)")
+    try:
+        download_mnist(directory, mirrors, say=say, progress=progress)
+    except DownloadError as exc:
+        raise DataError(f"could not download MNIST ({exc.tried}); put the four files "
+                        f"{', '.join(FILES.values())} in {directory} by hand, or pass "
+                        "--data DIR where they are") from None
+    say(f"MNIST is ready in {directory}")
+    return directory
 

@@ -109,9 +109,13 @@ class MLPClassifier(*_BASES):
     Builds ``Network([n_features, *hidden_layer_sizes, n_classes])`` in
     ``fit`` and trains it with mini-batch SGD (:meth:`Network.sgd`). Labels
     may be any sortable values (ints, strings); they are kept in ``classes_``
-    and encoded as output neurons 0..n_classes-1 in that order. Features are
-    used as given: scale them to order 1 first (see the module docstring).
-    ``predict_proba`` gives the softmax outputs, or for sigmoid outputs the
+    and encoded as output neurons 0..n_classes-1 in that order. A problem
+    with two classes gets a single sigmoid output neuron instead (the seed
+    notes' "is it a nine?", and scikit-learn's own MLPClassifier): a > 0.5
+    means ``classes_[1]``; only the log-likelihood cost, whose softmax needs
+    two outputs, keeps two. Features are used as given: scale them to order
+    1 first (see the module docstring). ``predict_proba`` gives the softmax
+    outputs, for one output neuron (1 - a, a), or else the sigmoid outputs'
     row a^L normalised to sum to 1.
 
     Parameters
@@ -155,7 +159,8 @@ class MLPClassifier(*_BASES):
     n_features_in_ : int
         Number of features seen in ``fit``.
     network_ : nn_gpu.network.Network
-        The trained network (``network_.weights``, ``network_.biases``).
+        The trained network (``network_.weights``, ``network_.biases``); one
+        output neuron for two classes unless the cost is log-likelihood.
     n_iter_ : int
         Epochs this network has been trained for (``fit`` plus ``partial_fit``).
     """
@@ -223,7 +228,9 @@ class MLPClassifier(*_BASES):
 
     def _new_network(self, n_features, n_classes):
         hidden = _hidden_sizes(self.hidden_layer_sizes)
-        return Network([n_features, *hidden, n_classes], cost=self.cost, backend=self.backend,
+        softmax = self.cost == "log_likelihood"
+        n_out = 1 if n_classes == 2 and not softmax else n_classes
+        return Network([n_features, *hidden, n_out], cost=self.cost, backend=self.backend,
                        dtype=self.dtype, seed=_seed(self.random_state), init=self.init,
                        activation=self.activation)
 
@@ -238,17 +245,20 @@ class MLPClassifier(*_BASES):
         """Class probabilities, shape (n_samples, n_classes), rows summing to 1.
 
         With ``cost="log_likelihood"`` these are the softmax outputs. With a
-        sigmoid output layer (the other costs) each output a_j lies in (0, 1)
-        but the outputs are independent, so the row a^L is normalised to sum
-        to 1 (a row that underflows to all zeros becomes uniform). Either way
-        the column order is ``classes_`` and the argmax is ``predict``'s.
+        single sigmoid output neuron (two classes) a is the probability of
+        ``classes_[1]``: the row is (1 - a, a). With several sigmoid outputs
+        each a_j lies in (0, 1) but the outputs are independent, so the row
+        a^L is normalised to sum to 1 (a row that underflows to all zeros
+        becomes uniform). Either way the column order is ``classes_`` and the
+        argmax is ``predict``'s.
         """
         self._check_fitted()
         X = self._validate_X(X)
         return probabilities(self.network_, X)
 
     def predict(self, X):
-        """The label of the most active output neuron for each row of X."""
+        """The label of the most active output neuron for each row of X
+        (with one output neuron: ``classes_[1]`` where a > 0.5)."""
         proba = self.predict_proba(X)  # checks fitted before classes_ is read
         return self.classes_[np.argmax(proba, axis=1)]
 

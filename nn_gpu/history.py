@@ -4,7 +4,8 @@ back by ``nn-gpu plot curves``, in this one module.
 It is JSON: ``{"config": {...the run's options...}, "epochs": [{...}, ...]}``
 with, after an early-stopped run, ``"kept_weights": {"epoch", "test_accuracy"}``.
 Each epoch entry holds :data:`HISTORY_KEYS` where measured, then every other
-``*_accuracy`` / ``*_cost`` of the epoch's record, then ``stopped``.
+``*_accuracy`` / ``*_cost`` (and a detector's ``*_precision`` / ``*_recall``)
+of the epoch's record, then ``stopped``.
 """
 
 import json
@@ -27,7 +28,7 @@ def history_entry(record):
     """The history file's entry for one epoch's record from ``Network.sgd``."""
     keys = [key for key in HISTORY_KEYS if key in record]
     keys += sorted(key for key in record if key not in keys
-                   and key.endswith(("_accuracy", "_cost")))
+                   and key.endswith(("_accuracy", "_cost", "_precision", "_recall")))
     keys += ["stopped"] if "stopped" in record else []
     return {key: record[key] for key in keys}
 

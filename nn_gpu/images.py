@@ -204,8 +204,9 @@ def to_mnist(image):
 
 
 def check_model(net):
-    """A model for 28x28 digits: 784 inputs, 10 outputs."""
-    if net.sizes[0] != PIXELS or net.sizes[-1] != NUM_CLASSES:
+    """A model for 28x28 digits: 784 inputs, 10 outputs (or 1: a detector of one digit)."""
+    if net.sizes[0] != PIXELS or net.sizes[-1] not in (NUM_CLASSES, 1):
         raise InvalidArgumentError(
             f"the model's layers {net.sizes} do not fit digit images: it needs "
-            f"{PIXELS} inputs ({ROWS}x{COLS} pixels) and {NUM_CLASSES} outputs")
+            f"{PIXELS} inputs ({ROWS}x{COLS} pixels) and {NUM_CLASSES} outputs (or 1, a "
+            "detector of one digit)")

@@ -13,14 +13,14 @@ from .convnet.network import ConvNetwork
 
 
 def device_predictions(net, X):
-    """argmax of the output layer for every row of device X, on the device,
-    scored in the same chunks as :meth:`Network.evaluate`."""
+    """The predicted class of every row of device X (argmax of the output
+    layer; for one output neuron [a > 0.5]), on the device, scored in the
+    same chunks as :meth:`Network.evaluate`."""
     xp = net.backend.xp
     if isinstance(net, ConvNetwork):
         chunks = [xp.argmax(a, axis=1) for _, a in net.scored_outputs(X)]
         return chunks[0] if len(chunks) == 1 else xp.concatenate(chunks)
-    # argmax a = argmax z: the output activation is increasing.
-    chunks = [xp.argmax(z, axis=1)
+    chunks = [core.predicted_labels(net.backend, z)
               for _, z in core.scored_chunks(net.backend, net.kinds, net.weights, net.biases, X)]
     return chunks[0] if len(chunks) == 1 else xp.concatenate(chunks)
 
@@ -32,23 +32,26 @@ def predictions(net, data):
 
 
 def confusion_matrix(net, data):
-    """Counts ``C[true, predicted]`` over ``(X, labels)``: an (n_out, n_out)
-    NumPy int64 array, (10, 10) for MNIST. Computed on the network's backend
+    """Counts ``C[true, predicted]`` over ``(X, labels)``: a (k, k) NumPy
+    int64 array for the k classes, (10, 10) for MNIST, (2, 2) for one output neuron. Computed on the network's backend
     with one device-to-host copy; ``C.sum()`` is the number of examples and
     the trace is :meth:`Network.evaluate`."""
     X, labels = net.to_device(data)
-    xp, k = net.backend.xp, net.sizes[-1]
+    xp, k = net.backend.xp, net.num_classes
     pairs = labels.astype(xp.int64) * k + device_predictions(net, X).astype(xp.int64)
     counts = xp.bincount(pairs, minlength=k * k).reshape(k, k)
     return net.backend.to_host(counts).astype(numpy.int64)
 
 
 def probabilities(net, X):
-    """Class probabilities of the rows of X, shape (m, n_out), float64, each
-    row summing to 1: the output activations a^L normalised. Softmax outputs
-    already sum to 1; sigmoid outputs are independent, so their row is
-    scaled; a row that underflows to all zeros becomes uniform."""
+    """Class probabilities of the rows of X, shape (m, k) for k classes,
+    float64, each row summing to 1: the output activations a^L normalised.
+    Softmax outputs already sum to 1; sigmoid outputs are independent, so
+    their row is scaled; a row that underflows to all zeros becomes uniform.
+    One output neuron a is the probability of class 1: the row is (1 - a, a)."""
     outputs = numpy.asarray(net.backend.to_host(net.feedforward(X)), dtype=numpy.float64)
+    if outputs.shape[1] == 1:
+        return numpy.hstack([1.0 - outputs, outputs])
     totals = outputs.sum(axis=1, keepdims=True)
     uniform = numpy.full_like(outputs, 1.0 / outputs.shape[1])
     return numpy.divide(outputs, totals, out=uniform, where=totals > 0)
@@ -56,5 +59,6 @@ def probabilities(net, X):
 
 def classify(net, X):
     """``[(label, probabilities), ...]``, one pair per row of X: the predicted
-    class as an int and the (n_out,) float64 :func:`probabilities`."""
+    class as an int and the (k,) float64 :func:`probabilities` (argmax of
+    (1 - a, a) is 1 exactly when a > 0.5)."""
     return [(int(numpy.argmax(p)), p) for p in probabilities(net, X)]

@@ -41,17 +41,20 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # Deflate cannot expand data more than 1032-fold: a header promising more
 # than that times the file's size is refused before anything is decompressed.
 _MAX_DEFLATE_RATIO = 1032
-_WHERE = f"pass --data DIR, set {DATA_ENV_VAR}, or run `nn-gpu download`"
 _REFETCH = "delete it and run `nn-gpu download` again"
 
 
-def check_sizes(sizes, what):
-    """Layer sizes that fit MNIST: 784 inputs and 10 outputs; say so otherwise."""
-    if len(sizes) >= 2 and sizes[0] == PIXELS and sizes[-1] == NUM_CLASSES:
+def check_sizes(sizes, what, detector=False):
+    """Layer sizes that fit MNIST: 784 inputs and 10 outputs, or 1 for a
+    ``detector`` of one digit (:func:`one_vs_rest`); say so otherwise."""
+    outputs = 1 if detector else NUM_CLASSES
+    if len(sizes) >= 2 and sizes[0] == PIXELS and sizes[-1] == outputs:
         return sizes
+    last = ("1 (one output neuron: is it the digit or not)" if detector
+            else f"{NUM_CLASSES} (digits)")
     raise InvalidArgumentError(
         f"{what} {list(sizes)} do not fit MNIST: the first layer must be {PIXELS} "
-        f"({ROWS}x{COLS} pixels) and the last {NUM_CLASSES} (digits)")
+        f"({ROWS}x{COLS} pixels) and the last {last}")
 
 
 def resolve_data_dir(path: str | os.PathLike | None = None) -> Path:
@@ -68,6 +71,13 @@ def resolve_data_dir(path: str | os.PathLike | None = None) -> Path:
         base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
         path = Path(base) / "nn_gpu" / "mnist"
     return Path(path).expanduser()
+
+
+def _where(directory: Path) -> str:
+    """What to do when MNIST is not in ``directory``."""
+    return (f"put the four files {', '.join(FILES.values())} in {directory}, fetch them with "
+            f"`nn-gpu download --data {directory}`, or point --data or {DATA_ENV_VAR} at "
+            "a directory that has them")
 
 
 def _fail(path: Path, what: str, fix: str = _REFETCH) -> DataError:
@@ -113,7 +123,7 @@ def _read_idx(path: str | os.PathLike, magic: int, ndims: int) -> tuple[list[int
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise _fail(path, "file not found", _WHERE) from None
+        raise _fail(path, "file not found", _where(path.parent)) from None
     except OSError as exc:
         raise _fail(path, f"cannot be read ({exc.strerror or exc})",
                     "check the path and its permissions") from None
@@ -204,7 +214,7 @@ def load_mnist(path: str | os.PathLike | None = None):
     directory = resolve_data_dir(path)
     if not directory.is_dir():
         what = "is not a directory" if directory.exists() else "MNIST directory not found"
-        raise _fail(directory, what, _WHERE)
+        raise _fail(directory, what, _where(directory))
 
     x_train, y_train = _load_pair(directory, "train_images", "train_labels")
     test = _load_pair(directory, "test_images", "test_labels")
@@ -216,3 +226,11 @@ def load_mnist(path: str | os.PathLike | None = None):
     training = (x_train[:n_train], y_train[:n_train])
     validation = (x_train[n_train:], y_train[n_train:])
     return training, validation, test
+
+
+def one_vs_rest(data, digit):
+    """``(X, labels)`` relabelled for a detector of one digit: 1 where the
+    label is ``digit``, 0 for every other digit (the seed notes' "is it a
+    nine?", for a network with one output neuron)."""
+    X, labels = data
+    return X, (np.asarray(labels) == digit).astype(np.int64)

@@ -40,6 +40,14 @@ def initial_parameters(rng, sizes, init):
     return biases, weights
 
 
+def check_outputs(cost, n_out):
+    """A softmax over one neuron is always 1: log-likelihood needs two outputs or more."""
+    if n_out == 1 and cost.output_activation == "softmax":
+        raise InvalidArgumentError(
+            f"cost {cost.name!r} puts a softmax on the output layer, which is always 1 for a "
+            "single output neuron; use cost 'cross_entropy' or 'quadratic' with one output")
+
+
 class Network:
     """A feed-forward network trained by mini-batch SGD.
 
@@ -50,6 +58,10 @@ class Network:
     ``"float32"`` (fast) or ``"float64"`` (exact comparisons); ``seed`` fixes
     the initial parameters and every epoch's shuffle; ``init`` is
     ``"normal"`` (N(0, 1)) or ``"scaled"`` (N(0, 1/n_in)) weights.
+
+    A network with one output neuron is a yes/no classifier (the seed notes'
+    "is it a nine?"): labels are 0 or 1, the target y is the label itself,
+    and a^L > 0.5, that is z^L > 0, means 1.
     """
 
     def __init__(self, sizes, cost="quadratic", backend="auto", dtype="float32", seed=None,
@@ -59,6 +71,7 @@ class Network:
                 f"sizes must list at least two layer widths (input and output), got {sizes!r}")
         self.sizes = [positive_int(n, "every layer size") for n in sizes]
         self.cost = get_cost(cost)
+        check_outputs(self.cost, self.sizes[-1])
         self.activation = choice(activation, ACTIVATIONS, "activation")
         #: The activation of each layer's output: hidden ones, then the cost's.
         self.kinds = (activation,) * (len(self.sizes) - 2) + (self.cost.output_activation,)
@@ -79,6 +92,11 @@ class Network:
         return (f"Network({self.sizes}, cost={self.cost.name!r}, "
                 f"activation={self.activation!r}, backend={self.backend.name!r}, "
                 f"dtype={self.dtype.name!r})")
+
+    @property
+    def num_classes(self):
+        """Classes the labels name: one per output neuron, or 0 and 1 for a single one."""
+        return max(2, self.sizes[-1])
 
     # ------------------------------------------------------------ inputs
     def _inputs(self, X, what="X"):
@@ -107,16 +125,20 @@ class Network:
         checks = self.read_all({"low": xp.min(labels), "high": xp.max(labels),
                                 "finite": xp.all(xp.isfinite(X))})
         low, high, finite = int(checks["low"]), int(checks["high"]), checks["finite"]
-        if low < 0 or high >= self.sizes[-1]:
+        if low < 0 or high >= self.num_classes:
             raise InvalidArgumentError(
-                f"{what} labels must lie in [0, {self.sizes[-1] - 1}], found {low}..{high}")
+                f"{what} labels must lie in [0, {self.num_classes - 1}], found {low}..{high}")
         if not finite:
             raise InvalidArgumentError(f"{what} X contains NaN or infinite values")
         return X, labels
 
     def one_hot(self, labels):
-        """Device labels -> one-hot targets y, shape (m, n_out)."""
+        """Device labels -> one-hot targets y, shape (m, n_out). With one
+        output neuron y is the label (0 or 1) itself: the one-hot code of
+        two classes without its redundant "no" column."""
         xp = self.backend.xp
+        if self.sizes[-1] == 1:
+            return labels.astype(self.dtype).reshape(-1, 1)
         Y = xp.zeros((labels.shape[0], self.sizes[-1]), dtype=self.dtype)
         Y[xp.arange(labels.shape[0]), labels] = 1
         return Y
@@ -168,8 +190,25 @@ class Network:
         return core.gradient(self.backend, self.cost, self.kinds, self.weights, self.biases, X, Y)
 
     def count_correct(self, X, labels):
-        """Σ [argmax a^L == label] over device data, as a 0-d device array."""
+        """Σ [prediction == label] over device data, as a 0-d device array; the
+        prediction is argmax a^L, or [a^L > 0.5] for a single output neuron."""
         return core.count_correct(self.backend, self.kinds, self.weights, self.biases, X, labels)
+
+    def count_positives(self, X, labels):
+        """For one output neuron: the device counts behind precision and recall
+        (see :func:`nn_gpu.core.count_positives`)."""
+        return core.count_positives(self.backend, self.kinds, self.weights, self.biases, X,
+                                    labels)
+
+    def precision_recall(self, data):
+        """For one output neuron: (precision, recall) over ``(X, labels)`` —
+        of the rows it calls 1, the share that are; of the rows that are 1,
+        the share it finds."""
+        if self.sizes[-1] != 1:
+            raise InvalidArgumentError("precision and recall are those of a network with "
+                                       f"one output neuron; this one has {self.sizes[-1]}")
+        counts = self.count_positives(*self.to_device(data))
+        return training.precision_recall(self.read_all(counts))
 
     def cost_of(self, X, labels, l2=0.0, l1=0.0, train_size=None):
         """Mean cost over device data plus the regularisation terms, each
@@ -182,7 +221,9 @@ class Network:
         return cost
 
     def evaluate(self, data):
-        """Number of rows of ``(X, labels)`` whose largest output is the label."""
+        """Number of rows of ``(X, labels)`` classified right: whose largest
+        output is the label or, for one output neuron, whose a^L > 0.5 is
+        [label == 1]."""
         return self.read(self.count_correct(*self.to_device(data)))
 
     def total_cost(self, data, l2=0.0, l1=0.0, train_size=None):
@@ -214,7 +255,8 @@ class Network:
         Returns one dict per epoch: ``epoch``, ``seconds`` (training time),
         ``eta``, and for each data set scored ``{name}_correct``,
         ``{name}_total``, ``{name}_accuracy`` (name: validation, test, and
-        train if ``monitor_training_accuracy``), ``{name}_cost`` where costs
+        train if ``monitor_training_accuracy``), for one output neuron also
+        ``{name}_precision`` and ``{name}_recall``, ``{name}_cost`` where costs
         are monitored (train: ``monitor_training_cost``; validation and test:
         ``monitor_evaluation_cost``), and ``stopped`` (why) on an epoch that
         ended training early. ``callback(record)`` is called after each epoch.
@@ -320,7 +362,7 @@ def check_metadata(meta):
     for key in ("cost", "dtype", "activation", "init"):
         if key in meta and not isinstance(meta[key], str):
             raise ValueError(f"{key} {npz.short(meta[key])} is not a string")
-    get_cost(meta["cost"])
+    cost = get_cost(meta["cost"])
     check_dtype(meta["dtype"])
     choice(meta.get("activation", "sigmoid"), ACTIVATIONS, "activation")
     choice(meta.get("init", "normal"), INITS, "init")
@@ -328,4 +370,5 @@ def check_metadata(meta):
     if not isinstance(sizes, list) or len(sizes) < 2 or not all(
             isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
         raise ValueError(f"sizes {npz.short(sizes)} is not a list of layer widths")
+    check_outputs(cost, sizes[-1])
     return sizes

@@ -155,6 +155,9 @@ def sgd(net, training_data, settings, test_data=None, validation_data=None, call
             is_train = name == "train"
             if not is_train or monitor_training_accuracy:
                 scores[f"{name}_correct"] = net.count_correct(X, labels)
+                if net.sizes[-1] == 1:
+                    scores.update({f"{name}_{key}": count for key, count
+                                   in net.count_positives(X, labels).items()})
             if monitor_training_cost if is_train else settings.monitor_evaluation_cost:
                 scores[f"{name}_cost"] = net.cost_of(X, labels, l2=l2, l1=l1,
                                                      train_size=run_epoch.train_size)
@@ -165,6 +168,9 @@ def sgd(net, training_data, settings, test_data=None, validation_data=None, call
                 correct = int(values[f"{name}_correct"])
                 record.update({f"{name}_correct": correct, f"{name}_total": X.shape[0],
                                f"{name}_accuracy": correct / X.shape[0]})
+            if f"{name}_true_positives" in values:
+                record[f"{name}_precision"], record[f"{name}_recall"] = precision_recall(
+                    {key: values[f"{name}_{key}"] for key in core.POSITIVE_COUNTS})
             if f"{name}_cost" in values:
                 record[f"{name}_cost"] = values[f"{name}_cost"]
         stop = watch.update(epoch, record.get("validation_accuracy"))
@@ -179,6 +185,14 @@ def sgd(net, training_data, settings, test_data=None, validation_data=None, call
             break
     watch.restore_best()
     return history, {**saved_settings, "eta": watch.eta, "epochs_done": len(history)}
+
+
+def precision_recall(counts):
+    """(precision, recall) from the counts of :func:`nn_gpu.core.count_positives`
+    read back to the host; 0 where nothing was predicted (or is) positive, as
+    scikit-learn's ``zero_division`` default."""
+    true, predicted, actual = (int(counts[key]) for key in core.POSITIVE_COUNTS)
+    return (true / predicted if predicted else 0.0, true / actual if actual else 0.0)
 
 
 def _check_finite(values, epoch, eta, checkpoint):

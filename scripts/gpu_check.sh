@@ -1,38 +1,64 @@
 #!/usr/bin/env bash
-# Every GPU check in one go, for a machine with a CUDA device and CuPy:
-# the GPU tests, the GPU benchmarks (pytest-benchmark) and the `nn-gpu bench`
-# table, all written to one folder for bench/RESULTS.md.
+# Every GPU check in one go, for the lent GPU machine (or any machine with a
+# CUDA device, CuPy and numba-cuda), in at most ~6 minutes:
+#
+#   1. machine.txt  the card, driver and library versions;
+#   2. tests.txt    the `gpu` tests (each CuPy kernel against its NumPy twin,
+#                   the fused epoch against the core on the device) and the
+#                   `cudasim` tests (the fused kernel under Numba's simulator);
+#   3. table.md     one side-by-side table: nn_gpu's fused epoch (one block,
+#                   and one hidden unit per block), its cuBLAS path and its
+#                   CPU epoch, PyTorch CUDA eager, PyTorch with
+#                   the step in a CUDA graph, JAX with the epoch one lax.scan;
+#                   [784, 30, 10] and [784, 100, 10], mini-batch 1 to 1000,
+#                   float32 (bench/gpu_table.py; table.json has the figures).
 #
 #   scripts/gpu_check.sh [OUT_DIR]      (default: $OUT, else ./gpu-results)
 #
-# Run it from the repository root, installed or not (it sets PYTHONPATH).
-# MNIST must be at $NN_GPU_DATA. The script exits with the GPU tests' status.
+# Run it from anywhere, installed or not (it sets PYTHONPATH to the checkout).
+# It needs no network and no MNIST (the table times synthetic data of MNIST's
+# shapes; tests that need MNIST skip without $NN_GPU_DATA). Where something is
+# missing (no GPU, no PyTorch or JAX), its tests and cells say so and the rest
+# runs. The exit status is the tests'.
 set -uo pipefail
+cd "$(dirname "$0")/.."
 out=${1:-${OUT:-gpu-results}}
 mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export XLA_PYTHON_CLIENT_PREALLOCATE=false  # JAX must not take the memory CuPy and PyTorch need
+py=$(command -v python || command -v python3)
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
-  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1
-  python -m nn_gpu info --data "${NN_GPU_DATA:-}" 2>&1
-} | tee "$out/machine.txt"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo "unknown (no .git here)")"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1
+  "$py" - <<'PY' 2>&1
+import importlib, platform
+print("python", platform.python_version())
+for name in ("numpy", "cupy", "numba", "numba_cuda", "scipy", "torch", "jax"):
+    try:
+        print(name, importlib.import_module(name).__version__)
+    except Exception as exc:
+        print(name, "unavailable:", type(exc).__name__, str(exc)[:120])
+from nn_gpu.backends import cupy_status
+print("cupy_status:", cupy_status())
+try:
+    from numba import cuda
+    print("numba.cuda available:", cuda.is_available())
+except Exception as exc:
+    print("numba.cuda unavailable:", exc)
+PY
+} > "$out/machine.txt" 2>&1
+cat "$out/machine.txt"
 
-python -m pytest tests -m gpu -v -p no:cacheprovider 2>&1 | tee "$out/gpu-tests.txt"
-tests_status=${PIPESTATUS[0]}
+timeout 170 "$py" -m pytest tests -m "gpu or cudasim" -q -rs -p no:cacheprovider \
+  > "$out/tests.txt" 2>&1
+tests_status=$?
+tail -n 25 "$out/tests.txt"
 
-if python -c "import pytest_benchmark" 2>/dev/null; then
-  python -m pytest bench -m gpu --benchmark-only -p no:cacheprovider \
-    --benchmark-json="$out/gpu-bench.json" 2>&1 | tee "$out/gpu-bench.txt"
-else
-  echo "pytest-benchmark is not installed: skipping bench/ (nn-gpu bench still runs)" \
-    | tee "$out/gpu-bench.txt"
-fi
-
-python -m nn_gpu bench --backend cupy --json "$out/nn-gpu-bench.json" 2>&1 \
-  | tee "$out/nn-gpu-bench.txt"
-python -m nn_gpu bench --backend numpy --methods batched --json "$out/nn-gpu-bench-cpu.json" 2>&1 \
-  | tee "$out/nn-gpu-bench-cpu.txt"
+# The table gets what the tests left of ~6 minutes (at least 2).
+budget=$(( 330 - SECONDS )); (( budget < 120 )) && budget=120
+timeout $(( budget + 25 )) "$py" bench/gpu_table.py "$out" --budget "$budget" \
+  2> "$out/table-log.txt"
 
 exit "$tests_status"

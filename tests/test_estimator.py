@@ -102,6 +102,38 @@ def test_unordered_labels_of_any_type(api):
         assert clf.score(X, y) > 0.95
 
 
+@pytest.mark.parametrize("cost", ["cross_entropy", "quadratic"])
+def test_two_classes_get_one_output_neuron(api, digits, cost):
+    """Nine or not, as in the seed notes: a single sigmoid output, a > 0.5 meaning "nine"."""
+    (X, y), (X_test, y_test) = digits
+    names = np.array(["other", "nine"])
+    clf = api.MLPClassifier(epochs=3, cost=cost, eta=0.5 if cost == "cross_entropy" else 3.0,
+                            random_state=0).fit(X, names[(y == 9).astype(int)])
+    assert clf.network_.sizes == [784, 30, 1] and clf.classes_.tolist() == ["nine", "other"]
+    a = np.asarray(clf.network_.feedforward(X_test), dtype=np.float64)[:, 0]
+    proba = clf.predict_proba(X_test)
+    np.testing.assert_array_equal(proba, np.column_stack([1 - a, a]))
+    np.testing.assert_array_equal(clf.predict(X_test), np.where(a > 0.5, "other", "nine"))
+    assert clf.score(X_test, names[(y_test == 9).astype(int)]) > 0.95
+
+
+def test_two_classes_with_log_likelihood_keep_two_softmax_outputs(api):
+    X, labels = blobs()
+    clf = api.MLPClassifier(hidden_layer_sizes=(8,), cost="log_likelihood", epochs=5,
+                            random_state=0).fit(X[labels < 2], labels[labels < 2])
+    assert clf.network_.sizes == [4, 8, 2]
+    np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0)
+
+
+def test_partial_fit_on_two_classes(api):
+    X, labels = blobs()
+    X, y = X[labels < 2], np.where(labels[labels < 2] == 1, "b", "a")
+    clf = api.MLPClassifier(hidden_layer_sizes=(8,), random_state=0)
+    for _ in range(5):
+        clf.partial_fit(X, y, classes=["a", "b"])
+    assert clf.network_.sizes == [4, 8, 1] and clf.score(X, y) > 0.95
+
+
 def test_partial_fit_continues_training(api, digits):
     (X, y), (X_test, y_test) = digits
     clf = api.MLPClassifier(random_state=0)

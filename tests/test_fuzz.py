@@ -482,7 +482,10 @@ def test_model_loader_on_damaged_saved_models(tmp_path, hardened_loader, saved_m
 def test_model_loader_reads_back_every_valid_model(tmp_path, data):
     """The flip side: any architecture the loader must accept is read back exactly."""
     sizes = data.draw(st.lists(st.integers(1, 6), min_size=2, max_size=4))
-    net = Network(sizes, cost=data.draw(st.sampled_from(list(COSTS))),
+    # (a softmax over a single output neuron is no valid model)
+    costs = [name for name, cost in COSTS.items()
+             if sizes[-1] > 1 or cost.output_activation != "softmax"]
+    net = Network(sizes, cost=data.draw(st.sampled_from(costs)),
                   activation=data.draw(st.sampled_from(ACTIVATIONS)),
                   dtype=data.draw(st.sampled_from(DTYPES)), init=data.draw(st.sampled_from(INITS)),
                   backend="numpy", seed=data.draw(st.integers(0, 2**32)))

@@ -14,15 +14,16 @@ import time
 import types
 
 import numpy
-import optuna
 import pytest
-from optuna.trial import TrialState
 
-from nn_gpu import cli
-from nn_gpu.backends import cupy_status
-from nn_gpu.sweep import runner, study as sweep_study, worker
-from nn_gpu.sweep.space import load_space
-from conftest import REPO_ROOT
+optuna = pytest.importorskip("optuna")  # the sweep extra; absent e.g. on the GPU machine
+from optuna.trial import TrialState  # noqa: E402
+
+from nn_gpu import cli  # noqa: E402
+from nn_gpu.backends import cupy_status  # noqa: E402
+from nn_gpu.sweep import runner, study as sweep_study, worker  # noqa: E402
+from nn_gpu.sweep.space import load_space  # noqa: E402
+from conftest import REPO_ROOT  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("mnist")  # skipped, with the reason, without MNIST
 

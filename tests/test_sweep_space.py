@@ -1,11 +1,11 @@
 """The sweep's search-space file: TOML and YAML read alike, every mistake is
 one line naming the file and the key, and trials get `train`'s options."""
 
-import optuna
 import pytest
 
-from nn_gpu.sweep.space import SearchSpace, SpaceError, load_space
-from conftest import REPO_ROOT
+optuna = pytest.importorskip("optuna")  # the sweep extra
+from nn_gpu.sweep.space import SearchSpace, SpaceError, load_space  # noqa: E402
+from conftest import REPO_ROOT  # noqa: E402
 
 TOML = """
 name = "demo"

@@ -175,6 +175,16 @@ class Backend:
         xp.add(param, velocity, out=param)
         return param
 
+    def update_layer(self, delta, a_in, w, b, grad_w, grad_b, velocity_w=None, velocity_b=None,
+                     momentum=0.0, decay=1.0, l1=0.0):
+        """One layer's SGD step from its error δ and input a_in: the
+        gradients (3), (4) into grad_w/grad_b, then :meth:`sgd_update` of w
+        (with L2 ``decay`` and ``l1``) and of b (unregularised). A backend may
+        fuse these (CuPy writes each gradient GEMM straight into the update)."""
+        self.weight_gradient(delta, a_in, grad_w, grad_b)
+        self.sgd_update(w, grad_w, velocity_w, momentum, decay, l1)
+        self.sgd_update(b, grad_b, velocity_b, momentum)
+
     def dropout_mask(self, rng, p, out):
         """out = [u >= p] / (1 - p) for u uniform on [0, 1): inverted dropout,
         so that a kept unit's expected output is unchanged and nothing needs

@@ -10,7 +10,6 @@ on the same cores (a 2-thread mini-batch-100 step went from 0.2 ms to
 """
 
 import numpy
-from scipy.special import expit
 
 from ..costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
 from .base import Backend
@@ -27,6 +26,9 @@ class NumpyBackend(Backend):
 
     def __init__(self, reason=""):
         super().__init__(numpy, reason)
+        from scipy.special import expit  # here, not at import: `import nn_gpu` needs only numpy
+
+        self._expit = expit
 
     def describe(self):
         return f"NumPy {numpy.__version__} (CPU)"
@@ -54,7 +56,7 @@ class NumpyBackend(Backend):
 
     def sigmoid(self, z, out):
         # One pass, no overflow warning for large |z| (unlike 1/(1+exp(-z))).
-        return expit(z, out=out)
+        return self._expit(z, out=out)
 
     def linear_activation(self, a_in, w, b, out, kind="sigmoid"):
         numpy.matmul(a_in, w.T, out=out)

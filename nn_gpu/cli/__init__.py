@@ -46,7 +46,7 @@ def main(argv=None):
     """Run the command line; return the exit status (0 ok, 1 error, 2 usage, 130 Ctrl-C)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(plot.with_kind(sys.argv[1:] if argv is None else list(argv)))
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2

@@ -7,11 +7,13 @@ import os
 import sys
 from pathlib import Path
 
+import numpy
+
 from .. import options
 from ..backends import BACKEND_NAMES
 from ..errors import InvalidArgumentError, NNGpuError
-from ..mnist import DATA_ENV_VAR, TRAINING_SIZE, check_sizes, load_mnist
 from .. import ensemble
+from ..mnist import DATA_ENV_VAR, NUM_CLASSES, TRAINING_SIZE, check_sizes, load_mnist
 
 PROG = "nn-gpu"
 DATA_HELP = f"MNIST directory (default: ${DATA_ENV_VAR}, else ~/.local/share/nn_gpu/mnist)"
@@ -49,6 +51,17 @@ def training_size(text):
     if value > TRAINING_SIZE:
         raise argparse.ArgumentTypeError(
             f"must be at most {TRAINING_SIZE} (the MNIST training set), got {value}")
+    return value
+
+
+def digit(text):
+    """A digit 0-9 (the one a detector, `train --digit`, answers for)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < NUM_CLASSES:
+        raise argparse.ArgumentTypeError(f"expected a digit 0-9, got {text!r}")
     return value
 
 
@@ -99,15 +112,18 @@ def check_output_path(path, flag):
         raise CliError(f"{flag} {path}: directory {parent} is not writable")
 
 
-def check_mnist_sizes(sizes, what, parser=None):
-    """MNIST needs 784 inputs and 10 outputs: a usage error (with ``parser``)
-    or a :class:`CliError` before anything runs."""
+def check_mnist_sizes(sizes, what, parser=None, detector=False):
+    """MNIST needs 784 inputs and 10 outputs (1 for a one-digit ``detector``):
+    a usage error (with ``parser``) or a :class:`CliError` before anything runs."""
     try:
-        check_sizes(sizes, what)
+        check_sizes(sizes, what, detector)
     except InvalidArgumentError as exc:
+        message = str(exc)
+        if not detector and len(sizes) >= 2 and sizes[-1] == 1:
+            message += "; a single output neuron detects one digit: add --digit D"
         if parser is not None:
-            parser.error(str(exc))
-        raise CliError(str(exc)) from None
+            parser.error(message)
+        raise CliError(message) from None
 
 
 def check_batch_fits(parser, flag, batch_size, examples):
@@ -118,16 +134,25 @@ def check_batch_fits(parser, flag, batch_size, examples):
         parser.error(str(exc))
 
 
-def load_model(args):
-    """The model of a command that scores MNIST, on ``--backend``."""
-    return load_model_file(args.model, args.backend)
+def load_model(args, detector_ok=False):
+    """The model of a command that scores MNIST, on ``--backend``: ten
+    outputs, or (where ``detector_ok``) one, for a detector of one digit."""
+    return load_model_file(args.model, args.backend, detector_ok)
 
 
-def load_model_file(path, backend):
+def load_model_file(path, backend, detector_ok=False):
     """A model file (fully connected or convolutional) for MNIST, on ``backend``."""
     net = ensemble.load_model(path, backend=backend)
-    check_mnist_sizes(net.sizes, f"{path}: model layer sizes")
+    check_mnist_sizes(net.sizes, f"{path}: model layer sizes",
+                      detector=detector_ok and net.sizes[-1] == 1)
     return net
+
+
+def saved_digit(net):
+    """The digit a one-output model from `train --digit` detects, or None."""
+    digit = (net.last_training or {}).get("digit")
+    valid = isinstance(digit, int) and not isinstance(digit, bool) and 0 <= digit < NUM_CLASSES
+    return digit if valid else None
 
 
 def load_split(args):
@@ -150,6 +175,18 @@ def interrupted(done, history_path, checkpoint):
     print(f"Interrupted after epoch {done}; {'; '.join(kept) or 'nothing saved'}",
           file=sys.stderr, flush=True)
     return 130
+
+
+def always_no(digit, labels):
+    """The accuracy a detector of ``digit`` gets for free: the share of 0s
+    among the (0/1) labels is what answering "no" every time scores."""
+    total = len(labels)
+    no = total - int(numpy.sum(labels))
+    return f"always answering \"not a {digit}\" scores {percent(no, total)}"
+
+
+def precision_recall(precision, recall):
+    return f"precision {100 * precision:.2f}%, recall {100 * recall:.2f}%"
 
 
 def interrupt(signum, frame):

@@ -11,9 +11,10 @@ from ..convnet.presets import table as conv_table
 from ..backends import cupy_status, get_backend
 from ..benchmark import blas_description
 from ..errors import NNGpuError
-from ..mnist import DATA_ENV_VAR, FILES, resolve_data_dir
-from .common import (PROG, add_backend, add_data, add_split, load_model, load_model_file,
-                     load_split, percent)
+from ..mnist import DATA_ENV_VAR, FILES, one_vs_rest, resolve_data_dir
+from .common import (PROG, CliError, add_backend, add_data, add_split, always_no, digit,
+                     load_model, load_model_file, load_split, percent, precision_recall,
+                     saved_digit)
 
 
 def cmd_presets(args):
@@ -24,16 +25,44 @@ def cmd_presets(args):
     return 0
 
 
+def detected_digit(net, args):
+    """The digit a one-output model detects: --digit, else the one `train
+    --digit` saved with it; None for a model of ten digits."""
+    if net.sizes[-1] != 1:
+        if args.digit is not None:
+            raise CliError(f"--digit: {args.model} classifies all ten digits; --digit is for "
+                           "a one-output model from `train --digit`")
+        return None
+    wanted = args.digit if args.digit is not None else saved_digit(net)
+    if wanted is None:
+        raise CliError(f"{args.model} has one output neuron (a detector of one digit) but does "
+                       "not say which digit: pass --digit D")
+    return wanted
+
+
 def cmd_evaluate(args):
-    """Score a saved model on the MNIST test (or validation) set; with
-    ``--ensemble``, every model and then their vote (:mod:`nn_gpu.ensemble`)."""
-    if args.ensemble is None:
-        if args.model is None:
-            args.parser.error("name the MODEL to score (or --ensemble MODEL MODEL ...)")
-        net, data = load_model(args), load_split(args)
-        correct, total = net.evaluate(data), len(data[1])
-        print(f"{args.split} accuracy: {correct} / {total} ({percent(correct, total)})")
-        return 0
+    """Score a saved model on the MNIST test (or validation) set; a detector
+    of one digit also by precision and recall, against always saying "no";
+    with ``--ensemble``, every model and then their vote (:mod:`nn_gpu.ensemble`)."""
+    if args.ensemble is not None:
+        return evaluate_ensemble(args)
+    if args.model is None:
+        args.parser.error("name the MODEL to score (or --ensemble MODEL MODEL ...)")
+    net = load_model(args, detector_ok=True)
+    wanted = detected_digit(net, args)
+    data = load_split(args)
+    if wanted is not None:
+        data = one_vs_rest(data, wanted)
+    correct, total = net.evaluate(data), len(data[1])
+    print(f"{args.split} accuracy: {correct} / {total} ({percent(correct, total)})")
+    if wanted is not None:
+        print(f"detecting {wanted}s: {precision_recall(*net.precision_recall(data))}; "
+              f"{always_no(wanted, data[1])}")
+    return 0
+
+
+def evaluate_ensemble(args):
+    """``evaluate --ensemble``: each model's accuracy, then the majority vote's."""
     paths = ([args.model] if args.model else []) + args.ensemble
     nets = [load_model_file(path, args.backend) for path in paths]  # all checked first
     data = load_split(args)
@@ -107,6 +136,9 @@ def add_parsers(commands):
     add_data(evaluate)
     add_backend(evaluate)
     add_split(evaluate)
+    evaluate.add_argument("--digit", type=digit, metavar="D",
+                          help="for a one-output model: the digit it detects (default: the "
+                               "one `train --digit` saved with it)")
     evaluate.set_defaults(func=cmd_evaluate, parser=evaluate)
 
     listing = commands.add_parser("presets", help="list the presets of `train --preset`",

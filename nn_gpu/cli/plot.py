@@ -1,14 +1,34 @@
 """``nn-gpu plot KIND``: learning curves, misclassified digits, the confusion
 matrix or the weights, drawn by :mod:`nn_gpu.plots`."""
 
+from pathlib import Path
+
 from ..convnet.network import ConvNetwork
 from ..convnet.plots import plot_filters
-from ..history import load_history
+from ..history import HistoryError, load_history
 from ..plots import (DEFAULT_DPI, DEFAULT_MISCLASSIFIED, DEFAULT_WEIGHTS, PLOT_HINT,
                      plot_confusion, plot_curves, plot_misclassified, plot_weights,
                      require_matplotlib)
 from .common import (PROG, add_backend, add_data, add_model, add_split, check_output_path,
                      load_model, load_split, positive_int)
+
+
+KINDS = ("curves", "misclassified", "confusion", "weights")
+
+
+def with_kind(argv):
+    """``plot FILE ...`` -> ``plot curves FILE ...`` when FILE is a training
+    history, judged by its content (any name will do); other command lines
+    unchanged. Another file in the kind's place gets one line saying what it
+    is not (and a word that names no file, argparse's "invalid choice")."""
+    if len(argv) < 2 or argv[0] != "plot" or argv[1] in KINDS or not Path(argv[1]).is_file():
+        return argv
+    try:
+        load_history(argv[1])
+    except HistoryError as exc:
+        raise HistoryError(f"plot {argv[1]}: neither a plot kind ({', '.join(KINDS)}) nor "
+                           f"a history file from `{PROG} train --history` ({exc})") from None
+    return [argv[0], "curves", *argv[1:]]
 
 
 def cmd_plot(args):
@@ -54,7 +74,8 @@ def add_parser(commands):
                      "or weights (needs matplotlib)",
         description="Draw a PNG of a training run or a trained model. Needs matplotlib: "
                     f"{PLOT_HINT}.",
-        epilog=f"See `{PROG} plot KIND --help` for each kind's options.")
+        epilog=f"See `{PROG} plot KIND --help` for each kind's options. The kind may be "
+               f"left out for a history file: `{PROG} plot HISTORY.json -o curves.png`.")
     modes = plot.add_subparsers(dest="mode", metavar="KIND", required=True)
 
     def output(parser):

@@ -14,7 +14,7 @@ from ..images import PILLOW_HINT, require_pillow, check_model, to_mnist
 from ..metrics import classify
 from ..mnist import COLS, ROWS
 from ..ensemble import load_model
-from .common import CliError, add_backend, add_model
+from .common import CliError, add_backend, add_model, saved_digit
 
 
 def ascii_art(x):
@@ -31,6 +31,16 @@ def format_result(name, label, probs):
     return f"{name}: {label} ({probs[label]:.3f})  {classes}"
 
 
+def format_detection(name, label, probs, digit):
+    """A detector's answer: ``NAME: a 9 (0.973)`` or ``NAME: not a 9 (0.988)``,
+    the probability of that answer; "yes"/"no" where the digit is unknown."""
+    if digit is None:
+        answer = "yes" if label else "no"
+    else:
+        answer = f"a {digit}" if label else f"not a {digit}"
+    return f"{name}: {answer} ({probs[label]:.3f})"
+
+
 # ------------------------------------------------------------ the command
 def cmd_predict(args):
     """Classify each image; print the digit and every class's probability."""
@@ -41,8 +51,12 @@ def cmd_predict(args):
     except InvalidArgumentError as exc:
         raise CliError(f"{args.model}: {exc}") from None
     inputs = [to_mnist(path) for path in args.images]  # every image checked before any output
+    detects = saved_digit(net) if net.sizes[-1] == 1 else None
     for path, x, (label, probs) in zip(args.images, inputs, classify(net, numpy.stack(inputs))):
-        print(format_result(path, label, probs))
+        if net.sizes[-1] == 1:
+            print(format_detection(path, label, probs, detects))
+        else:
+            print(format_result(path, label, probs))
         if args.show:
             print("\n".join(f"  |{line}|" for line in ascii_art(x)))
     return 0
@@ -57,7 +71,8 @@ def add_parser(commands):
                     "greyscale, light ink on dark, cropped, scaled to 20 pixels and "
                     "centred by its centre of mass in 28x28. Prints, per image, the "
                     "predicted digit, its probability, and the probability of each digit "
-                    "0-9. Needs Pillow: " + PILLOW_HINT,
+                    "0-9; for a detector from `train --digit D`, \"a D\" or \"not a D\" "
+                    "and its probability. Needs Pillow: " + PILLOW_HINT,
         epilog="Best results: one dark digit on a plain, evenly lit light background "
                "(or the reverse), filling a good part of the picture.")
     add_model(predict)

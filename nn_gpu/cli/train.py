@@ -10,19 +10,20 @@ import signal
 import sys
 
 from .. import presets
+from ..backends import choose_backend, get_backend
 from ..convnet.presets import CONV_PRESETS
-from ..backends import get_backend
 from ..checkpoint import Checkpoint
 from ..costs import COSTS
 from ..expand import COPIES, default_cache_dir, training_subset
 from ..history import history_entry, write_history
-from ..mnist import TRAINING_SIZE, load_mnist, resolve_data_dir
-from ..network import Network
+from ..errors import NNGpuError
+from ..mnist import TRAINING_SIZE, load_mnist, one_vs_rest, resolve_data_dir
+from ..network import Network, check_outputs
 from ..options import ACTIVATIONS, INITS, METHODS, MONITORS, TrainingSettings
-from .common import (PROG, CliError, add_backend, add_data, add_dtype, check_batch_fits,
-                     check_mnist_sizes, check_output_path, interrupt, interrupted,
-                     non_negative_float, patience, percent, positive_float, positive_int,
-                     training_size, unit_interval)
+from .common import (PROG, CliError, add_backend, add_data, add_dtype, always_no,
+                     check_batch_fits, check_mnist_sizes, check_output_path, digit, interrupt,
+                     interrupted, non_negative_float, patience, percent, positive_float,
+                     positive_int, precision_recall, training_size, unit_interval)
 from .train_conv import cmd_train_conv, is_conv_run
 
 
@@ -31,10 +32,17 @@ def resolve_train_options(args):
     checked before any data is loaded."""
     parser = args.parser
     options = presets.resolve(vars(args), args.preset)
+    if args.digit is not None and args.sizes is None:
+        options["sizes"] = options["sizes"][:-1] + [1]  # the detector's one output neuron
     sizes = options["sizes"]
     if len(sizes) < 2:
         parser.error("--sizes needs at least two layers (input and output)")
-    check_mnist_sizes(sizes, "--sizes", parser)
+    check_mnist_sizes(sizes, "--sizes", parser, detector=args.digit is not None)
+    if args.digit is not None:
+        try:
+            check_outputs(COSTS[options["cost"]], 1)
+        except NNGpuError as exc:
+            parser.error(f"--digit: {exc}")
     examples = (args.train_size or TRAINING_SIZE) * (COPIES if options["expand"] else 1)
     check_batch_fits(parser, "--batch-size", options["batch_size"], examples)
     if args.method == "per_example":
@@ -64,9 +72,23 @@ def describe_run(args, options, examples, backend):
             f"on {backend.name}: {backend.reason}")
 
 
+def detector_baseline(digit, labels):
+    """The line that puts a detector's test accuracy in context."""
+    return (f"Detecting {digit}s: {int(labels.sum())} of the {len(labels)} test images "
+            f"are {digit}s, so {always_no(digit, labels)}: the baseline accuracy to beat; "
+            "precision and recall show what it misses")
+
+
+def scores(record, split):
+    """A detector's precision and recall on ``split``, as the epoch lines show them."""
+    return precision_recall(record[f"{split}_precision"], record[f"{split}_recall"])
+
+
 def epoch_line(record, eta_schedule, eta0):
-    """Chapter 1's line: test figure first, then validation, train cost, time."""
-    extras = [f"validation {record['validation_correct']} / {record['validation_total']}"]
+    """Chapter 1's line: test figure first (with a detector's precision and
+    recall), then validation, train cost, time."""
+    extras = [scores(record, "test")] if "test_precision" in record else []
+    extras.append(f"validation {record['validation_correct']} / {record['validation_total']}")
     if "train_cost" in record:
         extras.append(f"train cost {record['train_cost']:.4f}")
     if eta_schedule and record["eta"] != eta0:
@@ -95,6 +117,27 @@ class EpochProgress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def download_bar(name, total):
+    """A tqdm bar of bytes for one file of a download (on a terminal only)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=name, unit="B", unit_scale=True, unit_divisor=1024,
+                leave=False, dynamic_ncols=True)
+
+
+def first_run_mnist(data):
+    """MNIST for a command that trains: on a machine without it, downloaded
+    into the default directory first, saying so on stderr (with a progress
+    bar on a terminal); never into a directory named by --data or $NN_GPU_DATA."""
+    from ..download import first_run_data_dir  # urllib etc. only when needed
+
+    def status(line):
+        print(line, file=sys.stderr, flush=True)
+
+    bars = download_bar if sys.stderr.isatty() else None
+    return load_mnist(first_run_data_dir(data, say=status, progress=bars))
 
 
 def open_checkpoint(args):
@@ -131,6 +174,22 @@ def open_checkpoint(args):
     return None, []
 
 
+def training_backend(args, options, examples, settings):
+    """--backend, where "auto" weighs the GPU path this training would take
+    against the CPU for its network and mini-batch size (and "cupy" names it)."""
+    if args.method != "batched":
+        return get_backend(args.backend)
+    from ..core import Plan
+    from ..costs import get_cost
+
+    cost = get_cost(options["cost"])
+    kinds = (options["activation"],) * (len(options["sizes"]) - 2) + (cost.output_activation,)
+    plan = Plan(cost=cost, kinds=kinds, eta=settings.eta, train_size=examples,
+                **settings.regularisation)
+    return choose_backend(args.backend, options["sizes"], settings.mini_batch_size, args.dtype,
+                          examples, plan)
+
+
 def cmd_train(args):
     """Train a network on MNIST, printing one line per epoch as the book does.
 
@@ -144,33 +203,39 @@ def cmd_train(args):
     options, examples = resolve_train_options(args)
     check_output_path(args.history, "--history")
     check_output_path(args.save, "--save")
-    backend = get_backend(args.backend)
-    say = (lambda *_: None) if args.quiet else (lambda line: print(line, flush=True))
     settings = TrainingSettings.from_options(options, args.method, options["monitor"])
+    backend = training_backend(args, options, examples, settings)
+    say = (lambda *_: None) if args.quiet else (lambda line: print(line, flush=True))
     if checkpoint is not None:
         checkpoint.config = {"options": options, "preset": args.preset, "dtype": args.dtype,
                              "seed": args.seed, "method": args.method,
-                             "train_size": args.train_size}
+                             "train_size": args.train_size, "digit": args.digit}
 
     history = {"config": {
         "preset": args.preset, **options, "backend": backend.name, "dtype": args.dtype,
         "seed": args.seed, "method": args.method, "train_size": args.train_size,
         "train_examples": examples, "data": str(resolve_data_dir(args.data)),
+        "digit": args.digit,
     }, "epochs": [history_entry(record) for record in earlier]}
     progress = EpochProgress(enabled=not args.quiet and sys.stderr.isatty())
     previous_sigterm = signal.signal(signal.SIGTERM, interrupt)
     try:
-        training, validation, test = load_mnist(args.data)
+        training, validation, test = first_run_mnist(args.data)
         if options["expand"]:
             cache = default_cache_dir()
             history["config"]["expand_cache"] = str(cache) if cache else None
         training = training_subset(training, options["expand"], args.train_size)
+        if args.digit is not None:
+            training, validation, test = (one_vs_rest(data, args.digit)
+                                          for data in (training, validation, test))
         net = Network(options["sizes"], cost=options["cost"], backend=backend,
                       dtype=args.dtype, seed=args.seed, init=options["init"],
                       activation=options["activation"])
         if args.history:
             write_history(args.history, history)
         say(describe_run(args, options, examples, backend))
+        if args.digit is not None:
+            say(detector_baseline(args.digit, test[1]))
         if earlier:
             say(f"Resuming after epoch {len(earlier)} from {checkpoint.path}")
 
@@ -196,9 +261,10 @@ def cmd_train(args):
     summary = []
     for split in ("test", "validation"):  # max: the first of equals, the earliest
         best = max(records, key=lambda r: r[f"{split}_accuracy"])
+        detector = f", {scores(best, split)}" if args.digit is not None else ""
         summary.append(f"Best {split} accuracy: "
                        f"{percent(best[f'{split}_correct'], best[f'{split}_total'])} "
-                       f"(epoch {best['epoch']})")
+                       f"(epoch {best['epoch']}{detector})")
     if options["early_stopping"]:
         # sgd put back the weights of the best validation epoch: score those.
         kept_epoch = max(records, key=lambda r: r["validation_accuracy"])["epoch"]
@@ -209,6 +275,8 @@ def cmd_train(args):
         if args.history:
             write_history(args.history, history)
     if args.save:
+        if args.digit is not None:  # which digit the one output neuron stands for
+            net.last_training["digit"] = args.digit
         net.save(args.save)
         say(f"Model saved to {args.save}")
     print("\n".join(summary), flush=True)
@@ -235,7 +303,14 @@ def add_parser(commands):
                             "describes (a list like a ch6 preset's layers; see the README)")
     # (*) options: default None here, resolved as explicit > preset > built-in.
     train.add_argument("--sizes", type=positive_int, nargs="+", metavar="N",
-                       help="(*) layer widths, 784 first and 10 last (default: 784 30 10)")
+                       help="(*) layer widths, 784 first and 10 last (1 with --digit) "
+                            "(default: 784 30 10; 784 30 1 with --digit)")
+    train.add_argument("--digit", type=digit, metavar="D",
+                       help="train a detector of the digit D instead: one output neuron, "
+                            "a > 0.5 meaning 'a D', labels 1 for D and 0 for the other "
+                            "digits; reports precision and recall and the accuracy of "
+                            "always answering 'not a D' (the preset's or default sizes get "
+                            "their last layer set to 1)")
     train.add_argument("--epochs", type=positive_int, metavar="N",
                        help=f"(*) default: {builtin['epochs']}")
     train.add_argument("--batch-size", type=positive_int, metavar="N",

@@ -25,7 +25,7 @@ from .common import (CliError, check_batch_fits, check_output_path, interrupt, i
 CONV_OPTIONS = ("epochs", "batch_size", "eta", "l2", "expand")
 #: ``train`` options of the fully connected networks only.
 MLP_OPTIONS = ("sizes", "cost", "activation", "init", "l1", "momentum", "dropout",
-               "eta_schedule", "early_stopping", "monitor")
+               "eta_schedule", "early_stopping", "monitor", "digit")
 
 
 def is_conv_run(args):

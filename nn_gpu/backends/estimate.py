@@ -1,0 +1,57 @@
+"""Which device trains a given network faster: a launch-count and FLOP model.
+
+These are ESTIMATES, not measurements: no GPU run has checked them yet (see
+bench/RESULTS.md, "GPU"). The first device run's table of
+``scripts/gpu_check.sh`` is what should replace the constants below.
+
+Per SGD step of a network with one FLOP count F (2·(multiply-adds) of the
+forward pass, backprop and the weight update: 3 GEMMs' worth per layer):
+
+* CPU (the compiled Numba epoch): CPU_STEP_S + F / CPU_FLOPS, fitted to the
+  measured 2-core figures of bench/RESULTS.md (12 µs per step at
+  mini-batch 1, 0.1 s per epoch of [784, 30, 10] from mini-batch 10 on);
+* GPU, cuBLAS path: host-bound at small mini-batches, each of its
+  kernel launches costing ~LAUNCH_S of Python and driver time, so
+  max(launches · LAUNCH_S, F / GPU_GEMM_FLOPS);
+* GPU, fused epoch over ``blocks`` thread blocks (1 by default):
+  FUSED_STEP_S (its ~7 barriers, one of them grid-wide, and memory
+  latencies) + F / (blocks · BLOCK_FLOPS).
+"""
+
+CPU_STEP_S = 10e-6
+CPU_FLOPS = 70e9
+LAUNCH_S = 8e-6
+GPU_GEMM_FLOPS = 10e12
+FUSED_STEP_S = 3e-6
+BLOCK_FLOPS = 120e9
+
+
+def step_flops(sizes, batch_size):
+    """FLOPs of one step: forward, backprop and update are 3 GEMMs per layer."""
+    weights = sum(n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    return 3 * 2 * weights * batch_size
+
+
+def launches_per_step(layers, momentum=False):
+    """Kernel launches of one cuBLAS-path step (CupyBackend): per layer a
+    forward GEMM and bias+activation kernel, a weight and a bias GEMM (and a
+    momentum kernel and bias add); the output error; per hidden layer a
+    backprop GEMM and f' kernel."""
+    per_layer = 4 + (2 if momentum else 0)
+    return layers * per_layer + 1 + 2 * (layers - 1)
+
+
+def epoch_seconds(sizes, batch_size, train_size=50_000, fused=True, momentum=False, blocks=1):
+    """{path: estimated seconds per epoch} for "cpu", "cublas" and, if
+    ``fused``, "fused" (over ``blocks`` blocks)."""
+    steps = -(-train_size // batch_size)
+    flops = step_flops(sizes, batch_size)
+    layers = len(sizes) - 1
+    estimates = {
+        "cpu": steps * (CPU_STEP_S + flops / CPU_FLOPS),
+        "cublas": steps * max(launches_per_step(layers, momentum) * LAUNCH_S,
+                              flops / GPU_GEMM_FLOPS),
+    }
+    if fused:
+        estimates["fused"] = steps * (FUSED_STEP_S + flops / (blocks * BLOCK_FLOPS))
+    return estimates
