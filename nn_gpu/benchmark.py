@@ -135,15 +135,31 @@ def measure_gemm_rate(backend, gemms, dtype="float32", samples=GEMM_SAMPLES, min
 
 
 # ------------------------------------------------------------- epoch timing
-def time_epochs(run_epoch, repeats, warmup=1):
-    """Seconds of each of ``repeats`` calls of ``run_epoch`` after ``warmup`` untimed ones."""
+def time_epochs(run_epoch, repeats, warmup=1, clock=time.perf_counter):
+    """Seconds of each of ``repeats`` calls of ``run_epoch`` after ``warmup``
+    untimed ones, by ``clock`` (wall time; ``time.process_time``: the CPU time
+    of the process, all threads, which a machine shared with other processes
+    inflates less)."""
     for _ in range(warmup):
         run_epoch()
     seconds = []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started = clock()
         run_epoch()
-        seconds.append(time.perf_counter() - started)
+        seconds.append(clock() - started)
+    return seconds
+
+
+def time_interleaved(runners, repeats, clock=time.perf_counter):
+    """label -> seconds (by ``clock``) of ``repeats`` calls of each runner,
+    after one warm-up call each, taken in turn (one of each, then again), so
+    that a change in the machine's load hits every runner alike."""
+    for run in runners.values():
+        run()
+    seconds = {label: [] for label in runners}
+    for _ in range(repeats):
+        for label, run in runners.items():
+            seconds[label] += time_epochs(run, 1, 0, clock)
     return seconds
 
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy
 
 from . import npz
-from .errors import CheckpointError
-from .fileio import atomic_write
-from .network import check_metadata
+from .errors import CheckpointError, MemoryBudgetError
+from .fileio import atomic_write, check_output, open_input
+from .network import check_buildable, check_metadata
+from .training import check_state
 
 FILE_NAME = "checkpoint.npz"
 FORMAT = "nn_gpu.checkpoint"
@@ -36,6 +37,20 @@ class Checkpoint:
 
     def exists(self):
         return self.path.is_file()
+
+    def check_writable(self):
+        """Raise :class:`CheckpointError` now, before any training, if checkpoints
+        can never be written here (the directory is created if missing)."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            check_output(self.path)
+        except FileExistsError:
+            raise CheckpointError(f"{self.directory}: is a file, not a directory; give a "
+                                  "directory for checkpoints (it is created if missing)") \
+                from None
+        except OSError as exc:
+            raise CheckpointError(f"{self.directory}: checkpoints cannot be written here "
+                                  f"({' '.join(str(exc).split())})") from None
 
     def save(self, model, state, arrays):
         """Write ``arrays`` (name -> host array) and the JSON-able ``model``
@@ -55,7 +70,8 @@ class Checkpoint:
             raise CheckpointError(f"{self.path}: no checkpoint here; train with "
                                   f"--checkpoint-dir {self.directory} first")
         try:
-            with zipfile.ZipFile(self.path) as archive:
+            with open_input(self.path, what="checkpoint") as handle, \
+                    zipfile.ZipFile(handle) as archive:
                 names = set(archive.namelist())
                 meta = npz.read_metadata(archive, names)
                 if meta.get("format") != FORMAT or meta.get("version") != VERSION:
@@ -72,21 +88,40 @@ class Checkpoint:
                     raise ValueError(f"unexpected member {npz.short(sorted(unknown)[0])}")
         except CheckpointError:
             raise
+        except MemoryBudgetError as exc:
+            raise CheckpointError(f"{self.path}: declares {exc}") from None
         except Exception as exc:  # noqa: BLE001 - zipfile/numpy raise many kinds on damaged bytes
             reason = npz.short(" ".join(str(exc).split()) or type(exc).__name__, 120)
             raise CheckpointError(f"{self.path}: damaged or not an nn_gpu checkpoint "
                                   f"({reason}); delete it or resume from a good copy") from None
+        bad = next((name for name, array in arrays.items()
+                    if not numpy.isfinite(array).all()), None)
+        if bad is not None:  # training never saves these: it stops when they appear
+            raise CheckpointError(f"{self.path}: checkpoint is damaged: array {bad} holds NaN "
+                                  "or infinite values; delete it or resume from a good copy")
+        if not is_conv_model(meta["model"]):  # a ConvNetwork checks its state on resume
+            check_state(self.path, meta["state"])
         return meta, arrays
+
+
+def is_conv_model(model):
+    """Whether a checkpoint's model metadata is a ConvNetwork's."""
+    from .convnet.network import MODEL_FORMAT as CONV_FORMAT
+
+    return model.get("format") == CONV_FORMAT
 
 
 def model_arrays(model):
     """Name -> shape of every array a checkpoint of ``model`` (its metadata,
     checked here) may hold: a :class:`~nn_gpu.Network` or a ConvNetwork."""
-    from .convnet.network import MODEL_FORMAT as CONV_FORMAT, conv_checkpoint_arrays
+    if is_conv_model(model):
+        from .convnet.network import conv_checkpoint_arrays
 
-    if model.get("format") == CONV_FORMAT:
         return conv_checkpoint_arrays(model)
-    return expected_arrays(check_metadata(model))
+    sizes = check_metadata(model)
+    # the parameters, velocities and best weights, each up to 8 bytes
+    check_buildable(sizes, 3 * 8, "it cannot be resumed here")
+    return expected_arrays(sizes)
 
 
 def expected_arrays(sizes):

@@ -32,3 +32,8 @@ class CheckpointError(NNGpuError):
 
 class TrainingDivergedError(NNGpuError):
     """The cost or the weights became NaN or infinite."""
+
+
+class MemoryBudgetError(NNGpuError):
+    """A request (a network's size, a file's declared contents) needs more
+    memory than this machine has available: refused before allocating."""

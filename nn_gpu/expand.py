@@ -38,19 +38,24 @@ allowed on load):
 
 A cache whose version or digest does not match the training set passed in, or
 which cannot be read back in full (truncated, corrupt, not an npz, wrong
-shapes), is treated as absent: the set is recomputed and the file rewritten.
+shapes, labels or original images that are not the training set's), is
+treated as absent: the set is recomputed and the file rewritten. A cache
+path that is not a regular file (a FIFO, a device) is neither read nor
+replaced.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from . import npz
 from .errors import InvalidArgumentError
-from .fileio import atomic_write
+from .fileio import atomic_write, open_input
 from .mnist import COLS, PIXELS, ROWS
 
 FORMAT_VERSION = 1
@@ -140,23 +145,32 @@ def _expand(pixels: np.ndarray, labels: np.ndarray):
     return out.reshape(n * COPIES, PIXELS), np.repeat(labels, COPIES)
 
 
-def _load_cache(path: Path, digest: str, n_rows: int):
-    """Return (uint8 images, int64 labels) from a matching cache, else None."""
+def _load_cache(path: Path, digest: str, pixels: np.ndarray, labels: np.ndarray):
+    """Return (uint8 images, int64 labels) from a matching cache, else None.
+
+    Each member is read only after its header's shape and dtype are checked
+    (a forged header allocates nothing), and only from a regular file (a
+    FIFO in its place does not hang). The labels and the unshifted rows must
+    be those of ``pixels``/``labels``: a cache damaged where its checksums
+    cannot tell is rebuilt, never trained on."""
+    n_rows = COPIES * len(pixels)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            # cheap checks first: an npz reads each member only when asked
-            if int(npz["format_version"]) != FORMAT_VERSION:
+        with open_input(path, what="cache") as handle, zipfile.ZipFile(handle) as archive:
+            names = set(archive.namelist())
+            # cheap checks first: each member is read only when asked
+            if npz.read_npy(archive, names, "format_version", (), "i")[()] != FORMAT_VERSION:
                 return None
-            if str(npz["source_sha256"]) != digest:
+            if str(npz.read_npy(archive, names, "source_sha256", (), "U", 1024)[()]) != digest:
                 return None
-            images = npz["images"]
-            labels = npz["labels"]
+            images = npz.read_npy(archive, names, "images", (n_rows, PIXELS), "u")
+            cached_labels = npz.read_npy(archive, names, "labels", (n_rows,), "i")
     except Exception:  # missing, truncated, corrupt, not an npz: recompute
         return None
-    if (images.dtype != np.uint8 or images.shape != (n_rows, PIXELS)
-            or labels.dtype != np.int64 or labels.shape != (n_rows,)):
+    if (images.dtype != np.uint8 or cached_labels.dtype != np.int64
+            or not np.array_equal(cached_labels, np.repeat(labels, COPIES))
+            or not np.array_equal(images[::COPIES], pixels)):
         return None
-    return images, labels
+    return images, cached_labels
 
 
 def _write_cache(path: Path, digest: str, images: np.ndarray, labels: np.ndarray) -> None:
@@ -188,13 +202,12 @@ def expanded_training_set(training, cache_dir: str | os.PathLike | None = None):
     written (read-only directory, disk full) is skipped without an error.
     """
     pixels, labels = _validate(training)
-    n_rows = COPIES * len(pixels)
     path = digest = None
     cached = None
     if cache_dir is not None:
         path = Path(cache_dir).expanduser() / CACHE_NAME
         digest = source_digest(pixels, labels)
-        cached = _load_cache(path, digest, n_rows)
+        cached = _load_cache(path, digest, pixels, labels)
     if cached is not None:
         images, out_labels = cached
     else:

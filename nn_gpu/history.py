@@ -9,10 +9,11 @@ of the epoch's record, then ``stopped``.
 """
 
 import json
+import math
 from pathlib import Path
 
 from .errors import NNGpuError
-from .fileio import write_json
+from .fileio import read_input, write_json
 
 
 class HistoryError(NNGpuError, ValueError):
@@ -22,6 +23,9 @@ class HistoryError(NNGpuError, ValueError):
 #: The per-epoch keys of the history file, in this order, then every other
 #: ``*_accuracy`` / ``*_cost`` the record holds, then ``stopped``.
 HISTORY_KEYS = ("epoch", "validation_accuracy", "test_accuracy", "train_cost", "seconds", "eta")
+#: A history file larger than this is not one `train --history` wrote; epochs
+#: beyond MAX_EPOCH neither.
+MAX_HISTORY_BYTES, MAX_EPOCH = 1 << 26, 10**7
 
 
 def history_entry(record):
@@ -42,20 +46,21 @@ def load_history(path):
     """Read and check a history file written by ``nn-gpu train --history``."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input(path, MAX_HISTORY_BYTES, "history file").decode("utf-8")
     except FileNotFoundError:
         raise HistoryError(f"{path}: history file not found") from None
-    except IsADirectoryError:
-        raise HistoryError(f"{path}: is a directory, not a history file") from None
     except UnicodeDecodeError:
         raise HistoryError(f"{path}: not a JSON history file (not UTF-8 text)") from None
-    except OSError as exc:
+    except OSError as exc:  # a directory, a FIFO, a device, too large, no permission
         raise HistoryError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     try:
         history = json.loads(text)
     except json.JSONDecodeError as exc:
         raise HistoryError(f"{path}: not a JSON history file ({exc.msg} at line {exc.lineno} "
                            f"column {exc.colno})") from None
+    except RecursionError:
+        raise HistoryError(f"{path}: not a history file: its JSON is nested too deeply") \
+            from None
     return check_history(history, str(path))
 
 
@@ -77,12 +82,26 @@ def check_history(history, where="history"):
     for i, entry in enumerate(epochs, 1):
         if not isinstance(entry, dict):
             raise HistoryError(f"{where}: epoch entry {i} is not a JSON object")
+        epoch = entry.get("epoch")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= MAX_EPOCH:
+            raise HistoryError(f"{where}: epoch entry {i}: \"epoch\" must be a whole number "
+                               f"from 0 to {MAX_EPOCH:,}, got {_shown(epoch)} {origin}")
         for key, value in entry.items():
-            if key == "epoch" and value is None:
-                raise HistoryError(f"{where}: epoch entry {i}: epoch is not a number (None)")
-            if (key == "epoch" or key.endswith(("_accuracy", "_cost"))) and not (
-                    value is None  # not measured: left out of the plot
-                    or isinstance(value, (int, float)) and not isinstance(value, bool)):
+            if value is None or not key.endswith(("_accuracy", "_cost")):
+                continue  # None: not measured, left out of the plot
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise HistoryError(f"{where}: epoch entry {i}: {key} is not a number "
-                                   f"({value!r})")
+                                   f"({_shown(value)})")
+            if key.endswith("_accuracy") and not 0 <= value <= 1:
+                raise HistoryError(f"{where}: epoch entry {i}: {key} must be a fraction "
+                                   f"from 0 to 1, got {_shown(value)}")
+            if key.endswith("_cost") and not math.isfinite(value):
+                raise HistoryError(f"{where}: epoch entry {i}: {key} must be a finite "
+                                   f"number, got {_shown(value)}")
     return history
+
+
+def _shown(value):
+    """A JSON value, cut short for a one-line message."""
+    text = "missing" if value is None else json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -19,10 +19,12 @@ works best on a single dark digit on a plain, evenly lit light background
 """
 
 import os
+import warnings
 
 import numpy
 
 from .errors import InvalidArgumentError, NNGpuError
+from .fileio import open_input
 from .mnist import COLS, NUM_CLASSES, PIXELS, ROWS
 
 PILLOW_HINT = "pip install 'nn_gpu[image]'"
@@ -54,19 +56,27 @@ def _open(source, Image, ImageOps):
         return _decoded(source, "image", ImageOps), "image"
     where = os.fspath(source)
     try:
-        handle = Image.open(where)
+        stream = open_input(where, what="image")  # a FIFO or a device: refused, never waited on
     except FileNotFoundError:
         raise ImageError(f"{where}: image file not found") from None
-    except IsADirectoryError:
-        raise ImageError(f"{where}: is a directory, not an image") from None
-    except PermissionError as exc:
-        raise ImageError(f"{where}: cannot be read ({exc.strerror})") from None
-    except Image.UnidentifiedImageError:
-        raise ImageError(f"{where}: not an image file Pillow can read") from None
-    except Exception as exc:  # noqa: BLE001 - decoders raise many kinds on bad bytes
-        raise ImageError(f"{where}: cannot be read as an image ({type(exc).__name__})") \
-            from None
-    with handle:  # closes the file: the image returned is a decoded copy
+    except OSError as exc:  # not a regular file, no permission...
+        raise ImageError(f"{where}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        with warnings.catch_warnings():  # a "decompression bomb": refused, not warned about
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            handle = Image.open(stream)
+    except BaseException as exc:
+        stream.close()
+        if isinstance(exc, (Image.DecompressionBombWarning, Image.DecompressionBombError)):
+            raise ImageError(f"{where}: too large to be a digit to classify (more than "
+                             f"{Image.MAX_IMAGE_PIXELS:,} pixels); scale it down first") from None
+        if isinstance(exc, Image.UnidentifiedImageError):
+            raise ImageError(f"{where}: not an image file Pillow can read") from None
+        if isinstance(exc, Exception):  # decoders raise many kinds on bad bytes
+            raise ImageError(f"{where}: cannot be read as an image "
+                             f"({type(exc).__name__})") from None
+        raise
+    with stream, handle:  # closes the file: the image returned is a decoded copy
         try:
             handle.draft(None, (MAX_SIDE, MAX_SIDE))  # JPEG: decode big photos smaller
         except Exception:  # noqa: BLE001 - only an optimisation
@@ -83,11 +93,14 @@ def _decoded(image, where, ImageOps):
             from None
 
 
-def _greyscale(image, Image):
+def _greyscale(image, Image, where):
     """The image as a float array in [0, 1], 0 black and 1 white. Transparent
     parts count as white paper; 16-bit and float images keep their range."""
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-        grey = numpy.nan_to_num(numpy.asarray(image, dtype=numpy.float64))
+        grey = numpy.asarray(image, dtype=numpy.float64)
+        if not numpy.isfinite(grey).all():
+            raise ImageError(f"{where}: {int((~numpy.isfinite(grey)).sum())} pixels are NaN or "
+                             "infinite; save the image with finite pixel values")
         top = 65535.0 if image.mode.startswith("I;16") else next(
             (scale for scale in (1.0, 255.0, 65535.0) if grey.max() <= scale), grey.max())
         return numpy.clip(grey / top, 0.0, 1.0)
@@ -166,7 +179,7 @@ def to_mnist(image):
     image, where = _open(image, Image, ImageOps)
     if image.size[0] < 1 or image.size[1] < 1:
         raise ImageError(f"{where}: the image is empty (0 pixels)")
-    grey = _greyscale(_shrink(image, Image), Image)
+    grey = _greyscale(_shrink(image, Image), Image, where)
 
     # Ink is what differs from the paper, which the border is mostly made of.
     ink = 1.0 - grey if numpy.median(_border(grey)) > 0.5 else grey

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError, InvalidArgumentError
+from .fileio import NotRegularFileError, read_input
 
 DATA_ENV_VAR = "NN_GPU_DATA"
 
@@ -41,6 +42,11 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # Deflate cannot expand data more than 1032-fold: a header promising more
 # than that times the file's size is refused before anything is decompressed.
 _MAX_DEFLATE_RATIO = 1032
+#: The largest IDX file read, compressed (MNIST's largest is 9.9 MB) and
+#: decompressed (47 MB): a path to /dev/zero or to a sparse 8 GB file is
+#: refused before it is read, whatever its header promises.
+MAX_FILE_BYTES = 1 << 28
+MAX_PAYLOAD_BYTES = 1 << 30
 _REFETCH = "delete it and run `nn-gpu download` again"
 
 
@@ -121,9 +127,12 @@ def _read_idx(path: str | os.PathLike, magic: int, ndims: int) -> tuple[list[int
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = read_input(path, MAX_FILE_BYTES, "MNIST file")
     except FileNotFoundError:
         raise _fail(path, "file not found", _where(path.parent)) from None
+    except NotRegularFileError as exc:
+        raise _fail(path, exc.strerror, "replace it with the MNIST file (`nn-gpu download "
+                                        f"--data {path.parent}` fetches it)") from None
     except OSError as exc:
         raise _fail(path, f"cannot be read ({exc.strerror or exc})",
                     "check the path and its permissions") from None
@@ -147,6 +156,9 @@ def _read_idx(path: str | os.PathLike, magic: int, ndims: int) -> tuple[list[int
         if expected > _MAX_DEFLATE_RATIO * len(raw):
             raise _fail(path, f"data is shorter than the header says: {len(raw)} compressed "
                               f"bytes cannot hold the {expected} bytes of {shape}")
+        if expected > MAX_PAYLOAD_BYTES:
+            raise _fail(path, f"its header declares {shape}: {expected} bytes, more than "
+                              f"any MNIST file holds (at most {MAX_PAYLOAD_BYTES})")
         data = _gunzip(raw, header_size + expected + 1)
     except (EOFError, zlib.error) as exc:
         reason = str(exc) or type(exc).__name__
@@ -191,6 +203,8 @@ def _load_pair(directory: Path, images_key: str, labels_key: str):
     images_path = directory / FILES[images_key]
     labels_path = directory / FILES[labels_key]
     images = read_idx_images(images_path)
+    if not len(images):
+        raise _fail(images_path, "holds no images (its header says 0)")
     labels = read_idx_labels(labels_path)
     if len(images) != len(labels):
         raise _fail(labels_path, f"has {len(labels)} labels but {images_path} has "

@@ -12,17 +12,21 @@ import zipfile
 
 import numpy
 
-from . import core, npz, training
+from . import core, memory, npz, training
 from .backends import get_backend
 from .costs import get_cost
-from .errors import InvalidArgumentError, ModelFileError
-from .fileio import atomic_write
+from .errors import InvalidArgumentError, MemoryBudgetError, ModelFileError
+from .fileio import NotRegularFileError, atomic_write, input_stream
 from .options import DTYPES, METHODS  # noqa: F401 - their old home, still importable
 from .options import ACTIVATIONS, INITS, TrainingSettings, choice, positive_int
 from .options import dtype as check_dtype
+from .options import seed as check_seed
 
 MODEL_FORMAT = "nn_gpu.network"
 MODEL_VERSION = 1
+#: Bytes per parameter that building a network takes on the host: the
+#: float64 draw, its scaled copy, and the array of the network's dtype.
+BUILD_BYTES = 24
 
 
 def initial_parameters(rng, sizes, init):
@@ -38,6 +42,14 @@ def initial_parameters(rng, sizes, init):
     if init == "scaled":
         weights = [w / math.sqrt(w.shape[1]) for w in weights]
     return biases, weights
+
+
+def check_buildable(sizes, extra_bytes_per_parameter=0, advice="choose smaller layer sizes"):
+    """Raise :class:`MemoryBudgetError` before building a network ``sizes``
+    that cannot fit in the memory available."""
+    count = memory.parameter_count(sizes)
+    memory.check_fits(count * (BUILD_BYTES + extra_bytes_per_parameter),
+                      f"a network of sizes {npz.short(sizes)} ({count:,} parameters)", advice)
 
 
 def check_outputs(cost, n_out):
@@ -77,8 +89,9 @@ class Network:
         self.kinds = (activation,) * (len(self.sizes) - 2) + (self.cost.output_activation,)
         self.dtype = check_dtype(dtype)
         self.init = choice(init, INITS, "init")
+        self.seed = check_seed(seed)
+        check_buildable(self.sizes)
         self.backend = get_backend(backend)
-        self.seed = seed
         # Host RNG: initial parameters and shuffles, identical on every backend.
         self.rng = numpy.random.default_rng(seed)
         biases, weights = initial_parameters(self.rng, self.sizes, init)
@@ -264,7 +277,8 @@ class Network:
         ``checkpoint`` (a :class:`nn_gpu.checkpoint.Checkpoint`) is rewritten
         after every epoch; with ``resume=True`` training continues from it, bit
         for bit as if never interrupted, up to ``epochs`` epochs in all (the
-        other arguments must be those of the original run). Weights or costs
+        other arguments must be those of the original run, but for ``eta``: a
+        new one is the η of the epochs still to run). Weights or costs
         that turn NaN/infinite raise :class:`~nn_gpu.errors.TrainingDivergedError`
         and leave the last good checkpoint in place. ``progress(examples)`` is
         called ~50 times per epoch.
@@ -321,10 +335,12 @@ class Network:
         file never allocates more than it really holds.
         """
         try:
-            with zipfile.ZipFile(path) as archive:
+            with input_stream(path, what="model file") as handle, \
+                    zipfile.ZipFile(handle) as archive:
                 names = set(archive.namelist())
                 meta = npz.read_metadata(archive, names)
                 sizes = check_metadata(meta)
+                check_buildable(sizes, 8, "it cannot be loaded here")  # 8: the arrays read
                 stored = {}
                 for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
                     for name, shape in ((f"w{l}", (n_out, n_in)), (f"b{l}", (n_out,))):
@@ -339,6 +355,10 @@ class Network:
         except (ValueError, InvalidArgumentError) as exc:
             message = " ".join(str(exc).split())
             raise ModelFileError(f"{path}: invalid model file: {message}") from None
+        except MemoryBudgetError as exc:
+            raise ModelFileError(f"{path}: declares {exc}") from None
+        except (NotRegularFileError, PermissionError) as exc:
+            raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
         except Exception:  # noqa: BLE001 - zipfile raises many kinds on damaged bytes
             raise ModelFileError(f"{path}: not a readable nn_gpu model file (.npz written "
                                  "by Network.save / nn-gpu train --save)") from None

@@ -15,6 +15,7 @@ after the flag.
 """
 
 import math
+import reprlib
 from dataclasses import asdict, dataclass
 
 import numpy
@@ -78,6 +79,15 @@ def patience(value, what=""):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         _fail(what, f"must be a positive number of epochs, got {value!r}")
     return value
+
+
+def seed(value, what="seed"):
+    """A random seed: None (a fresh one) or an int >= 0, as NumPy's generators take."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 0:
+        _fail(what, f"must be a whole number >= 0, got {reprlib.repr(value)}")
+    return int(value)
 
 
 def off_if_zero(value):

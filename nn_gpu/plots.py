@@ -43,6 +43,9 @@ CONFUSION_SIZE = (6.4, 5.6)
 COLORBAR_WIDTH = 0.9
 BENCH_SIZE = (7.5, 5.0)
 BENCH_DPI = 120
+#: The largest picture drawn: about 0.5 GB of RGBA pixels, and matplotlib's
+#: own limit on a side (--dpi 100000 would ask for terabytes).
+MAX_PICTURE_PIXELS, MAX_PICTURE_SIDE = 1 << 27, (1 << 16) - 1
 #: (label, history key suffix, style) of each data set, in legend order.
 SPLITS = (("train", "train", "-"), ("validation", "validation", "-"), ("test", "test", "--"))
 
@@ -56,8 +59,23 @@ def require_matplotlib():
         raise NNGpuError(f"plotting needs matplotlib, which is not installed: {PLOT_HINT}") from None
 
 
+def check_picture_size(figsize, dpi):
+    """Raise :class:`InvalidArgumentError` for a picture of ``figsize`` inches
+    at ``dpi`` too large to draw, before anything is allocated."""
+    if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 0 < dpi < math.inf:
+        raise InvalidArgumentError(f"dpi must be a positive number, got {dpi!r}")
+    width, height = (side * dpi for side in figsize)  # floats: no overflow
+    if max(width, height) > MAX_PICTURE_SIDE or width * height > MAX_PICTURE_PIXELS:
+        largest = int(min(math.sqrt(MAX_PICTURE_PIXELS / (figsize[0] * figsize[1])),
+                          MAX_PICTURE_SIDE / max(figsize)))
+        raise InvalidArgumentError(
+            f"dpi {dpi:g} makes a {width:.3g} x {height:.3g} pixel picture, larger than the "
+            f"{MAX_PICTURE_PIXELS:,} pixels drawn at most; use a dpi of at most {largest}")
+
+
 def new_figure(figsize, dpi):
     """A Figure on an Agg canvas (matplotlib's headless PNG renderer), no pyplot."""
+    check_picture_size(figsize, dpi)
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -137,10 +155,7 @@ def plot_curves(history, path, dpi=DEFAULT_DPI):
     document of ``nn-gpu train --history`` (a dict, or the file's path)."""
     if isinstance(history, (str, os.PathLike)):
         history = load_history(history)
-    history = check_history(history)
-    epochs = [e for e in history["epochs"] if "epoch" in e]
-    if not epochs:
-        raise HistoryError("history: no epoch entry has an \"epoch\" number")
+    epochs = check_history(history)["epochs"]
     fig = new_figure(CURVES_SIZE, dpi)
     cost_ax, acc_ax = fig.subplots(1, 2)
     config = history.get("config") or {}

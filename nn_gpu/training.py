@@ -11,7 +11,7 @@ import time
 
 from . import core, reference
 from .errors import CheckpointError, InvalidArgumentError, TrainingDivergedError
-from .options import batch_fits
+from .options import batch_fits, number_in, patience, positive_number
 
 # The η schedule of the book's chapter 3 stops once η has been halved 7 times.
 SCHEDULE_FLOOR = 1 / 128
@@ -113,8 +113,15 @@ class EpochRunner:
             self.rng.bit_generator.state = state["dropout_rng"]
 
 
-def sgd(net, training_data, settings, test_data=None, validation_data=None, callback=None,
-        checkpoint=None, resume=False, progress=None):
+def sgd(net, *args, **kwargs):
+    """:func:`_sgd`, with NumPy's overflow and NaN warnings off:
+    :func:`_check_finite` reports them as an error."""
+    with net.backend.ignoring_float_errors():
+        return _sgd(net, *args, **kwargs)
+
+
+def _sgd(net, training_data, settings, test_data=None, validation_data=None, callback=None,
+         checkpoint=None, resume=False, progress=None):
     """Train ``net`` as ``settings`` (a :class:`~nn_gpu.options.TrainingSettings`)
     say; return ``(history, last_training)``: one record per epoch, and what
     continuing this training needs (saved with the model). The body of
@@ -230,9 +237,9 @@ def _restore(checkpoint, net, run_epoch, watch, settings):
         if model.get(key) != net.metadata()[key]:
             raise CheckpointError(f"{where}: the checkpoint's {key} is {model.get(key)!r}, "
                                   f"this network's is {net.metadata()[key]!r}")
-    saved = state.get("settings", {})
+    saved = state["settings"]
     for key, value in settings.items():
-        if saved.get(key) != value:
+        if key != "eta0" and saved.get(key) != value:
             raise CheckpointError(f"{where}: the checkpoint was trained with {key} = "
                                   f"{saved.get(key)!r}, this run has {value!r}")
     backend = net.backend
@@ -246,11 +253,41 @@ def _restore(checkpoint, net, run_epoch, watch, settings):
                 current[...] = backend.asarray(stored, net.dtype)
         run_epoch.restore(state, arrays)
         watch.restore_state(state["watch"], arrays)
+        if settings["eta0"] != saved["eta0"]:  # another η for the epochs still to run;
+            watch.eta = settings["eta0"]          # the schedule's floor stays η₀/128
+            watch.eta0 = settings["eta0"] = saved["eta0"]
         net.rng.bit_generator.state = state["shuffle_rng"]
         history = list(state["history"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{where}: checkpoint incomplete or damaged ({exc!r})") from None
     return history
+
+
+def check_state(where, state):
+    """The loop's state as a checkpoint stores it, checked before any of it is
+    used: values a run could not have written mean the file is damaged."""
+    def damaged(what):
+        return CheckpointError(f"{where}: checkpoint is damaged: {what}; delete it or resume "
+                               "from a good copy")
+
+    history, watch, settings = state.get("history"), state.get("watch"), state.get("settings")
+    if not isinstance(history, list) or not all(
+            isinstance(record, dict) and record.get("epoch") == epoch
+            for epoch, record in enumerate(history, 1)):
+        raise damaged("its history is not a list of epochs 1, 2, ...")
+    if not isinstance(watch, dict) or not isinstance(settings, dict):
+        raise damaged("its settings or the state of its eta schedule are missing")
+    try:
+        for what, eta in (("eta0", settings.get("eta0")), ("eta", watch.get("eta"))):
+            positive_number(eta, what)
+        number_in(watch.get("best"), "best accuracy", -1.0, math.nextafter(1.0, 2.0))
+        for key in ("since_best", "since_halving"):
+            value = watch.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidArgumentError(f"{key} must be a count of epochs, got {value!r}")
+        patience(watch.get("best_epoch"), "best_epoch")
+    except InvalidArgumentError as exc:
+        raise damaged(str(exc)) from None
 
 
 class Watch:

@@ -215,3 +215,38 @@ def test_help_lists_every_option(capsys):
     for option in ("--data", "--backend", "--sizes", "--batch-sizes", "--methods", "--dtype",
                    "--repeats", "--train-size", "--json", "--plot", "--blas-threads"):
         assert option in out
+
+
+# ------------------------------------------------ --busy, --peers, --threads
+@needs_mnist
+def test_busy_times_the_thread_settings_with_a_core_kept_busy(tmp_path):
+    path = tmp_path / "busy.json"
+    rc, out = run(["--data", str(DATA), "--train-size", "1000", "--batch-sizes", "100",
+                   "--repeats", "1", "--busy", "--json", str(path)])
+    assert rc == 0
+    assert re.search(r"^784-30-10 +100( +\d+\.\d{3}){3} +\d+\.\d\dx$", out, re.M)
+    result, = json.loads(path.read_text())["results"]
+    assert set(result["seconds"]) == {"chosen", "1 thread", "all threads"}
+    assert result["busy"] == 1
+
+
+@needs_mnist
+def test_peers_compares_with_what_is_installed_and_says_what_is_not():
+    rc, out = run(["--data", str(DATA), "--train-size", "1000", "--batch-sizes", "100",
+                   "--repeats", "1", "--peers", "--threads", "1"])
+    assert rc == 0
+    for peer in ("torch autograd", "torch manual", "jax scan"):
+        assert re.search(rf"^{peer} +100 +\d+\.\d{{3}} +\d+\.\d{{3}} +\d+\.\dx$", out, re.M) \
+            or re.search(rf"^{peer}: skipped, .+ is not installed", out, re.M)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--busy", "--peers"], "--busy compares thread settings itself"),
+    (["--busy", "--threads", "2"], "--busy compares thread settings itself"),
+    (["--peers", "--dtype", "float64"], "measure float32 epochs"),
+    (["--threads", "0"], "must be a positive integer"),
+])
+def test_bad_cpu_comparison_options_are_one_line(capsys, argv, message):
+    assert main(["--data", str(DATA), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

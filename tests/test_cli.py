@@ -146,6 +146,18 @@ def test_per_example_and_batched_agree(capsys):
     assert figures["per_example"] == figures["batched"]
 
 
+def test_threads_trains_the_same_epochs(capsys):
+    """--threads N fixes the compiled epoch's BLAS threads; the figures stay."""
+    figures = []
+    for threads in ([], ["--threads", "1"], ["--threads", "2"]):
+        args = ["train", "--data", str(DATA), "--sizes", "784", "40", "10", "--dtype", "float64",
+                "--seed", "1", "--train-size", "500", "--epochs", "2", "--batch-size", "100",
+                "--backend", "numpy", *threads]
+        assert main(args) == 0
+        figures.append(epoch_figures(capsys.readouterr().out))
+    assert figures[0] == figures[1] == figures[2] and len(figures[0]) == 2
+
+
 def test_ctrl_c_keeps_history_and_returns_130(tmp_path, capsys, monkeypatch):
     """A KeyboardInterrupt after epoch 2 of 5: the file holds both epochs."""
 

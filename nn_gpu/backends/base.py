@@ -55,6 +55,12 @@ class Backend:
     def zeros(self, shape, dtype):
         return self.xp.zeros(shape, dtype=dtype)
 
+    def ignoring_float_errors(self):
+        """A context in which overflow and NaN raise no warnings: for code that
+        checks its results for NaN/inf itself (training stops with an error
+        naming the epoch). CuPy never warns; NumPy is told not to."""
+        return numpy.errstate(all="ignore")
+
     def compiled_epoch(self, plan):
         """A native replacement for :func:`nn_gpu.core.train_epoch` for the
         training described by ``plan`` (a :class:`nn_gpu.core.Plan`), called

@@ -14,14 +14,24 @@ layers, the three costs, L2 and momentum; dropout and L1 run on the core's
 loop. All BLAS calls here go to SciPy's BLAS (Numba's
 ``np.dot`` uses it too), never alternating with NumPy's in the inner loop:
 two OpenBLAS thread pools taking turns spin against each other.
+
+Two things keep it fast where the machine is not idle and memory is slow:
+each product gets its own BLAS thread count (:mod:`.cpu_threads`), and
+MNIST-like inputs (every x = k/255, k a byte) are gathered from a uint8 copy
+and converted in the gather, reading a quarter of the bytes for the same
+float values.
 """
 
+import ctypes
 import math
+import time
 
 import llvmlite.binding
 import numpy
 from numba import njit, types
 from numba.extending import get_cython_function_address
+
+from . import cpu_threads
 
 # SciPy's Fortran xGEMM (every argument by pointer), registered by name so that
 # compiled code calling it can be cached on disk (a ctypes pointer cannot).
@@ -32,6 +42,20 @@ for _name in ("sgemm", "dgemm"):
 _sgemm = types.ExternalFunction("nn_gpu_sgemm", _GEMM_SIGNATURE)
 _dgemm = types.ExternalFunction("nn_gpu_dgemm", _GEMM_SIGNATURE)
 
+# SciPy's BLAS's set_num_threads(int), or a stand-in the epoch never calls
+# (it switches threads only when told the BLAS can be switched).
+_NO_SWITCH = ctypes.CFUNCTYPE(None, ctypes.c_int)(lambda threads: None)
+_, _set_threads_address = cpu_threads.scipy_blas()
+llvmlite.binding.add_symbol("nn_gpu_blas_set_threads", _set_threads_address
+                            or ctypes.cast(_NO_SWITCH, ctypes.c_void_p).value)
+_set_blas_threads = types.ExternalFunction("nn_gpu_blas_set_threads", types.void(types.intc))
+
+
+#: Up to this many rows, a forward product is computed as z^T = w a^T:
+#: OpenBLAS is faster with the mini-batch as the product's N than as its M
+#: there ((10, 784)·(784, 30): 22 against 36 µs; from 100 rows the plain
+#: layout wins; ``bench/RESULTS.md``).
+TRANSPOSED_FORWARD_MAX_ROWS = 32
 
 #: Activation codes of the compiled loop.
 ACTIVATION_CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "softmax": 3}
@@ -56,13 +80,65 @@ def _gemm_update(c, delta, a_in, alpha, beta, ints, scalars, trans):
 
 
 @njit(cache=True)
-def _activate(code, a, b):
-    """a = f(a + b), row by row (softmax over each row)."""
+def _use_threads(threads, current, restore):
+    """Switch SciPy's BLAS to ``threads`` unless it is there already, or
+    ``restore`` is 0 (the epoch leaves the threads alone); the new current."""
+    if restore == 0 or threads == current:
+        return current
+    _set_blas_threads(threads)
+    return threads
+
+
+@njit(cache=True)
+def _pixel(code):
+    """The float32 value load_mnist gives a pixel byte: k/255, correctly rounded."""
+    return numpy.float32(numpy.float32(code) / numpy.float32(255))
+
+
+@njit(cache=True)
+def _gather_row(dst, src):
+    """dst = src, or the pixel values of src's uint8 codes."""
+    if src.itemsize == 1:
+        for j in range(src.shape[0]):
+            dst[j] = _pixel(src[j])
+    else:
+        dst[:] = src
+
+
+@njit(cache=True)
+def _encode_pixels(X, codes):
+    """Fill ``codes`` with k such that X == _pixel(k) elementwise; False as
+    soon as an entry is not such a pixel value."""
+    for i in range(X.shape[0]):
+        for j in range(X.shape[1]):
+            k = round(X[i, j] * 255.0)
+            if not 0 <= k <= 255:
+                return False
+            code = numpy.uint8(k)
+            if _pixel(code) != X[i, j]:
+                return False
+            codes[i, j] = code
+    return True
+
+
+def pixel_codes(X):
+    """X as uint8 codes k with X == k/255 exactly as :func:`nn_gpu.mnist.load_mnist`
+    computes it (float32, then X's dtype), or None if X is not such data."""
+    if X.ndim != 2 or X.dtype.kind != "f" or not X.flags.c_contiguous:
+        return None
+    codes = numpy.empty(X.shape, numpy.uint8)
+    return codes if _encode_pixels(X, codes) else None
+
+
+@njit(cache=True)
+def _activate(code, z, a, b):
+    """a = f(z + b), row by row (softmax over each row); z may be a itself,
+    or the transpose of the product as BLAS wrote it."""
     for i in range(a.shape[0]):
         if code == 3:
             top = -numpy.inf
             for j in range(a.shape[1]):
-                a[i, j] += b[j]
+                a[i, j] = z[i, j] + b[j]
                 top = max(top, a[i, j])
             total = 0.0
             for j in range(a.shape[1]):
@@ -72,13 +148,13 @@ def _activate(code, a, b):
                 a[i, j] /= total
             continue
         for j in range(a.shape[1]):
-            z = a[i, j] + b[j]
+            x = z[i, j] + b[j]
             if code == 0:
-                a[i, j] = 1.0 / (1.0 + math.exp(-z))
+                a[i, j] = 1.0 / (1.0 + math.exp(-x))
             elif code == 1:
-                a[i, j] = math.tanh(z)
+                a[i, j] = math.tanh(x)
             else:
-                a[i, j] = max(z, 0.0)
+                a[i, j] = max(x, 0.0)
 
 
 @njit(cache=True)
@@ -93,8 +169,18 @@ def _derivative(code, a):
 
 @njit(cache=True)
 def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_size, eta,
-              quadratic, kinds, decay, momentum, velocity_w, velocity_b):
+              quadratic, kinds, decay, momentum, velocity_w, velocity_b, threads, restore,
+              transposed):
     """One epoch over the rows ``order`` of X/Y, updating weights and biases in place.
+
+    X holds the inputs, or their uint8 pixel codes (:func:`pixel_codes`).
+    ``threads[l]`` gives SciPy's BLAS threads for layer l's forward, backprop
+    and update products of a full mini-batch (a smaller last one runs on one
+    thread); at the end the BLAS is set back to ``restore`` threads. With
+    ``restore`` 0 the thread count is never touched. ``transposed[l]``
+    (n_{l+1}, batch_size), where given (non-empty), receives layer l's product
+    of a full mini-batch as z^T = w a^T: the faster layout for few rows
+    (:data:`TRANSPOSED_FORWARD_MAX_ROWS`).
 
     ``activations[l]`` (batch_size, n_l), ``deltas[l]`` (batch_size, n_{l+1})
     and ``targets`` (batch_size, n_L) are scratch; ``kinds`` holds each
@@ -105,18 +191,25 @@ def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_
     n = order.shape[0]
     layers = len(weights)
     ints = numpy.empty(6, numpy.int32)
-    scalars = numpy.empty(2, X.dtype)
+    scalars = numpy.empty(2, weights[0].dtype)
     trans = numpy.array([ord("N"), ord("T")], numpy.uint8)
+    current = 0
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
+        full = m == batch_size
         x, y = activations[0][:m], targets[:m]
         for i in range(m):                                   # gather the mini-batch
-            x[i, :] = X[order[start + i]]
+            _gather_row(x[i], X[order[start + i]])
             y[i, :] = Y[order[start + i]]
         for l in range(layers):                              # a^l = f(a^{l-1} w^T + b)
             a = activations[l + 1][:m]
-            numpy.dot(activations[l][:m], weights[l].T, a)
-            _activate(kinds[l], a, biases[l])
+            current = _use_threads(threads[l, 0] if full else 1, current, restore)
+            if full and transposed[l].size:
+                numpy.dot(weights[l], activations[l][:m].T, transposed[l])
+                _activate(kinds[l], transposed[l].T, a, biases[l])
+            else:
+                numpy.dot(activations[l][:m], weights[l].T, a)
+                _activate(kinds[l], a, a, biases[l])
         scale = eta / m                                      # (1), scaled by η/m
         a, delta = activations[layers][:m], deltas[layers - 1][:m]
         for i in range(m):
@@ -125,6 +218,7 @@ def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_
                 delta[i, j] = error * a[i, j] * (1.0 - a[i, j]) if quadratic else error
         for l in range(layers - 1, 0, -1):                   # (2)
             delta = deltas[l - 1][:m]
+            current = _use_threads(threads[l, 1] if full else 1, current, restore)
             numpy.dot(deltas[l][:m], weights[l], delta)
             a = activations[l][:m]
             for i in range(m):
@@ -132,6 +226,7 @@ def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_
                     delta[i, j] *= _derivative(kinds[l - 1], a[i, j])
         for l in range(layers):                              # (3), (4): the SGD update
             delta, w, b = deltas[l][:m], weights[l], biases[l]
+            current = _use_threads(threads[l, 2] if full else 1, current, restore)
             if momentum == 0.0:
                 for i in range(m):
                     for j in range(b.shape[0]):
@@ -149,3 +244,88 @@ def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_
                 for k in range(w.shape[1]):
                     v[j, k] -= (1.0 - decay) * w[j, k]
                     w[j, k] += v[j, k]
+    _use_threads(restore, current, restore)
+
+
+class CompiledEpoch:
+    """:func:`sgd_epoch` as the backend's ``compiled_epoch`` for one training
+    run: it keeps the uint8 codes of the run's inputs (made once, when they
+    are pixel values) and chooses the BLAS threads of each call.
+
+    ``quadratic``: whether δ^L is the quadratic cost's (else a - y).
+    ``threads`` None: one thread for small products, and for the large ones
+    whichever of one thread and the BLAS's configured count
+    :class:`~.cpu_threads.ThreadChoice` finds faster; an int: that many for
+    every product.
+    """
+
+    def __init__(self, plan, quadratic, threads=None):
+        self.kinds = numpy.array([ACTIVATION_CODES[kind] for kind in plan.kinds], numpy.int64)
+        self.quadratic = quadratic
+        self.threads = threads
+        self.choice = None
+        self._inputs = (None, None)
+        self._transposed = {}
+
+    def inputs(self, X):
+        """What the gather reads for X: its pixel codes where it has them."""
+        if self._inputs[0] is not X:
+            codes = pixel_codes(X)
+            self._inputs = (X, X if codes is None else codes)
+        return self._inputs[1]
+
+    def transposed(self, sizes, batch_size, dtype):
+        """The z^T buffers of the forward products (empty ones: plain layout)."""
+        key = (tuple(sizes), batch_size, dtype)
+        if key not in self._transposed:
+            rows = batch_size if batch_size <= TRANSPOSED_FORWARD_MAX_ROWS else 0
+            self._transposed[key] = tuple(numpy.empty((n, rows), dtype) for n in sizes[1:])
+        return self._transposed[key]
+
+    def thread_tables(self, sizes, batch_size):
+        """(thread table of the segment, of its probe or None, threads to
+        restore, the ThreadChoice to tell the times or None)."""
+        _, switch = cpu_threads.scipy_blas()
+        configured = cpu_threads.configured_threads()
+        layers = len(sizes) - 1
+        if switch is None:      # not an OpenBLAS we can switch: threads as configured
+            return numpy.zeros((layers, 3), numpy.int32), None, 0, None
+        if self.threads is not None:
+            return numpy.full((layers, 3), self.threads, numpy.int32), None, configured, None
+        top = numpy.array(cpu_threads.thread_table(sizes, batch_size, configured), numpy.int32)
+        if top.max() <= 1:      # nothing large enough to share out
+            return top, None, configured, None
+        if self.choice is None or self.choice.choices[1] != configured:
+            self.choice = cpu_threads.ThreadChoice(configured, cpu_threads.IdleCores())
+        probe = self.choice.probe()
+        return (numpy.minimum(top, self.choice.best),
+                None if probe is None else numpy.minimum(top, probe), configured, self.choice)
+
+    def __call__(self, plan, weights, biases, X, Y, order, batch_size, workspace):
+        sizes = [X.shape[1]] + [w.shape[0] for w in weights]
+        table, probe, restore, choice = self.thread_tables(sizes, batch_size)
+        transposed = self.transposed(sizes, batch_size, weights[0].dtype)
+        parts = [(order, table)]
+        if probe is not None:   # the probe: the segment's first quarter of steps (at least one)
+            rows = batch_size * max(1, order.shape[0] // batch_size // 4)
+            parts = [(order[:rows], probe), (order[rows:], table)]
+        for part, threads in parts:
+            if part.shape[0]:
+                started = time.perf_counter()
+                self._run(plan, weights, biases, X, Y, part, batch_size, workspace, threads,
+                          restore, transposed)
+                if choice is not None:
+                    choice.record(int(threads.max()),
+                                       (time.perf_counter() - started) / part.shape[0])
+
+    def _run(self, plan, weights, biases, X, Y, order, batch_size, workspace, threads, restore,
+             transposed):
+        momentum = workspace.velocity_w is not None
+        sgd_epoch(self.inputs(X), Y, order, tuple(weights), tuple(biases),
+                  (workspace.inputs[:batch_size], *workspace.hidden),
+                  tuple(workspace.deltas), workspace.targets[:batch_size],
+                  batch_size, float(plan.eta), self.quadratic, self.kinds, float(plan.decay),
+                  float(plan.momentum),
+                  tuple(workspace.velocity_w if momentum else workspace.grad_w),
+                  tuple(workspace.velocity_b if momentum else workspace.grad_b),
+                  threads, restore, transposed)

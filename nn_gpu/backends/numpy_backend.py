@@ -12,6 +12,7 @@ on the same cores (a 2-thread mini-batch-100 step went from 0.2 ms to
 import numpy
 
 from ..costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
+from ..errors import InvalidArgumentError
 from .base import Backend
 
 #: The costs the compiled epoch knows, and whether its output error is the
@@ -24,8 +25,15 @@ COMPILED_COSTS = {QuadraticCost: True, CrossEntropyCost: False, LogLikelihoodCos
 class NumpyBackend(Backend):
     name = "numpy"
 
-    def __init__(self, reason=""):
+    def __init__(self, reason="", threads=None):
+        """``threads``: BLAS threads of every product of the compiled epoch
+        (default None: chosen per product, see :mod:`.cpu_threads`)."""
         super().__init__(numpy, reason)
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or threads < 1):
+            raise InvalidArgumentError(f"threads must be a positive integer or None, "
+                                       f"got {threads!r}")
+        self.threads = threads
         from scipy.special import expit  # here, not at import: `import nn_gpu` needs only numpy
 
         self._expit = expit
@@ -36,23 +44,11 @@ class NumpyBackend(Backend):
     def compiled_epoch(self, plan):
         if plan.dropout or plan.l1 or plan.cost not in COMPILED_COSTS:
             return None
-        from .cpu_epoch import ACTIVATION_CODES, sgd_epoch  # compiled on first call, then cached
+        from .cpu_epoch import ACTIVATION_CODES, CompiledEpoch  # compiled on first call, then cached
 
         if not all(kind in ACTIVATION_CODES for kind in plan.kinds):
             return None
-        kinds = numpy.array([ACTIVATION_CODES[kind] for kind in plan.kinds], numpy.int64)
-        quadratic = COMPILED_COSTS[plan.cost]
-
-        def epoch(plan, weights, biases, X, Y, order, batch_size, workspace):
-            momentum = workspace.velocity_w is not None
-            sgd_epoch(X, Y, order, tuple(weights), tuple(biases),
-                      (workspace.inputs[:batch_size], *workspace.hidden),
-                      tuple(workspace.deltas), workspace.targets[:batch_size],
-                      batch_size, float(plan.eta), quadratic, kinds, float(plan.decay),
-                      float(plan.momentum),
-                      tuple(workspace.velocity_w if momentum else workspace.grad_w),
-                      tuple(workspace.velocity_b if momentum else workspace.grad_b))
-        return epoch
+        return CompiledEpoch(plan, COMPILED_COSTS[plan.cost], self.threads)
 
     def sigmoid(self, z, out):
         # One pass, no overflow warning for large |z| (unlike 1/(1+exp(-z))).

@@ -17,6 +17,8 @@ loaded, so a typo never costs a 30-epoch run.
 import argparse
 import sys
 
+import numpy
+
 from ..errors import NNGpuError
 from . import bench, info, plot, predict, sweep, train
 from .common import PROG, fail
@@ -50,9 +52,16 @@ def main(argv=None):
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        return args.func(args)
+        with numpy.errstate(all="ignore"):  # results are checked, not warned about
+            return args.func(args)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:  # (training says itself what it kept)
+        print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
+        return 130
+    except MemoryError:  # numpy's _ArrayMemoryError too
+        return fail("out of memory; try smaller --sizes or --batch-size, or a smaller "
+                    "--train-size")
     except NNGpuError as exc:
         return fail(exc)
     except OSError as exc:  # writing --history / --save, or reading a data dir

@@ -1,17 +1,22 @@
 """``nn-gpu bench``: time training epochs per method and mini-batch size, next
-to the floor the BLAS's GEMM rate sets (the model: :mod:`nn_gpu.benchmark`)."""
+to the floor the BLAS's GEMM rate sets (the model: :mod:`nn_gpu.benchmark`);
+``--busy`` times the CPU epoch with cores kept busy by other processes
+(:mod:`nn_gpu.busy`), ``--peers`` next to PyTorch and JAX (:mod:`nn_gpu.peers`)."""
 
 import contextlib
 import sys
 
 from ..backends import get_backend
 from ..benchmark import environment, run_benchmark
-from ..fileio import write_json
+from ..busy import busy_benchmark, format_busy_table
+from ..fileio import check_outputs, write_json
 from ..mnist import PIXELS, NUM_CLASSES, TRAINING_SIZE, load_mnist, resolve_data_dir
+from ..network import check_buildable
 from ..options import METHODS
 from ..plots import plot_bench, require_matplotlib
-from .common import (CliError, add_backend, add_data, add_dtype, check_batch_fits,
-                     check_mnist_sizes, check_output_path, positive_int, training_size)
+from ..peers import compare_peers, format_peer_table
+from .common import (CliError, add_backend, add_data, add_dtype, add_threads, apply_threads,
+                     check_batch_fits, check_mnist_sizes, positive_int, training_size)
 
 BENCH_FORMAT = "nn_gpu.bench"
 BENCH_VERSION = 1
@@ -82,20 +87,32 @@ def cmd_bench(args):
         check_batch_fits(parser, "--batch-sizes", batch_size, args.train_size)
     batch_sizes = sorted(set(args.batch_sizes))
     methods = list(dict.fromkeys(args.methods))
-    check_output_path(args.json, "--json")
-    check_output_path(args.plot, "--plot")
+    check_buildable(args.sizes)
+    check_outputs([("--json", args.json), ("--plot", args.plot)])
     if args.plot:
         require_matplotlib()
-    backend = get_backend(args.backend)
+    backend = apply_threads(get_backend(args.backend), args.threads, parser)
+    if (args.busy or args.peers) and backend.name != "numpy":
+        parser.error("--busy and --peers time the CPU epoch: use --backend numpy (or auto "
+                     "without a GPU)")
+    if args.busy and (args.peers or args.threads):
+        parser.error("--busy compares thread settings itself: drop --peers and --threads")
+    if (args.busy or args.peers) and (args.dtype != "float32" or args.plot):
+        parser.error("--busy and --peers measure float32 epochs and draw no plot")
     progress = (lambda line: print(f"  {line}", file=sys.stderr, flush=True))
 
     config = {"sizes": args.sizes, "batch_sizes": batch_sizes, "methods": methods,
               "dtype": args.dtype, "repeats": args.repeats, "train_size": args.train_size,
               "backend": backend.name, "blas_threads": args.blas_threads,
+              "threads": args.threads, "busy": args.busy, "peers": args.peers,
               "data": str(resolve_data_dir(args.data))}
     try:
         training, _, _ = load_mnist(args.data)
         training = (training[0][:args.train_size], training[1][:args.train_size])
+        if args.busy or args.peers:
+            with blas_thread_limit(args.blas_threads):
+                return cpu_comparison(args, training, batch_sizes, config, environment(backend),
+                                      progress)
         with blas_thread_limit(args.blas_threads):
             env = environment(backend)
             header = header_line(env, config)
@@ -116,6 +133,32 @@ def cmd_bench(args):
         plot_bench(results, args.plot, f"{env['backend']}, {args.dtype}, sizes {args.sizes}, "
                                       f"{args.train_size} examples/epoch\nBLAS {env['blas']}")
         print(f"Plot written to {args.plot}")
+    return 0
+
+
+def cpu_comparison(args, training, batch_sizes, config, env, progress):
+    """``--busy N`` or ``--peers``: print (and save) that comparison's table."""
+    print(header_line(env, config), file=sys.stderr, flush=True)
+    if args.busy:
+        results = busy_benchmark(training, [args.sizes], batch_sizes, args.repeats, args.busy,
+                                 progress=progress)
+        lines = format_busy_table(results)
+        lines.append(f"{args.busy} core(s) kept busy by a spinning process; median of "
+                     f"{args.repeats} epochs each, taken in turn; chosen: BLAS threads chosen "
+                     "per product (the default); 1 thread / all threads: forced")
+        missing = {}
+    else:
+        results, missing = compare_peers(training, args.sizes, batch_sizes, args.threads,
+                                         args.repeats, progress=progress)
+        lines = format_peer_table(results)
+        lines += [f"{name}: skipped, {why}" for name, why in missing.items()]
+    print(header_line(env, config))
+    print("\n".join(lines))
+    if args.json:
+        write_json(args.json, {"format": BENCH_FORMAT, "version": BENCH_VERSION,
+                               "config": config, "environment": env, "results": results,
+                               "skipped": missing})
+        print(f"Results written to {args.json}")
     return 0
 
 
@@ -144,6 +187,14 @@ def add_parser(commands):
     bench.add_argument("--blas-threads", type=positive_int, metavar="N",
                        help="limit the CPU BLAS to N threads while measuring "
                             "(default: leave the BLAS's own setting)")
+    add_threads(bench)
+    bench.add_argument("--busy", type=positive_int, nargs="?", const=1, metavar="N",
+                       help="instead: time the CPU epoch with N cores (default 1) kept busy "
+                            "by spinning processes, with the BLAS threads chosen per product, "
+                            "forced to one and forced to all")
+    bench.add_argument("--peers", action="store_true",
+                       help="instead: time the same epoch in PyTorch and JAX where they are "
+                            "installed, next to nn_gpu's, each in turn")
     bench.add_argument("--json", metavar="FILE", help="write the results as JSON here")
     bench.add_argument("--plot", metavar="FILE.png",
                        help="plot epoch seconds against mini-batch size (needs matplotlib)")

@@ -3,16 +3,15 @@ validators of :mod:`nn_gpu.options`, output-path checks, and the ``--data``,
 ``--backend`` and ``--dtype`` arguments."""
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
 import numpy
 
 from .. import options
-from ..backends import BACKEND_NAMES
+from ..backends import BACKEND_NAMES, NumpyBackend
 from ..errors import InvalidArgumentError, NNGpuError
 from .. import ensemble
+from ..fileio import check_outputs
 from ..mnist import DATA_ENV_VAR, NUM_CLASSES, TRAINING_SIZE, check_sizes, load_mnist
 
 PROG = "nn-gpu"
@@ -40,6 +39,7 @@ def argument_type(parse, validate, expected):
 
 
 positive_int = argument_type(int, options.positive_int, "a positive integer")
+seed = argument_type(int, options.seed, "a whole number >= 0")
 positive_float = argument_type(float, options.positive_number, "a number")       # eta
 non_negative_float = argument_type(float, options.non_negative_number, "a number")  # λ
 unit_interval = argument_type(float, options.unit_interval, "a number")  # momentum, dropout
@@ -84,6 +84,23 @@ def add_backend(parser):
     parser.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
 
 
+def add_threads(parser):
+    parser.add_argument("--threads", type=positive_int, metavar="N",
+                        help="BLAS threads of every product of the CPU's compiled epoch "
+                             "(default: chosen per product: one where a product is small or "
+                             "the machine busy)")
+
+
+def apply_threads(backend, threads, parser):
+    """``backend`` with ``--threads`` applied (the numpy backend only)."""
+    if threads is None:
+        return backend
+    if not isinstance(backend, NumpyBackend):
+        parser.error(f"--threads sets the CPU's BLAS threads; backend {backend.name!r} "
+                     "does not use them (use --backend numpy)")
+    return NumpyBackend(backend.reason, threads=threads)
+
+
 def add_dtype(parser):
     parser.add_argument("--dtype", choices=options.DTYPES, default="float32")
 
@@ -98,18 +115,10 @@ def add_model(parser):
 
 
 # ------------------------------------------------------------------ checks
-def check_output_path(path, flag):
-    """Fail now, not after training, if ``path`` can never be written."""
-    if path is None:
-        return
-    path = Path(path)
-    parent = path.parent
-    if not parent.is_dir():
-        raise CliError(f"{flag} {path}: directory {parent} does not exist")
-    if path.is_dir():
-        raise CliError(f"{flag} {path}: is a directory")
-    if not os.access(parent, os.W_OK):
-        raise CliError(f"{flag} {path}: directory {parent} is not writable")
+def check_output_path(path, flag, inputs=()):
+    """Fail now, not after training, if ``path`` can never be written or is
+    one of the ``inputs`` ((label, path) pairs; see :func:`fileio.check_outputs`)."""
+    check_outputs([(flag, path)], inputs)
 
 
 def check_mnist_sizes(sizes, what, parser=None, detector=False):

@@ -5,12 +5,22 @@ from pathlib import Path
 
 from ..convnet.network import ConvNetwork
 from ..convnet.plots import plot_filters
+from ..errors import InvalidArgumentError
 from ..history import HistoryError, load_history
-from ..plots import (DEFAULT_DPI, DEFAULT_MISCLASSIFIED, DEFAULT_WEIGHTS, PLOT_HINT,
-                     plot_confusion, plot_curves, plot_misclassified, plot_weights,
-                     require_matplotlib)
-from .common import (PROG, add_backend, add_data, add_model, add_split, check_output_path,
-                     load_model, load_split, positive_int)
+from ..plots import (COLORBAR_WIDTH, CONFUSION_SIZE, CURVES_SIZE, DEFAULT_DPI,
+                     DEFAULT_MISCLASSIFIED, DEFAULT_WEIGHTS, PLOT_HINT, check_picture_size,
+                     grid_figsize, plot_confusion, plot_curves, plot_misclassified,
+                     plot_weights, require_matplotlib)
+from .common import (PROG, CliError, add_backend, add_data, add_model, add_split,
+                     check_output_path, load_model, load_split, positive_int)
+
+
+def largest_figure(args):
+    """The picture's size in inches (the largest it can be, for the grids)."""
+    if args.mode in ("curves", "confusion"):
+        return CURVES_SIZE if args.mode == "curves" else CONFUSION_SIZE
+    width, height = grid_figsize(args.count)
+    return (width + COLORBAR_WIDTH if args.mode == "weights" else width), height
 
 
 KINDS = ("curves", "misclassified", "confusion", "weights")
@@ -32,9 +42,15 @@ def with_kind(argv):
 
 
 def cmd_plot(args):
-    """Every kind: check the output path and matplotlib before any work, then
-    draw the picture and say what was written."""
-    check_output_path(args.output, "--output")
+    """Every kind: before any work, check that the picture can be drawn at
+    --dpi, that --output can be written and is not the input, and matplotlib;
+    then draw the picture and say what was written."""
+    try:
+        check_picture_size(largest_figure(args), args.dpi)
+    except InvalidArgumentError as exc:
+        raise CliError(f"--dpi {exc}") from None
+    source = ("HISTORY", args.history) if args.mode == "curves" else ("MODEL", args.model)
+    check_output_path(args.output, "--output", [source])
     require_matplotlib()
     print(f"{args.draw(args)} written to {args.output}")
     return 0

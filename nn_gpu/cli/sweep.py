@@ -10,10 +10,11 @@ import sys
 
 from ..backends import get_backend
 from ..errors import BackendUnavailableError
+from ..fileio import check_outputs
 from ..mnist import load_mnist
 from ..plots import require_matplotlib
-from .common import (CliError, add_backend, add_data, check_output_path, interrupt,
-                     positive_float, positive_int)
+from .common import (CliError, add_backend, add_data, interrupt, positive_float, positive_int,
+                     seed)
 
 INSTALL_HINT = "install it with: pip install 'nn_gpu[sweep]'"
 #: The storage when --storage is not given: a URL with a password is better
@@ -39,7 +40,7 @@ def add_parser(commands):
                             "across all runs and workers) (default: 20)")
     sweep.add_argument("--timeout", type=positive_float, metavar="SECONDS",
                        help="start no new trial after this long")
-    sweep.add_argument("--seed", type=int, default=None,
+    sweep.add_argument("--seed", type=seed, default=None,
                        help="seed the sampler and each trial's network (trial k: SEED + k)")
     sweep.add_argument("--workers", type=positive_int, metavar="N",
                        help="trial processes on this machine (default: one per visible GPU, "
@@ -79,15 +80,20 @@ def cmd_sweep(args):
         raise CliError(f"nn-gpu sweep needs Optuna ({exc}); {INSTALL_HINT}") from None
     from ..sweep import report, runner
     from ..sweep import study as sweep_study
-    from ..sweep.space import load_space
+    from ..sweep.space import NAME_RULE, STUDY_NAME, load_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load_space(args.space)
     name = args.study_name or space.name
-    url = sweep_study.storage_url(args.storage or os.environ.get(STORAGE_ENV_VAR)
-                                  or f"{name}.db")
-    check_output_path(args.export, "--export")
-    check_output_path(args.plot, "--plot")
+    storage = args.storage or os.environ.get(STORAGE_ENV_VAR)
+    if storage is None and not STUDY_NAME.fullmatch(name):  # it names the file NAME.db
+        raise CliError(f"--study-name {name!r}: without --storage it names the file "
+                       f"NAME.db, so it must be {NAME_RULE}")
+    url = sweep_study.storage_url(storage or f"{name}.db")
+    sqlite = [("the study's SQLite file", url[len("sqlite:///"):])] \
+        if url.startswith("sqlite:///") else []
+    check_outputs([("--export", args.export), ("--plot", args.plot)],
+                  [("SPACE", args.space), *sqlite])
     if args.plot:
         require_matplotlib()  # now, not after the sweep
     gpus = runner.visible_gpus(args.backend)
@@ -103,6 +109,7 @@ def cmd_sweep(args):
     storage = sweep_study.open_storage(url)
     study = sweep_study.create(storage, name, space)
     requeued = sweep_study.requeue_interrupted(study)
+    failed_before = sweep_study.failed_trials(study)
     done = sweep_study.trials_done(study)
     where = f"Sweep {name!r} in {sweep_study.shown_url(url)}"
     outcome = "done"
@@ -152,4 +159,12 @@ def cmd_sweep(args):
               "same command to continue (interrupted trials are rerun first)",
               file=sys.stderr, flush=True)
         return 130
-    return 1 if outcome == "setup failed" else 0
+    if outcome == "setup failed":
+        return 1
+    failed = sorted(sweep_study.failed_trials(study) - failed_before)
+    if failed:
+        print(f"nn-gpu sweep: error: trial{'s' if len(failed) > 1 else ''} "
+              f"{', '.join(map(str, failed))} failed in this run (their errors are above and "
+              "in the study's trial attributes)", file=sys.stderr, flush=True)
+        return 1
+    return 0

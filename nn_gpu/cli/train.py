@@ -9,7 +9,7 @@ import argparse
 import signal
 import sys
 
-from .. import presets
+from .. import fileio, presets
 from ..backends import choose_backend, get_backend
 from ..convnet.presets import CONV_PRESETS
 from ..checkpoint import Checkpoint
@@ -18,12 +18,13 @@ from ..expand import COPIES, default_cache_dir, training_subset
 from ..history import history_entry, write_history
 from ..errors import NNGpuError
 from ..mnist import TRAINING_SIZE, load_mnist, one_vs_rest, resolve_data_dir
-from ..network import Network, check_outputs
+from ..network import Network, check_buildable, check_outputs
 from ..options import ACTIVATIONS, INITS, METHODS, MONITORS, TrainingSettings
-from .common import (PROG, CliError, add_backend, add_data, add_dtype, always_no,
-                     check_batch_fits, check_mnist_sizes, check_output_path, digit, interrupt,
+from . import resume
+from .common import (PROG, CliError, add_backend, add_data, add_dtype, add_threads, always_no,
+                     apply_threads, check_batch_fits, check_mnist_sizes, digit, interrupt,
                      interrupted, non_negative_float, patience, percent, positive_float,
-                     positive_int, precision_recall, training_size, unit_interval)
+                     positive_int, precision_recall, seed, training_size, unit_interval)
 from .train_conv import cmd_train_conv, is_conv_run
 
 
@@ -141,37 +142,28 @@ def first_run_mnist(data):
 
 
 def open_checkpoint(args):
-    """(Checkpoint or None, the history of epochs already done).
+    """(Checkpoint or None, the history of epochs already done, the changes
+    the command line makes to a resumed run: flag -> (old, new)).
 
-    ``--resume DIR`` takes the run's settings from its checkpoint (only
-    ``--epochs`` may extend it); ``--checkpoint-dir DIR`` starts a new run and
+    ``--resume DIR`` takes the run's settings from its checkpoint, checked,
+    and only those of :data:`resume.MAY_CHANGE` from the command line (see
+    :mod:`nn_gpu.cli.resume`); ``--checkpoint-dir DIR`` starts a new run and
     refuses to overwrite another run's checkpoint."""
     if args.resume and args.checkpoint_dir and args.resume != args.checkpoint_dir:
         args.parser.error("--resume DIR already checkpoints into DIR; drop --checkpoint-dir")
     if args.resume:
         checkpoint = Checkpoint(args.resume)
         meta, _ = checkpoint.load()
-        config = meta.get("config") or {}
-        if "options" not in config:
-            raise CliError(f"{checkpoint.path}: this checkpoint was not written by "
-                           f"`{PROG} train`; resume it from Python with Network.sgd")
-        epochs = args.epochs
-        for key, value in config.items():
-            if key != "options":
-                setattr(args, key, value)
-        for key, value in config["options"].items():
-            setattr(args, key, value)
-        args.preset = None  # the saved options are already resolved
-        if epochs is not None:
-            args.epochs = epochs
-        return checkpoint, meta["state"].get("history", [])
+        changes = resume.apply(args.parser, args, checkpoint.path, meta.get("config"))
+        args.parser = resume.Blame(checkpoint.path)  # the settings are the checkpoint's
+        return checkpoint, meta["state"]["history"], changes
     if args.checkpoint_dir:
         checkpoint = Checkpoint(args.checkpoint_dir)
         if checkpoint.exists():
             raise CliError(f"{checkpoint.path} already holds a checkpoint: continue it with "
                            f"--resume {args.checkpoint_dir}, or choose another directory")
-        return checkpoint, []
-    return None, []
+        return checkpoint, [], {}
+    return None, [], {}
 
 
 def training_backend(args, options, examples, settings):
@@ -199,20 +191,26 @@ def cmd_train(args):
     """
     if is_conv_run(args):
         return cmd_train_conv(args)
-    checkpoint, earlier = open_checkpoint(args)
+    checkpoint, earlier, changes = open_checkpoint(args)
     options, examples = resolve_train_options(args)
-    check_output_path(args.history, "--history")
-    check_output_path(args.save, "--save")
-    settings = TrainingSettings.from_options(options, args.method, options["monitor"])
-    backend = training_backend(args, options, examples, settings)
-    say = (lambda *_: None) if args.quiet else (lambda line: print(line, flush=True))
+    check_buildable(options["sizes"])
     if checkpoint is not None:
-        checkpoint.config = {"options": options, "preset": args.preset, "dtype": args.dtype,
-                             "seed": args.seed, "method": args.method,
+        checkpoint.check_writable()
+    fileio.check_outputs([("--history", args.history), ("--save", args.save),
+                          ("--checkpoint-dir", checkpoint and checkpoint.path)])
+    settings = TrainingSettings.from_options(options, args.method, options["monitor"])
+    backend = apply_threads(training_backend(args, options, examples, settings), args.threads,
+                            args.parser)
+    say = (lambda *_: None) if args.quiet else (lambda line: print(line, flush=True))
+    preset = getattr(args, "stored_preset", args.preset)
+    if checkpoint is not None:  # the run's settings: a new --eta is for this part only
+        stored_eta = changes.get("--eta", (options["eta"],))[0]
+        checkpoint.config = {"options": {**options, "eta": stored_eta}, "preset": preset,
+                             "dtype": args.dtype, "seed": args.seed, "method": args.method,
                              "train_size": args.train_size, "digit": args.digit}
 
     history = {"config": {
-        "preset": args.preset, **options, "backend": backend.name, "dtype": args.dtype,
+        "preset": preset, **options, "backend": backend.name, "dtype": args.dtype,
         "seed": args.seed, "method": args.method, "train_size": args.train_size,
         "train_examples": examples, "data": str(resolve_data_dir(args.data)),
         "digit": args.digit,
@@ -233,11 +231,12 @@ def cmd_train(args):
                       activation=options["activation"])
         if args.history:
             write_history(args.history, history)
+        if args.resume:
+            say(f"Resuming after epoch {len(earlier)} from {checkpoint.path}"
+                f"{resume.describe_changes(changes)}")
         say(describe_run(args, options, examples, backend))
         if args.digit is not None:
             say(detector_baseline(args.digit, test[1]))
-        if earlier:
-            say(f"Resuming after epoch {len(earlier)} from {checkpoint.path}")
 
         def after_epoch(record):
             progress.close()
@@ -251,7 +250,7 @@ def cmd_train(args):
 
         records = net.sgd(training, settings=settings, test_data=test,
                           validation_data=validation, callback=after_epoch,
-                          checkpoint=checkpoint, resume=bool(earlier), progress=progress)
+                          checkpoint=checkpoint, resume=bool(args.resume), progress=progress)
     except KeyboardInterrupt:
         progress.close()
         return interrupted(len(history["epochs"]), args.history, checkpoint)
@@ -351,8 +350,10 @@ def add_parser(commands):
                             f"{', '.join(MONITORS)} (default: all; the validation and test "
                             "accuracies are always measured)")
     add_backend(train)
+    add_threads(train)
     add_dtype(train)
-    train.add_argument("--seed", type=int, default=None, help="fix initial weights and shuffles")
+    train.add_argument("--seed", type=seed, default=None,
+                       help="fix initial weights and shuffles (an integer >= 0)")
     train.add_argument("--method", choices=METHODS, default="batched",
                        help="batched: matrix core; per_example: the book's loop")
     train.add_argument("--train-size", type=training_size, metavar="N",
@@ -361,7 +362,9 @@ def add_parser(commands):
                        help="save a checkpoint here after every epoch (atomically)")
     train.add_argument("--resume", metavar="DIR",
                        help="continue the run checkpointed in DIR, with its settings, bit for "
-                            "bit (only --epochs may change, to train longer)")
+                            "bit; it may change only "
+                            f"{', '.join(map(resume.flag, resume.MAY_CHANGE))} "
+                            "(--eta: for the epochs still to run)")
     train.add_argument("--history", metavar="FILE", help="write per-epoch JSON history here")
     train.add_argument("--save", metavar="FILE", help="save the trained model here")
     train.add_argument("--quiet", action="store_true", help="print only the summary at the end")

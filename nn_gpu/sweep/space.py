@@ -27,6 +27,7 @@ being ``[784, *hidden, 10]``. Values are checked with the very argument types
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from .. import options as train_options
 from .. import presets
 from ..costs import COSTS
 from ..errors import InvalidArgumentError
+from ..fileio import read_input
 from ..mnist import NUM_CLASSES, PIXELS, TRAINING_SIZE
 from ..options import ACTIVATIONS, DTYPES, INITS
 
@@ -57,6 +59,11 @@ OPTIONS = {
     "expand": ("choice", (True, False)),
 }
 TOP_LEVEL = ("name", "preset", "train_size", "dtype", "fixed", "search")
+MAX_SPACE_BYTES = 1 << 20  # a space file is a few hundred bytes
+#: A study's name: it names the SQLite file NAME.db too, so never a path.
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+NAME_RULE = ("a name of letters, digits, '.', '_' and '-' (at most 100, the first a letter "
+             "or digit), not a path")
 
 
 class SpaceError(InvalidArgumentError):
@@ -70,8 +77,8 @@ def read_space_file(path):
     if suffix not in (".toml", ".yaml", ".yml"):
         raise SpaceError(f"{path}: a search space must be a .toml, .yaml or .yml file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+        text = read_input(path, MAX_SPACE_BYTES, "search space").decode("utf-8")
+    except OSError as exc:  # missing, a directory, a FIFO, too large
         raise SpaceError(f"{path}: cannot read the search space ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise SpaceError(f"{path}: not a text file (expected TOML or YAML)") from None
@@ -106,8 +113,11 @@ class SearchSpace:
         if unknown:
             self._fail(unknown[0], f"unknown setting; the file may set {', '.join(TOP_LEVEL)}")
         self.name = document.get("name", Path(source).stem)
-        if not isinstance(self.name, str) or not self.name.strip():
-            self._fail("name", "must be a non-empty string")
+        if not (isinstance(self.name, str) and STUDY_NAME.fullmatch(self.name)):
+            if "name" not in document:
+                raise SpaceError(f"{source}: its file name {self.name!r} cannot name the "
+                                 f"study; add name = ... ({NAME_RULE})")
+            self._fail("name", f"must be {NAME_RULE}, got {_show(self.name)[:60]}")
         self.preset = document.get("preset")
         if self.preset is not None and self.preset not in presets.PRESETS:
             self._fail("preset", f"unknown preset {self.preset!r}; choose one of "

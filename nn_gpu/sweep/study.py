@@ -151,6 +151,13 @@ def trials_done(study):
                or t.state == TrialState.FAIL and not interrupted(t))
 
 
+def failed_trials(study):
+    """The numbers of the trials that failed for a reason of their own (an
+    error, a dead worker), not because the user interrupted them."""
+    return {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if not interrupted(t)}
+
+
 def is_done(study, target):
     """Whether the sweep has its ``target`` trials and no rerun is queued."""
     return (trials_done(study) >= target

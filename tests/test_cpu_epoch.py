@@ -1,0 +1,170 @@
+"""The compiled CPU epoch's own choices: the uint8 gather and the BLAS threads.
+
+Whatever they choose, the arithmetic must stay that of the float path (the
+epoch against the generic core is tested in test_backends.py)."""
+
+import os
+
+import numpy
+import pytest
+
+from nn_gpu import Network
+from nn_gpu.backends import NumpyBackend
+from nn_gpu.backends import cpu_threads
+from nn_gpu.backends.cpu_epoch import pixel_codes, sgd_epoch
+from nn_gpu.backends.cpu_threads import ThreadChoice, thread_table
+from nn_gpu.busy import competing_processes
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_pixel_codes_give_back_exactly_the_loaded_inputs(mnist_slice, dtype):
+    X = mnist_slice[0][0].astype(dtype)
+    codes = pixel_codes(X)
+    assert codes is not None and codes.dtype == numpy.uint8
+    # load_mnist's rule: float32 k / float32 255, then the network's dtype.
+    again = (codes.astype(numpy.float32) / numpy.float32(255)).astype(dtype)
+    assert numpy.array_equal(again, X)
+
+
+def test_inputs_that_are_not_such_pixels_keep_the_float_path(mnist_slice):
+    X = mnist_slice[0][0][:50]
+    assert pixel_codes(numpy.random.default_rng(0).random((5, 784))) is None
+    assert pixel_codes(numpy.rint(X * 255.0).astype("float64") / 255) is None  # float64 k/255
+    assert pixel_codes(X * 2) is None                         # out of the byte range
+    assert pixel_codes(numpy.asfortranarray(X)) is None
+
+
+def run_epoch(X, Y, order, sizes, batch_size, threads, restore, dtype="float64",
+              transposed=False):
+    """sgd_epoch on fresh parameters (seeded), returning them; ``transposed``:
+    forward products as z^T = w a^T."""
+    net = Network(sizes, backend="numpy", dtype=dtype, seed=3)
+    weights, biases = tuple(w.copy() for w in net.weights), tuple(b.copy() for b in net.biases)
+    m = batch_size
+    acts = tuple(numpy.empty((m, n), dtype) for n in sizes)
+    deltas = tuple(numpy.empty((m, n), dtype) for n in sizes[1:])
+    spare = tuple(numpy.zeros_like(w) for w in weights), tuple(numpy.zeros_like(b) for b in biases)
+    sgd_epoch(X, Y, order, weights, biases, acts, deltas, numpy.empty((m, sizes[-1]), dtype),
+              batch_size, 0.5, True, numpy.zeros(len(sizes) - 1, numpy.int64), 1.0, 0.0,
+              *spare, numpy.asarray(threads, numpy.int32), restore,
+              tuple(numpy.empty((n, m if transposed else 0), dtype) for n in sizes[1:]))
+    return weights + biases
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_uint8_gather_trains_bit_for_bit_as_the_float_gather(mnist_slice, dtype):
+    (X, labels), _ = mnist_slice
+    X = X[:300].astype(dtype)
+    Y = numpy.eye(10, dtype=dtype)[labels[:300]]
+    order = numpy.random.default_rng(1).permutation(300)
+    sizes, zeros = [784, 12, 10], numpy.zeros((2, 3))
+    floats = run_epoch(X, Y, order, sizes, 7, zeros, 0, dtype)
+    codes = run_epoch(pixel_codes(X), Y, order, sizes, 7, zeros, 0, dtype)
+    for a, b in zip(floats, codes):
+        assert numpy.array_equal(a, b)
+
+
+def test_every_thread_choice_gives_the_same_epoch_and_restores_the_blas(mnist_slice):
+    (X, labels), _ = mnist_slice
+    X, Y = X[:400].astype("float64"), numpy.eye(10)[labels[:400]]
+    order = numpy.random.default_rng(2).permutation(400)
+    sizes = [784, 40, 10]
+    before = cpu_threads.configured_threads()
+    results = [run_epoch(X, Y, order, sizes, 100, numpy.full((2, 3), t), before)
+               for t in (1, 2, 1)]
+    assert cpu_threads.configured_threads() == before
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_transposed_forward_products_give_the_same_epoch(mnist_slice):
+    (X, labels), _ = mnist_slice
+    X, Y = X[:300].astype("float64"), numpy.eye(10)[labels[:300]]
+    order = numpy.random.default_rng(3).permutation(300)
+    plain, transposed = (run_epoch(X, Y, order, [784, 16, 10], 7, numpy.ones((2, 3)), 0,
+                                   transposed=t) for t in (False, True))
+    for a, b in zip(plain, transposed):
+        numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_threads_argument_trains_as_the_default(mnist_slice):
+    training, test = mnist_slice
+    nets = [Network([784, 30, 10], backend=NumpyBackend(threads=t), dtype="float64", seed=5)
+            for t in (None, 1, 2)]
+    for net in nets:
+        net.sgd(training, 1, 100, 1.0)
+    for net in nets[1:]:
+        for a, b in zip(nets[0].weights, net.weights):
+            numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_small_products_stay_on_one_thread():
+    # (10, 784)·(784, 30): 235,200 = M·N·K, far below the measured threshold.
+    assert thread_table([784, 30, 10], 10, 4) == [[1, 1, 1], [1, 1, 1]]
+    big = thread_table([784, 100, 10], 1000, 4)
+    assert big[0] == [4, 4, 4] and big[1] == [1, 1, 1]        # 78.4 M vs 1 M
+
+
+def feed(choice, times):
+    """Run ``choice`` for as many segments as ``times(threads)`` answers,
+    recording what it would measure; return the choices made."""
+    made = []
+    for seconds in times:
+        probe = choice.probe()
+        if probe is not None:
+            choice.record(probe, seconds(probe))
+            made.append(("probe", probe))
+        choice.record(choice.best, seconds(choice.best))
+        made.append(("run", choice.best))
+    return made
+
+
+def test_thread_choice_takes_many_threads_while_they_pay_and_leaves_them_when_busy():
+    choice = ThreadChoice(2)
+    quiet = lambda threads: 1.0 / threads                     # noqa: E731
+    busy = lambda threads: 1.0 if threads == 1 else 20.0      # noqa: E731
+    made = feed(choice, [quiet] * 5)
+    assert made[0] == ("run", 1) and ("probe", 2) in made and choice.best == 2
+    made = feed(choice, [busy])
+    assert choice.best == 1                                   # one slow segment, then back
+    made = feed(choice, [busy] * 400)
+    probes = [i for i, step in enumerate(made) if step[0] == "probe"]
+    gaps = numpy.diff(probes)
+    assert len(probes) <= 6 and all(gaps[1:] >= 2 * gaps[:-1] - 2)   # losing probes grow rare
+
+
+def test_thread_choice_does_not_probe_many_threads_without_idle_cores():
+    choice = ThreadChoice(2, idle_cores=lambda: 0.2)
+    made = feed(choice, [lambda threads: 1.0 / threads] * 100)
+    assert set(made) == {("run", 1)}
+
+
+def test_idle_cores_reads_the_machines_idle_time(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    ticks = os.sysconf("SC_CLK_TCK")
+    stat.write_text(f"cpu  100 0 50 {1000 * ticks} {10 * ticks} 0 0 0 0 0\n")
+    monkeypatch.setattr(cpu_threads.IdleCores, "PATH", str(stat))
+    clock = iter([0.0, 0.01, 1.0])
+    monkeypatch.setattr(cpu_threads.time, "monotonic", lambda: next(clock))
+    idle = cpu_threads.IdleCores()
+    assert idle() == 0.0                        # 10 ms: too short to tell, counted as busy
+    stat.write_text(f"cpu  100 0 50 {1001 * ticks} {10 * ticks + ticks // 2} 0 0 0 0 0\n")
+    assert idle() == pytest.approx(1.5)         # 1.5 s idle over 1 s: 1.5 cores
+    monkeypatch.setattr(cpu_threads.IdleCores, "PATH", str(tmp_path / "missing"))
+    assert cpu_threads.IdleCores()() is None
+
+
+def test_competing_process_runs_only_inside_the_block():
+    with competing_processes(1) as pids:
+        os.kill(pids[0], 0)                                   # alive
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids[0], 0)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
+def test_threads_must_be_a_positive_integer(threads):
+    from nn_gpu.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="threads must be a positive integer"):
+        NumpyBackend(threads=threads)
