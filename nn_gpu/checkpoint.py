@@ -79,11 +79,8 @@ class Checkpoint:
                         f"{self.path}: not an nn_gpu checkpoint of version {VERSION}")
                 if not all(isinstance(meta.get(key), dict) for key in ("model", "state")):
                     raise CheckpointError(f"{self.path}: checkpoint metadata incomplete")
-                sizes = check_metadata(meta["model"])
-                # the parameters, velocities and best weights, each up to 8 bytes
-                check_buildable(sizes, 3 * 8, "it cannot be resumed here")
                 arrays = {}
-                for name, shape in expected_arrays(sizes).items():
+                for name, shape in model_arrays(meta["model"]).items():
                     if f"{name}.npy" in names:
                         arrays[name] = npz.read_npy(archive, names, name, shape, "fiu")
                 unknown = names - {f"{name}.npy" for name in arrays} - {"metadata.npy"}
@@ -102,8 +99,29 @@ class Checkpoint:
         if bad is not None:  # training never saves these: it stops when they appear
             raise CheckpointError(f"{self.path}: checkpoint is damaged: array {bad} holds NaN "
                                   "or infinite values; delete it or resume from a good copy")
-        check_state(self.path, meta["state"])
+        if not is_conv_model(meta["model"]):  # a ConvNetwork checks its state on resume
+            check_state(self.path, meta["state"])
         return meta, arrays
+
+
+def is_conv_model(model):
+    """Whether a checkpoint's model metadata is a ConvNetwork's."""
+    from .convnet.network import MODEL_FORMAT as CONV_FORMAT
+
+    return model.get("format") == CONV_FORMAT
+
+
+def model_arrays(model):
+    """Name -> shape of every array a checkpoint of ``model`` (its metadata,
+    checked here) may hold: a :class:`~nn_gpu.Network` or a ConvNetwork."""
+    if is_conv_model(model):
+        from .convnet.network import conv_checkpoint_arrays
+
+        return conv_checkpoint_arrays(model)
+    sizes = check_metadata(model)
+    # the parameters, velocities and best weights, each up to 8 bytes
+    check_buildable(sizes, 3 * 8, "it cannot be resumed here")
+    return expected_arrays(sizes)
 
 
 def expected_arrays(sizes):

@@ -9,6 +9,7 @@ probabilities, shared by ``nn-gpu predict`` and
 import numpy
 
 from . import core
+from .convnet.network import ConvNetwork
 
 
 def device_predictions(net, X):
@@ -16,6 +17,9 @@ def device_predictions(net, X):
     layer; for one output neuron [a > 0.5]), on the device, scored in the
     same chunks as :meth:`Network.evaluate`."""
     xp = net.backend.xp
+    if isinstance(net, ConvNetwork):
+        chunks = [xp.argmax(a, axis=1) for _, a in net.scored_outputs(X)]
+        return chunks[0] if len(chunks) == 1 else xp.concatenate(chunks)
     chunks = [core.predicted_labels(net.backend, z)
               for _, z in core.scored_chunks(net.backend, net.kinds, net.weights, net.biases, X)]
     return chunks[0] if len(chunks) == 1 else xp.concatenate(chunks)

@@ -461,9 +461,11 @@ def test_presets_table_lists_every_preset_with_the_books_figure(capsys):
     from nn_gpu.presets import PRESETS
 
     assert main(["presets"]) == 0
-    out = capsys.readouterr().out
-    rows = {line.split()[0]: line for line in out.splitlines()[1:] if not line.startswith(" ")}
+    fully_connected, convolutional = capsys.readouterr().out.split("\n\n")
+    rows = {line.split()[0]: line for line in fully_connected.splitlines()[1:]
+            if not line.startswith(" ")}
     assert list(rows) == list(PRESETS)
+    assert "ch6-conv1     98.78% test" in convolutional and "ch6-dropout" in convolutional
     for name, preset in PRESETS.items():
         figure = preset["book_accuracy"]
         expected = "-" if figure is None else f"{figure:.2f}% {preset['book_split']}"

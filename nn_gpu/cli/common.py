@@ -10,9 +10,9 @@ import numpy
 from .. import options
 from ..backends import BACKEND_NAMES, NumpyBackend
 from ..errors import InvalidArgumentError, NNGpuError
+from .. import ensemble
 from ..fileio import check_outputs
 from ..mnist import DATA_ENV_VAR, NUM_CLASSES, TRAINING_SIZE, check_sizes, load_mnist
-from ..network import Network
 
 PROG = "nn-gpu"
 DATA_HELP = f"MNIST directory (default: ${DATA_ENV_VAR}, else ~/.local/share/nn_gpu/mnist)"
@@ -146,8 +146,13 @@ def check_batch_fits(parser, flag, batch_size, examples):
 def load_model(args, detector_ok=False):
     """The model of a command that scores MNIST, on ``--backend``: ten
     outputs, or (where ``detector_ok``) one, for a detector of one digit."""
-    net = Network.load(args.model, backend=args.backend)
-    check_mnist_sizes(net.sizes, f"{args.model}: model layer sizes",
+    return load_model_file(args.model, args.backend, detector_ok)
+
+
+def load_model_file(path, backend, detector_ok=False):
+    """A model file (fully connected or convolutional) for MNIST, on ``backend``."""
+    net = ensemble.load_model(path, backend=backend)
+    check_mnist_sizes(net.sizes, f"{path}: model layer sizes",
                       detector=detector_ok and net.sizes[-1] == 1)
     return net
 
@@ -168,6 +173,17 @@ def load_split(args):
 # ---------------------------------------------------------------- output
 def percent(correct, total):
     return f"{100 * correct / total:.2f}%"
+
+
+def interrupted(done, history_path, checkpoint):
+    """After Ctrl-C or SIGTERM in ``train``: say what was kept; the exit status 130."""
+    kept = [f"history kept in {history_path}"] if history_path else []
+    if checkpoint is not None and checkpoint.exists():
+        kept.append(f"checkpoint of epoch {done} in {checkpoint.directory}: continue with "
+                    f"`{PROG} train --resume {checkpoint.directory}`")
+    print(f"Interrupted after epoch {done}; {'; '.join(kept) or 'nothing saved'}",
+          file=sys.stderr, flush=True)
+    return 130
 
 
 def always_no(digit, labels):

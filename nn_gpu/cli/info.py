@@ -6,18 +6,22 @@ import sys
 
 import numpy
 
-from .. import __version__, presets
+from .. import __version__, ensemble, presets
+from ..convnet.presets import table as conv_table
 from ..backends import cupy_status, get_backend
 from ..benchmark import blas_description
 from ..errors import NNGpuError
 from ..mnist import DATA_ENV_VAR, FILES, one_vs_rest, resolve_data_dir
-from .common import (PROG, CliError, add_backend, add_data, add_model, add_split, always_no,
-                     digit, load_model, load_split, percent, precision_recall, saved_digit)
+from .common import (PROG, CliError, add_backend, add_data, add_split, always_no, digit,
+                     load_model, load_model_file, load_split, percent, precision_recall,
+                     saved_digit)
 
 
 def cmd_presets(args):
     """Print the presets of `train --preset`, with the book's figures."""
     print(presets.table())
+    print()
+    print(conv_table())
     return 0
 
 
@@ -38,7 +42,12 @@ def detected_digit(net, args):
 
 def cmd_evaluate(args):
     """Score a saved model on the MNIST test (or validation) set; a detector
-    of one digit also by precision and recall, against always saying "no"."""
+    of one digit also by precision and recall, against always saying "no";
+    with ``--ensemble``, every model and then their vote (:mod:`nn_gpu.ensemble`)."""
+    if args.ensemble is not None:
+        return evaluate_ensemble(args)
+    if args.model is None:
+        args.parser.error("name the MODEL to score (or --ensemble MODEL MODEL ...)")
     net = load_model(args, detector_ok=True)
     wanted = detected_digit(net, args)
     data = load_split(args)
@@ -49,6 +58,20 @@ def cmd_evaluate(args):
     if wanted is not None:
         print(f"detecting {wanted}s: {precision_recall(*net.precision_recall(data))}; "
               f"{always_no(wanted, data[1])}")
+    return 0
+
+
+def evaluate_ensemble(args):
+    """``evaluate --ensemble``: each model's accuracy, then the majority vote's."""
+    paths = ([args.model] if args.model else []) + args.ensemble
+    nets = [load_model_file(path, args.backend) for path in paths]  # all checked first
+    data = load_split(args)
+    for path, net in zip(paths, nets):
+        correct, total = net.evaluate(data), len(data[1])
+        print(f"{path}: {args.split} accuracy {correct} / {total} ({percent(correct, total)})")
+    correct, total = ensemble.accuracy(nets, data)
+    print(f"ensemble of {len(nets)} (majority vote): {args.split} accuracy {correct} / {total} "
+          f"({percent(correct, total)})")
     return 0
 
 
@@ -105,7 +128,11 @@ def add_parsers(commands):
     """Register ``evaluate``, ``presets``, ``download`` and ``info``."""
     evaluate = commands.add_parser("evaluate", help="score a saved model on MNIST",
                                    description="Score a model written by `train --save`.")
-    add_model(evaluate)
+    evaluate.add_argument("model", metavar="MODEL", nargs="?",
+                          help="model file from `train --save`")
+    evaluate.add_argument("--ensemble", nargs="+", metavar="MODEL",
+                          help="also these models (or only these), then the digit most of "
+                               "them vote for (ties: the larger summed output)")
     add_data(evaluate)
     add_backend(evaluate)
     add_split(evaluate)

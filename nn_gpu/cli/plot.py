@@ -3,6 +3,8 @@ matrix or the weights, drawn by :mod:`nn_gpu.plots`."""
 
 from pathlib import Path
 
+from ..convnet.network import ConvNetwork
+from ..convnet.plots import plot_filters
 from ..errors import InvalidArgumentError
 from ..history import HistoryError, load_history
 from ..plots import (COLORBAR_WIDTH, CONFUSION_SIZE, CURVES_SIZE, DEFAULT_DPI,
@@ -74,6 +76,9 @@ def draw_confusion(args):
 
 def draw_weights(args):
     net = load_model(args)
+    if isinstance(net, ConvNetwork):  # its first layer's filters
+        fig = plot_filters(net, args.output, dpi=args.dpi)
+        return fig.get_suptitle()
     plot_weights(net, args.output, count=args.count, dpi=args.dpi)
     return f"Weights of {min(args.count, net.sizes[1])} hidden neurons"
 

@@ -13,7 +13,7 @@ from ..errors import InvalidArgumentError
 from ..images import PILLOW_HINT, require_pillow, check_model, to_mnist
 from ..metrics import classify
 from ..mnist import COLS, ROWS
-from ..network import Network
+from ..ensemble import load_model
 from .common import CliError, add_backend, add_model, saved_digit
 
 
@@ -45,7 +45,7 @@ def format_detection(name, label, probs, digit):
 def cmd_predict(args):
     """Classify each image; print the digit and every class's probability."""
     require_pillow()  # no Pillow: say so before loading anything
-    net = Network.load(args.model, backend=args.backend)
+    net = load_model(args.model, backend=args.backend)
     try:
         check_model(net)
     except InvalidArgumentError as exc:

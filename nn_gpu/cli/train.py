@@ -11,6 +11,7 @@ import sys
 
 from .. import fileio, presets
 from ..backends import choose_backend, get_backend
+from ..convnet.presets import CONV_PRESETS
 from ..checkpoint import Checkpoint
 from ..costs import COSTS
 from ..expand import COPIES, default_cache_dir, training_subset
@@ -22,8 +23,9 @@ from ..options import ACTIVATIONS, INITS, METHODS, MONITORS, TrainingSettings
 from . import resume
 from .common import (PROG, CliError, add_backend, add_data, add_dtype, add_threads, always_no,
                      apply_threads, check_batch_fits, check_mnist_sizes, digit, interrupt,
-                     non_negative_float, patience, percent, positive_float, positive_int,
-                     precision_recall, seed, training_size, unit_interval)
+                     interrupted, non_negative_float, patience, percent, positive_float,
+                     positive_int, precision_recall, seed, training_size, unit_interval)
+from .train_conv import cmd_train_conv, is_conv_run
 
 
 def resolve_train_options(args):
@@ -187,6 +189,8 @@ def cmd_train(args):
     Nielsen's network.py; the history file is rewritten after every epoch so
     an interrupted run keeps what it had.
     """
+    if is_conv_run(args):
+        return cmd_train_conv(args)
     checkpoint, earlier, changes = open_checkpoint(args)
     options, examples = resolve_train_options(args)
     check_buildable(options["sizes"])
@@ -249,14 +253,7 @@ def cmd_train(args):
                           checkpoint=checkpoint, resume=bool(args.resume), progress=progress)
     except KeyboardInterrupt:
         progress.close()
-        done = len(history["epochs"])
-        kept = [f"history kept in {args.history}"] if args.history else []
-        if checkpoint is not None and checkpoint.exists():
-            kept.append(f"checkpoint of epoch {done} in {checkpoint.directory}: continue with "
-                        f"`{PROG} train --resume {checkpoint.directory}`")
-        print(f"Interrupted after epoch {done}; {'; '.join(kept) or 'nothing saved'}",
-              file=sys.stderr, flush=True)
-        return 130
+        return interrupted(len(history["epochs"]), args.history, checkpoint)
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
 
@@ -296,9 +293,13 @@ def add_parser(commands):
                     f"with `{PROG} presets`); options given explicitly override the preset.",
         epilog="Options marked (*) default to the preset's value when --preset is given.")
     add_data(train)
-    train.add_argument("--preset", choices=list(presets.PRESETS), metavar="NAME",
-                       help=f"start from a named set of options: {', '.join(presets.PRESETS)} "
-                            f"(see `{PROG} presets`)")
+    train.add_argument("--preset", choices=[*presets.PRESETS, *CONV_PRESETS], metavar="NAME",
+                       help="start from a named set of options: "
+                            f"{', '.join([*presets.PRESETS, *CONV_PRESETS])} (see `{PROG} "
+                            "presets`; ch6-*: the book's convolutional networks)")
+    train.add_argument("--layers", metavar="FILE.json",
+                       help="train a convolutional network whose layers this JSON file "
+                            "describes (a list like a ch6 preset's layers; see the README)")
     # (*) options: default None here, resolved as explicit > preset > built-in.
     train.add_argument("--sizes", type=positive_int, nargs="+", metavar="N",
                        help="(*) layer widths, 784 first and 10 last (1 with --digit) "

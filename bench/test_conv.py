@@ -1,0 +1,125 @@
+"""Chapter 6's first network, ch6-conv1 (20 5x5 filters, 2x2 max-pooling,
+100 sigmoid, softmax), trained for a fixed number of examples: nn_gpu's
+batched conv layers next to PyTorch (``torch.nn.Conv2d``, ``max_pool2d``,
+``Linear``, autograd, ``optim.SGD``) on the same network, float32, same
+threads, with the GEMM FLOP floor.
+
+    NN_GPU_DATA=../shared/data/mnist python -m pytest bench/test_conv.py --benchmark-only
+
+Each case trains on the first ``$NN_GPU_CONV_BENCH_EXAMPLES`` training
+images (default 5,000, a tenth of an epoch, to keep this to minutes on a
+2-core CPU; set 50000 for whole epochs) in shuffled mini-batches: 1 warm-up
+round, 3 timed. ``extra_info`` holds the GEMM FLOPs (``flops``), the GEMM
+rate at the step's shapes and the floor they imply (``floor_seconds``), the
+rate timed with the benchmark's own timer: on a shared machine run with
+``--benchmark-timer time.process_time`` and one BLAS thread
+(``OPENBLAS_NUM_THREADS=1``) to count CPU seconds, not the neighbours' load.
+The PyTorch cases are skipped where torch is not installed.
+"""
+
+import os
+
+import pytest
+
+from nn_gpu.benchmark import environment, gemm_workload
+from nn_gpu.convnet.flops import conv_epoch_flops, conv_step_gemms
+from nn_gpu.convnet.presets import CONV_PRESETS, build
+
+PRESET = "ch6-conv1"
+ETA = CONV_PRESETS[PRESET]["options"]["eta"]
+BATCH_SIZES = [10, 100]
+SEED = 0
+
+
+@pytest.fixture
+def timer(request):
+    """The clock pytest-benchmark times with (--benchmark-timer)."""
+    from pytest_benchmark.utils import load_timer
+
+    return load_timer(str(request.config.getoption("benchmark_timer"))).target
+
+
+def gemm_rate(backend, gemms, timer, min_seconds=0.2):
+    """FLOP/s of the products in ``gemms`` (one step's), timed by ``timer``."""
+    run, flops = gemm_workload(backend, gemms)
+    run()  # warm-up
+    times = 1
+    while True:
+        started = timer()
+        run(times)
+        elapsed = timer() - started
+        if elapsed >= min_seconds:
+            return flops * times / elapsed
+        times *= 2
+
+
+@pytest.fixture(scope="module")
+def examples(mnist_training):
+    n = int(os.environ.get("NN_GPU_CONV_BENCH_EXAMPLES", "5000"))
+    X, labels = mnist_training
+    return X[:n], labels[:n]
+
+
+def describe(benchmark, backend, median_of, timer, layers, mini_batch_size, n, who):
+    """Group, FLOPs and floor of one case (the floor from ``backend``'s GEMM rate)."""
+    flops = conv_epoch_flops(layers, mini_batch_size, n)
+    rate = gemm_rate(backend, conv_step_gemms(layers, mini_batch_size), timer)
+    benchmark.group = f"{PRESET} mb{mini_batch_size} ({n} examples)"
+    benchmark.extra_info.update({"who": who, "preset": PRESET, "mini_batch_size": mini_batch_size,
+                                 "examples": n, "flops": flops, "gemm_flops_per_second": rate,
+                                 "floor_seconds": flops / rate})
+    seconds = median_of(benchmark)
+    if seconds:
+        benchmark.extra_info["examples_per_second"] = n / seconds
+        benchmark.extra_info["x_floor"] = seconds / (flops / rate)
+
+
+@pytest.mark.parametrize("mini_batch_size", BATCH_SIZES)
+def test_nn_gpu_conv(benchmark, backend, examples, median_of, timer, mini_batch_size):
+    net = build(PRESET, backend=backend, seed=SEED)
+    run = net.epoch_runner(examples, mini_batch_size, ETA)
+    benchmark.extra_info.update(environment(backend))
+    benchmark.pedantic(run, rounds=3, warmup_rounds=1, iterations=1)
+    describe(benchmark, backend, median_of, timer, net.layers, mini_batch_size, len(examples[1]),
+             f"nn_gpu {backend.name}")
+
+
+@pytest.mark.parametrize("mini_batch_size", BATCH_SIZES)
+def test_torch_conv(benchmark, examples, median_of, timer, mini_batch_size):
+    torch = pytest.importorskip("torch")
+    from threadpoolctl import threadpool_info
+
+    from nn_gpu.backends import get_backend
+
+    threads = max([i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+                  or [1])
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    torch.manual_seed(SEED)
+    X = torch.from_numpy(examples[0].reshape(-1, 1, 28, 28).copy())
+    labels = torch.from_numpy(examples[1])
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 20, 5), torch.nn.MaxPool2d(2), torch.nn.Sigmoid(), torch.nn.Flatten(),
+        torch.nn.Linear(20 * 12 * 12, 100), torch.nn.Sigmoid(), torch.nn.Linear(100, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=ETA)
+    loss_function = torch.nn.CrossEntropyLoss()  # log-softmax + log-likelihood
+    n = len(labels)
+
+    def run():
+        order = torch.randperm(n)
+        for start in range(0, n, mini_batch_size):
+            index = order[start:start + mini_batch_size]
+            loss = loss_function(model(X[index]), labels[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    try:
+        benchmark.pedantic(run, rounds=3, warmup_rounds=1, iterations=1)
+    finally:
+        torch.set_num_threads(previous)
+    benchmark.extra_info.update({"backend": f"PyTorch {torch.__version__} (CPU, {threads} "
+                                            "threads), autograd", "torch_threads": threads})
+    layers = build(PRESET, backend="numpy").layers
+    describe(benchmark, get_backend("numpy"), median_of, timer, layers, mini_batch_size, n,
+             "PyTorch CPU")
