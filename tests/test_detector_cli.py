@@ -173,8 +173,9 @@ def test_a_detector_run_resumes_as_a_detector(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path / "ck"), "--epochs", "2",
                  "--save", str(tmp_path / "resumed.npz")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-6].startswith("Detecting 3s: 1010 of the 10000 test images are 3s")
-    assert lines[-5] == f"Resuming after epoch 1 from {tmp_path / 'ck' / 'checkpoint.npz'}"
+    resumed_at = lines.index(f"Resuming after epoch 1 from {tmp_path / 'ck' / 'checkpoint.npz'}, "
+                             "with --epochs 2 (was 1)")
+    assert lines[resumed_at + 2].startswith("Detecting 3s: 1010 of the 10000 test images are 3s")
     straight, resumed = (Network.load(tmp_path / name, backend="numpy")
                          for name in ("straight.npz", "resumed.npz"))
     assert resumed.last_training["digit"] == 3
