@@ -11,6 +11,7 @@ import zipfile
 
 from . import npz
 from .errors import InvalidArgumentError, ModelFileError
+from .fileio import input_stream
 from .network import Network
 
 
@@ -20,7 +21,8 @@ def load_model(path, backend="auto"):
     from .convnet.network import MODEL_FORMAT, ConvNetwork
 
     try:
-        with zipfile.ZipFile(path) as archive:
+        # A non-regular file (a FIFO would hang) is left for Network.load to refuse.
+        with input_stream(path, what="model file") as handle, zipfile.ZipFile(handle) as archive:
             convolutional = npz.read_metadata(archive, set(archive.namelist())).get(
                 "format") == MODEL_FORMAT
     except Exception:  # noqa: BLE001 - Network.load says what is wrong, in one line

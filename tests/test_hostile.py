@@ -1062,3 +1062,11 @@ def test_c13_cli_deeply_nested_history_is_one_line(tmp_path, capsys):
     status, _, err = run(capsys, "plot", "curves", history, "-o", tmp_path / "c.png")
     one_error(err, status)
     assert "nested too deeply" in err
+
+
+def test_c08_a_fifo_as_a_conv_model_never_hangs(tmp_path):
+    """ConvNetwork.load, like Network.load, refuses a FIFO instead of blocking on it."""
+    from nn_gpu.convnet import ConvNetwork
+
+    with deadline(10), pytest.raises(ModelFileError, match="not a regular"):
+        ConvNetwork.load(fifo(tmp_path / "conv.npz"), backend="numpy")

@@ -24,6 +24,7 @@ from .. import core, npz
 from ..backends import get_backend
 from ..costs import LogLikelihoodCost
 from ..errors import CheckpointError, InvalidArgumentError, ModelFileError
+from ..fileio import NotRegularFileError, input_stream
 from ..network import Network
 from ..options import dtype as check_dtype
 from ..options import batch_fits, non_negative_number, positive_int, positive_number
@@ -287,7 +288,8 @@ class ConvNetwork(Network):
         :class:`~nn_gpu.errors.ModelFileError` line. Arrays are read only
         after their headers match the shapes the layer descriptions imply."""
         try:
-            with zipfile.ZipFile(path) as archive:
+            with input_stream(path, what="model file") as handle, \
+                    zipfile.ZipFile(handle) as archive:
                 names = set(archive.namelist())
                 meta = npz.read_metadata(archive, names)
                 layers, dtype = read_metadata(meta)
@@ -304,6 +306,8 @@ class ConvNetwork(Network):
         except ValueError as exc:  # InvalidArgumentError included
             message = " ".join(str(exc).split())
             raise ModelFileError(f"{path}: invalid conv model file: {message}") from None
+        except (NotRegularFileError, PermissionError) as exc:
+            raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
         except Exception:  # noqa: BLE001 - zipfile raises many kinds on damaged bytes
             raise ModelFileError(f"{path}: not a readable nn_gpu model file (.npz written "
                                  "by ConvNetwork.save / nn-gpu train --save)") from None
