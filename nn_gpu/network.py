@@ -6,6 +6,7 @@ w_jk connecting neuron k of one layer to neuron j of the next; ``biases[l]``
 has shape (n_out,); a batch of inputs X is (m, n_in), one example per row.
 """
 
+import contextlib
 import json
 import math
 import zipfile
@@ -334,34 +335,19 @@ class Network:
         in the metadata, and the network is built last, so a damaged or forged
         file never allocates more than it really holds.
         """
-        try:
-            with input_stream(path, what="model file") as handle, \
-                    zipfile.ZipFile(handle) as archive:
-                names = set(archive.namelist())
-                meta = npz.read_metadata(archive, names)
-                sizes = check_metadata(meta)
-                check_buildable(sizes, 8, "it cannot be loaded here")  # 8: the arrays read
-                stored = {}
-                for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-                    for name, shape in ((f"w{l}", (n_out, n_in)), (f"b{l}", (n_out,))):
-                        array = npz.read_npy(archive, names, name, shape, "fiu")
-                        if not numpy.isfinite(array).all():
-                            raise ValueError(f"array {name} is not finite real numbers")
-                        stored[name] = array
-        except FileNotFoundError:
-            raise ModelFileError(f"{path}: model file not found") from None
-        except KeyError as exc:
-            raise ModelFileError(f"{path}: not an nn_gpu model file (missing {exc})") from None
-        except (ValueError, InvalidArgumentError) as exc:
-            message = " ".join(str(exc).split())
-            raise ModelFileError(f"{path}: invalid model file: {message}") from None
-        except MemoryBudgetError as exc:
-            raise ModelFileError(f"{path}: declares {exc}") from None
-        except (NotRegularFileError, PermissionError) as exc:
-            raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-        except Exception:  # noqa: BLE001 - zipfile raises many kinds on damaged bytes
-            raise ModelFileError(f"{path}: not a readable nn_gpu model file (.npz written "
-                                 "by Network.save / nn-gpu train --save)") from None
+        with model_file_errors(path, "model file", "Network.save / nn-gpu train --save"), \
+                input_stream(path, what="model file") as handle, zipfile.ZipFile(handle) as archive:
+            names = set(archive.namelist())
+            meta = npz.read_metadata(archive, names)
+            sizes = check_metadata(meta)
+            check_buildable(sizes, 8, "it cannot be loaded here")  # 8: the arrays read
+            stored = {}
+            for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+                for name, shape in ((f"w{l}", (n_out, n_in)), (f"b{l}", (n_out,))):
+                    array = npz.read_npy(archive, names, name, shape, "fiu")
+                    if not numpy.isfinite(array).all():
+                        raise ValueError(f"array {name} is not finite real numbers")
+                    stored[name] = array
         net = cls(sizes, cost=meta["cost"], backend=backend, dtype=meta["dtype"],
                   init=meta.get("init", "normal"), activation=meta.get("activation", "sigmoid"))
         last_training = meta.get("training")
@@ -371,6 +357,29 @@ class Network:
             net.biases[l] = net.backend.asarray(stored[f"b{l}"], net.dtype)
         return net
 
+
+
+@contextlib.contextmanager
+def model_file_errors(path, kind, writer):
+    """Whatever goes wrong reading the model file ``path`` (a ``kind``, written
+    by ``writer``) as one :class:`ModelFileError` line naming it: the one
+    wording for every kind of model."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: model file not found") from None
+    except KeyError as exc:
+        raise ModelFileError(f"{path}: not an nn_gpu {kind} (missing {exc})") from None
+    except ValueError as exc:  # InvalidArgumentError included
+        message = " ".join(str(exc).split())
+        raise ModelFileError(f"{path}: invalid {kind}: {message}") from None
+    except MemoryBudgetError as exc:
+        raise ModelFileError(f"{path}: declares {exc}") from None
+    except (NotRegularFileError, PermissionError) as exc:
+        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except Exception:  # noqa: BLE001 - zipfile raises many kinds on damaged bytes
+        raise ModelFileError(f"{path}: not a readable nn_gpu model file (.npz written "
+                             f"by {writer})") from None
 
 # ------------------------------------------------------ reading model files
 def check_metadata(meta):

@@ -23,9 +23,9 @@ import numpy
 from .. import core, npz
 from ..backends import get_backend
 from ..costs import LogLikelihoodCost
-from ..errors import CheckpointError, InvalidArgumentError, ModelFileError
-from ..fileio import NotRegularFileError, input_stream
-from ..network import Network
+from ..errors import CheckpointError, InvalidArgumentError
+from ..fileio import input_stream
+from ..network import Network, model_file_errors
 from ..options import dtype as check_dtype
 from ..options import batch_fits, non_negative_number, positive_int, positive_number
 from .layers import ConvPoolLayer, SoftmaxLayer, layer_from_spec
@@ -287,30 +287,18 @@ class ConvNetwork(Network):
         """Read a network written by :meth:`save`; any other file ends in one
         :class:`~nn_gpu.errors.ModelFileError` line. Arrays are read only
         after their headers match the shapes the layer descriptions imply."""
-        try:
-            with input_stream(path, what="model file") as handle, \
-                    zipfile.ZipFile(handle) as archive:
-                names = set(archive.namelist())
-                meta = npz.read_metadata(archive, names)
-                layers, dtype = read_metadata(meta)
-                stored = []
-                for name, shape in parameter_shapes(layers).items():
-                    array = npz.read_npy(archive, names, name, shape, "fiu")
-                    if not numpy.isfinite(array).all():
-                        raise ValueError(f"array {name} is not finite real numbers")
-                    stored.append(array)
-        except FileNotFoundError:
-            raise ModelFileError(f"{path}: model file not found") from None
-        except KeyError as exc:
-            raise ModelFileError(f"{path}: not an nn_gpu conv model file (missing {exc})") from None
-        except ValueError as exc:  # InvalidArgumentError included
-            message = " ".join(str(exc).split())
-            raise ModelFileError(f"{path}: invalid conv model file: {message}") from None
-        except (NotRegularFileError, PermissionError) as exc:
-            raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-        except Exception:  # noqa: BLE001 - zipfile raises many kinds on damaged bytes
-            raise ModelFileError(f"{path}: not a readable nn_gpu model file (.npz written "
-                                 "by ConvNetwork.save / nn-gpu train --save)") from None
+        writer = "ConvNetwork.save / nn-gpu train --save"
+        with model_file_errors(path, "conv model file", writer), \
+                input_stream(path, what="model file") as handle, zipfile.ZipFile(handle) as archive:
+            names = set(archive.namelist())
+            meta = npz.read_metadata(archive, names)
+            layers, dtype = read_metadata(meta)
+            stored = []
+            for name, shape in parameter_shapes(layers).items():
+                array = npz.read_npy(archive, names, name, shape, "fiu")
+                if not numpy.isfinite(array).all():
+                    raise ValueError(f"array {name} is not finite real numbers")
+                stored.append(array)
         net = cls(layers, backend=backend, dtype=dtype)
         net.weights = [net.backend.asarray(w, net.dtype) for w in stored[0::2]]
         net.biases = [net.backend.asarray(b, net.dtype) for b in stored[1::2]]
