@@ -21,10 +21,10 @@ does on its pieces. :func:`read_number` does exactly that:
    that reaches over a cut (digits overlapping without touching) goes with
    the rest of it, and a component is cut only where both sides are more
    than a tail. The cuts chosen maximise
-   Σ [log P(piece) + log prior(width | digit) + log W(piece)] - the cuts'
-   costs, where P is the classifier's probability of the piece's best
-   digit, the width prior is that digit's spread of widths in MNIST's
-   training set, and W the whole-digit check's probability that the piece
+   Σ [log P(piece) + log prior(width) + log W(piece)] - the cuts' costs,
+   where P is the classifier's probability of the piece's best digit, the
+   width prior rules out pieces wider than any MNIST digit, and W is the
+   whole-digit check's probability that the piece
    is one whole digit (:mod:`nn_gpu.whole_digit`): the classifier, trained
    on single digits, is often sure of a piece holding two digits or half
    of one, and the notes' score alone then cannot tell a good cut from a
@@ -47,7 +47,6 @@ import numpy
 from . import images
 from .images import ImageError
 from .metrics import probabilities
-from .mnist import COLS, NUM_CLASSES, ROWS
 from .whole_digit import wholeness
 
 # The costs and bonus below were chosen on numbers made of MNIST *validation*
@@ -67,14 +66,9 @@ WHOLE_WEIGHT = 1.0      # weight of the whole-digit check's log-probability
 INK_COST = 2.0          # log-prior cost of a cut, per digit height of ink it cuts through
 SLIVER = (0.15, 0.2)    # a component's part beyond a cut, under this share of its ink and
                         # this many digit heights wide, goes with the rest of it
-# Each digit's mean width and its spread (standard deviation), in its own
-# heights, over MNIST's 50,000 training digits: measured_widths(), which
-# tests/test_reading.py checks these against.
-WIDTHS = ((0.920, 0.179), (0.438, 0.199), (0.955, 0.215), (0.812, 0.168), (0.806, 0.168),
-          (0.960, 0.253), (0.740, 0.161), (0.788, 0.171), (0.776, 0.172), (0.690, 0.144))
-WIDEST = 1.7            # wider than the widest MNIST digits (99.5th percentile: 2s and 5s, 1.67)
-WIDTH_SLOPE = 10.0      # log-prior fall-off per digit height of width beyond WIDEST
-WIDTH_THRESHOLD = 0.25  # MNIST grey level where measured_widths() finds a digit's edge
+WIDEST = 1.7            # MNIST's widest digits (2s, 5s) are 1.67 times as wide as tall (99.5th
+                        # percentile over the training set, ink >= 0.25): a wider piece is two
+WIDTH_SLOPE = 10.0      # log-prior fall-off per unit of aspect (width / height) beyond WIDEST
 
 
 @dataclass(frozen=True)
@@ -393,33 +387,12 @@ def _without_slivers(strokes, height, cut_left, cut_right):
     return numpy.where(numpy.isin(labels, index[sliver]), 0.0, strokes)
 
 
-def width_prior(width, digit):
-    """log prior (up to a constant) of a ``digit`` ``width`` times as wide
-    as it is tall: a Gaussian with that digit's mean and spread of widths in MNIST's
-    training set (WIDTHS), falling off faster beyond WIDEST. Two touching
-    digits read as one are too wide for what they are read as; a digit's
-    half read as a 0 is too narrow for one."""
-    mean, spread = WIDTHS[digit]
-    return -0.5 * ((width - mean) / spread) ** 2 - WIDTH_SLOPE * max(width - WIDEST, 0.0)
-
-
-def measured_widths(X, labels, threshold=WIDTH_THRESHOLD):
-    """(10, 2): each digit's mean width and its standard deviation, in its
-    own heights, over MNIST images ``X`` (rows of 784) with these
-    ``labels``: the columns between a digit's first and last pixel of at
-    least ``threshold`` over the rows between them (its own height, not the
-    line's: digits in a line sit higher and lower, and a piece holding two
-    spans both)."""
-    inked = numpy.asarray(X).reshape(len(X), ROWS, COLS) >= threshold
-    ratios = _extent(inked.any(axis=1)) / _extent(inked.any(axis=2))
-    return numpy.array([[ratios[labels == d].mean(), ratios[labels == d].std()]
-                        for d in range(NUM_CLASSES)])
-
-
-def _extent(occupied):
-    """Per row of a boolean array: one past its last True less its first."""
-    last = occupied.shape[1] - numpy.argmax(occupied[:, ::-1], axis=1)
-    return last - numpy.argmax(occupied, axis=1)
+def width_prior(aspect):
+    """log prior of a piece ``aspect`` times as wide as it is tall: flat up
+    to WIDEST, falling off beyond. (A prior per digit, from the spread of
+    each digit's widths in MNIST, was tried: with the whole-digit check,
+    which sees the piece's shape, it added nothing on validation numbers.)"""
+    return -WIDTH_SLOPE * max(aspect - WIDEST, 0.0)
 
 
 def cut_costs(components, height):
@@ -447,7 +420,7 @@ def cut_costs(components, height):
 
 def best_cuts(components, cuts, pieces, probs, height, wholes=None):
     """[(piece, probabilities), ...]: the digits of the segmentation that
-    maximises Σ (log P(best digit) + log prior(width | that digit) +
+    maximises Σ (log P(best digit) + log prior(its width) +
     WHOLE_WEIGHT log P(one whole digit) + DIGIT_BONUS) over its pieces, less
     the cost of its cuts (:func:`cut_costs`) and GAP_COST for each empty
     column inside a piece's ink, by dynamic programming over the cut
@@ -467,7 +440,7 @@ def best_cuts(components, cuts, pieces, probs, height, wholes=None):
             p = probs[rows[k]]
             digit = int(numpy.argmax(p))
             x0, y0, x1, y1 = piece.box
-            score += (numpy.log(max(p[digit], 1e-300)) + width_prior((x1 - x0) / (y1 - y0), digit)
+            score += (numpy.log(max(p[digit], 1e-300)) + width_prior((x1 - x0) / (y1 - y0))
                       + DIGIT_BONUS[wholes is not None])
             if wholes is not None:
                 score += WHOLE_WEIGHT * numpy.log(max(wholes[rows[k]], 1e-300))

@@ -170,7 +170,8 @@ def test_the_dynamic_programme_cuts_where_the_classifier_is_surest():
             p = numpy.full(10, 0.02)
             p[3 if i == 0 else 7] = 0.82 if (i, j) in ((0, 2), (2, 4)) else 0.3
             probs.append(p / p.sum())
-    chosen = best_cuts(Components.of(strokes), cuts, pieces, numpy.array(probs), height=30)
+    # (the two touch over 36 columns, wider than one digit of height 24 could be)
+    chosen = best_cuts(Components.of(strokes), cuts, pieces, numpy.array(probs), height=24)
     assert [(p.start, p.stop) for p, _ in chosen] == [(0, 2), (2, 4)]
     assert [int(numpy.argmax(p)) for _, p in chosen] == [3, 7]
 
@@ -192,27 +193,29 @@ def test_digits_that_overlap_without_touching_are_taken_whole():
     assert reading.cut_costs(components, 40)[25] >= reading.CROSS_COST
 
 
-def test_width_priors_are_mnists_measured_widths(mnist):
-    """WIDTHS is what measured_widths() finds on MNIST's training digits."""
+def test_no_mnist_digit_is_wider_than_widest(mnist):
+    """WIDEST, beyond which a piece is taken for more than one digit, is
+    beyond 99.5% of each digit's MNIST training examples (ink >= 0.25)."""
     (X, labels), _, _ = mnist
-    assert numpy.allclose(reading.measured_widths(X, labels), reading.WIDTHS, atol=0.002)
+    inked = X.reshape(-1, 28, 28) >= 0.25
 
+    def extent(occupied):
+        return occupied.shape[1] - numpy.argmax(occupied[:, ::-1], axis=1) \
+            - numpy.argmax(occupied, axis=1)
 
-def test_the_width_prior_tells_one_digit_from_two_touching():
-    one, zero = 1, 0
-    assert reading.width_prior(0.44, one) > reading.width_prior(0.44, zero) + 2  # a 0's half
-    for digit in range(2, 10):  # two of them side by side, read as one of them
-        mean = reading.WIDTHS[digit][0]  # (not 1s: 11 is as wide as a 4; the check sees it)
-        assert reading.width_prior(1.8 * mean, digit) < reading.width_prior(mean, digit) - 3
+    aspects = extent(inked.any(axis=1)) / extent(inked.any(axis=2))
+    widest = max(numpy.percentile(aspects[labels == d], 99.5) for d in range(10))  # 2s, 5s
+    assert widest <= reading.WIDEST <= widest + 0.1
+    assert reading.width_prior(reading.WIDEST) == 0 > reading.width_prior(2 * reading.WIDEST)
 
 
 def test_the_dynamic_programme_weighs_widths_against_confidence():
-    """A classifier surer of one '0' 1.5 times as wide as tall than of the
-    two pieces ('1' and '7') it is made of -- by enough to outweigh the
-    bonus of one more digit: its width decides for the two."""
-    strokes = numpy.zeros((40, 60))
-    strokes[5:35, 2:12] = strokes[5:35, 16:46] = strokes[18:21, 12:16] = 1.0
-    cuts = [0, 14, 48]
+    """A classifier surer of one '0' twice as wide as tall than of the two
+    pieces ('1' and '7') it is made of -- by enough to outweigh the bonus of
+    one more digit: its width decides for the two."""
+    strokes = numpy.zeros((40, 70))
+    strokes[5:35, 2:12] = strokes[5:35, 16:62] = strokes[18:21, 12:16] = 1.0
+    cuts = [0, 14, 64]
     probs = {(0, 1): (1, 0.6), (1, 2): (7, 0.6), (0, 2): (0, 0.98)}
     assert 2 * numpy.log(0.6) + reading.DIGIT_BONUS[0] < numpy.log(0.98)
     pieces, rows = [], []
