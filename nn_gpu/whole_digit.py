@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy
 
-from . import composed, images
+from . import composed, images, reading
 from .expand import default_cache_dir, source_digest
 from .network import Network
 
@@ -42,8 +42,6 @@ def pieces_and_verdicts(X, rng, count):
     """(inputs, verdicts): MNIST-like renderings of the candidate pieces of
     ``count`` numbers composed from the digits ``X`` (rows of 784), and 1
     for each piece that is one whole digit, 0 for one that is not."""
-    from . import reading
-
     Image = images.require_pillow()[0]
     inputs, verdicts = [], []
     for k in range(count):
@@ -119,13 +117,6 @@ def check_file_name(training):
     """The cache file of the check trained on ``training``: this format's
     version and the training set's digest."""
     return f"whole-digit-v{VERSION}-{source_digest(*training)[:16]}.npz"
-
-
-def wholeness(check, inputs):
-    """Per row of ``inputs`` (MNIST-like pieces), the check's probability
-    that it is one whole digit (host float64)."""
-    return numpy.asarray(check.backend.to_host(check.feedforward(inputs)),
-                         dtype=numpy.float64)[:, 0]
 
 
 def default_check(data_dir=None, say=None):
