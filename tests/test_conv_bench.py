@@ -128,7 +128,7 @@ def test_bench_conv_prints_the_table_and_writes_json(tmp_path):
     if doc["skipped"]:  # no PyTorch here: one line says so, and no column
         assert "PyTorch: skipped, PyTorch is not installed" in out and row[7] is None
     else:
-        assert "threads" in result["peer"] and result["peer_threads"] == 1
+        assert "(CPU, 1 thread)" in result["peer"] and result["peer_threads"] == 1
         assert float(row[8]) == pytest.approx(result["peer_times_nn_gpu"], abs=0.006)
         assert result["peer_times_nn_gpu"] == pytest.approx(
             result["peer_median_seconds"] / result["median_seconds"])

@@ -93,7 +93,8 @@ class TorchConvEpoch:
              {"params": [m.bias for m in modules]}], lr=eta)
         self.loss = torch.nn.CrossEntropyLoss()  # the mean over the mini-batch
         self.generator = torch.Generator(device=device).manual_seed(seed)
-        where = "CUDA" if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+        count = torch.get_num_threads()
+        where = "CUDA" if device == "cuda" else f"CPU, {count} thread{'s' if count != 1 else ''}"
         self.description = (f"PyTorch {torch.__version__} ({where}): nn.Conv2d, MaxPool2d, "
                             "Linear, autograd, optim.SGD, eager")
 
