@@ -60,8 +60,11 @@ def busy_benchmark(training, networks, batch_sizes, repeats=5, busy=1, pin=None,
                    settings=SETTINGS, progress=None):
     """One row per (network, mini-batch): the median epoch seconds of each of
     ``settings`` (of :data:`SETTINGS`; "all threads" can take minutes an
-    epoch) with ``busy`` cores kept busy (0: none), measured in turn epoch by
-    epoch so that a change in the machine's load hits them alike."""
+    epoch) with ``busy`` cores kept busy (0: none). "chosen" and "1 thread"
+    are measured in turn epoch by epoch, so that a change in the machine's
+    load hits them alike; "all threads" afterwards, on its own: OpenBLAS's
+    worker threads keep spinning for a while after a multi-threaded product,
+    and an epoch timed just after one would pay for that spinning."""
     say = progress or (lambda line: None)
     everything = configured_threads()
     threads = {label: {"chosen": None, "1 thread": 1, "all threads": everything}[label]
@@ -71,8 +74,10 @@ def busy_benchmark(training, networks, batch_sizes, repeats=5, busy=1, pin=None,
         for sizes in networks:
             for batch_size in batch_sizes:
                 say(f"{sizes}, mini-batch {batch_size} ...")
-                seconds = time_interleaved(epoch_runners(training, sizes, batch_size, threads),
-                                           repeats)
+                runners = epoch_runners(training, sizes, batch_size, threads)
+                alone = {label: runners.pop(label) for label in ("all threads",) if label in runners}
+                seconds = time_interleaved(runners, repeats)
+                seconds.update(time_interleaved(alone, repeats))
                 medians = {label: statistics.median(s) for label, s in seconds.items()}
                 rows.append({"sizes": list(sizes), "batch_size": batch_size, "busy": busy,
                              "blas_threads": everything, "seconds": seconds,

@@ -19,6 +19,7 @@ one epoch per call and returns when the work is done.
 the user names: code run from a file stays in the benchmark scripts.)
 """
 
+import contextlib
 import os
 import statistics
 import time
@@ -51,22 +52,48 @@ def compare_peers(training, sizes, batch_sizes, threads=None, repeats=3, eta=3.0
                   extra=None, clock=time.perf_counter, progress=None):
     """One row per (mini-batch, peer that runs here): the median epoch seconds
     of the peer and of nn_gpu's batched epoch, measured in turn. The peers get
-    ``threads`` threads (default: SciPy's BLAS's count); nn_gpu's epoch gets
-    them fixed when ``threads`` is given, else chooses per product. ``extra``
+    ``threads`` threads (default: SciPy's BLAS's count), and everyone runs on
+    that many of the machine's cores (:func:`cpus_limited_to`); nn_gpu's
+    epoch gets them fixed when ``threads`` is given, else chooses per product. ``extra``
     adds peers: name -> make(batch_size), which may raise PeerUnavailable
     (``"per_example"`` is nn_gpu's own per-example method); ``clock`` as in
     :func:`~nn_gpu.benchmark.time_epochs`. Returns (rows, {peer: why it did
     not run})."""
     say = progress or (lambda line: None)
-    X, labels = training
     peer_threads = threads or configured_threads()
+    with cpus_limited_to(peer_threads):
+        return _compare(training, sizes, batch_sizes, threads, peer_threads, repeats, eta, seed,
+                        extra or {}, clock, say)
+
+
+@contextlib.contextmanager
+def cpus_limited_to(count):
+    """Run the block on ``count`` of this process's CPUs (Linux; elsewhere as
+    is). A thread count alone is a request some peers do not honour: XLA's CPU
+    runtime asked for one thread still spreads an epoch over two cores (CPU
+    time 1.7x its wall clock here). Threads started inside the block -- the
+    peers' pools -- keep the limit."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, sorted(before)[:count])
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _compare(training, sizes, batch_sizes, threads, peer_threads, repeats, eta, seed, extra,
+             clock, say):
+    X, labels = training
     rows, missing = [], {}
     for batch_size in batch_sizes:
         ours = Network(sizes, backend=NumpyBackend(threads=threads), seed=seed)
         runners = {"nn_gpu": ours.epoch_runner(training, batch_size, eta)}
         makers = {name: (lambda mb, name=name: make(name, X, labels, sizes, mb, eta,
                                                     peer_threads, seed)) for name in PEERS}
-        makers.update(extra or {})
+        makers.update(extra)
         for name, maker in makers.items():
             try:
                 runners[name] = maker(batch_size)

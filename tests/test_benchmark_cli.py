@@ -6,7 +6,9 @@ one timed epoch.
 """
 
 import json
+import os
 import re
+import threading
 from contextlib import redirect_stdout
 from io import StringIO
 
@@ -250,3 +252,18 @@ def test_bad_cpu_comparison_options_are_one_line(capsys, argv, message):
     assert main(["--data", str(DATA), *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux's")
+def test_peers_run_on_as_many_cores_as_they_have_threads_and_give_them_back():
+    from nn_gpu.peers import cpus_limited_to
+
+    before = os.sched_getaffinity(0)
+    with cpus_limited_to(1):
+        assert len(os.sched_getaffinity(0)) == 1
+        seen = []
+        worker = threading.Thread(target=lambda: seen.append(os.sched_getaffinity(0)))
+        worker.start()
+        worker.join()
+        assert len(seen[0]) == 1          # a pool started inside keeps the limit
+    assert os.sched_getaffinity(0) == before
