@@ -4,12 +4,13 @@ rate the backend reaches at those shapes, as :mod:`nn_gpu.benchmark` does
 for the MLP) and, with ``peers``, next to the same network in PyTorch on the
 same device (:mod:`.peers`)."""
 
+import contextlib
 import statistics
 import time
 
 from ..backends.cpu_threads import configured_threads
 from ..benchmark import measure_gemm_rate, time_interleaved
-from ..peers import PeerUnavailable
+from ..peers import PeerUnavailable, cpus_limited_to
 from .flops import conv_epoch_flops, conv_step_gemms
 from .network import ConvNetwork
 from .peers import TorchConvEpoch
@@ -24,40 +25,44 @@ def conv_benchmark(training, layers, batch_sizes, backend, eta, l2=0.0, dtype="f
     """One row per mini-batch size: the median of ``repeats`` nn_gpu epochs
     over ``training`` (X, labels) after one warm-up, the epoch's GEMM FLOPs,
     rate and floor; with ``peers``, PyTorch's epoch on the backend's device
-    (CUDA for cupy; else ``threads`` CPU threads, default the BLAS's count),
-    the two taken in turn. Returns (rows, {peer: why it did not run})."""
+    (CUDA for cupy; else ``threads`` CPU threads, default the BLAS's count,
+    and on the CPU both sides run on that many cores, as
+    :func:`~nn_gpu.peers.compare_peers`'s), the two taken in turn. Returns
+    (rows, {peer: why it did not run})."""
     say = progress or (lambda line: None)
     n = len(training[1])
     device = "cuda" if backend.name == "cupy" else "cpu"
     peer_threads = None if device == "cuda" else threads or configured_threads()
-    rows, skipped = [], {}
-    for batch_size in batch_sizes:
-        say(f"GEMM rate at mini-batch {batch_size} ...")
-        flops = conv_epoch_flops(layers, batch_size, n)
-        rate = measure_gemm_rate(backend, conv_step_gemms(layers, batch_size), dtype)
-        net = ConvNetwork(layers, backend=backend, dtype=dtype, seed=SEED)
-        runners = {"nn_gpu": net.epoch_runner(training, batch_size, eta, l2)}
-        if peers:
-            try:
-                runners[PEER] = TorchConvEpoch(layers, *training, batch_size, eta, l2,
-                                               peer_threads, device, SEED, dtype)
-            except PeerUnavailable as exc:
-                skipped[PEER] = str(exc)
-        say(f"mini-batch {batch_size}: {', '.join(runners)} ...")
-        seconds = time_interleaved(runners, repeats, clock)
-        median = statistics.median(seconds["nn_gpu"])
-        row = {"backend": backend.name, "method": "batched", "batch_size": batch_size,
-               "repeats": repeats, "warmup": 1, "seconds": seconds["nn_gpu"],
-               "median_seconds": median, "examples_per_second": n / median,
-               "epoch_flops": flops, "gemm_flops_per_second": rate,
-               "floor_seconds": flops / rate, "times_floor": median * rate / flops}
-        if PEER in runners:
-            peer_median = statistics.median(seconds[PEER])
-            row.update({"peer": runners[PEER].description, "peer_device": device,
-                        "peer_threads": peer_threads, "peer_seconds": seconds[PEER],
-                        "peer_median_seconds": peer_median,
-                        "peer_times_nn_gpu": peer_median / median})
-        rows.append(row)
+    cores = contextlib.nullcontext() if device == "cuda" else cpus_limited_to(peer_threads)
+    with cores:
+        rows, skipped = [], {}
+        for batch_size in batch_sizes:
+            say(f"GEMM rate at mini-batch {batch_size} ...")
+            flops = conv_epoch_flops(layers, batch_size, n)
+            rate = measure_gemm_rate(backend, conv_step_gemms(layers, batch_size), dtype)
+            net = ConvNetwork(layers, backend=backend, dtype=dtype, seed=SEED)
+            runners = {"nn_gpu": net.epoch_runner(training, batch_size, eta, l2)}
+            if peers:
+                try:
+                    runners[PEER] = TorchConvEpoch(layers, *training, batch_size, eta, l2,
+                                                   peer_threads, device, SEED, dtype)
+                except PeerUnavailable as exc:
+                    skipped[PEER] = str(exc)
+            say(f"mini-batch {batch_size}: {', '.join(runners)} ...")
+            seconds = time_interleaved(runners, repeats, clock)
+            median = statistics.median(seconds["nn_gpu"])
+            row = {"backend": backend.name, "method": "batched", "batch_size": batch_size,
+                   "repeats": repeats, "warmup": 1, "seconds": seconds["nn_gpu"],
+                   "median_seconds": median, "examples_per_second": n / median,
+                   "epoch_flops": flops, "gemm_flops_per_second": rate,
+                   "floor_seconds": flops / rate, "times_floor": median * rate / flops}
+            if PEER in runners:
+                peer_median = statistics.median(seconds[PEER])
+                row.update({"peer": runners[PEER].description, "peer_device": device,
+                            "peer_threads": peer_threads, "peer_seconds": seconds[PEER],
+                            "peer_median_seconds": peer_median,
+                            "peer_times_nn_gpu": peer_median / median})
+            rows.append(row)
     return rows, skipped
 
 
