@@ -24,7 +24,8 @@ import os
 
 import pytest
 
-from nn_gpu.benchmark import environment, gemm_workload
+from nn_gpu.benchmark import environment
+from nn_gpu.convnet.benchmark import gemm_rate
 from nn_gpu.convnet.flops import conv_epoch_flops, conv_step_gemms
 from nn_gpu.convnet.presets import build, get_conv_preset
 
@@ -40,20 +41,6 @@ def timer(request):
     from pytest_benchmark.utils import load_timer
 
     return load_timer(str(request.config.getoption("benchmark_timer"))).target
-
-
-def gemm_rate(backend, gemms, timer, min_seconds=0.2):
-    """FLOP/s of the products in ``gemms`` (one step's), timed by ``timer``."""
-    run, flops = gemm_workload(backend, gemms)
-    run()  # warm-up
-    times = 1
-    while True:
-        started = timer()
-        run(times)
-        elapsed = timer() - started
-        if elapsed >= min_seconds:
-            return flops * times / elapsed
-        times *= 2
 
 
 @pytest.fixture(scope="module")

@@ -240,8 +240,8 @@ def cmd_bench_conv(args):
     print(header)
     print("\n".join(format_conv_table(results, args.repeats)))
     if args.cpu_time:
-        print("s/epoch and PyTorch s: CPU seconds of this process (all its threads), not "
-              "wall time (the floor's GEMM rate is timed in wall time)")
+        print("s/epoch, PyTorch s and the GEMM rate: CPU seconds of this process (all its "
+              "threads), not wall time")
     for peer, why in skipped.items():
         print(f"{peer}: skipped, {why}")
     if args.json:
