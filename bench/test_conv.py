@@ -1,10 +1,12 @@
-"""Chapter 6's first network, ch6-conv1 (20 5x5 filters, 2x2 max-pooling,
-100 sigmoid, softmax), trained for a fixed number of examples: nn_gpu's
-batched conv layers next to PyTorch (``torch.nn.Conv2d``, ``max_pool2d``,
-``Linear``, autograd, ``optim.SGD``) on the same network, float32, same
-threads, with the GEMM FLOP floor.
+"""A chapter-6 network (``$NN_GPU_CONV_BENCH_PRESET``, default ch6-conv1:
+20 5x5 filters, 2x2 max-pooling, 100 sigmoid, softmax), trained for a fixed
+number of examples: nn_gpu's batched conv layers next to PyTorch
+(``torch.nn.Conv2d``, ``MaxPool2d``, ``Linear``, autograd, ``optim.SGD``:
+:class:`nn_gpu.convnet.peers.TorchConvEpoch`) on the same network, float32,
+same threads, the preset's η and λ, with the GEMM FLOP floor.
 
     NN_GPU_DATA=../shared/data/mnist python -m pytest bench/test_conv.py --benchmark-only
+    NN_GPU_CONV_BENCH_PRESET=ch6-conv2 NN_GPU_DATA=... python -m pytest bench/test_conv.py ...
 
 Each case trains on the first ``$NN_GPU_CONV_BENCH_EXAMPLES`` training
 images (default 5,000, a tenth of an epoch, to keep this to minutes on a
@@ -14,19 +16,21 @@ rate at the step's shapes and the floor they imply (``floor_seconds``), the
 rate timed with the benchmark's own timer: on a shared machine run with
 ``--benchmark-timer time.process_time`` and one BLAS thread
 (``OPENBLAS_NUM_THREADS=1``) to count CPU seconds, not the neighbours' load.
-The PyTorch cases are skipped where torch is not installed.
+The PyTorch cases are skipped where torch is not installed. (``nn-gpu bench
+--conv PRESET --peers`` takes the same measurement from the command line.)
 """
 
 import os
 
 import pytest
 
-from nn_gpu.benchmark import environment, gemm_workload
+from nn_gpu.benchmark import environment
+from nn_gpu.convnet.benchmark import gemm_rate
 from nn_gpu.convnet.flops import conv_epoch_flops, conv_step_gemms
-from nn_gpu.convnet.presets import CONV_PRESETS, build
+from nn_gpu.convnet.presets import build, get_conv_preset
 
-PRESET = "ch6-conv1"
-ETA = CONV_PRESETS[PRESET]["options"]["eta"]
+PRESET = os.environ.get("NN_GPU_CONV_BENCH_PRESET", "ch6-conv1")
+ETA, L2 = (get_conv_preset(PRESET)["options"][key] for key in ("eta", "l2"))
 BATCH_SIZES = [10, 100]
 SEED = 0
 
@@ -37,20 +41,6 @@ def timer(request):
     from pytest_benchmark.utils import load_timer
 
     return load_timer(str(request.config.getoption("benchmark_timer"))).target
-
-
-def gemm_rate(backend, gemms, timer, min_seconds=0.2):
-    """FLOP/s of the products in ``gemms`` (one step's), timed by ``timer``."""
-    run, flops = gemm_workload(backend, gemms)
-    run()  # warm-up
-    times = 1
-    while True:
-        started = timer()
-        run(times)
-        elapsed = timer() - started
-        if elapsed >= min_seconds:
-            return flops * times / elapsed
-        times *= 2
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +67,7 @@ def describe(benchmark, backend, median_of, timer, layers, mini_batch_size, n, w
 @pytest.mark.parametrize("mini_batch_size", BATCH_SIZES)
 def test_nn_gpu_conv(benchmark, backend, examples, median_of, timer, mini_batch_size):
     net = build(PRESET, backend=backend, seed=SEED)
-    run = net.epoch_runner(examples, mini_batch_size, ETA)
+    run = net.epoch_runner(examples, mini_batch_size, ETA, L2)
     benchmark.extra_info.update(environment(backend))
     benchmark.pedantic(run, rounds=3, warmup_rounds=1, iterations=1)
     describe(benchmark, backend, median_of, timer, net.layers, mini_batch_size, len(examples[1]),
@@ -90,36 +80,17 @@ def test_torch_conv(benchmark, examples, median_of, timer, mini_batch_size):
     from threadpoolctl import threadpool_info
 
     from nn_gpu.backends import get_backend
+    from nn_gpu.convnet.peers import TorchConvEpoch
 
     threads = max([i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
                   or [1])
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    torch.manual_seed(SEED)
-    X = torch.from_numpy(examples[0].reshape(-1, 1, 28, 28).copy())
-    labels = torch.from_numpy(examples[1])
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 20, 5), torch.nn.MaxPool2d(2), torch.nn.Sigmoid(), torch.nn.Flatten(),
-        torch.nn.Linear(20 * 12 * 12, 100), torch.nn.Sigmoid(), torch.nn.Linear(100, 10))
-    optimizer = torch.optim.SGD(model.parameters(), lr=ETA)
-    loss_function = torch.nn.CrossEntropyLoss()  # log-softmax + log-likelihood
-    n = len(labels)
-
-    def run():
-        order = torch.randperm(n)
-        for start in range(0, n, mini_batch_size):
-            index = order[start:start + mini_batch_size]
-            loss = loss_function(model(X[index]), labels[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-
+    layers = build(PRESET, backend="numpy").layers
+    run = TorchConvEpoch(layers, *examples, mini_batch_size, ETA, L2, threads, seed=SEED)
     try:
         benchmark.pedantic(run, rounds=3, warmup_rounds=1, iterations=1)
     finally:
         torch.set_num_threads(previous)
-    benchmark.extra_info.update({"backend": f"PyTorch {torch.__version__} (CPU, {threads} "
-                                            "threads), autograd", "torch_threads": threads})
-    layers = build(PRESET, backend="numpy").layers
-    describe(benchmark, get_backend("numpy"), median_of, timer, layers, mini_batch_size, n,
-             "PyTorch CPU")
+    benchmark.extra_info.update({"backend": run.description, "torch_threads": threads})
+    describe(benchmark, get_backend("numpy"), median_of, timer, layers, mini_batch_size,
+             len(examples[1]), "PyTorch CPU")

@@ -125,17 +125,23 @@ def _one_hot(labels, n_out, dtype="float32"):
 
 
 # ------------------------------------------------------------------ PyTorch
-def _torch(threads):
+def import_torch(threads=None, device="cpu"):
+    """The torch module, set to ``threads`` CPU threads (None: leave them),
+    or :class:`PeerUnavailable` where it is not installed or, for
+    ``device="cuda"``, sees no CUDA device."""
     try:
         import torch
     except ImportError as exc:
         raise PeerUnavailable(f"PyTorch is not installed ({exc})") from None
-    torch.set_num_threads(threads)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise PeerUnavailable(f"PyTorch {torch.__version__} sees no CUDA device")
+    if threads is not None:
+        torch.set_num_threads(threads)
     return torch
 
 
 def _torch_autograd(X, labels, sizes, mini_batch_size, eta, threads, seed):
-    torch = _torch(threads)
+    torch = import_torch(threads)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     X, Y = torch.from_numpy(X.astype("float32")), torch.from_numpy(_one_hot(labels, sizes[-1]))
@@ -158,7 +164,7 @@ def _torch_autograd(X, labels, sizes, mini_batch_size, eta, threads, seed):
 
 
 def _torch_manual(X, labels, sizes, mini_batch_size, eta, threads, seed):
-    torch = _torch(threads)
+    torch = import_torch(threads)
     generator = torch.Generator().manual_seed(seed)
     X, Y = torch.from_numpy(X.astype("float32")), torch.from_numpy(_one_hot(labels, sizes[-1]))
     m = mini_batch_size

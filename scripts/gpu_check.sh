@@ -11,7 +11,11 @@
 #                   CPU epoch, PyTorch CUDA eager, PyTorch with
 #                   the step in a CUDA graph, JAX with the epoch one lax.scan;
 #                   [784, 30, 10] and [784, 100, 10], mini-batch 1 to 1000,
-#                   float32 (bench/gpu_table.py; table.json has the figures).
+#                   float32 (bench/gpu_table.py; table.json has the figures);
+#   4. conv.md      the chapter-6 conv epoch (ch6-conv1, ch6-conv2; mini-batch
+#                   10 and 100): nn_gpu on CuPy next to PyTorch CUDA eager on
+#                   the same network, with the GEMM floor (bench/gpu_conv.py;
+#                   conv.json has the figures). Run before the table: ~1 minute.
 #
 #   scripts/gpu_check.sh [OUT_DIR]      (default: $OUT, else ./gpu-results)
 #
@@ -56,8 +60,10 @@ timeout 170 "$py" -m pytest tests -m "gpu or cudasim" -q -rs -p no:cacheprovider
 tests_status=$?
 tail -n 25 "$out/tests.txt"
 
-# The table gets what the tests left of ~6 minutes (at least 2).
-budget=$(( 330 - SECONDS )); (( budget < 120 )) && budget=120
+timeout 80 "$py" bench/gpu_conv.py "$out" --budget 60 2> "$out/conv-log.txt"
+
+# The table gets what the tests and the conv rows left of ~6 minutes (at least 1.5).
+budget=$(( 330 - SECONDS )); (( budget < 90 )) && budget=90
 timeout $(( budget + 25 )) "$py" bench/gpu_table.py "$out" --budget "$budget" \
   2> "$out/table-log.txt"
 

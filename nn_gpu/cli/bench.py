@@ -1,14 +1,20 @@
 """``nn-gpu bench``: time training epochs per method and mini-batch size, next
 to the floor the BLAS's GEMM rate sets (the model: :mod:`nn_gpu.benchmark`);
 ``--busy`` times the CPU epoch with cores kept busy by other processes
-(:mod:`nn_gpu.busy`), ``--peers`` next to PyTorch and JAX (:mod:`nn_gpu.peers`)."""
+(:mod:`nn_gpu.busy`), ``--peers`` next to PyTorch and JAX (:mod:`nn_gpu.peers`);
+``--conv PRESET`` or ``--layers FILE`` times a chapter-6 network's epoch
+instead (:mod:`nn_gpu.convnet.benchmark`), with ``--peers`` next to PyTorch's."""
 
 import contextlib
 import sys
+import time
 
 from ..backends import get_backend
 from ..benchmark import environment, run_benchmark
 from ..busy import busy_benchmark, format_busy_table
+from ..convnet.benchmark import conv_benchmark, format_conv_table
+from ..convnet.layers import layer_from_spec
+from ..convnet.presets import CONV_DEFAULTS, CONV_PRESETS, read_layers
 from ..fileio import check_outputs, write_json
 from ..mnist import PIXELS, NUM_CLASSES, TRAINING_SIZE, load_mnist, resolve_data_dir
 from ..network import check_buildable
@@ -23,11 +29,28 @@ BENCH_VERSION = 1
 DEFAULT_SIZES = [PIXELS, 30, NUM_CLASSES]
 DEFAULT_BATCH_SIZES = [1, 10, 32, 100, 1000]
 DEFAULT_METHODS = ["batched", "per_example"]
+#: A conv epoch is ~50 times an MLP's: 5,000 examples keep --conv to a minute or two.
+CONV_TRAIN_SIZE = 5000
+CONV_BATCH_SIZES = [10, 100]
 
 
 def header_line(env, config):
+    network = f"conv {config['conv']}" if "conv" in config else f"sizes {config['sizes']}"
     return (f"nn-gpu bench: {env['backend']}; BLAS {env['blas']}; {config['dtype']}; "
-            f"sizes {config['sizes']}; train size {config['train_size']}; {env['date']}")
+            f"{network}; train size {config['train_size']}; {env['date']}")
+
+
+def write_results(path, config, env, results, **extra):
+    """``--json``: the run's configuration, environment and results (and ``extra``)."""
+    write_json(path, {"format": BENCH_FORMAT, "version": BENCH_VERSION, "config": config,
+                      "environment": env, "results": results, **extra})
+    print(f"Results written to {path}")
+
+
+def first_examples(data, n):
+    """The first ``n`` MNIST training examples (X, labels) from ``--data``."""
+    X, labels = load_mnist(data)[0]
+    return X[:n], labels[:n]
 
 
 def format_table(results, repeats):
@@ -80,6 +103,14 @@ def blas_thread_limit(threads):
 def cmd_bench(args):
     """Time training epochs per method and mini-batch size; print the table."""
     parser = args.parser
+    if args.conv or args.layers:
+        return cmd_bench_conv(args)
+    if args.cpu_time:
+        parser.error("--cpu-time applies to --conv and --layers (the conv epoch) only")
+    args.sizes = args.sizes or list(DEFAULT_SIZES)
+    args.methods = args.methods or list(DEFAULT_METHODS)
+    args.batch_sizes = args.batch_sizes or list(DEFAULT_BATCH_SIZES)
+    args.train_size = args.train_size or TRAINING_SIZE
     if len(args.sizes) < 2:
         parser.error("--sizes needs at least two layers (input and output)")
     check_mnist_sizes(args.sizes, "--sizes", parser)
@@ -107,8 +138,7 @@ def cmd_bench(args):
               "threads": args.threads, "busy": args.busy, "peers": args.peers,
               "data": str(resolve_data_dir(args.data))}
     try:
-        training, _, _ = load_mnist(args.data)
-        training = (training[0][:args.train_size], training[1][:args.train_size])
+        training = first_examples(args.data, args.train_size)
         if args.busy or args.peers:
             with blas_thread_limit(args.blas_threads):
                 return cpu_comparison(args, training, batch_sizes, config, environment(backend),
@@ -126,9 +156,7 @@ def cmd_bench(args):
     for line in format_table(results, args.repeats):
         print(line)
     if args.json:
-        write_json(args.json, {"format": BENCH_FORMAT, "version": BENCH_VERSION,
-                                   "config": config, "environment": env, "results": results})
-        print(f"Results written to {args.json}")
+        write_results(args.json, config, env, results)
     if args.plot:
         plot_bench(results, args.plot, f"{env['backend']}, {args.dtype}, sizes {args.sizes}, "
                                       f"{args.train_size} examples/epoch\nBLAS {env['blas']}")
@@ -155,10 +183,73 @@ def cpu_comparison(args, training, batch_sizes, config, env, progress):
     print(header_line(env, config))
     print("\n".join(lines))
     if args.json:
-        write_json(args.json, {"format": BENCH_FORMAT, "version": BENCH_VERSION,
-                               "config": config, "environment": env, "results": results,
-                               "skipped": missing})
-        print(f"Results written to {args.json}")
+        write_results(args.json, config, env, results, skipped=missing)
+    return 0
+
+
+def cmd_bench_conv(args):
+    """``--conv PRESET`` / ``--layers FILE``: time that network's epoch per
+    mini-batch size (with ``--peers``, PyTorch's too); print the table."""
+    parser = args.parser
+    refused = [flag for flag, given in (("--sizes", args.sizes), ("--busy", args.busy),
+                                        ("--methods per_example",
+                                         "per_example" in (args.methods or [])))
+               if given]
+    if refused:
+        parser.error(f"{refused[0]} does not apply to a convolutional network (--conv or "
+                     "--layers fixes the layers; its epoch is the batched method)")
+    train_size = args.train_size or CONV_TRAIN_SIZE
+    batch_sizes = sorted(set(args.batch_sizes or CONV_BATCH_SIZES))
+    for batch_size in batch_sizes:
+        check_batch_fits(parser, "--batch-sizes", batch_size, train_size)
+    check_outputs([("--json", args.json), ("--plot", args.plot)])
+    if args.peers and (args.dtype != "float32" or args.plot):
+        parser.error("--peers measures float32 epochs and draws no plot")
+    if args.plot:
+        require_matplotlib()
+    backend = apply_threads(get_backend(args.backend), args.threads, parser)
+    if args.cpu_time and backend.name != "numpy":
+        parser.error("--cpu-time counts the CPU seconds of the CPU epoch: use --backend numpy")
+    if args.layers:
+        name, layers, options = args.layers, read_layers(args.layers), CONV_DEFAULTS
+    else:
+        preset = CONV_PRESETS[args.conv]
+        name, options = args.conv, preset["options"]
+        layers = [layer_from_spec(spec) for spec in preset["layers"]]
+    threads = args.threads or args.blas_threads  # ours and PyTorch's alike
+    config = {"conv": name, "layers": [layer.spec() for layer in layers],
+              "batch_sizes": batch_sizes, "eta": options["eta"], "l2": options["l2"],
+              "dtype": args.dtype, "repeats": args.repeats, "train_size": train_size,
+              "backend": backend.name, "threads": threads, "peers": args.peers,
+              "cpu_time": args.cpu_time, "data": str(resolve_data_dir(args.data))}
+    progress = (lambda line: print(f"  {line}", file=sys.stderr, flush=True))
+    try:
+        training = first_examples(args.data, train_size)
+        with blas_thread_limit(threads):
+            env = environment(backend)
+            header = header_line(env, config)
+            print(header, file=sys.stderr, flush=True)
+            results, skipped = conv_benchmark(
+                training, layers, batch_sizes, backend, options["eta"], options["l2"],
+                args.dtype, args.repeats, threads, args.peers,
+                clock=time.process_time if args.cpu_time else time.perf_counter,
+                progress=progress)
+    except KeyboardInterrupt:
+        print("Interrupted; no results written", file=sys.stderr, flush=True)
+        return 130
+    print(header)
+    print("\n".join(format_conv_table(results, args.repeats)))
+    if args.cpu_time:
+        print("s/epoch, PyTorch s and the GEMM rate: CPU seconds of this process (all its "
+              "threads), not wall time")
+    for peer, why in skipped.items():
+        print(f"{peer}: skipped, {why}")
+    if args.json:
+        write_results(args.json, config, env, results, skipped=skipped)
+    if args.plot:
+        plot_bench(results, args.plot, f"{env['backend']}, {args.dtype}, conv {name}, "
+                                      f"{train_size} examples/epoch\nBLAS {env['blas']}")
+        print(f"Plot written to {args.plot}")
     return 0
 
 
@@ -170,20 +261,26 @@ def add_parser(commands):
                     "compare it with the floor set by the GEMM rate of the BLAS in use.")
     add_data(bench)
     add_backend(bench)
-    bench.add_argument("--sizes", type=positive_int, nargs="+", default=list(DEFAULT_SIZES),
-                       metavar="N", help="layer widths, 784 first and 10 last (default: 784 30 10)")
-    bench.add_argument("--batch-sizes", type=positive_int, nargs="+",
-                       default=list(DEFAULT_BATCH_SIZES), metavar="N",
-                       help="mini-batch sizes (default: 1 10 32 100 1000)")
-    bench.add_argument("--methods", choices=METHODS, nargs="+", default=list(DEFAULT_METHODS),
-                       metavar="METHOD", help="batched and/or per_example (default: both)")
+    bench.add_argument("--sizes", type=positive_int, nargs="+", metavar="N",
+                       help="layer widths, 784 first and 10 last (default: 784 30 10)")
+    conv = bench.add_mutually_exclusive_group()
+    conv.add_argument("--conv", choices=CONV_PRESETS, metavar="PRESET",
+                      help="instead: time the epoch of this chapter-6 preset's conv network "
+                           f"({', '.join(CONV_PRESETS)}) on its eta and l2")
+    conv.add_argument("--layers", metavar="FILE",
+                      help="instead: time the epoch of the conv network in this JSON file of "
+                           "layers (as `train --layers` reads)")
+    bench.add_argument("--batch-sizes", type=positive_int, nargs="+", metavar="N",
+                       help="mini-batch sizes (default: 1 10 32 100 1000; 10 100 with --conv)")
+    bench.add_argument("--methods", choices=METHODS, nargs="+", metavar="METHOD",
+                       help="batched and/or per_example (default: both; --conv: batched)")
     add_dtype(bench)
     bench.add_argument("--repeats", type=positive_int, default=3, metavar="N",
                        help="timed epochs per batched measurement, median reported "
                             "(default: 3; per_example always runs 1)")
-    bench.add_argument("--train-size", type=training_size, default=TRAINING_SIZE,
-                       metavar="N", help="examples per epoch, the first N of the training "
-                                         "set (default: 50000)")
+    bench.add_argument("--train-size", type=training_size, metavar="N",
+                       help="examples per epoch, the first N of the training set (default: "
+                            f"{TRAINING_SIZE}; {CONV_TRAIN_SIZE} with --conv)")
     bench.add_argument("--blas-threads", type=positive_int, metavar="N",
                        help="limit the CPU BLAS to N threads while measuring "
                             "(default: leave the BLAS's own setting)")
@@ -194,7 +291,12 @@ def add_parser(commands):
                             "forced to one and forced to all")
     bench.add_argument("--peers", action="store_true",
                        help="instead: time the same epoch in PyTorch and JAX where they are "
-                            "installed, next to nn_gpu's, each in turn")
+                            "installed, next to nn_gpu's, each in turn (with --conv: PyTorch "
+                            "on the backend's device, CUDA for cupy)")
+    bench.add_argument("--cpu-time", action="store_true",
+                       help="with --conv on the CPU: count the CPU seconds of this process "
+                            "(all its threads) instead of wall time, which other processes on "
+                            "a shared machine inflate less (give --threads 1)")
     bench.add_argument("--json", metavar="FILE", help="write the results as JSON here")
     bench.add_argument("--plot", metavar="FILE.png",
                        help="plot epoch seconds against mini-batch size (needs matplotlib)")
