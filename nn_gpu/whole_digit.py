@@ -29,7 +29,7 @@ from . import composed, images, reading
 from .expand import default_cache_dir, source_digest
 from .network import Network
 
-VERSION = 1
+VERSION = 1          # of the check and of the reader's pieces it learns from: bump when either changes
 NUMBERS = 120        # composed numbers whose pieces it learns from (some 20,000 pieces)
 DIGITS = (2, 6)      # digits per composed number
 WHOLE = (0.9, 0.3)   # a whole digit: this share of one digit's columns, at most that of another
