@@ -15,18 +15,29 @@ does on its pieces. :func:`read_number` does exactly that:
    group, and specks much smaller than the digits are dropped;
 3. the line of strokes is cut into digits by dynamic programming over
    candidate cut columns (the middle of each empty run, the minima of the
-   vertical ink projection, and more every quarter digit height through
-   long stretches of ink): the cuts chosen maximise Σ log P(piece) + log
-   prior(width of the piece) - the cuts' costs, where P is the classifier's
-   probability of the piece's best digit. A cut through a component no
-   wider than one digit, a piece holding an empty column, and a cut through
-   much ink all cost dearly, so digits standing apart stay whole; where
-   digits touch, the cut goes where the classifier is surest of the pieces.
+   vertical ink projection, the columns where components begin and end,
+   and more every quarter digit height through long stretches of ink). A
+   piece between two cuts holds the components there; a component's tail
+   that reaches over a cut (digits overlapping without touching) goes with
+   the rest of it, and a component is cut only where both sides are more
+   than a tail. The cuts chosen maximise
+   Σ [log P(piece) + log prior(width) + log W(piece)] - the cuts' costs,
+   where P is the classifier's probability of the piece's best digit, the
+   width prior rules out pieces wider than any MNIST digit, and W is the
+   whole-digit check's probability that the piece
+   is one whole digit (:mod:`nn_gpu.whole_digit`): the classifier, trained
+   on single digits, is often sure of a piece holding two digits or half
+   of one, and the notes' score alone then cannot tell a good cut from a
+   bad one. A cut through a component no wider than one digit, a piece
+   holding an empty column, and a cut through much ink all cost dearly, so
+   digits standing apart stay whole; where digits touch, the cut goes where
+   the pieces look most like whole digits the classifier is sure of.
 
 Every candidate piece is made MNIST-like exactly as ``nn-gpu predict`` does
 (:mod:`nn_gpu.images`: cropped, scaled to 20 pixels, centred by its mass in
-28x28) and all of them go through the network in one batched feedforward;
-the probabilities are :func:`nn_gpu.metrics.probabilities`.
+28x28) and all of them go through the network in one batched feedforward
+(and through the check in one more); the probabilities are
+:func:`nn_gpu.metrics.probabilities`.
 """
 
 from dataclasses import dataclass
@@ -45,15 +56,18 @@ MIN_SPECK = 0.03        # components under this share of the largest one's area 
 MIN_HEIGHT = 0.3        # groups under this share of the digits' height are specks
 MAX_WIDTH = 1.6         # widest piece (in digit heights) the cutter considers
 FILL_STEP = 0.25        # most digit heights of ink without a candidate cut
-WIDTH_RANGE = (0.2, 1.0)  # MNIST digits are 0.2-1.0 times as wide as tall
-WIDTH_SLOPE = 10.0      # log-prior fall-off per digit height of width outside that range
-DIGIT_BONUS = 0.7       # log-prior bonus of one more digit (Σ log P favours fewer pieces)
+DIGIT_BONUS = (0.7, 2.5)  # log-prior bonus of one more digit, without and with the whole-digit
+                          # check (Σ log P favours fewer pieces; the check stops half digits)
 CROSS_COST = 3.0        # log-prior cost of a cut through a component as narrow as a digit
 SPLIT_WIDTH = 1.3       # components wider than this (digit heights) are digits touching
 GAP_COST = 3.0          # log-prior cost of a piece with an empty column inside its ink
+WHOLE_WEIGHT = 1.0      # weight of the whole-digit check's log-probability
 INK_COST = 2.0          # log-prior cost of a cut, per digit height of ink it cuts through
-SLIVER = (0.15, 0.15)   # parts of a piece at a cut, under this share of its ink and this
-                        # many digit heights wide, are a neighbour's (digits overlapping)
+SLIVER = (0.15, 0.2)    # a component's part beyond a cut, under this share of its ink and
+                        # this many digit heights wide, goes with the rest of it
+WIDEST = 1.7            # MNIST's widest digits (2s, 5s) are 1.67 times as wide as tall (99.5th
+                        # percentile over the training set, ink >= 0.25): a wider piece is two
+WIDTH_SLOPE = 10.0      # log-prior fall-off per unit of aspect (width / height) beyond WIDEST
 
 
 @dataclass(frozen=True)
@@ -72,9 +86,11 @@ class Reading:
                 "boxes": [list(box) for box in self.boxes]}
 
 
-def read_number(net, image):
+def read_number(net, image, check=None):
     """The number written in ``image`` (a path, a PIL image, or a 2-D array
-    of greys in [0, 1], 0 black) as a :class:`Reading`.
+    of greys in [0, 1], 0 black) as a :class:`Reading`, by the digit
+    classifier ``net`` (a Network or a ConvNetwork) and, where given, the
+    whole-digit ``check`` (:func:`nn_gpu.whole_digit.default_check`).
 
     Raises :class:`~nn_gpu.images.ImageError` for a missing, unreadable or
     blank picture (one line, naming it) and ``InvalidArgumentError`` for a
@@ -83,13 +99,14 @@ def read_number(net, image):
     images.check_model(net)
     grey, where, scale = load_grey(image)
     strokes, height = strokes_of_digits(ink_on_paper(grey, where), where)
-    cuts, pieces = candidate_pieces(strokes, height)
+    cuts, pieces, components = candidate_pieces(strokes, height)
     Image = images.require_pillow()[0]
-    inputs = [images.mnist_field(piece.ink, where, Image) for piece in pieces
-              if piece.ink is not None]
-    probs = probabilities(net, numpy.stack(inputs))  # one batch: every candidate
+    inputs = numpy.stack([images.mnist_field(piece.ink, where, Image) for piece in pieces
+                          if piece.ink is not None])
+    probs = probabilities(net, inputs)  # one batch: every candidate
+    wholes = None if check is None else probabilities(check, inputs)[:, 1]  # and one more
     digits, confidences, boxes = [], [], []
-    for piece, p in best_cuts(strokes, cuts, pieces, probs, height):
+    for piece, p in best_cuts(components, cuts, pieces, probs, height, wholes):
         label = int(numpy.argmax(p))
         digits.append(str(label))
         confidences.append(float(p[label]))
@@ -217,11 +234,69 @@ class Piece:
     box: tuple          # (x0, y0, x1, y1) of that ink, working pixels
 
 
-def cut_columns(projection, height):
+@dataclass(frozen=True)
+class Components:
+    """The strokes' connected components, as the cutter needs them:
+    ``labels`` (0 paper, k + 1 for component k), and per component its
+    column span ``[first, stop)``, its ink pixels per column (``counts``,
+    (n, width)) and its ink left of each column (``left``, (n, width + 1):
+    ``left[k, c]`` is the ink of component k in columns < c)."""
+
+    labels: numpy.ndarray
+    first: numpy.ndarray
+    stop: numpy.ndarray
+    counts: numpy.ndarray
+    left: numpy.ndarray
+
+    @classmethod
+    def of(cls, strokes):
+        from scipy import ndimage
+
+        labels, count = ndimage.label(strokes > 0, structure=numpy.ones((3, 3)))
+        width = strokes.shape[1]
+        counts = numpy.zeros((count, width))
+        mass = numpy.zeros((count, width))
+        for k in range(count):
+            mine = labels == k + 1
+            counts[k] = mine.sum(axis=0)
+            mass[k] = numpy.where(mine, strokes, 0.0).sum(axis=0)
+        columns = numpy.arange(width)
+        inked = counts > 0
+        first = numpy.where(inked, columns, width).min(axis=1)
+        stop = numpy.where(inked, columns + 1, 0).max(axis=1)
+        left = numpy.hstack([numpy.zeros((count, 1)), numpy.cumsum(mass, axis=1)])
+        return cls(labels, first, stop, counts, left)
+
+    def sliver(self, k, a, b, height):
+        """Whether columns [a, b) of component(s) k are a sliver of it: at
+        most SLIVER[1] digit heights wide and SLIVER[0] of its ink (the tail
+        of a digit that reaches over its neighbour; no columns at all count
+        too). k, a, b broadcast together."""
+        mass = self.left[k, b] - self.left[k, a]
+        return (b - a <= SLIVER[1] * height) & (mass <= SLIVER[0] * self.left[k, -1])
+
+    def taken(self, left, right, height):
+        """(lo, hi): per component, the columns [lo, hi) of it that the
+        piece between cut columns ``left`` and ``right`` holds (lo == hi:
+        none). A component's part inside the piece is dropped when it is a
+        sliver (its digit is a neighbour), and its parts beyond the cuts come
+        along when they are slivers (this digit reaches over a neighbour's):
+        digits that overlap without touching are taken whole."""
+        every = numpy.arange(len(self.first))
+        inside_lo = numpy.clip(left, self.first, self.stop)
+        inside_hi = numpy.clip(right, self.first, self.stop)
+        keep = (inside_hi > inside_lo) & ~self.sliver(every, inside_lo, inside_hi, height)
+        lo = numpy.where(self.sliver(every, self.first, inside_lo, height), self.first, inside_lo)
+        hi = numpy.where(self.sliver(every, inside_hi, self.stop, height), self.stop, inside_hi)
+        return numpy.where(keep, lo, 0), numpy.where(keep, hi, 0)
+
+
+def cut_columns(projection, height, edges=()):
     """Candidate cut columns (sorted, from 0 to the width) for strokes with
     this vertical projection: one in each run of empty columns, the local
-    minima of the ink, and more wherever ink runs on for over a quarter of
-    a digit height without a candidate (digits that overlap)."""
+    minima of the ink, the ``edges`` where components begin and end
+    (overlapping digits part there), and more wherever ink runs on for over
+    FILL_STEP digit heights without a candidate (digits that touch)."""
     width = len(projection)
     p = numpy.convolve(projection, numpy.ones(3) / 3, mode="same")
     inner = numpy.arange(1, width - 1)
@@ -231,7 +306,9 @@ def cut_columns(projection, height):
     starts = numpy.flatnonzero(empty & ~numpy.r_[False, empty[:-1]])
     stops = numpy.flatnonzero(empty & ~numpy.r_[empty[1:], False]) + 1
     gaps = (starts + stops) // 2
-    cuts = sorted({0, width, *gaps.tolist(), *minima[projection[minima] > 0].tolist()})
+    inked_edges = [int(c) for c in edges if 0 < c < width and projection[c - 1] and projection[c]]
+    cuts = sorted({0, width, *gaps.tolist(), *minima[projection[minima] > 0].tolist(),
+                   *inked_edges})
     step = max(2, int(height * FILL_STEP))
     filled = [0]
     for left, right in zip(cuts, cuts[1:]):
@@ -243,39 +320,53 @@ def cut_columns(projection, height):
 
 
 def candidate_pieces(strokes, height):
-    """The candidate cuts and every piece between two of them that is empty
-    or no wider than a digit might be."""
-    cuts = cut_columns((strokes > 0).sum(axis=0), height)
+    """(cuts, pieces, components): the candidate cuts and every piece
+    between two of them that is empty or no wider than a digit might be."""
+    components = Components.of(strokes)
+    cuts = cut_columns((strokes > 0).sum(axis=0), height,
+                       [*components.first, *components.stop])
     pieces = []
     for i, left in enumerate(cuts):
         for j in range(i + 1, len(cuts)):
-            right = cuts[j]
-            piece = _piece(strokes[:, left:right], left, height, left > 0, right < cuts[-1])
+            piece = _piece(strokes, components, left, cuts[j], height)
             if piece is None:
                 pieces.append(Piece(i, j, None, None))
                 continue
             if piece[1][2] - piece[1][0] > MAX_WIDTH * height:
                 break  # and wider still further right
             pieces.append(Piece(i, j, *piece))
-    return cuts, pieces
+    return cuts, pieces, components
 
 
-def _piece(strokes, left, height, cut_left, cut_right):
-    """(ink scaled to full contrast, its box) or None where there is no ink.
-    Small parts that a cut sliced off a neighbouring digit are left out."""
-    strokes = _without_slivers(strokes, height, cut_left, cut_right)
-    rows = numpy.flatnonzero(strokes.any(axis=1))
-    cols = numpy.flatnonzero(strokes.any(axis=0))
-    if rows.size == 0:
+def _piece(strokes, components, left, right, height):
+    """(ink scaled to full contrast, its box) of the piece between cut
+    columns ``left`` and ``right`` (:meth:`Components.taken`), or None
+    where it holds no ink."""
+    lo, hi = components.taken(left, right, height)
+    held = hi > lo
+    if not held.any():
         return None
-    ink = strokes[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    x0, x1 = int(lo[held].min()), int(hi[held].max())
+    labels = components.labels[:, x0:x1]
+    columns = numpy.arange(x0, x1)
+    split = held & (components.first < lo), held & (hi < components.stop)
+    lo, hi = numpy.r_[0, lo], numpy.r_[0, hi]  # label 0, the paper: never held
+    mask = (columns >= lo[labels]) & (columns < hi[labels])
+    ink = numpy.where(mask, strokes[:, x0:x1], 0.0)
+    ink = _without_slivers(ink, height, split[0].any() and x0 == left,
+                           split[1].any() and x1 == right)
+    rows, cols = numpy.flatnonzero(ink.any(axis=1)), numpy.flatnonzero(ink.any(axis=0))
+    ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     ink = numpy.clip(ink / numpy.percentile(ink[ink > 0], 90), 0.0, 1.0)
     ink[ink < images.NOISE] = 0.0
-    x0, y0 = left + cols[0], rows[0]
-    return ink, (x0, y0, x0 + ink.shape[1], y0 + ink.shape[0])
+    return ink, (x0 + int(cols[0]), int(rows[0]), x0 + int(cols[-1]) + 1, int(rows[-1]) + 1)
 
 
 def _without_slivers(strokes, height, cut_left, cut_right):
+    """The strokes of a piece less the small parts, at an edge where a
+    component is cut, that belong to the neighbour there (digits that touch
+    and overlap): under SLIVER[0] of the piece's ink and SLIVER[1] digit
+    heights wide."""
     from scipy import ndimage
 
     if not (cut_left or cut_right):
@@ -295,50 +386,63 @@ def _without_slivers(strokes, height, cut_left, cut_right):
     return numpy.where(numpy.isin(labels, index[sliver]), 0.0, strokes)
 
 
-def width_prior(width):
-    """log prior of a digit ``width`` digit-heights wide (flat over MNIST's range)."""
-    low, high = WIDTH_RANGE
-    return -WIDTH_SLOPE * (max(low - width, 0.0) + max(width - high, 0.0))
+def width_prior(aspect):
+    """log prior of a piece ``aspect`` times as wide as it is tall: flat up
+    to WIDEST, falling off beyond. (A prior per digit, from the spread of
+    each digit's widths in MNIST, was tried: with the whole-digit check,
+    which sees the piece's shape, it added nothing on validation numbers.)"""
+    return -WIDTH_SLOPE * max(aspect - WIDEST, 0.0)
 
 
-def cut_costs(strokes, height):
+def cut_costs(components, height):
     """For each column c, the log-prior cost of cutting between columns c-1
-    and c: CROSS_COST for each component no wider than one digit that the
-    cut would split (a digit standing apart is one digit), and INK_COST per
-    digit height of ink in the column (digits touch by a stroke or two)."""
-    from scipy import ndimage
+    and c: for each component the cut really splits (neither side a
+    sliver: :meth:`Components.taken`), CROSS_COST when the component is no
+    wider than SPLIT_WIDTH digit heights (a digit standing apart is one
+    digit), and INK_COST per digit height of its ink the cut goes through
+    (digits touch by a stroke or two)."""
+    count, width = components.counts.shape
+    columns = numpy.arange(width + 1)
+    cost = numpy.zeros(width + 1)
+    ink = numpy.hstack([components.counts, numpy.zeros((count, 1))])
+    for k in range(count):
+        first, stop = components.first[k], components.stop[k]
+        inside = columns[first + 1:stop]
+        if inside.size == 0:
+            continue
+        split = ~(components.sliver(k, first, inside, height)
+                  | components.sliver(k, inside, stop, height))
+        narrow = stop - first <= SPLIT_WIDTH * height
+        cost[inside] += split * (CROSS_COST * narrow + INK_COST * ink[k, inside] / height)
+    return cost
 
-    labels, _ = ndimage.label(strokes > 0, structure=numpy.ones((3, 3)))
-    cost = numpy.zeros(strokes.shape[1] + 2)
-    for _, cols in ndimage.find_objects(labels):
-        if cols.stop - cols.start <= SPLIT_WIDTH * height:
-            cost[cols.start + 1] += CROSS_COST
-            cost[cols.stop] -= CROSS_COST
-    ink = numpy.r_[numpy.count_nonzero(strokes, axis=0), 0]
-    return numpy.cumsum(cost)[:-1] + INK_COST * ink / height
 
-
-def best_cuts(strokes, cuts, pieces, probs, height):
-    """[(piece, probabilities), ...]: the digits of the segmentation of
-    ``strokes`` that maximises Σ (log P(best digit) + log prior(width)) over
-    its pieces, less the cost of the cuts through single
-    digits (:func:`cut_costs`) and GAP_COST for each empty column inside
-    a piece's ink, by dynamic programming over the cut columns, left to right.
-    ``probs`` has a row for each piece with ink, in order."""
+def best_cuts(components, cuts, pieces, probs, height, wholes=None):
+    """[(piece, probabilities), ...]: the digits of the segmentation that
+    maximises Σ (log P(best digit) + log prior(its width) +
+    WHOLE_WEIGHT log P(one whole digit) + DIGIT_BONUS) over its pieces, less
+    the cost of its cuts (:func:`cut_costs`) and GAP_COST for each empty
+    column inside a piece's ink, by dynamic programming over the cut
+    columns, left to right. ``probs`` has a row for each piece with ink, in
+    order, and ``wholes`` (None: no check) the whole-digit check's answer."""
     best = numpy.full(len(cuts), -numpy.inf)
     best[0] = 0.0
     choice = [None] * len(cuts)
     rows = numpy.cumsum([piece.ink is not None for piece in pieces]) - 1
-    cost = cut_costs(strokes, height)[cuts]
+    cost = cut_costs(components, height)[cuts]
     cuts = numpy.asarray(cuts)
-    gaps = numpy.r_[~strokes.any(axis=0), True][cuts]
+    gaps = numpy.r_[components.counts.sum(axis=0) == 0, True][cuts]
     for k in sorted(range(len(pieces)), key=lambda k: (pieces[k].stop, pieces[k].start)):
         piece = pieces[k]
         score = best[piece.start] - cost[piece.stop]
         if piece.ink is not None:
-            width = (piece.box[2] - piece.box[0]) / height
-            score += (numpy.log(max(probs[rows[k]].max(), 1e-300)) + width_prior(width)
-                      + DIGIT_BONUS)
+            p = probs[rows[k]]
+            digit = int(numpy.argmax(p))
+            x0, y0, x1, y1 = piece.box
+            score += (numpy.log(max(p[digit], 1e-300)) + width_prior((x1 - x0) / (y1 - y0))
+                      + DIGIT_BONUS[wholes is not None])
+            if wholes is not None:
+                score += WHOLE_WEIGHT * numpy.log(max(wholes[rows[k]], 1e-300))
             inside = gaps[piece.start + 1:piece.stop]
             score -= GAP_COST * numpy.count_nonzero(
                 inside & (cuts[piece.start + 1:piece.stop] > piece.box[0])

@@ -22,7 +22,10 @@ from nn_gpu import Network, reading  # noqa: E402
 from nn_gpu.cli import main as nn_gpu_main  # noqa: E402
 from nn_gpu.composed import GAPS, PHOTO, TOUCHING, Style, compose_number, edit_distance  # noqa: E402
 from nn_gpu.images import ImageError  # noqa: E402
-from nn_gpu.reading import Piece, best_cuts, cut_columns, read_number  # noqa: E402
+from nn_gpu.reading import Components, Piece, best_cuts, cut_columns, read_number  # noqa: E402
+from nn_gpu.whole_digit import check_file_name, train_whole_digit_check  # noqa: E402
+
+from conftest import mnist_dir  # noqa: E402
 
 LINE = re.compile(r"^(?P<name>.+): (?P<digits>\d+)  \((?P<probs>[01]\.\d\d( [01]\.\d\d)*)\)$")
 
@@ -37,6 +40,28 @@ def trained(mnist, tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "model.npz"
     net.save(path)
     return net, path
+
+
+@pytest.fixture(scope="module")
+def check(mnist):
+    """A whole-digit check trained on the pieces of 16 composed numbers (seconds)."""
+    return train_whole_digit_check(mnist[0], count=16)
+
+
+@pytest.fixture(scope="module")
+def check_dir(mnist, check, tmp_path_factory):
+    """A cache directory holding ``check`` where `nn-gpu read` looks for it."""
+    home = tmp_path_factory.mktemp("cache")
+    (home / "nn_gpu").mkdir()
+    check.save(home / "nn_gpu" / check_file_name(mnist[0]))
+    return home
+
+
+@pytest.fixture
+def check_cache(check_dir, monkeypatch):
+    """`nn-gpu read` finds MNIST and the small check already trained."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(check_dir))
+    monkeypatch.setenv("NN_GPU_DATA", str(mnist_dir()))
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +150,8 @@ def test_cut_costs_split_lone_digits_dearly_and_touching_ones_cheaply():
     height = 40
     lone = blobs((50, 60), [(10, 5, 40, 45)], value=1.0, paper=0.0)
     touching = blobs((50, 90), [(5, 5, 45, 45), (44, 5, 84, 45)], value=1.0, paper=0.0)
-    lone_cost = reading.cut_costs(lone, height)
-    touching_cost = reading.cut_costs(touching, height)
+    lone_cost = reading.cut_costs(Components.of(lone), height)
+    touching_cost = reading.cut_costs(Components.of(touching), height)
     assert lone_cost[25] >= reading.CROSS_COST and lone_cost[5] == 0 and lone_cost[50] == 0
     waist = touching_cost[42:48].min()
     assert waist < reading.INK_COST * 0.5 and waist < touching_cost[25] / 2
@@ -145,17 +170,70 @@ def test_the_dynamic_programme_cuts_where_the_classifier_is_surest():
             p = numpy.full(10, 0.02)
             p[3 if i == 0 else 7] = 0.82 if (i, j) in ((0, 2), (2, 4)) else 0.3
             probs.append(p / p.sum())
-    chosen = best_cuts(strokes, cuts, pieces, numpy.array(probs), height=30)
+    # (the two touch over 36 columns, wider than one digit of height 24 could be)
+    chosen = best_cuts(Components.of(strokes), cuts, pieces, numpy.array(probs), height=24)
     assert [(p.start, p.stop) for p, _ in chosen] == [(0, 2), (2, 4)]
     assert [int(numpy.argmax(p)) for _, p in chosen] == [3, 7]
 
 
+def test_digits_that_overlap_without_touching_are_taken_whole():
+    """Two components over the same columns 34-39 (one above the other's
+    row): a cut anywhere in that overlap gives each piece its whole digit,
+    and no part of the other; a cut through the middle of one still cuts."""
+    strokes = blobs((50, 70), [(10, 5, 40, 25), (34, 25, 64, 45)], value=1.0, paper=0.0)
+    components = Components.of(strokes)
+    assert len(components.first) == 2
+    for cut in (34, 36, 39):
+        left = reading._piece(strokes, components, 0, cut, height=40)
+        right = reading._piece(strokes, components, cut, 70, height=40)
+        assert left[1] == (10, 5, 40, 25) and right[1] == (34, 25, 64, 45), cut
+    halves = reading._piece(strokes, components, 0, 25, height=40)
+    assert halves[1][:3] == (10, 5, 25)
+    assert reading.cut_costs(components, 40)[36] == 0  # no digit is cut there
+    assert reading.cut_costs(components, 40)[25] >= reading.CROSS_COST
+
+
+def test_no_mnist_digit_is_wider_than_widest(mnist):
+    """WIDEST, beyond which a piece is taken for more than one digit, is
+    beyond 99.5% of each digit's MNIST training examples (ink >= 0.25)."""
+    (X, labels), _, _ = mnist
+    inked = X.reshape(-1, 28, 28) >= 0.25
+
+    def extent(occupied):
+        return occupied.shape[1] - numpy.argmax(occupied[:, ::-1], axis=1) \
+            - numpy.argmax(occupied, axis=1)
+
+    aspects = extent(inked.any(axis=1)) / extent(inked.any(axis=2))
+    widest = max(numpy.percentile(aspects[labels == d], 99.5) for d in range(10))  # 2s, 5s
+    assert widest <= reading.WIDEST <= widest + 0.1
+    assert reading.width_prior(reading.WIDEST) == 0 > reading.width_prior(2 * reading.WIDEST)
+
+
+def test_the_dynamic_programme_weighs_widths_against_confidence():
+    """A classifier surer of one '0' twice as wide as tall than of the two
+    pieces ('1' and '7') it is made of -- by enough to outweigh the bonus of
+    one more digit: its width decides for the two."""
+    strokes = numpy.zeros((40, 70))
+    strokes[5:35, 2:12] = strokes[5:35, 16:62] = strokes[18:21, 12:16] = 1.0
+    cuts = [0, 14, 64]
+    probs = {(0, 1): (1, 0.6), (1, 2): (7, 0.6), (0, 2): (0, 0.98)}
+    assert 2 * numpy.log(0.6) + reading.DIGIT_BONUS[0] < numpy.log(0.98)
+    pieces, rows = [], []
+    for (i, j), (digit, p) in probs.items():
+        pieces.append(Piece(i, j, numpy.ones((2, 2)), (cuts[i] + 2, 5, cuts[j], 35)))
+        row = numpy.full(10, (1 - p) / 9)
+        row[digit] = p
+        rows.append(row)
+    chosen = best_cuts(Components.of(strokes), cuts, pieces, numpy.array(rows), height=30)
+    assert [int(numpy.argmax(p)) for _, p in chosen] == [1, 7]
+
+
 # ------------------------------------------------------------ reading
 @pytest.mark.parametrize("length", [1, 5, 12])
-def test_numbers_with_gaps_are_read_with_their_boxes(trained, known, length):
+def test_numbers_with_gaps_are_read_with_their_boxes(trained, check, known, length):
     rng = numpy.random.default_rng(length + 1)
     picture, truth, boxes = number(known, rng, length)
-    found = read_number(trained[0], picture)
+    found = read_number(trained[0], picture, check)
     assert found.digits == truth
     assert len(found.probabilities) == len(found.boxes) == length
     assert all(0 < p <= 1 for p in found.probabilities)
@@ -163,19 +241,19 @@ def test_numbers_with_gaps_are_read_with_their_boxes(trained, known, length):
         assert close(box, true, within=3), (box, true)
 
 
-def test_boxes_are_in_the_pictures_pixels_at_any_scale(trained, known, tmp_path):
+def test_boxes_are_in_the_pictures_pixels_at_any_scale(trained, check, known, tmp_path):
     rng = numpy.random.default_rng(7)
     picture, truth, boxes = number(known, rng, 4)
     image = Image.fromarray(numpy.uint8(numpy.round(picture * 255)))
     large = image.resize((image.width * 7, image.height * 7), Image.BILINEAR)  # over 1024 px
     large.save(tmp_path / "number.png")
-    found = read_number(trained[0], tmp_path / "number.png")
+    found = read_number(trained[0], tmp_path / "number.png", check)
     assert found.digits == truth
     for box, true in zip(found.boxes, boxes):
         assert close(box, [7 * v for v in true], within=7 * 3), (box, true)
 
 
-def test_touching_digits_are_cut(trained, known):
+def test_touching_digits_are_cut(trained, check, known):
     """Numbers of four digits touching or overlapping by up to 3 MNIST
     pixels: at least half the digits are read (left whole, a number of four
     touching digits would give one, three errors at least: 18 in all). This
@@ -184,18 +262,18 @@ def test_touching_digits_are_cut(trained, known):
     errors = 0
     for _ in range(6):
         picture, truth, _ = number(known, rng, 4, TOUCHING)
-        errors += edit_distance(truth, read_number(trained[0], picture).digits)
+        errors += edit_distance(truth, read_number(trained[0], picture, check).digits)
     assert errors <= 12, errors
 
 
 @pytest.mark.parametrize("style", [PHOTO, Style(invert=True, grain=0.05, scale=1.5)],
                          ids=["uneven light and grain", "light on dark, grainy"])
-def test_a_photo_of_a_number(trained, known, style):
+def test_a_photo_of_a_number(trained, check, known, style):
     rng = numpy.random.default_rng(11)
     right = 0
     for _ in range(4):
         picture, truth, _ = number(known, rng, 6, style)
-        right += read_number(trained[0], picture).digits == truth
+        right += read_number(trained[0], picture, check).digits == truth
     assert right >= 3
 
 
@@ -259,7 +337,7 @@ def number_files(known, tmp_path_factory):
     return files
 
 
-def test_cli_prints_each_number(trained, number_files):
+def test_cli_prints_each_number(trained, number_files, check_cache):
     rc, out, err = run([str(trained[1]), *(f for f, _, _ in number_files)])
     assert rc == 0 and err == ""
     lines = out.splitlines()
@@ -271,7 +349,7 @@ def test_cli_prints_each_number(trained, number_files):
         assert len(match["probs"].split()) == len(truth)
 
 
-def test_cli_json_one_object_per_image(trained, number_files):
+def test_cli_json_one_object_per_image(trained, number_files, check_cache):
     rc, out, _ = run([str(trained[1]), *(f for f, _, _ in number_files), "--json"])
     assert rc == 0
     for line, (path, truth, boxes) in zip(out.splitlines(), number_files):
@@ -281,7 +359,7 @@ def test_cli_json_one_object_per_image(trained, number_files):
         assert all(close(box, true, within=3) for box, true in zip(found["boxes"], boxes))
 
 
-def test_cli_show_draws_what_it_read(trained, number_files, tmp_path, monkeypatch):
+def test_cli_show_draws_what_it_read(trained, number_files, tmp_path, monkeypatch, check_cache):
     pytest.importorskip("matplotlib")
     path, truth, _ = number_files[0]
     out_file = tmp_path / "read.png"
@@ -305,7 +383,8 @@ def test_cli_show_draws_what_it_read(trained, number_files, tmp_path, monkeypatc
     ("show file, two images", "--show FILE draws one image", 2),
     ("show over the image", "IMAGE", 1),
 ])
-def test_cli_errors_are_one_line(trained, number_files, tmp_path, case, message, status):
+def test_cli_errors_are_one_line(trained, number_files, tmp_path, case, message, status,
+                                 check_cache):
     model, images, extra = str(trained[1]), [number_files[0][0]], []
     if case == "missing image":
         images.append(str(tmp_path / "nope.png"))
@@ -330,3 +409,89 @@ def test_cli_errors_are_one_line(trained, number_files, tmp_path, case, message,
     rc, out, err = run([model, *images, *extra])
     assert rc == status and out == ""  # nothing printed for the good image either
     assert err.count("\n") == 1 and message in err
+
+
+# -------------------------------------------------------- a convolutional model
+@pytest.fixture(scope="module")
+def conv_trained(mnist, tmp_path_factory):
+    """(net, saved model path): a small conv-pool layer into softmax, one
+    epoch on 3,000 examples (seconds)."""
+    from nn_gpu.convnet import ConvNetwork, ConvPoolLayer, SoftmaxLayer
+
+    (X, labels), _, _ = mnist
+    net = ConvNetwork([ConvPoolLayer((1, 28, 28), (6, 1, 5, 5), activation="relu"),
+                       SoftmaxLayer(6 * 12 * 12, 10)], backend="numpy", seed=3)
+    net.sgd((X[:3000], labels[:3000]), 1, 10, 0.03)
+    path = tmp_path_factory.mktemp("conv") / "conv.npz"
+    net.save(path)
+    return net, path
+
+
+def test_cli_reads_with_a_conv_model(conv_trained, check, mnist, tmp_path, check_cache):
+    """`read` takes a ConvNetwork's model file as `predict` does, and reads
+    with it what read_number reads with the network itself."""
+    _, _, (X, labels) = mnist
+    net, path = conv_trained
+    outputs = numpy.asarray(net.feedforward(X[:1000]))
+    right = (numpy.argmax(outputs, axis=1) == labels[:1000]) & (outputs.max(axis=1) > 0.9)
+    picture, truth, boxes = number((X[:1000][right], labels[:1000][right]),
+                                   numpy.random.default_rng(4), 5)
+    Image.fromarray(numpy.uint8(numpy.round(picture * 255))).save(tmp_path / "number.png")
+    rc, out, err = run([str(path), str(tmp_path / "number.png"), "--json"])
+    assert rc == 0 and err == ""
+    found = json.loads(out)
+    assert found["digits"] == truth == read_number(net, tmp_path / "number.png", check).digits
+    assert all(close(box, true, within=3) for box, true in zip(found["boxes"], boxes))
+
+
+# ------------------------------------------------------ the whole-digit check
+def test_pieces_are_judged_by_the_digits_they_cover(mnist):
+    """The check's examples: each piece called whole covers one true digit's
+    columns (and little of another's); the others are merges or fragments."""
+    from nn_gpu.whole_digit import pieces_and_verdicts
+
+    (X, _), _, _ = mnist
+    inputs, verdicts = pieces_and_verdicts(X[:200], numpy.random.default_rng(0), count=4)
+    assert inputs.shape == (len(verdicts), 784) and set(verdicts) == {0, 1}
+    assert 0.05 < verdicts.mean() < 0.5  # most candidates are not a digit
+
+
+def test_the_check_tells_whole_digits_from_pairs_and_halves(check, mnist):
+    """On validation digits it never saw: single digits mostly pass, two
+    digits side by side and left halves mostly fail."""
+    from nn_gpu.images import mnist_field
+    from nn_gpu.metrics import probabilities
+
+    def wholeness(check, inputs):
+        return probabilities(check, inputs)[:, 1]
+
+    _, (X, _), _ = mnist
+    singles = X[:300].reshape(-1, 28, 28)
+    pairs = numpy.concatenate([singles[:150, :, 4:24], singles[150:, :, 4:24]], axis=2)
+    halves = singles[:, :, :14]
+    def rendered(inks):
+        return numpy.stack([mnist_field(ink, "test", Image) for ink in inks if ink.any()])
+    assert (wholeness(check, X[:300]) > 0.5).mean() > 0.8
+    assert (wholeness(check, rendered(pairs)) < 0.5).mean() > 0.8
+    assert (wholeness(check, rendered(halves)) < 0.5).mean() > 0.6
+
+
+def test_cli_trains_the_check_once_and_reads_without_mnist(trained, number_files, tmp_path,
+                                                          monkeypatch):
+    """First `read`: says it trains the check, keeps it in the cache; the
+    second is silent; without MNIST it says so and reads with the model alone."""
+    from nn_gpu import whole_digit
+
+    monkeypatch.setattr(whole_digit, "NUMBERS", 4)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("NN_GPU_DATA", str(mnist_dir()))
+    path, truth, _ = number_files[0]
+    rc, out, err = run([str(trained[1]), path])
+    assert rc == 0 and truth in out and "training the whole-digit check" in err
+    assert list((tmp_path / "cache" / "nn_gpu").glob("whole-digit-v1-*.npz"))
+    rc, out, err = run([str(trained[1]), path])
+    assert rc == 0 and truth in out and err == ""
+    rc, out, err = run([str(trained[1]), path, "--data", str(tmp_path / "nowhere")])
+    assert rc == 0 and truth in out and "no MNIST" in err and err.count("\n") == 1
+    rc, out, err = run([str(trained[1]), path, "--no-check"])
+    assert rc == 0 and truth in out and err == ""

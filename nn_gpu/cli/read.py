@@ -6,15 +6,17 @@
 """
 
 import json
+import sys
 from pathlib import Path
 
+from ..ensemble import load_model
 from ..errors import InvalidArgumentError
 from ..fileio import check_outputs
 from ..images import PILLOW_HINT, require_pillow
-from ..network import Network
 from ..plots import require_matplotlib
 from ..reading import draw_reading, read_number
-from .common import CliError, add_backend, add_model
+from ..whole_digit import default_check
+from .common import CliError, add_backend, add_data, add_model
 
 
 def show_paths(args):
@@ -34,6 +36,11 @@ def show_paths(args):
     return paths
 
 
+def note(message):
+    """A line on stderr that is not an error (stdout stays the readings)."""
+    print(f"nn-gpu read: {message}", file=sys.stderr)
+
+
 def cmd_read(args):
     """Read every image first (any bad one stops the run before output),
     then print one line (or JSON object) per image."""
@@ -41,9 +48,10 @@ def cmd_read(args):
     shows = show_paths(args)
     if args.show is not None:
         require_matplotlib()
-    net = Network.load(args.model, backend=args.backend)
+    net = load_model(args.model, backend=args.backend)  # a Network or a ConvNetwork
+    check = None if args.no_check else default_check(args.data, say=note)
     try:
-        readings = [read_number(net, image) for image in args.images]
+        readings = [read_number(net, image, check) for image in args.images]
     except InvalidArgumentError as exc:
         raise CliError(f"{args.model}: {exc}") from None
     for image, reading, show in zip(args.images, readings, shows):
@@ -62,10 +70,11 @@ def add_parser(commands):
     read = commands.add_parser(
         "read", help="read the whole number written in each image",
         description="Read the number (1 to a dozen digits) written in each image with a model "
-                    "from `train --save`: the digits are found as connected strokes, digits "
-                    "that touch are cut where the model is surest of the pieces, and each "
-                    "is made MNIST-like as `predict` does. Prints, per image, the number "
-                    "and each digit's probability. Needs Pillow: " + PILLOW_HINT,
+                    "from `train --save`, fully connected or convolutional: the digits are "
+                    "found as connected strokes, digits that touch are cut where the model "
+                    "is surest of the pieces, and each is made MNIST-like as `predict` does. "
+                    "Prints, per image, the number and each digit's probability. Needs "
+                    "Pillow: " + PILLOW_HINT,
         epilog="Dark ink on light paper or the reverse; photos with uneven light and grain "
                "are fine. One line of digits per image.")
     add_model(read)
@@ -77,6 +86,11 @@ def add_parser(commands):
                       help="draw what was read (boxes and digits over the image) into "
                            "FILE (PNG; one image), or IMAGE-read.png for each image; "
                            "needs matplotlib")
+    read.add_argument("--no-check", action="store_true",
+                      help="cut by the model's confidence alone, without the whole-digit "
+                           "check (a small network trained once from MNIST's training "
+                           "digits and cached, as the expanded data set)")
+    add_data(read)
     add_backend(read)
     read.set_defaults(func=cmd_read, parser=read)
     return read

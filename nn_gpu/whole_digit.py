@@ -1,0 +1,136 @@
+"""Is a piece of a line of handwriting one whole digit? A second opinion
+for :func:`nn_gpu.reading.read_number`.
+
+A digit classifier is trained on single, whole, centred digits only: shown
+half a digit, or two digits touching, it still names one digit, often
+surely. The notes' recipe -- rate a segmentation by the classifier's
+confidence in its pieces -- then cannot tell a good cut from a bad one. This
+module trains the missing judge: a small network with one output neuron
+(``[784, 30, 1]``, cross-entropy), whose output is the probability that a
+piece, made MNIST-like as the reader makes it, is exactly one whole digit.
+
+Its examples are the reader's own candidate pieces
+(:func:`nn_gpu.reading.candidate_pieces`) of numbers composed from MNIST
+*training* digits (:mod:`nn_gpu.composed`, half with gaps, half with the
+digits touching or overlapping): a piece is a whole digit when it covers
+one digit's columns and little of another's, not one when it covers much of
+two digits or little of any; pieces in between are left out. Plain training
+digits are added as whole digits until the two kinds are as many. Training
+takes seconds to a minute; :func:`whole_digit_check` keeps the network in
+the cache directory (as the expanded data set), named after the training
+set's digest, so it is trained once per machine.
+"""
+
+from pathlib import Path
+
+import numpy
+
+from . import composed, images, reading
+from .expand import default_cache_dir, source_digest
+from .network import Network
+
+VERSION = 1          # of the check and of the reader's pieces it learns from: bump when either changes
+NUMBERS = 120        # composed numbers whose pieces it learns from (some 20,000 pieces)
+DIGITS = (2, 6)      # digits per composed number
+WHOLE = (0.9, 0.3)   # a whole digit: this share of one digit's columns, at most that of another
+BROKEN = (1.4, 0.7)  # not one: these many digits' columns in all, or at most this share of any
+EPOCHS, BATCH, ETA = 10, 10, 0.5   # SGD; held-out accuracy ~95% (validation digits)
+SEED = 0
+
+
+def pieces_and_verdicts(X, rng, count):
+    """(inputs, verdicts): MNIST-like renderings of the candidate pieces of
+    ``count`` numbers composed from the digits ``X`` (rows of 784), and 1
+    for each piece that is one whole digit, 0 for one that is not."""
+    Image = images.require_pillow()[0]
+    inputs, verdicts = [], []
+    for k in range(count):
+        style = composed.TOUCHING if k % 2 else composed.GAPS
+        rows = rng.choice(len(X), size=rng.integers(DIGITS[0], DIGITS[1] + 1), replace=False)
+        picture, boxes = composed.compose_number(X[rows], rng, style)
+        strokes, height = reading.strokes_of_digits(reading.ink_on_paper(picture))
+        starts, stops = numpy.array(boxes)[:, 0], numpy.array(boxes)[:, 2]
+        for piece in reading.candidate_pieces(strokes, height)[1]:
+            if piece.ink is None:
+                continue
+            x0, x1 = piece.box[0], piece.box[2]
+            cover = numpy.clip(numpy.minimum(x1, stops) - numpy.maximum(x0, starts), 0, None) \
+                / (stops - starts)
+            ranked = numpy.sort(cover)[::-1]
+            second = ranked[1] if len(ranked) > 1 else 0.0
+            if ranked[0] >= WHOLE[0] and second <= WHOLE[1]:
+                verdict = 1
+            elif cover.sum() >= BROKEN[0] or ranked[0] <= BROKEN[1]:
+                verdict = 0
+            else:
+                continue  # neither clearly: left out
+            inputs.append(images.mnist_field(piece.ink, "piece", Image))
+            verdicts.append(verdict)
+    return numpy.stack(inputs), numpy.array(verdicts)
+
+
+def train_whole_digit_check(training, count=None, seed=SEED):
+    """The ``[784, 30, 1]`` network, trained on the pieces of ``count``
+    (default NUMBERS) numbers composed from the ``(X, labels)`` training
+    digits, with plain
+    training digits added as whole ones until both verdicts are as many."""
+    X = training[0]
+    rng = numpy.random.default_rng(seed)
+    inputs, verdicts = pieces_and_verdicts(X, rng, NUMBERS if count is None else count)
+    missing = max(0, int((verdicts == 0).sum() - (verdicts == 1).sum()))
+    extra = rng.choice(len(X), size=min(missing, len(X)), replace=False)
+    inputs = numpy.vstack([inputs, numpy.asarray(X[extra], dtype=numpy.float32)])
+    verdicts = numpy.r_[verdicts, numpy.ones(len(extra), dtype=numpy.int64)]
+    order = rng.permutation(len(verdicts))
+    net = Network([inputs.shape[1], 30, 1], cost="cross_entropy", init="scaled",
+                  backend="numpy", seed=seed)
+    net.sgd((inputs[order], verdicts[order]), EPOCHS, BATCH, ETA)
+    return net
+
+
+def whole_digit_check(training, cache_dir=None, say=None):
+    """The trained check, from ``cache_dir`` (default: the expanded data
+    set's, :func:`nn_gpu.expand.default_cache_dir`) when it was trained there
+    on the same ``training`` set, else trained now -- after ``say(message)``,
+    where given -- and kept there (a cache that cannot be written is
+    skipped)."""
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = directory / check_file_name(training) if directory is not None else None
+    if path is not None and path.is_file():
+        try:
+            return Network.load(path, backend="numpy")
+        except Exception:  # noqa: BLE001 - damaged or foreign: trained again below
+            pass
+    if say is not None:
+        say("training the whole-digit check on MNIST's training digits, once"
+            + (f" (kept in {path})" if path is not None else ""))
+    net = train_whole_digit_check(training)
+    if path is not None:
+        try:
+            net.save(path)
+        except OSError:
+            pass  # read-only or full: the cache is optional
+    return net
+
+
+def check_file_name(training):
+    """The cache file of the check trained on ``training``: this format's
+    version and the training set's digest."""
+    return f"whole-digit-v{VERSION}-{source_digest(*training)[:16]}.npz"
+
+
+def default_check(data_dir=None, say=None):
+    """The check trained on MNIST's training digits in ``data_dir`` (or
+    $NN_GPU_DATA, or the default data directory), or None -- after
+    ``say(message)``, where given -- when MNIST is not there to train it."""
+    from .mnist import load_mnist, resolve_data_dir
+
+    directory = resolve_data_dir(data_dir)
+    try:
+        training = load_mnist(directory)[0]
+    except Exception:  # noqa: BLE001 - no MNIST: read without the check
+        if say is not None:
+            say(f"no MNIST in {directory} to train the whole-digit check on: reading "
+                "with the classifier alone (touching digits suffer; see --data)")
+        return None
+    return whole_digit_check(training, say=say)
