@@ -230,6 +230,14 @@ def running_trials(storage_url):
 LONG_TRIALS = {"train_size": 5000, "epochs": 20, "hidden": "[[200], [201]]"}
 
 
+def as_in_a_terminal():
+    """Ctrl-C as a terminal delivers it. A shell that starts a job in the
+    background (``cmd &``, as ``nohup`` users and some CI runners do) leaves
+    SIGINT ignored, and Python then installs no KeyboardInterrupt handler in
+    the processes it starts: the sweep would never hear this test's SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def mid_training(storage_url):
     """The trials now training, past their first epoch and far from their last."""
     return [t for t in running_trials(storage_url)
@@ -273,7 +281,7 @@ def test_ctrl_c_keeps_every_trial_and_the_rerun_continues(space_file, tmp_path, 
     command = sweep_command(space_file(**LONG_TRIALS), tmp_path / "s.db",
                             "--trials", 4, "--workers", 2, "--seed", 5, "--pruner", "none")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=subprocess_env())
+                               text=True, env=subprocess_env(), preexec_fn=as_in_a_terminal)
     try:
         def finished_and_training():
             try:
