@@ -144,6 +144,14 @@ def describe_config(config):
     return ", ".join(parts) or "Learning curves"
 
 
+def no_costs_hint(config):
+    """What the empty cost panel says: how to record costs, where the run's
+    kind can (a conv run, whose config lists its layers, records accuracies only)."""
+    if config.get("layers"):
+        return "no costs recorded\n(conv runs record accuracies only)"
+    return "no costs recorded\n(train --monitor training-cost evaluation-cost)"
+
+
 def _series(epochs, key, scale=1.0):
     points = [(e["epoch"], e[key] * scale) for e in epochs if e.get(key) is not None]
     return [p[0] for p in points], [p[1] for p in points]
@@ -181,8 +189,7 @@ def plot_curves(history, path, dpi=DEFAULT_DPI):
         if drawn:
             ax.legend(fontsize=9)
         else:
-            hint = ("no costs recorded\n(train --monitor training-cost evaluation-cost)"
-                    if suffix == "_cost" else "no accuracies recorded")
+            hint = no_costs_hint(config) if suffix == "_cost" else "no accuracies recorded"
             ax.text(0.5, 0.5, hint, transform=ax.transAxes, ha="center", va="center",
                     fontsize=10, color="0.4")
         ax.xaxis.get_major_locator().set_params(integer=True)

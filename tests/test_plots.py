@@ -396,3 +396,9 @@ def test_without_matplotlib_is_one_line(history_file, tmp_path, monkeypatch, cap
     with pytest.raises(NNGpuError, match=re.escape("install nn_gpu[plot]")):
         plots.plot_curves(synthetic_history(), tmp_path / "p.png")
     assert not (tmp_path / "p.png").exists()
+
+
+def test_an_empty_cost_panel_suggests_what_the_run_could_have_recorded():
+    assert "--monitor" in plots.no_costs_hint({"sizes": [784, 30, 10]})
+    conv = plots.no_costs_hint({"preset": "ch6-conv2", "layers": [{"kind": "softmax"}]})
+    assert "--monitor" not in conv and "accuracies only" in conv
