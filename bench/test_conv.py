@@ -24,8 +24,7 @@ import os
 
 import pytest
 
-from nn_gpu.benchmark import environment
-from nn_gpu.convnet.benchmark import gemm_rate
+from nn_gpu.benchmark import environment, measure_gemm_rate
 from nn_gpu.convnet.flops import conv_epoch_flops, conv_step_gemms
 from nn_gpu.convnet.presets import build, get_conv_preset
 
@@ -53,7 +52,7 @@ def examples(mnist_training):
 def describe(benchmark, backend, median_of, timer, layers, mini_batch_size, n, who):
     """Group, FLOPs and floor of one case (the floor from ``backend``'s GEMM rate)."""
     flops = conv_epoch_flops(layers, mini_batch_size, n)
-    rate = gemm_rate(backend, conv_step_gemms(layers, mini_batch_size), timer)
+    rate = measure_gemm_rate(backend, conv_step_gemms(layers, mini_batch_size), clock=timer)
     benchmark.group = f"{PRESET} mb{mini_batch_size} ({n} examples)"
     benchmark.extra_info.update({"who": who, "preset": PRESET, "mini_batch_size": mini_batch_size,
                                  "examples": n, "flops": flops, "gemm_flops_per_second": rate,

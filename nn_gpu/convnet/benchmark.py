@@ -9,7 +9,7 @@ import statistics
 import time
 
 from ..backends.cpu_threads import configured_threads
-from ..benchmark import gemm_workload, time_interleaved
+from ..benchmark import measure_gemm_rate, time_interleaved
 from ..peers import PeerUnavailable, cpus_limited_to
 from .flops import conv_epoch_flops, conv_step_gemms
 from .network import ConvNetwork
@@ -17,21 +17,6 @@ from .peers import TorchConvEpoch
 
 PEER = "PyTorch"
 SEED = 0
-
-
-def gemm_rate(backend, gemms, clock=time.perf_counter, dtype="float32", min_seconds=0.2):
-    """FLOP/s of the products in ``gemms`` (one step's), timed by ``clock``,
-    the epoch's own (so that CPU seconds are set against CPU seconds)."""
-    run, flops = gemm_workload(backend, gemms, dtype)
-    run()  # warm-up
-    times = 1
-    while True:
-        started = clock()
-        run(times)
-        elapsed = clock() - started
-        if elapsed >= min_seconds:
-            return flops * times / elapsed
-        times *= 2
 
 
 def conv_benchmark(training, layers, batch_sizes, backend, eta, l2=0.0, dtype="float32",
@@ -54,7 +39,8 @@ def conv_benchmark(training, layers, batch_sizes, backend, eta, l2=0.0, dtype="f
         for batch_size in batch_sizes:
             say(f"GEMM rate at mini-batch {batch_size} ...")
             flops = conv_epoch_flops(layers, batch_size, n)
-            rate = gemm_rate(backend, conv_step_gemms(layers, batch_size), clock, dtype)
+            rate = measure_gemm_rate(backend, conv_step_gemms(layers, batch_size), dtype,
+                                     clock=clock)
             net = ConvNetwork(layers, backend=backend, dtype=dtype, seed=SEED)
             runners = {"nn_gpu": net.epoch_runner(training, batch_size, eta, l2)}
             if peers:
