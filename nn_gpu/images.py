@@ -194,16 +194,23 @@ def to_mnist(image):
     return mnist_field(ink, where, Image)
 
 
-def mnist_field(ink, where, Image):
+def mnist_field(ink, where, Image, line_height=None):
     """Ink (a 2-D array in [0, 1], 0 paper, with some ink on it) as MNIST's
     input: cropped to the ink, scaled so that its longer side is BOX pixels,
-    placed by its centre of mass in the SIDE x SIDE field; (784,) float32."""
+    placed by its centre of mass in the SIDE x SIDE field; (784,) float32.
+
+    With ``line_height`` (the height of the digits on the line the ink
+    comes from), the ink is scaled as the line is instead -- a digit as tall
+    as the line gets BOX pixels of height, half a digit stays half as tall,
+    two digits stay twice as wide -- shrunk only where it would not fit."""
     rows = numpy.flatnonzero(ink.any(axis=1))
     cols = numpy.flatnonzero(ink.any(axis=0))
     ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
     height, width = ink.shape
     scale = BOX / max(height, width)
+    if line_height is not None:
+        scale = min(BOX / line_height, ROWS / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     digit = Image.fromarray(ink.astype(numpy.float32)).resize(size, Image.LANCZOS)
     digit = numpy.clip(numpy.asarray(digit, dtype=numpy.float64), 0.0, 1.0)

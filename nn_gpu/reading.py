@@ -25,7 +25,8 @@ does on its pieces. :func:`read_number` does exactly that:
    where P is the classifier's probability of the piece's best digit, the
    width prior rules out pieces wider than any MNIST digit, and W is the
    whole-digit check's probability that the piece
-   is one whole digit (:mod:`nn_gpu.whole_digit`): the classifier, trained
+   is one whole digit (:mod:`nn_gpu.whole_digit`, which sees the piece as
+   the classifier does and at the line's scale): the classifier, trained
    on single digits, is often sure of a piece holding two digits or half
    of one, and the notes' score alone then cannot tell a good cut from a
    bad one. A cut through a component no wider than one digit, a piece
@@ -56,7 +57,7 @@ MIN_SPECK = 0.03        # components under this share of the largest one's area 
 MIN_HEIGHT = 0.3        # groups under this share of the digits' height are specks
 MAX_WIDTH = 1.6         # widest piece (in digit heights) the cutter considers
 FILL_STEP = 0.25        # most digit heights of ink without a candidate cut
-DIGIT_BONUS = (0.7, 2.5)  # log-prior bonus of one more digit, without and with the whole-digit
+DIGIT_BONUS = (0.7, 5.5)  # log-prior bonus of one more digit, without and with the whole-digit
                           # check (Σ log P favours fewer pieces; the check stops half digits)
 CROSS_COST = 3.0        # log-prior cost of a cut through a component as narrow as a digit
 SPLIT_WIDTH = 1.3       # components wider than this (digit heights) are digits touching
@@ -104,7 +105,8 @@ def read_number(net, image, check=None):
     inputs = numpy.stack([images.mnist_field(piece.ink, where, Image) for piece in pieces
                           if piece.ink is not None])
     probs = probabilities(net, inputs)  # one batch: every candidate
-    wholes = None if check is None else probabilities(check, inputs)[:, 1]  # and one more
+    wholes = None if check is None else probabilities(check, numpy.stack(  # and one more
+        [check_input(piece.ink, height, Image) for piece in pieces if piece.ink is not None]))[:, 1]
     digits, confidences, boxes = [], [], []
     for piece, p in best_cuts(components, cuts, pieces, probs, height, wholes):
         label = int(numpy.argmax(p))
@@ -112,6 +114,17 @@ def read_number(net, image, check=None):
         confidences.append(float(p[label]))
         boxes.append(tuple(int(v) for v in numpy.round(numpy.asarray(piece.box) * scale)))
     return Reading("".join(digits), tuple(confidences), tuple(boxes))
+
+
+def check_input(ink, line_height, Image):
+    """What the whole-digit check (:mod:`nn_gpu.whole_digit`) sees of a
+    piece of strokes (2-D ink, cropped) from a line of digits
+    ``line_height`` pixels tall: the piece made MNIST-like, as the
+    classifier sees it, then at the line's scale, where a half or a pair of
+    digits keeps its size (:func:`nn_gpu.images.mnist_field`); (1568,)
+    float32."""
+    return numpy.concatenate([images.mnist_field(ink, "piece", Image),
+                              images.mnist_field(ink, "piece", Image, line_height)])
 
 
 # --------------------------------------------------------------- the picture
