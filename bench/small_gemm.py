@@ -12,15 +12,13 @@ against the generated kernel, in turn; medians of the rounds, µs per call.
 import argparse
 import statistics
 import time
-import warnings
 
 import numpy
 from numba import njit
-from numba.core.errors import NumbaExperimentalFeatureWarning
 
 from nn_gpu.backends import cpu_threads
 from nn_gpu.backends.cpu_epoch import TRANSPOSED_FORWARD_MAX_ROWS, _gemm_update
-from nn_gpu.backends.small_gemm import dot_nt, update
+from nn_gpu.backends.small_gemm import call_dot, call_update, dot_nt, update
 
 
 @njit
@@ -36,9 +34,9 @@ def blas_forward(calls, w, a, out, transposed):
 def kernel_forward(calls, kernel, w, a, out, transposed):
     for _ in range(calls):
         if transposed:
-            kernel(w.ctypes, a.ctypes, out.ctypes)
+            call_dot(kernel, w, a, out)
         else:
-            kernel(a.ctypes, w.ctypes, out.ctypes)
+            call_dot(kernel, a, w, out)
 
 
 @njit
@@ -50,7 +48,7 @@ def blas_update(calls, w, d, a, ints, scalars, trans):
 @njit
 def kernel_update(calls, kernel, w, d, a):
     for _ in range(calls):
-        kernel(w.ctypes, d.ctypes, a.ctypes, -1e-9, 1.0)
+        call_update(kernel, w, d, a, -1e-9, 1.0)
 
 
 def runners(n_in, n_out, m, dtype, calls):
@@ -61,10 +59,10 @@ def runners(n_in, n_out, m, dtype, calls):
     d = (rng.random((m, n_out)) * 1e-3).astype(dtype)
     transposed = m <= TRANSPOSED_FORWARD_MAX_ROWS
     out = numpy.empty((n_out, m) if transposed else (m, n_out), dtype)
-    forward = dot_nt(n_out, m, n_in, dtype) if transposed else dot_nt(m, n_out, n_in, dtype)
+    forward = (dot_nt(n_out, m, n_in, dtype) if transposed else dot_nt(m, n_out, n_in, dtype)).address
     ints, scalars = numpy.empty(6, numpy.int32), numpy.empty(2, dtype)
     trans = numpy.array([ord("N"), ord("T")], numpy.uint8)
-    step = update(n_out, n_in, m, dtype)
+    step = update(n_out, n_in, m, dtype).address
     expected = (w @ a.T) if transposed else (a @ w.T)  # the kernels checked before timing
     kernel_forward(1, forward, w, a, out, transposed)
     tolerance = (1e-5 if dtype == "float32" else 1e-12) * abs(expected).max()
@@ -84,7 +82,6 @@ def main():
     parser.add_argument("--cpu-time", action="store_true",
                         help="time by the process's CPU time, not the wall clock")
     args = parser.parse_args()
-    warnings.simplefilter("ignore", NumbaExperimentalFeatureWarning)  # kernels as arguments
     controller, _ = cpu_threads.scipy_blas()
     if controller is not None:
         controller.set_num_threads(1)

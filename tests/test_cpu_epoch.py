@@ -15,10 +15,6 @@ from nn_gpu.backends.cpu_epoch import epoch_kernels, pixel_codes, sgd_epoch
 from nn_gpu.backends.cpu_threads import ThreadChoice, thread_table
 from nn_gpu.busy import competing_processes
 
-# sgd_epoch called directly takes the shape kernels as first-class functions.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::numba.core.errors.NumbaExperimentalFeatureWarning")
-
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_pixel_codes_give_back_exactly_the_loaded_inputs(mnist_slice, dtype):
@@ -53,7 +49,7 @@ def run_epoch(X, Y, order, sizes, batch_size, threads, restore, dtype="float64",
               batch_size, 0.5, True, numpy.zeros(len(sizes) - 1, numpy.int64), 1.0, 0.0,
               *spare, numpy.asarray(threads, numpy.int32), restore,
               tuple(numpy.empty((n, m if transposed else 0), dtype) for n in sizes[1:]),
-              *epoch_kernels(sizes, m, dtype, use=small_gemm))
+              epoch_kernels(sizes, m, dtype, use=small_gemm))
     return weights + biases
 
 
@@ -108,7 +104,7 @@ def test_shape_kernels_give_the_blas_epoch(mnist_slice, dtype, rtol):
                                transposed=True, small_gemm=k) for k in (False, True))
     for a, b in zip(blas, kernels):
         numpy.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-2)
-        assert not numpy.array_equal(a, b) or a.size < 20  # the kernels did run
+    assert not numpy.array_equal(blas[0], kernels[0])  # the kernels ran: they round differently
 
 
 def test_threads_argument_trains_as_the_default(mnist_slice):

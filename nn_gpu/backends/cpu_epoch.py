@@ -27,12 +27,10 @@ shapes (:mod:`.small_gemm`) are 1.4-2.8x faster there.
 import ctypes
 import math
 import time
-import warnings
 
 import llvmlite.binding
 import numpy
 from numba import njit, types
-from numba.core.errors import NumbaExperimentalFeatureWarning
 from numba.extending import get_cython_function_address
 
 from . import cpu_threads, small_gemm
@@ -174,7 +172,7 @@ def _derivative(code, a):
 @njit(cache=True)
 def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_size, eta,
               quadratic, kinds, decay, momentum, velocity_w, velocity_b, threads, restore,
-              transposed, kernels, forward_kernels, update_kernels):
+              transposed, kernels):
     """One epoch over the rows ``order`` of X/Y, updating weights and biases in place.
 
     X holds the inputs, or their uint8 pixel codes (:func:`pixel_codes`).
@@ -184,11 +182,10 @@ def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_
     ``restore`` 0 the thread count is never touched. ``transposed[l]``
     (n_{l+1}, batch_size), where given (non-empty), receives layer l's product
     of a full mini-batch as z^T = w a^T: the faster layout for few rows
-    (:data:`TRANSPOSED_FORWARD_MAX_ROWS`). Where ``kernels[l, 0]`` is 1, that
-    product is ``forward_kernels[l]`` (:func:`.small_gemm.dot_nt` of its shape)
-    instead of the BLAS's; where ``kernels[l, 1]`` is 1, a full mini-batch's
-    update of w (or of its velocity) is ``update_kernels[l]``
-    (:func:`.small_gemm.update`).
+    (:data:`TRANSPOSED_FORWARD_MAX_ROWS`). ``kernels[l]`` holds the addresses
+    of the kernels of layer l's shape (:func:`epoch_kernels`) for that product
+    and for a full mini-batch's update of w (or of its velocity), 0 where the
+    BLAS makes it.
 
     ``activations[l]`` (batch_size, n_l), ``deltas[l]`` (batch_size, n_{l+1})
     and ``targets`` (batch_size, n_L) are scratch; ``kinds`` holds each
@@ -214,8 +211,7 @@ def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_
             current = _use_threads(threads[l, 0] if full else 1, current, restore)
             if full and transposed[l].size:
                 if kernels[l, 0]:
-                    forward_kernels[l](weights[l].ctypes, activations[l].ctypes,
-                                       transposed[l].ctypes)
+                    small_gemm.call_dot(kernels[l, 0], weights[l], activations[l], transposed[l])
                 else:
                     numpy.dot(weights[l], activations[l][:m].T, transposed[l])
                 _activate(kinds[l], transposed[l].T, a, biases[l])
@@ -239,13 +235,13 @@ def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_
         for l in range(layers):                              # (3), (4): the SGD update
             delta, w, b = deltas[l][:m], weights[l], biases[l]
             current = _use_threads(threads[l, 2] if full else 1, current, restore)
-            own = full and kernels[l, 1] == 1
+            own = full and kernels[l, 1] != 0
             if momentum == 0.0:
                 for i in range(m):
                     for j in range(b.shape[0]):
                         b[j] -= delta[i, j]
                 if own:
-                    update_kernels[l](w.ctypes, delta.ctypes, activations[l].ctypes, -1.0, decay)
+                    small_gemm.call_update(kernels[l, 1], w, delta, activations[l], -1.0, decay)
                 else:
                     _gemm_update(w, delta, activations[l][:m], -1.0, decay, ints, scalars, trans)
                 continue
@@ -256,7 +252,7 @@ def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_
                     vb[j] -= delta[i, j]
                 b[j] += vb[j]
             if own:
-                update_kernels[l](v.ctypes, delta.ctypes, activations[l].ctypes, -1.0, momentum)
+                small_gemm.call_update(kernels[l, 1], v, delta, activations[l], -1.0, momentum)
             else:
                 _gemm_update(v, delta, activations[l][:m], -1.0, momentum, ints, scalars, trans)
             for j in range(w.shape[0]):
@@ -267,22 +263,20 @@ def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_
 
 
 def epoch_kernels(sizes, batch_size, dtype, use=True):
-    """:func:`sgd_epoch`'s ``kernels, forward_kernels, update_kernels``: for
-    each layer, whether its forward product and its update of a full
-    mini-batch use kernels of their shape (where :func:`.small_gemm.chosen`
-    names them, if ``use``), and those kernels; a layer without one gets a
-    1x1 kernel in its place, never called (a tuple's kernels share a type)."""
+    """:func:`sgd_epoch`'s ``kernels``: per layer, the addresses of the
+    kernels of its shape for the forward product and the update of a full
+    mini-batch, where :func:`.small_gemm.chosen` names them (and ``use``), else
+    0 (the BLAS). The kernels themselves stay in small_gemm's cache."""
     name = numpy.dtype(dtype).name
-    chosen = small_gemm.chosen(sizes, batch_size, name) if use else [(False, False)] * (
-        len(sizes) - 1)
-    shapes = list(zip(sizes[:-1], sizes[1:]))
-    forward = tuple(small_gemm.dot_nt(n_out, batch_size, n_in, name) if own
-                    else small_gemm.dot_nt(1, 1, 1, name)
-                    for (own, _), (n_in, n_out) in zip(chosen, shapes))
-    update = tuple(small_gemm.update(n_out, n_in, batch_size, name) if own
-                   else small_gemm.update(1, 1, 1, name)
-                   for (_, own), (n_in, n_out) in zip(chosen, shapes))
-    return numpy.array(chosen, numpy.int64).reshape(-1, 2), forward, update
+    chosen = small_gemm.chosen(sizes, batch_size, name) if use else []
+    addresses = numpy.zeros((len(sizes) - 1, 2), numpy.int64)
+    for l, (forward, update) in enumerate(chosen):
+        n_in, n_out = sizes[l], sizes[l + 1]
+        if forward:
+            addresses[l, 0] = small_gemm.dot_nt(n_out, batch_size, n_in, name).address
+        if update:
+            addresses[l, 1] = small_gemm.update(n_out, n_in, batch_size, name).address
+    return addresses
 
 
 class CompiledEpoch:
@@ -370,13 +364,11 @@ class CompiledEpoch:
     def _run(self, plan, weights, biases, X, Y, order, batch_size, workspace, threads, restore,
              transposed, kernels):
         momentum = workspace.velocity_w is not None
-        with warnings.catch_warnings():  # kernels as arguments: "experimental" in Numba
-            warnings.simplefilter("ignore", NumbaExperimentalFeatureWarning)
-            sgd_epoch(self.inputs(X), Y, order, tuple(weights), tuple(biases),
-                      (workspace.inputs[:batch_size], *workspace.hidden),
-                      tuple(workspace.deltas), workspace.targets[:batch_size],
-                      batch_size, float(plan.eta), self.quadratic, self.kinds, float(plan.decay),
-                      float(plan.momentum),
-                      tuple(workspace.velocity_w if momentum else workspace.grad_w),
-                      tuple(workspace.velocity_b if momentum else workspace.grad_b),
-                      threads, restore, transposed, *kernels)
+        sgd_epoch(self.inputs(X), Y, order, tuple(weights), tuple(biases),
+                  (workspace.inputs[:batch_size], *workspace.hidden),
+                  tuple(workspace.deltas), workspace.targets[:batch_size],
+                  batch_size, float(plan.eta), self.quadratic, self.kinds, float(plan.decay),
+                  float(plan.momentum),
+                  tuple(workspace.velocity_w if momentum else workspace.grad_w),
+                  tuple(workspace.velocity_b if momentum else workspace.grad_b),
+                  threads, restore, transposed, kernels)

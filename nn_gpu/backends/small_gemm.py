@@ -8,16 +8,21 @@ constants of the generated source (trip counts, strides), the register block
 is written out statement by statement, and no remainder logic runs (the edge
 blocks are separate, smaller copies of the block).
 
-Each kernel is a C-callable ``cfunc`` on raw pointers to C-ordered arrays, so
-that the epoch (compiled once, cached on disk) can take the run's kernels as
-arguments of one type. Two kinds, each checked against its NumPy twin:
+Each kernel is a C-callable ``cfunc`` on raw pointers to C-ordered arrays;
+the epoch (compiled once, cached on disk) takes the run's kernels as
+addresses and calls them with :func:`call_dot` and :func:`call_update`.
+(Numba's first-class functions would do too, but typing a tuple of them
+costs ~0.5 ms per call of the epoch, 50 calls per epoch.) Two kinds, each
+checked against its NumPy twin:
 
 - :func:`dot_nt` (P, Q, K): out = A B^T, both operands K-contiguous (the
   forward product z^T = w a^T): RP x RQ dot products at once, vectorised
   along K (the sums reassociated);
 - :func:`update` (N, K, M): c = beta·c + alpha·d^T a (the weight update
   w -= δ^T a, beta = 1 - ηλ/n, straight into w): one row of c at a time,
-  vectorised along K, the M rows of a taken IC at a time.
+  vectorised along K, the M rows of a taken IC at a time. No FMA contraction
+  here: fused, the mini-batch-1 epoch drifted from the generic core's past
+  1e-8 in 200 steps (tanh, momentum), as rounding differences do there.
 
 ``bench/small_gemm.py`` times them against SciPy's OpenBLAS; :func:`chosen`
 says where they won there.
@@ -26,7 +31,9 @@ says where they won there.
 import functools
 
 import numpy
+from llvmlite import ir
 from numba import carray, cfunc, types
+from numba.extending import intrinsic
 
 #: Dot products computed at once (rows of A x rows of B); rows of a summed per
 #: pass over a row of c. One row of c at a time: with two, LLVM can no longer
@@ -61,7 +68,7 @@ def chosen(sizes, batch_size, dtype):
 
 
 def _compile(lines, name, signature, fastmath):
-    namespace = {"numpy": numpy, "carray": carray}
+    namespace = {"numpy": numpy, "carray": carray}  # the source: sizes and a dtype name, no data
     exec(compile("\n".join(lines) + "\n", f"<small_gemm {name}>", "exec"), namespace)
     return cfunc(signature, fastmath=fastmath, nogil=True)(namespace[name])
 
@@ -132,4 +139,32 @@ def update(N, K, M, dtype):
              f"    for j in range({N}):"]
     for start in range(0, M, IC):
         lines += _update_rows(start, min(IC, M - start), K, start == 0)
-    return _compile(lines, "update", UPDATE_SIGNATURE, {"contract"})
+    return _compile(lines, "update", UPDATE_SIGNATURE, set())
+
+
+def _call_address(context, builder, signature, args):
+    """Call the cfunc at args[0] with the data pointers of the array
+    arguments and the float64 ones as they are."""
+    values = []
+    for kind, value in zip(signature.args[1:], args[1:]):
+        if isinstance(kind, types.Array):
+            data = context.make_array(kind)(context, builder, value).data
+            value = builder.bitcast(data, ir.IntType(8).as_pointer())
+        values.append(value)
+    function = ir.FunctionType(ir.VoidType(), [value.type for value in values])
+    builder.call(builder.inttoptr(args[0], function.as_pointer()), values)
+    return context.get_dummy_value()
+
+
+@intrinsic
+def call_dot(typingctx, address, A, B, out):
+    """In compiled code: the :func:`dot_nt` kernel at ``address`` on the
+    C-ordered arrays A, B, out of its shape."""
+    return types.void(types.int64, A, B, out), _call_address
+
+
+@intrinsic
+def call_update(typingctx, address, c, d, a, alpha, beta):
+    """In compiled code: the :func:`update` kernel at ``address`` on the
+    C-ordered arrays c, d, a of its shape."""
+    return types.void(types.int64, c, d, a, types.float64, types.float64), _call_address
