@@ -41,15 +41,19 @@ from numba.extending import intrinsic
 RP, RQ = 4, 3
 IC = 10
 
-#: Largest mini-batch given kernels: the forward product's OpenBLAS layout
-#: changes there (cpu_epoch.TRANSPOSED_FORWARD_MAX_ROWS), and above it the
-#: update needs several passes over w, where OpenBLAS wins.
+#: Largest mini-batch given kernels. At 100 rows the update makes several
+#: passes over w and loses (0.6-0.94x); the forward kernel still wins in
+#: float32 (1.3-1.8x) but is not wired into the epoch's plain layout (above
+#: cpu_epoch.TRANSPOSED_FORWARD_MAX_ROWS rows) yet.
 MAX_ROWS = IC
-#: Smallest mini-batch given forward kernels: with one row the product is
-#: OpenBLAS's matrix-vector path, as fast as the kernel (1.07-1.14x).
+#: Smallest mini-batch given forward kernels. With one row the product is
+#: OpenBLAS's matrix-vector path, nearly as fast (the kernel: 1.06-1.43x), and
+#: the kernel's summation order, not NumPy's, let the mini-batch-1 epoch
+#: (tanh, momentum: it amplifies rounding) drift past 1e-8 of the generic core.
 MIN_FORWARD_ROWS = 2
-#: Largest w (bytes) given the update kernel: it won at 94 KiB (float32
-#: (30, 784)), tied at 188 KiB and lost at 313 KiB, where w streams from L2.
+#: Largest w (bytes) given the update kernel at mini-batch 10: it won at
+#: 94 KiB (float32 (30, 784): 1.3-1.5x), tied at 188 KiB (float64) and at
+#: 313 KiB (float32 (100, 784)).
 MAX_UPDATE_BYTES = 128 * 1024
 
 DOT_SIGNATURE = types.void(types.voidptr, types.voidptr, types.voidptr)
