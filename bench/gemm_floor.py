@@ -47,6 +47,8 @@ def gemms_of_an_epoch(steps, weights, activations, deltas, transposed, ints, sca
                 call_dot(kernels[l, 0], weights[l], activations[l], transposed[l])
             elif transposed[l].size:
                 numpy.dot(weights[l], activations[l].T, transposed[l])
+            elif kernels[l, 0]:
+                call_dot(kernels[l, 0], activations[l], weights[l], activations[l + 1])
             else:
                 numpy.dot(activations[l], weights[l].T, activations[l + 1])
         for l in range(layers - 1, 0, -1):

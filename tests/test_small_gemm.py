@@ -39,5 +39,7 @@ def test_kernels_are_chosen_only_where_they_were_measured_faster():
     assert small_gemm.chosen([784, 30, 10], 10, "float32") == [(True, True), (True, True)]
     assert small_gemm.chosen([784, 100, 10], 10, "float32") == [(True, False), (True, True)]
     assert small_gemm.chosen([784, 30, 10], 10, "float64") == [(True, False), (True, True)]
-    assert small_gemm.chosen([784, 30, 10], 11, "float32") == [(False, False)] * 2
+    assert small_gemm.chosen([784, 30, 10], 100, "float32") == [(True, False)] * 2
+    assert small_gemm.chosen([784, 30, 10], 100, "float64") == [(False, False)] * 2
+    assert small_gemm.chosen([784, 30, 10], 1000, "float32") == [(False, False)] * 2
     assert small_gemm.chosen([784, 30, 10], 1, "float32") == [(False, True), (False, True)]

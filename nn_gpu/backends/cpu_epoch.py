@@ -19,9 +19,9 @@ Two things keep it fast where the machine is not idle and memory is slow:
 each product gets its own BLAS thread count (:mod:`.cpu_threads`), and
 MNIST-like inputs (every x = k/255, k a byte) are gathered from a uint8 copy
 and converted in the gather, reading a quarter of the bytes for the same
-float values. At mini-batches of up to 10, the forward products and the
-small weight updates skip the BLAS: kernels compiled for the run's exact
-shapes (:mod:`.small_gemm`) are 1.4-2.8x faster there.
+float values. At small mini-batches the forward products and the small
+weight updates skip the BLAS: kernels compiled for the run's exact shapes
+(:mod:`.small_gemm`) are 1.3-2.8x faster there.
 """
 
 import ctypes
@@ -216,7 +216,10 @@ def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_
                     numpy.dot(weights[l], activations[l][:m].T, transposed[l])
                 _activate(kinds[l], transposed[l].T, a, biases[l])
             else:
-                numpy.dot(activations[l][:m], weights[l].T, a)
+                if full and kernels[l, 0]:
+                    small_gemm.call_dot(kernels[l, 0], activations[l], weights[l], a)
+                else:
+                    numpy.dot(activations[l][:m], weights[l].T, a)
                 _activate(kinds[l], a, a, biases[l])
         scale = eta / m                                      # (1), scaled by η/m
         a, delta = activations[layers][:m], deltas[layers - 1][:m]
@@ -272,8 +275,10 @@ def epoch_kernels(sizes, batch_size, dtype, use=True):
     addresses = numpy.zeros((len(sizes) - 1, 2), numpy.int64)
     for l, (forward, update) in enumerate(chosen):
         n_in, n_out = sizes[l], sizes[l + 1]
-        if forward:
+        if forward and batch_size <= TRANSPOSED_FORWARD_MAX_ROWS:     # z^T = w a^T
             addresses[l, 0] = small_gemm.dot_nt(n_out, batch_size, n_in, name).address
+        elif forward:                                                   # z = a w^T
+            addresses[l, 0] = small_gemm.dot_nt(batch_size, n_out, n_in, name).address
         if update:
             addresses[l, 1] = small_gemm.update(n_out, n_in, batch_size, name).address
     return addresses

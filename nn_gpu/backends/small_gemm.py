@@ -16,8 +16,8 @@ costs ~0.5 ms per call of the epoch, 50 calls per epoch.) Two kinds, each
 checked against its NumPy twin:
 
 - :func:`dot_nt` (P, Q, K): out = A B^T, both operands K-contiguous (the
-  forward product z^T = w a^T): RP x RQ dot products at once, vectorised
-  along K (the sums reassociated);
+  forward product z^T = w a^T, or z = a w^T from 33 rows): RP x RQ dot
+  products at once, vectorised along K (the sums reassociated);
 - :func:`update` (N, K, M): c = beta·c + alpha·d^T a (the weight update
   w -= δ^T a, beta = 1 - ηλ/n, straight into w): one row of c at a time,
   vectorised along K, the M rows of a taken IC at a time. No FMA contraction
@@ -41,16 +41,16 @@ from numba.extending import intrinsic
 RP, RQ = 4, 3
 IC = 10
 
-#: Largest mini-batch given kernels. At 100 rows the update makes several
-#: passes over w and loses (0.6-0.94x); the forward kernel still wins in
-#: float32 (1.3-1.8x) but is not wired into the epoch's plain layout (above
-#: cpu_epoch.TRANSPOSED_FORWARD_MAX_ROWS rows) yet.
-MAX_ROWS = IC
-#: Smallest mini-batch given forward kernels. With one row the product is
-#: OpenBLAS's matrix-vector path, nearly as fast (the kernel: 1.06-1.43x), and
-#: the kernel's summation order, not NumPy's, let the mini-batch-1 epoch
+#: Mini-batches whose forward products get kernels, by dtype: up to where
+#: they were measured faster (float32: 1.3-1.8x at 100 rows; float64: at 100
+#: rows 1.0-1.4x, so only up to 10), from 2 rows: with one, the product is
+#: OpenBLAS's matrix-vector path, nearly as fast (the kernel: 1.06-1.43x),
+#: and the kernel's summation order, not NumPy's, let the mini-batch-1 epoch
 #: (tanh, momentum: it amplifies rounding) drift past 1e-8 of the generic core.
-MIN_FORWARD_ROWS = 2
+FORWARD_ROWS = {"float32": range(2, 101), "float64": range(2, 11)}
+#: Largest mini-batch whose updates get kernels: above IC rows the kernel
+#: makes several passes over w and loses (0.5-0.94x at 100 rows).
+MAX_UPDATE_ROWS = IC
 #: Largest w (bytes) given the update kernel at mini-batch 10: it won at
 #: 94 KiB (float32 (30, 784): 1.3-1.5x), tied at 188 KiB (float64) and at
 #: 313 KiB (float32 (100, 784)).
@@ -64,10 +64,10 @@ UPDATE_SIGNATURE = types.void(types.voidptr, types.voidptr, types.voidptr, types
 def chosen(sizes, batch_size, dtype):
     """Per layer: (forward kernel?, update kernel?) for full mini-batches,
     where bench/small_gemm.py measured them faster than OpenBLAS."""
-    if batch_size > MAX_ROWS:
-        return [(False, False)] * (len(sizes) - 1)
+    forward = batch_size in FORWARD_ROWS.get(dtype, ())
+    update_bytes = MAX_UPDATE_BYTES if batch_size <= MAX_UPDATE_ROWS else 0
     itemsize = numpy.dtype(dtype).itemsize
-    return [(batch_size >= MIN_FORWARD_ROWS, n_in * n_out * itemsize <= MAX_UPDATE_BYTES)
+    return [(forward, n_in * n_out * itemsize <= update_bytes)
             for n_in, n_out in zip(sizes[:-1], sizes[1:])]
 
 
