@@ -1,8 +1,8 @@
 """GEMM kernels compiled for one exact shape (issue 13).
 
 The compiled epoch's products are small and skinny ((30, 784)·(784, 10) at
-mini-batch 10), where OpenBLAS spends much of each call on choosing and
-packing rather than multiplying. A training run's sizes and mini-batch never
+mini-batch 10), where OpenBLAS reaches a quarter of a core's FMA peak (the
+kernel here 73%, ``bench/RESULTS.md``). A training run's sizes and mini-batch never
 change, so each product can be compiled for its exact shape: the sizes are
 constants of the generated source (trip counts, strides), the register block
 is written out statement by statement, and no remainder logic runs (the edge
@@ -21,8 +21,8 @@ checked against its NumPy twin:
 - :func:`update` (N, K, M): c = beta·c + alpha·d^T a (the weight update
   w -= δ^T a, beta = 1 - ηλ/n, straight into w): one row of c at a time,
   vectorised along K, the M rows of a taken IC at a time. No FMA contraction
-  here: fused, the mini-batch-1 epoch drifted from the generic core's past
-  1e-8 in 200 steps (tanh, momentum), as rounding differences do there.
+  here: with it, the mini-batch-1 test epoch (tanh, momentum, 200 steps)
+  drifted past 1e-8 of the generic core, as rounding differences do there.
 
 ``bench/small_gemm.py`` times them against SciPy's OpenBLAS; :func:`chosen`
 says where they won there.
@@ -42,8 +42,8 @@ RP, RQ = 4, 3
 IC = 10
 
 #: Mini-batches whose forward products get kernels, by dtype: up to where
-#: they were measured faster (float32: 1.3-1.8x at 100 rows; float64: at 100
-#: rows 1.0-1.4x, so only up to 10), from 2 rows: with one, the product is
+#: they were measured faster (float32: 1.3-2.4x at 20-100 rows; float64: at
+#: 100 rows 1.0-1.4x, so only up to 10), from 2 rows: with one, the product is
 #: OpenBLAS's matrix-vector path, nearly as fast (the kernel: 1.06-1.43x),
 #: and the kernel's summation order, not NumPy's, let the mini-batch-1 epoch
 #: (tanh, momentum: it amplifies rounding) drift past 1e-8 of the generic core.
