@@ -1,10 +1,11 @@
 """How far the compiled CPU epoch sits above its GEMM floor.
 
-The floor here is the epoch's own BLAS calls and nothing else: a compiled
+The floor here is the epoch's own products and nothing else: a compiled
 loop making exactly the products the compiled epoch makes (same shapes, same
 layouts -- z^T = w a^T up to 32 rows --, SciPy's BLAS called from compiled
-code, the same thread count), as many steps as an epoch has, without the
-gather, σ, δ or bias work around them. ``nn-gpu bench``'s floor instead
+code, the same thread count, and the same shape kernels of
+nn_gpu.backends.small_gemm where the epoch uses them), as many steps as an
+epoch has, without the gather, σ, δ or bias work around them. ``nn-gpu bench``'s floor instead
 divides the epoch's FLOPs by NumPy's GEMM rate at those shapes, which is a
 different BLAS with its own threads: fine for comparing backends, too loose
 for asking what is left to win in ours (it can put an epoch *under* its
@@ -25,7 +26,8 @@ from numba import njit
 
 from nn_gpu import Network
 from nn_gpu.backends import NumpyBackend
-from nn_gpu.backends.cpu_epoch import TRANSPOSED_FORWARD_MAX_ROWS, _gemm_update
+from nn_gpu.backends.cpu_epoch import TRANSPOSED_FORWARD_MAX_ROWS, _gemm_update, epoch_kernels
+from nn_gpu.backends.small_gemm import call_dot, call_update
 from nn_gpu.benchmark import time_interleaved
 from nn_gpu.mnist import load_mnist
 
@@ -33,20 +35,30 @@ ETA, SEED = 3.0, 0
 
 
 @njit
-def gemms_of_an_epoch(steps, weights, activations, deltas, transposed, ints, scalars, trans):
+def gemms_of_an_epoch(steps, weights, activations, deltas, transposed, ints, scalars, trans,
+                      kernels):
     """The compiled epoch's products for ``steps`` full mini-batches: forward
-    (transposed where ``transposed[l]`` is non-empty), backprop, update."""
+    (transposed where ``transposed[l]`` is non-empty), backprop, update; by
+    the shape's kernels where ``kernels`` says so, as in the epoch."""
     layers = len(weights)
     for _ in range(steps):
         for l in range(layers):
-            if transposed[l].size:
+            if transposed[l].size and kernels[l, 0]:
+                call_dot(kernels[l, 0], weights[l], activations[l], transposed[l])
+            elif transposed[l].size:
                 numpy.dot(weights[l], activations[l].T, transposed[l])
+            elif kernels[l, 0]:
+                call_dot(kernels[l, 0], activations[l], weights[l], activations[l + 1])
             else:
                 numpy.dot(activations[l], weights[l].T, activations[l + 1])
         for l in range(layers - 1, 0, -1):
             numpy.dot(deltas[l], weights[l], deltas[l - 1])
         for l in range(layers):
-            _gemm_update(weights[l], deltas[l], activations[l], -1e-9, 1.0, ints, scalars, trans)
+            if kernels[l, 1]:
+                call_update(kernels[l, 1], weights[l], deltas[l], activations[l], -1e-9, 1.0)
+            else:
+                _gemm_update(weights[l], deltas[l], activations[l], -1e-9, 1.0, ints, scalars,
+                             trans)
 
 
 def floor_runner(sizes, batch_size, steps, dtype=numpy.float32):
@@ -60,8 +72,9 @@ def floor_runner(sizes, batch_size, steps, dtype=numpy.float32):
     transposed = tuple(numpy.empty((n, rows), dtype) for n in sizes[1:])
     ints, scalars = numpy.empty(6, numpy.int32), numpy.empty(2, dtype)
     trans = numpy.array([ord("N"), ord("T")], numpy.uint8)
+    kernels = epoch_kernels(sizes, batch_size, dtype)
     return lambda: gemms_of_an_epoch(steps, weights, activations, deltas, transposed, ints,
-                                     scalars, trans)
+                                     scalars, trans, kernels)
 
 
 def main():

@@ -10,8 +10,8 @@ import pytest
 
 from nn_gpu import Network
 from nn_gpu.backends import NumpyBackend
-from nn_gpu.backends import cpu_threads
-from nn_gpu.backends.cpu_epoch import pixel_codes, sgd_epoch
+from nn_gpu.backends import cpu_threads, small_gemm
+from nn_gpu.backends.cpu_epoch import epoch_kernels, pixel_codes, sgd_epoch
 from nn_gpu.backends.cpu_threads import ThreadChoice, thread_table
 from nn_gpu.busy import competing_processes
 
@@ -35,9 +35,10 @@ def test_inputs_that_are_not_such_pixels_keep_the_float_path(mnist_slice):
 
 
 def run_epoch(X, Y, order, sizes, batch_size, threads, restore, dtype="float64",
-              transposed=False):
+              transposed=False, small_gemm=False):
     """sgd_epoch on fresh parameters (seeded), returning them; ``transposed``:
-    forward products as z^T = w a^T."""
+    forward products as z^T = w a^T; ``small_gemm``: the shape's kernels
+    where they are chosen (they need ``transposed``)."""
     net = Network(sizes, backend="numpy", dtype=dtype, seed=3)
     weights, biases = tuple(w.copy() for w in net.weights), tuple(b.copy() for b in net.biases)
     m = batch_size
@@ -47,7 +48,8 @@ def run_epoch(X, Y, order, sizes, batch_size, threads, restore, dtype="float64",
     sgd_epoch(X, Y, order, weights, biases, acts, deltas, numpy.empty((m, sizes[-1]), dtype),
               batch_size, 0.5, True, numpy.zeros(len(sizes) - 1, numpy.int64), 1.0, 0.0,
               *spare, numpy.asarray(threads, numpy.int32), restore,
-              tuple(numpy.empty((n, m if transposed else 0), dtype) for n in sizes[1:]))
+              tuple(numpy.empty((n, m if transposed else 0), dtype) for n in sizes[1:]),
+              epoch_kernels(sizes, m, dtype, use=small_gemm))
     return weights + biases
 
 
@@ -86,6 +88,24 @@ def test_transposed_forward_products_give_the_same_epoch(mnist_slice):
                                    transposed=t) for t in (False, True))
     for a, b in zip(plain, transposed):
         numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype, rtol, batch_size, sizes", [
+    ("float64", 1e-10, 7, [784, 17, 10]), ("float32", 1e-4, 7, [784, 17, 10]),
+    ("float32", 1e-4, 50, [784, 17, 10])])
+def test_shape_kernels_give_the_blas_epoch(mnist_slice, dtype, rtol, batch_size, sizes):
+    """Forward products (z^T = w a^T at 7 rows, z = a w^T at 50) and updates
+    by the kernels of their shape (edge blocks: 17 hidden units, 7 rows, a
+    partial last mini-batch) train as the BLAS does, to rounding."""
+    (X, labels), _ = mnist_slice
+    X, Y = X[:300].astype(dtype), numpy.eye(sizes[-1], dtype=dtype)[labels[:300]]
+    order = numpy.random.default_rng(4).permutation(300)
+    assert any(own for layer in small_gemm.chosen(sizes, batch_size, dtype) for own in layer)
+    blas, kernels = (run_epoch(X, Y, order, sizes, batch_size, numpy.ones((2, 3)), 0, dtype,
+                               transposed=batch_size <= 32, small_gemm=k) for k in (False, True))
+    for a, b in zip(blas, kernels):
+        numpy.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-2)
+    assert not numpy.array_equal(blas[0], kernels[0])  # the kernels ran: they round differently
 
 
 def test_threads_argument_trains_as_the_default(mnist_slice):

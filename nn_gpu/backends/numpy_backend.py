@@ -25,15 +25,19 @@ COMPILED_COSTS = {QuadraticCost: True, CrossEntropyCost: False, LogLikelihoodCos
 class NumpyBackend(Backend):
     name = "numpy"
 
-    def __init__(self, reason="", threads=None):
+    def __init__(self, reason="", threads=None, small_gemm=True):
         """``threads``: BLAS threads of every product of the compiled epoch
-        (default None: chosen per product, see :mod:`.cpu_threads`)."""
+        (default None: chosen per product, see :mod:`.cpu_threads`).
+        ``small_gemm``: let the compiled epoch use kernels compiled for the
+        run's shapes where they beat the BLAS (:mod:`.small_gemm`); False:
+        the BLAS for every product."""
         super().__init__(numpy, reason)
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                     or threads < 1):
             raise InvalidArgumentError(f"threads must be a positive integer or None, "
                                        f"got {threads!r}")
         self.threads = threads
+        self.small_gemm = bool(small_gemm)
         from scipy.special import expit  # here, not at import: `import nn_gpu` needs only numpy
 
         self._expit = expit
@@ -48,7 +52,7 @@ class NumpyBackend(Backend):
 
         if not all(kind in ACTIVATION_CODES for kind in plan.kinds):
             return None
-        return CompiledEpoch(plan, COMPILED_COSTS[plan.cost], self.threads)
+        return CompiledEpoch(plan, COMPILED_COSTS[plan.cost], self.threads, self.small_gemm)
 
     def sigmoid(self, z, out):
         # One pass, no overflow warning for large |z| (unlike 1/(1+exp(-z))).
