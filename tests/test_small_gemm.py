@@ -43,3 +43,17 @@ def test_kernels_are_chosen_only_where_they_were_measured_faster():
     assert small_gemm.chosen([784, 30, 10], 100, "float64") == [(False, False)] * 2
     assert small_gemm.chosen([784, 30, 10], 1000, "float32") == [(False, False)] * 2
     assert small_gemm.chosen([784, 30, 10], 1, "float32") == [(False, True), (False, True)]
+
+
+def test_a_signal_while_kernels_compile_arrives_after_they_are_built():
+    """Ctrl-C during the compile is held (LLVM's callbacks into Python would
+    print it and lose it) and raised once the block ends."""
+    import signal
+
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with small_gemm.signals_deferred():
+            signal.raise_signal(signal.SIGINT)
+            reached.append("after the signal")
+    assert reached == ["after the signal"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -28,7 +28,10 @@ checked against its NumPy twin:
 says where they won there.
 """
 
+import contextlib
 import functools
+import signal
+import threading
 
 import numpy
 from llvmlite import ir
@@ -74,7 +77,34 @@ def chosen(sizes, batch_size, dtype):
 def _compile(lines, name, signature, fastmath):
     namespace = {"numpy": numpy, "carray": carray}  # the source: sizes and a dtype name, no data
     exec(compile("\n".join(lines) + "\n", f"<small_gemm {name}>", "exec"), namespace)
-    return cfunc(signature, fastmath=fastmath, nogil=True)(namespace[name])
+    with signals_deferred():
+        return cfunc(signature, fastmath=fastmath, nogil=True)(namespace[name])
+
+
+@contextlib.contextmanager
+def signals_deferred(signals=(signal.SIGINT, signal.SIGTERM)):
+    """Hold Ctrl-C and SIGTERM until the block ends, then deliver them.
+
+    While LLVM compiles it calls back into Python (Numba's object cache), and
+    an exception raised there by a signal handler is printed as "Exception
+    ignored ... Traceback" and lost: a run interrupted while it compiles its
+    kernels would go on. Handlers Python does not own (None) or signals
+    ignored are left alone; off the main thread nothing can be changed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught, previous = [], {}
+    for number in signals:
+        handler = signal.getsignal(number)
+        if handler not in (None, signal.SIG_IGN):
+            previous[number] = signal.signal(number, lambda got, frame: caught.append(got))
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in caught:
+            signal.raise_signal(number)
 
 
 def _blocks(total, size):
