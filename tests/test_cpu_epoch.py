@@ -188,3 +188,20 @@ def test_threads_must_be_a_positive_integer(threads):
 
     with pytest.raises(InvalidArgumentError, match="threads must be a positive integer"):
         NumpyBackend(threads=threads)
+
+
+def test_only_mnist_sized_runs_compile_shape_kernels(monkeypatch):
+    """Kernels take seconds to compile: a run on a small set keeps the BLAS
+    (no kernel addresses), one on 50,000 examples gets its shape's kernels."""
+    from nn_gpu import core
+    from nn_gpu.backends import cpu_epoch
+
+    def kernels_of(train_size):
+        plan = core.Plan(cost=None, kinds=("sigmoid", "sigmoid"), eta=1.0, train_size=train_size)
+        epoch = cpu_epoch.CompiledEpoch(plan, quadratic=True)
+        return epoch.kernels([784, 30, 10], 10, "float32")
+
+    monkeypatch.setattr(small_gemm, "dot_nt", lambda *shape: type("K", (), {"address": 1})())
+    monkeypatch.setattr(small_gemm, "update", lambda *shape: type("K", (), {"address": 2})())
+    assert not kernels_of(cpu_epoch.KERNEL_MIN_EXAMPLES - 1).any()
+    assert (kernels_of(50_000) == [[1, 2], [1, 2]]).all()

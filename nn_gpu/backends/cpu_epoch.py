@@ -59,6 +59,14 @@ _set_blas_threads = types.ExternalFunction("nn_gpu_blas_set_threads", types.void
 #: layout wins; ``bench/RESULTS.md``).
 TRANSPOSED_FORWARD_MAX_ROWS = 32
 
+#: Smallest training set (examples) whose runs compile their shape kernels
+#: (:mod:`.small_gemm`). Compiling is not free and not cached on disk: ~2.5 s
+#: for [784, 30, 10] at mini-batch 10 (five epochs of 50,000 images took
+#: 4.1-5.2 s with the kernels, 2.3 s without), against ~70 ms saved per such
+#: epoch. MNIST-sized runs make them; the small sets of tests and demos,
+#: which could never earn them back, do not.
+KERNEL_MIN_EXAMPLES = 20_000
+
 #: Activation codes of the compiled loop.
 ACTIVATION_CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "softmax": 3}
 
@@ -294,7 +302,8 @@ class CompiledEpoch:
     whichever of one thread and the BLAS's configured count
     :class:`~.cpu_threads.ThreadChoice` finds faster; an int: that many for
     every product. ``small_gemm``: whether products that
-    :func:`.small_gemm.chosen` names skip the BLAS for kernels of their shape.
+    :func:`.small_gemm.chosen` names skip the BLAS for kernels of their shape
+    -- in runs on at least :data:`KERNEL_MIN_EXAMPLES` examples.
     """
 
     def __init__(self, plan, quadratic, threads=None, small_gemm=True):
@@ -304,7 +313,8 @@ class CompiledEpoch:
         self.choice = None
         self._inputs = (None, None)
         self._transposed = {}
-        self.small_gemm = small_gemm
+        self.small_gemm = small_gemm and plan.train_size is not None and \
+            plan.train_size >= KERNEL_MIN_EXAMPLES
         self._kernels = {}
 
     def inputs(self, X):
