@@ -106,7 +106,8 @@ def read_number(net, image, check=None):
                           if piece.ink is not None])
     probs = probabilities(net, inputs)  # one batch: every candidate
     wholes = None if check is None else probabilities(check, numpy.stack(  # and one more
-        [check_input(piece.ink, height, Image) for piece in pieces if piece.ink is not None]))[:, 1]
+        [check_input(piece.ink, height, Image)
+         for piece in pieces if piece.ink is not None]))[:, 1]
     digits, confidences, boxes = [], [], []
     for piece, p in best_cuts(components, cuts, pieces, probs, height, wholes):
         label = int(numpy.argmax(p))

@@ -9,12 +9,13 @@ module trains the missing judge: a small network with one output neuron
 (``[1568, 100, 1]``, cross-entropy, L2), whose output is the probability
 that a piece is exactly one whole digit. It sees each piece twice
 (:func:`nn_gpu.reading.check_input`): made MNIST-like, as the classifier
-sees it, and at its line's scale, where half a digit is half as wide as its neighbours and
-two digits twice as wide -- sizes the MNIST-like view scales away. (On
-pieces of numbers made of validation digits, either view alone judged
-89-90% right, both 91-92%; with the reader's digit bonus retuned for it,
-touching digits read right went from 79% to 85% (ch3-l2) and from 82% to
-87% (best-mlp), against the earlier ``[784, 30, 1]`` check of one view.)
+sees it, and at its line's scale, where half a digit stays half as wide as
+its neighbours and two digits twice as wide -- sizes the MNIST-like view
+scales away. (On pieces of numbers made of validation digits, either view
+alone judged 89-90% right, both 91-92%; with the reader's digit bonus
+retuned for it, touching digits read right went from 79% to 85% (ch3-l2)
+and from 82% to 87% (best-mlp after 8 epochs), against the earlier
+``[784, 30, 1]`` check of one view: ``bench/RESULTS.md``.)
 
 Its examples are the reader's own candidate pieces
 (:func:`nn_gpu.reading.candidate_pieces`) of numbers composed from MNIST
@@ -46,9 +47,10 @@ SEED = 0
 
 
 def pieces_and_verdicts(X, rng, count):
-    """(inputs, verdicts): :func:`~nn_gpu.reading.check_input` of each candidate piece of
-    ``count`` numbers composed from the digits ``X`` (rows of 784), and 1
-    for each piece that is one whole digit, 0 for one that is not."""
+    """(inputs, verdicts): :func:`~nn_gpu.reading.check_input` of each
+    candidate piece of ``count`` numbers composed from the digits ``X`` (rows
+    of 784), and 1 for each piece that is one whole digit, 0 for one that is
+    not."""
     Image = images.require_pillow()[0]
     inputs, verdicts = [], []
     for k in range(count):
