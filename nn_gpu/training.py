@@ -50,6 +50,13 @@ class EpochRunner:
             # The backend's native epoch, if it has one (loaded now, not in epoch 1).
             self.compiled = backend.compiled_epoch(self.plan(1.0))
 
+    def compiled_fits(self):
+        """Whether the native epoch can take the parameters as they are: it
+        reads them as C-ordered memory (BLAS calls and kernels on raw
+        pointers), so weights a user set in another order (a transpose, a
+        Fortran array) train through the generic core instead."""
+        return all(p.flags.c_contiguous for p in (*self.net.weights, *self.net.biases))
+
     def _check_reference_supports(self):
         net, settings = self.net, self.settings
         if (net.activation != "sigmoid" or net.cost.name not in ("quadratic", "cross_entropy")
@@ -77,7 +84,7 @@ class EpochRunner:
             if self.method == "per_example":
                 reference.train_epoch(backend, net.cost.name, net.weights, net.biases, self.X,
                                       self.Y, order[part], batch, eta)
-            elif self.compiled is not None:
+            elif self.compiled is not None and self.compiled_fits():
                 self.compiled(self.plan(eta), net.weights, net.biases, self.X, self.Y,
                               device_order[part], batch, self.workspace)
             else:

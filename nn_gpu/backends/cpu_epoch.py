@@ -313,8 +313,7 @@ class CompiledEpoch:
         self.choice = None
         self._inputs = (None, None)
         self._transposed = {}
-        self.small_gemm = small_gemm and plan.train_size is not None and \
-            plan.train_size >= KERNEL_MIN_EXAMPLES
+        self.small_gemm = small_gemm and plan.train_size >= KERNEL_MIN_EXAMPLES
         self._kernels = {}
 
     def inputs(self, X):
