@@ -130,7 +130,6 @@ def cmd_bench(args):
         parser.error("--busy compares thread settings itself: drop --peers and --threads")
     if (args.busy or args.peers) and (args.dtype != "float32" or args.plot):
         parser.error("--busy and --peers measure float32 epochs and draw no plot")
-    progress = (lambda line: print(f"  {line}", file=sys.stderr, flush=True))
 
     config = {"sizes": args.sizes, "batch_sizes": batch_sizes, "methods": methods,
               "dtype": args.dtype, "repeats": args.repeats, "train_size": args.train_size,
@@ -141,14 +140,13 @@ def cmd_bench(args):
         training = first_examples(args.data, args.train_size)
         if args.busy or args.peers:
             with blas_thread_limit(args.blas_threads):
-                return cpu_comparison(args, training, batch_sizes, config, environment(backend),
-                                      progress)
+                return cpu_comparison(args, training, batch_sizes, config, environment(backend))
         with blas_thread_limit(args.blas_threads):
             env = environment(backend)
             header = header_line(env, config)
             print(header, file=sys.stderr, flush=True)
             results = run_benchmark(training, args.sizes, batch_sizes, methods, backend,
-                                    args.dtype, args.repeats, progress)
+                                    args.dtype, args.repeats, show_progress)
     except KeyboardInterrupt:
         print("Interrupted; no results written", file=sys.stderr, flush=True)
         return 130
@@ -164,12 +162,17 @@ def cmd_bench(args):
     return 0
 
 
-def cpu_comparison(args, training, batch_sizes, config, env, progress):
+def show_progress(line):
+    """One line of a benchmark's progress, on stderr (stdout stays the table)."""
+    print(f"  {line}", file=sys.stderr, flush=True)
+
+
+def cpu_comparison(args, training, batch_sizes, config, env):
     """``--busy N`` or ``--peers``: print (and save) that comparison's table."""
     print(header_line(env, config), file=sys.stderr, flush=True)
     if args.busy:
         results = busy_benchmark(training, [args.sizes], batch_sizes, args.repeats, args.busy,
-                                 progress=progress)
+                                 progress=show_progress)
         lines = format_busy_table(results)
         lines.append(f"{args.busy} core(s) kept busy by a spinning process; median of "
                      f"{args.repeats} epochs each, taken in turn; chosen: BLAS threads chosen "
@@ -177,7 +180,7 @@ def cpu_comparison(args, training, batch_sizes, config, env, progress):
         missing = {}
     else:
         results, missing = compare_peers(training, args.sizes, batch_sizes, args.threads,
-                                         args.repeats, progress=progress)
+                                         args.repeats, progress=show_progress)
         lines = format_peer_table(results)
         lines += [f"{name}: skipped, {why}" for name, why in missing.items()]
     print(header_line(env, config))
@@ -222,7 +225,6 @@ def cmd_bench_conv(args):
               "dtype": args.dtype, "repeats": args.repeats, "train_size": train_size,
               "backend": backend.name, "threads": threads, "peers": args.peers,
               "cpu_time": args.cpu_time, "data": str(resolve_data_dir(args.data))}
-    progress = (lambda line: print(f"  {line}", file=sys.stderr, flush=True))
     try:
         training = first_examples(args.data, train_size)
         with blas_thread_limit(threads):
@@ -233,7 +235,7 @@ def cmd_bench_conv(args):
                 training, layers, batch_sizes, backend, options["eta"], options["l2"],
                 args.dtype, args.repeats, threads, args.peers,
                 clock=time.process_time if args.cpu_time else time.perf_counter,
-                progress=progress)
+                progress=show_progress)
     except KeyboardInterrupt:
         print("Interrupted; no results written", file=sys.stderr, flush=True)
         return 130
