@@ -1,4 +1,5 @@
-"""The compiled CPU epoch's own choices: the uint8 gather and the BLAS threads.
+"""The compiled CPU epoch's own choices: the uint8 gather, its prefetching and
+the BLAS threads.
 
 Whatever they choose, the arithmetic must stay that of the float path (the
 epoch against the generic core is tested in test_backends.py)."""
@@ -11,8 +12,9 @@ import pytest
 from nn_gpu import Network
 from nn_gpu.backends import NumpyBackend
 from nn_gpu.backends import cpu_threads, small_gemm
-from nn_gpu.backends.cpu_epoch import epoch_kernels, pixel_codes, sgd_epoch
+from nn_gpu.backends.cpu_epoch import PREFETCH_ROWS, epoch_kernels, pixel_codes, sgd_epoch
 from nn_gpu.backends.cpu_threads import ThreadChoice, thread_table
+from nn_gpu.backends.prefetch import prefetch_row
 from nn_gpu.busy import competing_processes
 
 
@@ -35,10 +37,11 @@ def test_inputs_that_are_not_such_pixels_keep_the_float_path(mnist_slice):
 
 
 def run_epoch(X, Y, order, sizes, batch_size, threads, restore, dtype="float64",
-              transposed=False, small_gemm=False):
+              transposed=False, small_gemm=False, ahead=0):
     """sgd_epoch on fresh parameters (seeded), returning them; ``transposed``:
     forward products as z^T = w a^T; ``small_gemm``: the shape's kernels
-    where they are chosen (they need ``transposed``)."""
+    where they are chosen (they need ``transposed``); ``ahead``: rows
+    prefetched ahead of the gather."""
     net = Network(sizes, backend="numpy", dtype=dtype, seed=3)
     weights, biases = tuple(w.copy() for w in net.weights), tuple(b.copy() for b in net.biases)
     m = batch_size
@@ -49,7 +52,7 @@ def run_epoch(X, Y, order, sizes, batch_size, threads, restore, dtype="float64",
               batch_size, 0.5, True, numpy.zeros(len(sizes) - 1, numpy.int64), 1.0, 0.0,
               *spare, numpy.asarray(threads, numpy.int32), restore,
               tuple(numpy.empty((n, m if transposed else 0), dtype) for n in sizes[1:]),
-              epoch_kernels(sizes, m, dtype, use=small_gemm))
+              epoch_kernels(sizes, m, dtype, use=small_gemm), ahead)
     return weights + biases
 
 
@@ -64,6 +67,30 @@ def test_uint8_gather_trains_bit_for_bit_as_the_float_gather(mnist_slice, dtype)
     codes = run_epoch(pixel_codes(X), Y, order, sizes, 7, zeros, 0, dtype)
     for a, b in zip(floats, codes):
         assert numpy.array_equal(a, b)
+
+
+@pytest.mark.parametrize("pixels", [True, False])
+@pytest.mark.parametrize("batch_size", [7, 50])
+def test_prefetching_the_gather_trains_bit_for_bit_as_without(mnist_slice, pixels, batch_size):
+    """Prefetching changes no value: uint8 codes or float rows, the whole next
+    mini-batch ahead (7 rows) or a window inside a larger gather (50), up to
+    the shuffle's end (a partial last mini-batch at 7)."""
+    (X, labels), _ = mnist_slice
+    X, Y = X[:300].astype("float32"), numpy.eye(10, dtype="float32")[labels[:300]]
+    order = numpy.random.default_rng(5).permutation(300)
+    inputs = pixel_codes(X) if pixels else X
+    assert 7 < PREFETCH_ROWS < 50
+    plain, prefetched = (run_epoch(inputs, Y, order, [784, 12, 10], batch_size, numpy.ones((2, 3)),
+                                   0, "float32", ahead=a) for a in (0, PREFETCH_ROWS))
+    for a, b in zip(plain, prefetched):
+        assert numpy.array_equal(a, b)
+
+
+def test_prefetch_row_compiles_to_prefetch_instructions():
+    row = numpy.zeros(784, numpy.uint8)
+    prefetch_row(row)
+    assembly = prefetch_row.inspect_asm(prefetch_row.signatures[0])
+    assert "prefetch" in assembly, "llvm.prefetch emitted no instruction"
 
 
 def test_every_thread_choice_gives_the_same_epoch_and_restores_the_blas(mnist_slice):

@@ -19,9 +19,11 @@ Two things keep it fast where the machine is not idle and memory is slow:
 each product gets its own BLAS thread count (:mod:`.cpu_threads`), and
 MNIST-like inputs (every x = k/255, k a byte) are gathered from a uint8 copy
 and converted in the gather, reading a quarter of the bytes for the same
-float values. At small mini-batches the forward products and the small
-weight updates skip the BLAS: kernels compiled for the run's exact shapes
-(:mod:`.small_gemm`) are 1.3-2.8x faster there.
+float values, and the rows of the next gather, known from the shuffle, are
+prefetched while the current step computes (:mod:`.prefetch`). At small
+mini-batches the forward products and the small weight updates skip the
+BLAS: kernels compiled for the run's exact shapes (:mod:`.small_gemm`) are
+1.3-2.8x faster there.
 """
 
 import ctypes
@@ -34,6 +36,7 @@ from numba import njit, types
 from numba.extending import get_cython_function_address
 
 from . import cpu_threads, small_gemm
+from .prefetch import prefetch_row
 
 # SciPy's Fortran xGEMM (every argument by pointer), registered by name so that
 # compiled code calling it can be cached on disk (a ctypes pointer cannot).
@@ -66,6 +69,13 @@ TRANSPOSED_FORWARD_MAX_ROWS = 32
 #: epoch. MNIST-sized runs make them; the small sets of tests and demos,
 #: which could never earn them back, do not.
 KERNEL_MIN_EXAMPLES = 20_000
+
+#: Rows of the shuffle whose inputs and targets the epoch prefetches ahead of
+#: the gather: all of the next mini-batch up to this size while the current
+#: one computes, and inside a larger gather this many rows ahead of the row it
+#: copies. 10 to 64 measured alike ([784, 30, 10]: 20-25% off the mini-batch-10
+#: epoch, ``bench/RESULTS.md``).
+PREFETCH_ROWS = 16
 
 #: Activation codes of the compiled loop.
 ACTIVATION_CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "softmax": 3}
@@ -113,6 +123,16 @@ def _gather_row(dst, src):
             dst[j] = _pixel(src[j])
     else:
         dst[:] = src
+
+
+@njit(cache=True)
+def _prefetch_rows(X, Y, order, asked, until):
+    """Prefetch the rows order[asked:until] of X and Y; the rows asked for so
+    far (``until``, or ``asked`` if it is ahead of it)."""
+    for g in range(asked, until):
+        prefetch_row(X[order[g]])
+        prefetch_row(Y[order[g]])
+    return max(asked, until)
 
 
 @njit(cache=True)
@@ -180,7 +200,7 @@ def _derivative(code, a):
 @njit(cache=True)
 def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_size, eta,
               quadratic, kinds, decay, momentum, velocity_w, velocity_b, threads, restore,
-              transposed, kernels):
+              transposed, kernels, ahead):
     """One epoch over the rows ``order`` of X/Y, updating weights and biases in place.
 
     X holds the inputs, or their uint8 pixel codes (:func:`pixel_codes`).
@@ -193,7 +213,8 @@ def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_
     (:data:`TRANSPOSED_FORWARD_MAX_ROWS`). ``kernels[l]`` holds the addresses
     of the kernels of layer l's shape (:func:`epoch_kernels`) for that product
     and for a full mini-batch's update of w (or of its velocity), 0 where the
-    BLAS makes it.
+    BLAS makes it. ``ahead``: the rows of ``order`` prefetched ahead of the
+    gather (:data:`PREFETCH_ROWS`; 0: none).
 
     ``activations[l]`` (batch_size, n_l), ``deltas[l]`` (batch_size, n_{l+1})
     and ``targets`` (batch_size, n_L) are scratch; ``kinds`` holds each
@@ -206,14 +227,18 @@ def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_
     ints = numpy.empty(6, numpy.int32)
     scalars = numpy.empty(2, weights[0].dtype)
     trans = numpy.array([ord("N"), ord("T")], numpy.uint8)
-    current = 0
+    current = asked = 0
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
         full = m == batch_size
         x, y = activations[0][:m], targets[:m]
         for i in range(m):                                   # gather the mini-batch
+            if ahead:
+                asked = _prefetch_rows(X, Y, order, asked, min(n, start + i + 1 + ahead))
             _gather_row(x[i], X[order[start + i]])
             y[i, :] = Y[order[start + i]]
+        if ahead:                                            # the next rows, while we compute
+            asked = _prefetch_rows(X, Y, order, asked, min(n, start + m + ahead))
         for l in range(layers):                              # a^l = f(a^{l-1} w^T + b)
             a = activations[l + 1][:m]
             current = _use_threads(threads[l, 0] if full else 1, current, restore)
@@ -304,6 +329,8 @@ class CompiledEpoch:
     every product. ``small_gemm``: whether products that
     :func:`.small_gemm.chosen` names skip the BLAS for kernels of their shape
     -- in runs on at least :data:`KERNEL_MIN_EXAMPLES` examples.
+    ``ahead`` (attribute): the rows prefetched ahead of the gather,
+    :data:`PREFETCH_ROWS`; the benchmarks set 0 to time the epoch without.
     """
 
     def __init__(self, plan, quadratic, threads=None, small_gemm=True):
@@ -315,6 +342,7 @@ class CompiledEpoch:
         self._transposed = {}
         self.small_gemm = small_gemm and plan.train_size >= KERNEL_MIN_EXAMPLES
         self._kernels = {}
+        self.ahead = PREFETCH_ROWS
 
     def inputs(self, X):
         """What the gather reads for X: its pixel codes where it has them."""
@@ -385,4 +413,4 @@ class CompiledEpoch:
                   float(plan.momentum),
                   tuple(workspace.velocity_w if momentum else workspace.grad_w),
                   tuple(workspace.velocity_b if momentum else workspace.grad_b),
-                  threads, restore, transposed, kernels)
+                  threads, restore, transposed, kernels, self.ahead)
