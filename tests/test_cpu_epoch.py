@@ -8,13 +8,14 @@ import os
 
 import numpy
 import pytest
+from numba import njit
 
 from nn_gpu import Network
 from nn_gpu.backends import NumpyBackend
 from nn_gpu.backends import cpu_threads, small_gemm
 from nn_gpu.backends.cpu_epoch import PREFETCH_ROWS, epoch_kernels, pixel_codes, sgd_epoch
 from nn_gpu.backends.cpu_threads import ThreadChoice, thread_table
-from nn_gpu.backends.prefetch import prefetch_row
+from nn_gpu.backends.prefetch import prefetch, prefetch_row
 from nn_gpu.busy import competing_processes
 
 
@@ -86,10 +87,16 @@ def test_prefetching_the_gather_trains_bit_for_bit_as_without(mnist_slice, pixel
         assert numpy.array_equal(a, b)
 
 
-def test_prefetch_row_compiles_to_prefetch_instructions():
+def test_prefetch_compiles_to_prefetch_instructions():
+    @njit  # not cached, so that its assembly can be read
+    def ask_for_both_ends(row):
+        prefetch(row, 0)
+        prefetch(row, row.size - 1)
+
     row = numpy.zeros(784, numpy.uint8)
+    ask_for_both_ends(row)
     prefetch_row(row)
-    assembly = prefetch_row.inspect_asm(prefetch_row.signatures[0])
+    assembly = ask_for_both_ends.inspect_asm(ask_for_both_ends.signatures[0])
     assert "prefetch" in assembly, "llvm.prefetch emitted no instruction"
 
 
