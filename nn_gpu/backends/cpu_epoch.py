@@ -33,9 +33,10 @@ import time
 import llvmlite.binding
 import numpy
 from numba import njit, types
-from numba.extending import get_cython_function_address
+from numba.extending import get_cython_function_address, overload
 
 from . import cpu_threads, small_gemm
+from .float32_exp import exp32
 from .prefetch import prefetch_row
 
 # SciPy's Fortran xGEMM (every argument by pointer), registered by name so that
@@ -160,10 +161,42 @@ def pixel_codes(X):
     return codes if _encode_pixels(X, codes) else None
 
 
+def _sigmoid(x):
+    """σ(x) in compiled code: float32 through :func:`.exp32`, which
+    vectorises, float64 through ``math.exp``."""
+
+
+@overload(_sigmoid)
+def _sigmoid_of(x):
+    if x == types.float32:
+        return lambda x: numpy.float32(1) / (numpy.float32(1) + exp32(-x))
+    return lambda x: 1.0 / (1.0 + math.exp(-x))
+
+
+@njit(cache=True, error_model="numpy")
+def _sigmoid_in_place(c, b, bias_per_row):
+    """c = σ(c + b), b along c's columns, or along its rows where
+    ``bias_per_row``: in place (LLVM leaves a loop from one array into another
+    scalar when they may be the same), and with no zero-division check
+    (1 + e^-x >= 1): the loop it vectorises."""
+    for i in range(c.shape[0]):
+        for j in range(c.shape[1]):
+            c[i, j] = _sigmoid(c[i, j] + (b[i] if bias_per_row else b[j]))
+
+
 @njit(cache=True)
 def _activate(code, z, a, b):
     """a = f(z + b), row by row (softmax over each row); z may be a itself,
-    or the transpose of the product as BLAS wrote it."""
+    or the transpose of the product as BLAS wrote it (σ overwrites that)."""
+    if code == 0:                                  # σ along contiguous rows
+        if z.strides[0] < z.strides[1]:            # z^T as BLAS wrote it
+            _sigmoid_in_place(z.T, b, True)
+            a[:] = z
+        else:
+            if z.ctypes.data != a.ctypes.data:
+                a[:] = z
+            _sigmoid_in_place(a, b, False)
+        return
     for i in range(a.shape[0]):
         if code == 3:
             top = -numpy.inf
@@ -179,9 +212,7 @@ def _activate(code, z, a, b):
             continue
         for j in range(a.shape[1]):
             x = z[i, j] + b[j]
-            if code == 0:
-                a[i, j] = 1.0 / (1.0 + math.exp(-x))
-            elif code == 1:
+            if code == 1:
                 a[i, j] = math.tanh(x)
             else:
                 a[i, j] = max(x, 0.0)
