@@ -23,11 +23,13 @@ def test_exp32_is_within_float32_rounding_of_e_to_the_x():
     assert numpy.max(numpy.abs(got - exact) / exact) < 1.5e-7   # float32's ulp: up to 1.19e-7
 
 
-def test_exp32_clamps_instead_of_overflowing():
+def test_exp32_clamps_instead_of_overflowing_and_keeps_nan():
     x = numpy.array([-1e4, LOWEST, HIGHEST, 1e4, numpy.inf, -numpy.inf], numpy.float32)
     got = exp32_of(x, numpy.empty_like(x))
     assert numpy.all(numpy.isfinite(got)) and numpy.all(got > 0)
     assert got[0] == got[1] == got[5] and got[2] == got[3] == got[4]
+    nan = numpy.array([numpy.nan], numpy.float32)
+    assert numpy.isnan(exp32_of(nan, numpy.empty_like(nan))[0])   # a diverged run stays visible
 
 
 @pytest.mark.parametrize("layout", ["z^T as BLAS wrote it", "a itself", "another array"])

@@ -74,8 +74,8 @@ KERNEL_MIN_EXAMPLES = 20_000
 #: Rows of the shuffle whose inputs and targets the epoch prefetches ahead of
 #: the gather: all of the next mini-batch up to this size while the current
 #: one computes, and inside a larger gather this many rows ahead of the row it
-#: copies. 10 to 64 measured alike ([784, 30, 10]: 20-25% off the mini-batch-10
-#: epoch, ``bench/RESULTS.md``).
+#: copies. 10 to 64 measured alike; 12-39% off the [784, 30, 10] epochs, up to
+#: 9% off the [784, 100, 10] ones (``bench/RESULTS.md``).
 PREFETCH_ROWS = 16
 
 #: Activation codes of the compiled loop.
