@@ -57,7 +57,7 @@ MIN_SPECK = 0.03        # components under this share of the largest one's area 
 MIN_HEIGHT = 0.3        # groups under this share of the digits' height are specks
 MAX_WIDTH = 1.6         # widest piece (in digit heights) the cutter considers
 FILL_STEP = 0.25        # most digit heights of ink without a candidate cut
-DIGIT_BONUS = (0.7, 5.5)  # log-prior bonus of one more digit, without and with the whole-digit
+DIGIT_BONUS = (0.7, 5.0)  # log-prior bonus of one more digit, without and with the whole-digit
                           # check (Σ log P favours fewer pieces; the check stops half digits)
 CROSS_COST = 3.0        # log-prior cost of a cut through a component as narrow as a digit
 SPLIT_WIDTH = 1.3       # components wider than this (digit heights) are digits touching
