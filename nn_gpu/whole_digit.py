@@ -48,7 +48,7 @@ DIGITS = (2, 6)      # digits per composed number
 EDGES = (0.1, 0.25)  # a whole digit: both edges within the first (digit heights) of its best
                      # cuts; not one: an edge off by the second or more
 HIDDEN = 100         # neurons of its hidden layer
-EPOCHS, BATCH, ETA, L2 = 10, 10, 0.1, 5.0   # SGD; held-out accuracy ~91% (validation pieces)
+EPOCHS, BATCH, ETA, L2 = 10, 10, 0.1, 5.0   # SGD; held-out accuracy ~94% (validation pieces)
 SEED = 0
 
 
