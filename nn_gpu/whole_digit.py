@@ -64,11 +64,10 @@ def pieces_and_verdicts(X, rng, count):
         rows = rng.choice(len(X), size=rng.integers(DIGITS[0], DIGITS[1] + 1), replace=False)
         picture, boxes = composed.compose_number(X[rows], rng, style)
         strokes, height = reading.strokes_of_digits(reading.ink_on_paper(picture))
-        lefts, rights = digit_edges(boxes)
         for piece in reading.candidate_pieces(strokes, height)[1]:
             if piece.ink is None:
                 continue
-            verdict = whole_verdict(piece.box, boxes, lefts, rights, height)
+            verdict = whole_verdict(piece.box, boxes, height)
             if verdict is None:
                 continue  # neither clearly: left out
             inputs.append(reading.check_input(piece.ink, height, Image))
@@ -88,13 +87,14 @@ def digit_edges(boxes):
             numpy.minimum(stops, numpy.r_[middles, numpy.inf]))
 
 
-def whole_verdict(box, boxes, lefts, rights, height):
+def whole_verdict(box, boxes, height):
     """1 when the piece of ink ``box`` is one whole digit of the composed
     number (the digit whose columns it covers most, :func:`digit_edges`):
     both its edges within EDGES[0] digit heights of that digit's best cuts;
     0 when one is off by EDGES[1] or more (half a digit, two digits, or one
     with a neighbour's strokes); None in between."""
     starts, stops = (numpy.array(boxes)[:, k] for k in (0, 2))
+    lefts, rights = digit_edges(boxes)
     x0, x1 = box[0], box[2]
     cover = numpy.clip(numpy.minimum(x1, stops) - numpy.maximum(x0, starts), 0, None)
     digit = int(numpy.argmax(cover / (stops - starts)))

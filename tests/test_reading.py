@@ -484,7 +484,7 @@ def test_a_piece_is_whole_when_its_edges_are_the_best_cuts_around_one_digit():
     boxes = [(0, 0, 20, 20), (16, 0, 36, 20), (40, 0, 55, 20)]
     lefts, rights = digit_edges(boxes)
     assert list(lefts) == [0, 18, 40] and list(rights) == [18, 36, 55]
-    verdict = lambda x0, x1: whole_verdict((x0, 0, x1, 20), boxes, lefts, rights, 20)
+    verdict = lambda x0, x1: whole_verdict((x0, 0, x1, 20), boxes, 20)
     assert verdict(18, 36) == verdict(0, 18) == verdict(40, 55) == verdict(17, 37) == 1
     assert verdict(13, 36) == 0          # B with the end of A's strokes
     assert verdict(18, 28) == 0          # half of B
