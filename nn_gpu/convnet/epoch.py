@@ -6,7 +6,32 @@ Each step is w -> (1 - ηλ/n) w - (η/m) Σ_x ∇C_x, biases without the decay,
 layer by layer from the top as backprop reaches it.
 """
 
+from ..io import memory
 from ..model.epoch import EpochRunner
+from ..options import dtype as check_dtype
+from .layers import ConvPoolLayer
+
+
+def step_bytes(layers, rows, itemsize):
+    """About the bytes one SGD step over ``rows`` examples holds at once:
+    per layer, the im2col matrix and pre-pooling outputs of a conv-pool
+    layer, and the activations, errors and masks of every layer, forward
+    and backward."""
+    per_row = 0
+    for layer in layers:
+        if isinstance(layer, ConvPoolLayer):
+            pre_pooling = layer.pool ** 2 * layer.n_out
+            per_row += 2 * (layer.patch_bytes(itemsize) + pre_pooling * itemsize)
+        per_row += 4 * (layer.n_in + layer.n_out) * itemsize
+    return rows * per_row
+
+
+def check_trainable(layers, mini_batch_size, dtype, what="the network"):
+    """Raise :class:`~nn_gpu.errors.MemoryBudgetError` before training
+    ``layers`` in mini-batches that cannot fit in the memory available."""
+    nbytes = step_bytes(layers, mini_batch_size, check_dtype(dtype).itemsize)
+    memory.check_fits(nbytes, f"training {what} in mini-batches of {mini_batch_size}",
+                      "choose smaller layers or mini-batches")
 
 
 class ConvEpochRunner(EpochRunner):
@@ -14,6 +39,7 @@ class ConvEpochRunner(EpochRunner):
     epoch of ``net`` (see :class:`~nn_gpu.model.epoch.EpochRunner`)."""
 
     def __init__(self, net, training_data, settings):
+        check_trainable(net.layers, settings.mini_batch_size, net.dtype)
         super().__init__(net, training_data, settings,
                          dropout=any(layer.p_dropout for layer in net.layers))
         self.decay = 1.0

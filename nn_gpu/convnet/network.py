@@ -210,24 +210,32 @@ class ConvNetwork(Model):
 
     def count_correct(self, X, labels):
         """Σ [argmax a^L == label] over device data, as a 0-d device array."""
-        xp = self.backend.xp
-        correct = xp.zeros((), dtype=xp.int64)
-        for rows, a in self.scored_outputs(X):
-            correct += xp.sum(xp.argmax(a, axis=1) == labels[rows])
-        return correct
+        return self.correct_and_cost(X, labels, cost=False)[0]
 
     def cost_of(self, X, labels, l2=0.0, l1=0.0, train_size=None):
         """Mean -ln a^L_y over device data, plus (λ₂/2n)Σw² (n = ``train_size``)."""
+        return self.correct_and_cost(X, labels, l2, l1, train_size, correct=False)[1]
+
+    def correct_and_cost(self, X, labels, l2=0.0, l1=0.0, train_size=None, correct=True,
+                         cost=True):
+        """(:meth:`count_correct`, :meth:`cost_of`) in one pass over the
+        scoring chunks (each None where not asked for)."""
         xp = self.backend.xp
-        total = xp.zeros((), dtype=self.dtype)
+        count = xp.zeros((), dtype=xp.int64) if correct else None
+        total = xp.zeros((), dtype=self.dtype) if cost else None
         for rows, a in self.scored_outputs(X):
-            picked = xp.take_along_axis(a, labels[rows][:, None], axis=1)
-            total -= xp.sum(xp.log(xp.maximum(picked, xp.finfo(self.dtype).tiny)))
-        cost = total / X.shape[0]
+            if correct:
+                count += xp.sum(xp.argmax(a, axis=1) == labels[rows])
+            if cost:
+                picked = xp.take_along_axis(a, labels[rows][:, None], axis=1)
+                total -= xp.sum(xp.log(xp.maximum(picked, xp.finfo(self.dtype).tiny)))
+        if not cost:
+            return count, None
+        mean = total / X.shape[0]
         if l2 or l1:
-            cost = cost + core.regularization_cost(self.backend, self.weights, l2, l1,
+            mean = mean + core.regularization_cost(self.backend, self.weights, l2, l1,
                                                    train_size or X.shape[0])
-        return cost
+        return count, mean
 
     # ---------------------------------------------------------- training
     def runner(self, training_data, settings):

@@ -14,8 +14,9 @@ only what differs between kinds of network:
 * ``runner(training_data, settings)``: its epoch runner, a
   :class:`nn_gpu.model.epoch.EpochRunner` (one epoch per call, and the state a
   checkpoint keeps);
-* its scoring, on device data: ``count_correct``, ``cost_of``,
-  ``count_positives`` (one output neuron), ``predicted_labels``, ``feedforward``;
+* its scoring, on device data: ``count_correct``, ``cost_of`` (and
+  ``correct_and_cost`` where one pass gives both), ``count_positives`` (one
+  output neuron), ``predicted_labels``, ``feedforward``;
 * its description: ``metadata()`` (model files and checkpoints),
   ``checkpoint_arrays(model)`` (the arrays a checkpoint of it may hold),
   ``mismatch(model)`` (how a checkpoint's network differs from it);
@@ -139,6 +140,12 @@ class Model:
             current[...] = saved
 
     # ------------------------------------------------------------ scoring
+    def correct_and_cost(self, X, labels, l2=0.0, l1=0.0, train_size=None):
+        """(``count_correct``, ``cost_of``) of device data, as 0-d device
+        arrays: what the loop measures of a set each epoch. A network that
+        gets both from one forward pass overrides it."""
+        return self.count_correct(X, labels), self.cost_of(X, labels, l2, l1, train_size)
+
     def evaluate(self, data):
         """Number of rows of ``(X, labels)`` classified right: whose largest
         output is the label or, for one output neuron, whose a^L > 0.5 is
@@ -214,11 +221,11 @@ class Model:
             resume, progress)
         return history
 
-    def epoch_runner(self, training_data, mini_batch_size, eta, **options):
+    def epoch_runner(self, training_data, mini_batch_size, eta, method="batched", **options):
         """Check the training set and move it to the device once; return a
         function that trains one epoch at ``eta`` per call (what ``sgd`` runs
         each epoch, and what the benchmarks time)."""
-        settings = TrainingSettings(1, mini_batch_size, eta, **options)
+        settings = TrainingSettings(1, mini_batch_size, eta, method=method, **options)
         self.check_supported(settings)
         runner = self.runner(training_data, settings)
         return lambda: runner(settings.eta)

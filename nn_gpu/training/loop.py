@@ -11,13 +11,16 @@ scoring methods measure it, its metadata describes it in checkpoints, and
 ``net.check_supported(settings)`` refuses what it does not train with.
 
 A run *stuck at chance* stops with :class:`~nn_gpu.errors.TrainingStuckError`:
-for :data:`STUCK_EPOCHS` epochs in a row the validation accuracy was no
-better than always answering the validation set's most frequent class, and
-the validation cost (without regularisation) moved by at most
-:data:`STUCK_COST_CHANGE` of itself over those epochs. A network that learns
-leaves chance within an epoch or two on MNIST, and one slow to start moves
-its cost; what meets both is saturated (η far too large) or frozen (η far too
-small). The cost is computed only in epochs at chance.
+epoch after epoch the validation accuracy was no better than always
+answering the validation set's most frequent class (give or take three
+standard errors of that share), and for
+:data:`STUCK_EPOCHS` of those epochs the validation cost (without
+regularisation) reached no new low, by more than :data:`STUCK_COST_CHANGE`
+of itself. A network that learns leaves chance within an epoch or two on
+MNIST, and one slow to start lowers its cost epoch after epoch; what meets
+both is saturated or bouncing (η far too large) or frozen (η far too small).
+A new η (the η schedule's, a resume's) starts the count afresh. The cost is
+computed only in epochs at chance.
 """
 
 import math
@@ -34,9 +37,9 @@ from .scores import POSITIVE_COUNTS, precision_recall
 
 # The η schedule of the book's chapter 3 stops once η has been halved 7 times.
 SCHEDULE_FLOOR = 1 / 128
-#: Epochs in a row at chance, with the cost still, that make a run stuck.
+#: Epochs at chance without a new low of the cost that make a run stuck.
 STUCK_EPOCHS = 5
-#: The most the validation cost may move over those epochs, relative to it.
+#: How much lower than the lowest so far, relative to it, a new low must be.
 STUCK_COST_CHANGE = 1e-4
 #: Settings a checkpoint may lack, with the value their absence means.
 SETTINGS_ABSENT = {"keep_best": False}
@@ -116,14 +119,19 @@ def _scores(net, scored, settings, train_size):
     scores = {"finite": xp.all(xp.stack([xp.all(xp.isfinite(w)) for w in net.weights]))}
     for name, (X, labels) in scored:
         is_train = name == "train"
-        if not is_train or settings.monitor_training_accuracy:
+        correct = not is_train or settings.monitor_training_accuracy
+        cost = settings.monitor_training_cost if is_train else settings.monitor_evaluation_cost
+        regularisation = {"l2": settings.l2, "l1": settings.l1, "train_size": train_size}
+        if correct and cost:
+            scores[f"{name}_correct"], scores[f"{name}_cost"] = net.correct_and_cost(
+                X, labels, **regularisation)
+        elif correct:
             scores[f"{name}_correct"] = net.count_correct(X, labels)
-            if net.sizes[-1] == 1:
-                scores.update({f"{name}_{key}": count for key, count
-                               in net.count_positives(X, labels).items()})
-        if settings.monitor_training_cost if is_train else settings.monitor_evaluation_cost:
-            scores[f"{name}_cost"] = net.cost_of(X, labels, l2=settings.l2, l1=settings.l1,
-                                                 train_size=train_size)
+        elif cost:
+            scores[f"{name}_cost"] = net.cost_of(X, labels, **regularisation)
+        if correct and net.sizes[-1] == 1:
+            scores.update({f"{name}_{key}": count for key, count
+                           in net.count_positives(X, labels).items()})
     return scores
 
 
@@ -297,48 +305,61 @@ class Watch:
 
 
 class ChanceWatch:
-    """Whether a run is stuck at chance (see the module docstring): the
-    validation costs of the latest epochs in a row at chance."""
+    """Whether a run is stuck at chance (see the module docstring): over the
+    latest epochs in a row at chance, the lowest validation cost and the
+    epochs since it fell."""
 
     def __init__(self, net, validation):
         """``validation``: the device ``(X, labels)`` scored each epoch, or None (no check)."""
-        self.net, self.validation, self.costs = net, validation, []
+        self.net, self.validation = net, validation
+        self.lowest, self.since, self.eta = None, 0, None
         if validation is not None:  # read once, before training
             xp = net.backend.xp
             counts = xp.bincount(validation[1].astype(xp.int64), minlength=net.num_classes)
-            self.baseline = int(net.read(xp.max(counts)))
+            n = validation[1].shape[0]
+            self.baseline = int(net.read(xp.max(counts))) / n
+            # a few correct answers more are chance too: three standard errors
+            self.chance = self.baseline + 3 * math.sqrt(self.baseline * (1 - self.baseline) / n)
 
     def update(self, record):
         """Take one epoch's record; return what makes the run stuck, or None."""
         if self.validation is None:
             return None
-        if record["validation_correct"] > self.baseline:
-            self.costs = []
+        if record["validation_accuracy"] > self.chance or record["eta"] != self.eta:
+            self.lowest, self.since, self.eta = None, 0, record["eta"]  # a new η starts afresh
+        if record["validation_accuracy"] > self.chance:
             return None
         X, labels = self.validation
-        self.costs = [*self.costs, self.net.read(self.net.cost_of(X, labels))][-STUCK_EPOCHS:]
-        low, high = min(self.costs), max(self.costs)
-        if len(self.costs) < STUCK_EPOCHS or high - low > STUCK_COST_CHANGE * max(abs(high), 1e-12):
+        cost = self.net.read(self.net.cost_of(X, labels))
+        if self.lowest is None or cost < self.lowest - STUCK_COST_CHANGE * abs(self.lowest):
+            self.lowest, self.since = cost, 0
             return None
-        chance = 100 * self.baseline / X.shape[0]
-        return (f"training is stuck at chance after epoch {record['epoch']}: for "
-                f"{STUCK_EPOCHS} epochs the validation accuracy stayed at or below "
-                f"{chance:.2f}% (always answering the most frequent class) and the "
-                f"validation cost did not move ({high:.4f})")
+        self.since += 1
+        if self.since < STUCK_EPOCHS:
+            return None
+        return (f"training is stuck at chance after epoch {record['epoch']}: the validation "
+                f"accuracy stayed at most {100 * self.chance:.2f}% (always answering the most "
+                f"frequent class scores {100 * self.baseline:.2f}%) and in {STUCK_EPOCHS} "
+                f"epochs its cost fell no lower than {self.lowest:.4g}")
 
     def state(self):
-        return {"costs": self.costs}
+        return {"lowest": self.lowest, "since": self.since, "eta": self.eta}
 
     def restore_state(self, state):
-        self.costs = list(state["costs"]) if state else []
+        if state:
+            self.lowest, self.since, self.eta = state["lowest"], state["since"], state.get("eta")
 
     @staticmethod
     def check_state(state):
-        """A stored state: None (none kept) or at most :data:`STUCK_EPOCHS` finite costs."""
+        """A stored state: None (none kept), or the lowest cost (a number or
+        None) and a count of epochs."""
         if state is None:
             return
-        costs = state.get("costs") if isinstance(state, dict) else None
-        if not isinstance(costs, list) or len(costs) > STUCK_EPOCHS:
-            raise InvalidArgumentError("the stuck check's costs are not a short list")
-        for cost in costs:
-            number_in(cost, "a stuck check's cost", -math.inf)
+        if not isinstance(state, dict):
+            raise InvalidArgumentError("the stuck check's state is not a JSON object")
+        for key in ("lowest", "eta"):
+            if state.get(key) is not None:
+                number_in(state[key], f"the stuck check's {key}", -math.inf)
+        since = state.get("since")
+        if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+            raise InvalidArgumentError(f"since must be a count of epochs, got {since!r}")
