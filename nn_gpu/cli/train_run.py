@@ -133,6 +133,11 @@ def refuse_network_options(args, parser):
         if given:
             parser.error(f"{resume.flag(dest)} does not apply to a convolutional network: "
                          f"{reason}")
+    refuse_threads(args, parser)
+
+
+def refuse_threads(args, parser):
+    """A usage error for --threads with a convolutional network (fresh or resumed)."""
     if args.threads is not None:
         parser.error("--threads sets the BLAS threads of the fully connected network's "
                      "compiled CPU epoch; a convolutional network does not use it")
@@ -182,6 +187,8 @@ def resumed_run(args, parser):
     meta = checkpoint.read_metadata()
     check_state(checkpoint.path, meta["state"])
     kind = resume.kind_of(meta, checkpoint.path)
+    if kind == "conv":
+        refuse_threads(args, parser)
     keys = CONV_KEYS if kind == "conv" else tuple(presets.TRAIN_DEFAULTS)
     stored, changes = resume.read(parser, args, checkpoint.path, meta.get("config"), keys,
                                   conv=kind == "conv")

@@ -374,12 +374,22 @@ def test_train_a_conv_preset_resume_it_and_use_the_model(tmp_path, mnist):
         assert confusion.returncode == 0, confusion.stderr
 
 
-def test_conv_presets_refuse_the_fully_connected_options():
-    result = nn_gpu_command("train", "--preset", "ch6-conv1", "--dropout", "0.5")
-    assert result.returncode == 2
-    assert "--dropout does not apply to a convolutional network: a convolutional network's " \
-           "dropout is set per layer" in result.stderr
-    assert "Traceback" not in result.stderr
+@pytest.mark.parametrize("option, words", [
+    (["--sizes", "784", "10"], "--sizes does not apply to a convolutional network: its layers"),
+    (["--momentum", "0.5"], "momentum is the fully connected network's"),
+    (["--dropout", "0.5"], "dropout is set per layer (p_dropout"),
+    (["--l1", "0.1"], "L1 regularisation is the fully connected network's"),
+    (["--method", "per_example"], "its only method is 'batched'"),
+])
+def test_conv_presets_refuse_the_fully_connected_options_with_the_models_reason(
+        capsys, option, words):
+    """What a conv network does not train with is declared by ConvNetwork and
+    refused in one line, before any data is loaded."""
+    from nn_gpu.cli import main
+
+    assert main(["train", "--preset", "ch6-conv1", "--data", "/nonexistent", *option]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
 
 
 def test_metrics_score_conv_models(monkeypatch):
