@@ -26,7 +26,7 @@ scripts/gpu_check.sh) and bench/test_gpu_peers.py (pytest-benchmark).
 
 import numpy
 
-from nn_gpu.benchmark import ETA, SEED
+from nn_gpu.bench.timing import ETA, SEED
 
 PEERS = ("nn_gpu_fused", "nn_gpu_fused_grid", "nn_gpu_cublas", "nn_gpu_cpu", "torch_eager",
          "torch_graph", "jax_scan")
@@ -58,7 +58,7 @@ def check(peer):
         if not usable:
             raise Unavailable(reason)
         if peer.startswith("nn_gpu_fused"):
-            from nn_gpu.backends.cupy_backend import numba_cuda_usable
+            from nn_gpu.backends.cuda.cupy_backend import numba_cuda_usable
 
             if not numba_cuda_usable():
                 raise Unavailable("numba-cuda cannot launch kernels here")
@@ -89,10 +89,11 @@ def _jax():
 
 
 def _nn_gpu(backend_name, sizes, batch, X, labels, fused=None, blocks=1, method="batched"):
-    from nn_gpu import Network, training
+    from nn_gpu import Network
     from nn_gpu.backends import get_backend
     from nn_gpu.errors import NNGpuError
     from nn_gpu.options import TrainingSettings
+    from nn_gpu.training import loop as training
 
     try:
         backend = get_backend(backend_name)
@@ -104,7 +105,7 @@ def _nn_gpu(backend_name, sizes, batch, X, labels, fused=None, blocks=1, method=
     if fused is False:
         runner.compiled = None  # the core's loop over CuPy primitives: the cuBLAS path
     elif fused:
-        from nn_gpu.backends import cuda_epoch
+        from nn_gpu.backends.cuda import epoch as cuda_epoch
 
         if runner.compiled is None:
             raise Unavailable("fused epoch: numba-cuda cannot launch kernels here")

@@ -26,7 +26,7 @@ def mnist_dir():
 
 def have_mnist():
     """Whether :func:`mnist_dir` holds the four MNIST files."""
-    from nn_gpu.mnist import FILES
+    from nn_gpu.data.mnist import FILES
 
     return all((mnist_dir() / name).is_file() for name in FILES.values())
 
@@ -71,7 +71,7 @@ def backend(request):
 @pytest.fixture(scope="session")
 def mnist():
     """(training, validation, test) of the genuine MNIST, loaded once."""
-    from nn_gpu.mnist import load_mnist
+    from nn_gpu.data.mnist import load_mnist
 
     path = mnist_dir()
     if not path.is_dir():

@@ -1,5 +1,5 @@
 """Compiling nn_gpu's CUDA code for real cards without a GPU: the helpers of
-tests/test_cuda_compile.py.
+tests/backends/test_cuda_compile.py.
 
 * The fused epoch kernel (numba-cuda): NVVM turns it into PTX for a target
   compute capability (numba-cuda asks the device for it only to compile the

@@ -14,7 +14,7 @@ momentum, L1, L2, one or several first-layer threads per dot product, and
 the hidden units spread over several blocks. Those blocks are virtual ones
 inside one real block, as the simulator runs a grid's blocks one after
 another; the grid barrier of a real multi-block launch is compiled (not
-run) by tests/test_cuda_compile.py.
+run) by tests/backends/test_cuda_compile.py.
 """
 
 import json
@@ -25,10 +25,11 @@ os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
 import numpy  # noqa: E402
 
-from nn_gpu import Network, core  # noqa: E402
+from nn_gpu import Network
 from nn_gpu.backends import NumpyBackend  # noqa: E402
-from nn_gpu.backends.cuda_epoch import FusedEpoch  # noqa: E402
-from nn_gpu.costs import get_cost  # noqa: E402
+from nn_gpu.backends.cuda.epoch import FusedEpoch  # noqa: E402
+from nn_gpu.model import core  # noqa: E402
+from nn_gpu.model.costs import get_cost  # noqa: E402
 
 SIZES = [5, 4, 3]
 COSTS = ("quadratic", "cross_entropy", "log_likelihood")
@@ -56,7 +57,7 @@ def kernel_against_core(hidden="sigmoid", cost="quadratic", dtype="float64", bat
         w, b = [a.copy() for a in weights], [a.copy() for a in biases]
         workspace = core.Workspace(backend, sizes, batch, numpy.dtype(dtype),
                                    momentum=plan.momentum > 0)
-        epoch = FusedEpoch(fallback=None, threads=threads, blocks=blocks, virtual=True)
+        epoch = FusedEpoch(threads=threads, blocks=blocks, virtual=True)
         for e in range(2):
             order = numpy.random.default_rng(e).permutation(n)
             if fused:
@@ -75,7 +76,7 @@ def network_on_fake_cupy():
     import fake_cupy
 
     sys.modules["cupy"], sys.modules["cupy.cublas"] = fake_cupy, fake_cupy.cublas
-    from nn_gpu.backends.cupy_backend import CupyBackend
+    from nn_gpu.backends.cuda.cupy_backend import CupyBackend
 
     generic_epoch = core.train_epoch
 

@@ -1,5 +1,5 @@
 """A NumPy-backed stand-in for the ``cupy`` module, so that every override of
-:class:`~nn_gpu.backends.cupy_backend.CupyBackend` runs on a CPU and is held
+:class:`~nn_gpu.backends.cuda.cupy_backend.CupyBackend` runs on a CPU and is held
 to its NumPy twin (the base :class:`Backend` method) on every CI run.
 
 Arrays are plain NumPy arrays (the strict wall between host and device is
