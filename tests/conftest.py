@@ -47,6 +47,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """The figures the ``cudacompile`` tests recorded (registers, shared memory
+    and spills of each kernel on each card), as one section of the run's log."""
+    lines = {}
+    for kind in ("passed", "failed"):
+        for report in terminalreporter.stats.get(kind, []):
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "cuda_compile":
+                    lines.setdefault(value, None)
+    if lines:
+        terminalreporter.section("CUDA compile report")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
 def backend(request):
     """Each real backend in turn (CuPy only where a device is usable)."""
