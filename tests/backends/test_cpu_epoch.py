@@ -14,7 +14,9 @@ from nn_gpu import Network
 from nn_gpu.backends import NumpyBackend
 from nn_gpu.backends.cpu import small_gemm
 from nn_gpu.backends.cpu import threads as cpu_threads
-from nn_gpu.backends.cpu.epoch import PREFETCH_ROWS, epoch_kernels, pixel_codes, sgd_epoch
+from nn_gpu.backends import measured
+from nn_gpu.backends.cpu.epoch import epoch_kernels, pixel_codes, sgd_epoch
+from nn_gpu.backends.measured import PREFETCH_ROWS
 from nn_gpu.backends.cpu.prefetch import prefetch, prefetch_row
 from nn_gpu.backends.cpu.threads import ThreadChoice, thread_table
 from nn_gpu.bench.busy import competing_processes
@@ -238,7 +240,7 @@ def test_only_mnist_sized_runs_compile_shape_kernels(monkeypatch):
 
     monkeypatch.setattr(small_gemm, "dot_nt", lambda *shape: type("K", (), {"address": 1})())
     monkeypatch.setattr(small_gemm, "update", lambda *shape: type("K", (), {"address": 2})())
-    assert not kernels_of(cpu_epoch.KERNEL_MIN_EXAMPLES - 1).any()
+    assert not kernels_of(measured.KERNEL_MIN_EXAMPLES - 1).any()
     assert (kernels_of(50_000) == [[1, 2], [1, 2]]).all()
 
 
@@ -247,9 +249,7 @@ def test_weights_in_fortran_order_train_as_c_ordered_ones(monkeypatch):
     shape kernels on raw pointers): weights a user set in Fortran order
     train through the generic core, to the same result. (Before, the
     compiled epoch trained them wrongly: 0.4 apart after one epoch.)"""
-    from nn_gpu.backends.cpu import epoch as cpu_epoch
-
-    monkeypatch.setattr(cpu_epoch, "KERNEL_MIN_EXAMPLES", 0)  # kernels for this small set
+    monkeypatch.setattr(measured, "KERNEL_MIN_EXAMPLES", 0)  # kernels for this small set
     rng = numpy.random.default_rng(0)
     X, labels = rng.random((200, 784)), rng.integers(0, 10, 200)
     trained = []

@@ -35,6 +35,7 @@ import numpy
 from numba import njit, types
 from numba.extending import get_cython_function_address, overload
 
+from .. import measured
 from . import small_gemm
 from . import threads as cpu_threads
 from .float32_exp import exp32
@@ -57,27 +58,6 @@ llvmlite.binding.add_symbol("nn_gpu_blas_set_threads", _set_threads_address
                             or ctypes.cast(_NO_SWITCH, ctypes.c_void_p).value)
 _set_blas_threads = types.ExternalFunction("nn_gpu_blas_set_threads", types.void(types.intc))
 
-
-#: Up to this many rows, a forward product is computed as z^T = w a^T:
-#: OpenBLAS is faster with the mini-batch as the product's N than as its M
-#: there ((10, 784)·(784, 30): 22 against 36 µs; from 100 rows the plain
-#: layout wins; ``bench/RESULTS.md``).
-TRANSPOSED_FORWARD_MAX_ROWS = 32
-
-#: Smallest training set (examples) whose runs compile their shape kernels
-#: (:mod:`.small_gemm`). Compiling is not free and not cached on disk: ~2.5 s
-#: for [784, 30, 10] at mini-batch 10 (five epochs of 50,000 images took
-#: 4.1-5.2 s with the kernels, 2.3 s without), against ~70 ms saved per such
-#: epoch. MNIST-sized runs make them; the small sets of tests and demos,
-#: which could never earn them back, do not.
-KERNEL_MIN_EXAMPLES = 20_000
-
-#: Rows of the shuffle whose inputs and targets the epoch prefetches ahead of
-#: the gather: all of the next mini-batch up to this size while the current
-#: one computes, and inside a larger gather this many rows ahead of the row it
-#: copies. 10 to 64 measured alike; 12-39% off the [784, 30, 10] epochs, up to
-#: 9% off the [784, 100, 10] ones (``bench/RESULTS.md``).
-PREFETCH_ROWS = 16
 
 #: Activation codes of the compiled loop.
 ACTIVATION_CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "softmax": 3}
@@ -242,11 +222,11 @@ def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_
     ``restore`` 0 the thread count is never touched. ``transposed[l]``
     (n_{l+1}, batch_size), where given (non-empty), receives layer l's product
     of a full mini-batch as z^T = w a^T: the faster layout for few rows
-    (:data:`TRANSPOSED_FORWARD_MAX_ROWS`). ``kernels[l]`` holds the addresses
+    (:data:`~nn_gpu.backends.measured.TRANSPOSED_FORWARD_MAX_ROWS`). ``kernels[l]`` holds the addresses
     of the kernels of layer l's shape (:func:`epoch_kernels`) for that product
     and for a full mini-batch's update of w (or of its velocity), 0 where the
     BLAS makes it. ``ahead``: the rows of ``order`` prefetched ahead of the
-    gather (:data:`PREFETCH_ROWS`; 0: none).
+    gather (:data:`~nn_gpu.backends.measured.PREFETCH_ROWS`; 0: none).
 
     ``activations[l]`` (batch_size, n_l), ``deltas[l]`` (batch_size, n_{l+1})
     and ``targets`` (batch_size, n_L) are scratch; ``kinds`` holds each
@@ -340,7 +320,7 @@ def epoch_kernels(sizes, batch_size, dtype, use=True):
     addresses = numpy.zeros((len(sizes) - 1, 2), numpy.int64)
     for l, (forward, update) in enumerate(chosen):
         n_in, n_out = sizes[l], sizes[l + 1]
-        if forward and batch_size <= TRANSPOSED_FORWARD_MAX_ROWS:     # z^T = w a^T
+        if forward and batch_size <= measured.TRANSPOSED_FORWARD_MAX_ROWS:     # z^T = w a^T
             addresses[l, 0] = small_gemm.dot_nt(n_out, batch_size, n_in, name).address
         elif forward:                                                   # z = a w^T
             addresses[l, 0] = small_gemm.dot_nt(batch_size, n_out, n_in, name).address
@@ -360,9 +340,9 @@ class CompiledEpoch:
     :class:`~.cpu_threads.ThreadChoice` finds faster; an int: that many for
     every product. ``small_gemm``: whether products that
     :func:`.small_gemm.chosen` names skip the BLAS for kernels of their shape
-    -- in runs on at least :data:`KERNEL_MIN_EXAMPLES` examples.
+    -- in runs on at least :data:`~nn_gpu.backends.measured.KERNEL_MIN_EXAMPLES` examples.
     ``ahead`` (attribute): the rows prefetched ahead of the gather,
-    :data:`PREFETCH_ROWS`; the benchmarks set 0 to time the epoch without.
+    :data:`~nn_gpu.backends.measured.PREFETCH_ROWS`; the benchmarks set 0 to time the epoch without.
     """
 
     def __init__(self, plan, quadratic, threads=None, small_gemm=True):
@@ -372,9 +352,9 @@ class CompiledEpoch:
         self.choice = None
         self._inputs = (None, None)
         self._transposed = {}
-        self.small_gemm = small_gemm and plan.train_size >= KERNEL_MIN_EXAMPLES
+        self.small_gemm = small_gemm and plan.train_size >= measured.KERNEL_MIN_EXAMPLES
         self._kernels = {}
-        self.ahead = PREFETCH_ROWS
+        self.ahead = measured.PREFETCH_ROWS
 
     def inputs(self, X):
         """What the gather reads for X: its pixel codes where it has them."""
@@ -387,7 +367,7 @@ class CompiledEpoch:
         """The z^T buffers of the forward products (empty ones: plain layout)."""
         key = (tuple(sizes), batch_size, dtype)
         if key not in self._transposed:
-            rows = batch_size if batch_size <= TRANSPOSED_FORWARD_MAX_ROWS else 0
+            rows = batch_size if batch_size <= measured.TRANSPOSED_FORWARD_MAX_ROWS else 0
             self._transposed[key] = tuple(numpy.empty((n, rows), dtype) for n in sizes[1:])
         return self._transposed[key]
 
