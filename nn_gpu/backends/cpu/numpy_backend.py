@@ -45,7 +45,7 @@ class NumpyBackend(Backend):
 
         if not all(kind in ACTIVATION_CODES for kind in plan.kinds):
             return None
-        return CompiledEpoch(plan, plan.error_form == "quadratic", self.threads, self.small_gemm)
+        return CompiledEpoch(plan, self.threads, self.small_gemm)
 
     def sigmoid(self, z, out):
         # One pass, no overflow warning for large |z| (unlike 1/(1+exp(-z))).
