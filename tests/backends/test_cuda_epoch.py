@@ -133,12 +133,14 @@ def test_fused_kernel_compiles_for_hopper(monkeypatch, config):
         monkeypatch.setattr(cuda.dispatcher, "get_current_device",
                             lambda: types.SimpleNamespace(compute_capability=(9, 0)))
     from nn_gpu.backends.cuda.kernel import make_kernel
+    from nn_gpu.backends.cuda.records import KernelConstants
 
     sizes, batch, hidden, output, quadratic, dtype, momentum, blocks = config
     units, _ = cuda_epoch.spread(sizes[1], blocks)
-    kernel = make_kernel(sizes, batch, hidden, output, quadratic, dtype, momentum,
-                         cuda_epoch.THREADS, cuda_epoch.split(batch, units, cuda_epoch.THREADS),
-                         blocks)
+    kernel = make_kernel(KernelConstants(
+        *sizes, batch_size=batch, hidden_activation=hidden, output_activation=output,
+        quadratic_error=quadratic, dtype=dtype, momentum=momentum, threads=cuda_epoch.THREADS,
+        split=cuda_epoch.split(batch, units, cuda_epoch.THREADS), blocks=blocks))
     f = getattr(nb, dtype)
     m2, m1 = nb.Array(f, 2, "C"), nb.Array(f, 1, "C")
     signature = (m2, m2, nb.Array(nb.int64, 1, "C"), m2, m1, m2, m1, m2, m1, m2, m1,

@@ -1,5 +1,5 @@
 """The GPU backend: CuPy arrays, cuBLAS GEMMs and fused elementwise kernels,
-and a whole epoch in one kernel where the network fits it (:mod:`.cuda_epoch`).
+and a whole epoch in one kernel where the network fits it (:mod:`.epoch`).
 
 Only what is faster on a GPU is overridden here; everything else is the
 generic code of :class:`~nn_gpu.backends.base.Backend` running on ``cupy``.

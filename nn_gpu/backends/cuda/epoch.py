@@ -1,5 +1,5 @@
 """A whole SGD epoch as one CUDA kernel (numba-cuda): the GPU twin of
-:mod:`.cpu_epoch`.
+:mod:`nn_gpu.backends.cpu.epoch`.
 
 Why: on the cuBLAS path one step of [784, 30, 10] is ~11 kernel launches and
 ~25 Python calls, ~100 µs of host time, while its arithmetic takes a few µs
@@ -43,6 +43,8 @@ import warnings
 
 import numpy
 
+from .records import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, FusedArguments, KernelConstants
+
 #: Threads of the block on a device (the simulator runs fewer). ptxas gives the
 #: kernel ~166 registers a thread on sm_90 (no spills); 256 x 166 fits the
 #: 64K-register file where 512 would fail to launch.
@@ -51,8 +53,6 @@ THREADS = 256
 SHARED_BYTES = 48 * 1024
 #: At most this many threads share one dot product of the first layer.
 MAX_SPLIT = 32
-_HIDDEN = ("sigmoid", "tanh", "relu")  # cuda_kernel.HIDDEN, which does not import this
-_OUTPUT = ("sigmoid", "softmax")
 
 
 def split(batch_size, hidden, threads):
@@ -84,7 +84,7 @@ def unsupported_plan(plan):
         return "dropout"
     if plan.error_form is None:
         return f"cost {plan.cost.name!r} (its own output error)"
-    if plan.kinds[0] not in _HIDDEN or plan.kinds[1] not in _OUTPUT:
+    if plan.kinds[0] not in HIDDEN_ACTIVATIONS or plan.kinds[1] not in OUTPUT_ACTIVATIONS:
         return f"activations {plan.kinds}"
     return None
 
@@ -125,6 +125,18 @@ class FusedEpoch:
         self._views = {}  # id -> (array, view): persistent arrays converted once
         self._launchers = {}
         self._shares = {}
+        self._no_velocities = {}
+
+    def constants(self, plan, sizes, batch_size, dtype):
+        """The :class:`.records.KernelConstants` of this training."""
+        units, blocks = spread(sizes[1], self.blocks)
+        return KernelConstants(
+            n_in=sizes[0], hidden=sizes[1], n_out=sizes[2], batch_size=batch_size,
+            hidden_activation=plan.kinds[0], output_activation=plan.kinds[1],
+            quadratic_error=plan.error_form == "quadratic", dtype=numpy.dtype(dtype).name,
+            momentum=plan.momentum > 0, threads=self.threads,
+            split=split(batch_size, units, self.threads), blocks=blocks,
+            virtual=blocks if self.virtual else 1)
 
     def kernel(self, plan, sizes, batch_size, dtype):
         """The compiled kernel for this training, or None to fall back."""
@@ -132,12 +144,7 @@ class FusedEpoch:
             return None
         from .kernel import make_kernel  # numba.cuda: imported only to run it
 
-        units, blocks = spread(sizes[1], self.blocks)
-        return make_kernel(tuple(sizes), batch_size, plan.kinds[0], plan.kinds[1],
-                           plan.error_form == "quadratic", numpy.dtype(dtype).name,
-                           plan.momentum > 0, self.threads,
-                           split(batch_size, units, self.threads), blocks,
-                           blocks if self.virtual else 1)
+        return make_kernel(self.constants(plan, sizes, batch_size, dtype))
 
     def _persistent(self, array):
         cached = self._views.get(id(array))
@@ -153,29 +160,40 @@ class FusedEpoch:
             self._shares[key] = self.view(self.empty(shape, dtype))
         return self._shares[key]
 
+    def _velocities(self, workspace, dtype):
+        """The four velocity arguments: the workspace's with momentum, else
+        zero-size arrays of the parameters' dtype (the kernel compiled without
+        momentum never reads them)."""
+        if workspace.velocity_w is not None:
+            return [self._persistent(a) for a in (workspace.velocity_w[0], workspace.velocity_b[0],
+                                                  workspace.velocity_w[1], workspace.velocity_b[1])]
+        key = numpy.dtype(dtype).name
+        if key not in self._no_velocities:
+            self._no_velocities[key] = [self.view(self.empty(shape, dtype))
+                                        for shape in ((0, 0), (0,), (0, 0), (0,))]
+        return self._no_velocities[key]
+
     def __call__(self, plan, weights, biases, X, Y, order, batch_size, workspace):
         sizes = [X.shape[1]] + [w.shape[0] for w in weights]
         kernel = self.kernel(plan, sizes, batch_size, X.dtype)
         if kernel is None:
             return False
-        momentum = workspace.velocity_w is not None
-        velocity_w = workspace.velocity_w if momentum else workspace.grad_w  # unused scratch
-        velocity_b = workspace.velocity_b if momentum else workspace.grad_b
-        persistent = [self._persistent(a) for a in (
-            X, Y, weights[0], biases[0], weights[1], biases[1],
-            velocity_w[0], velocity_b[0], velocity_w[1], velocity_b[1])]
-        X_, Y_, w1, b1, w2, b2, vw1, vb1, vw2, vb2 = persistent
-        self._launcher(kernel, spread(sizes[1], self.blocks)[1])(
-            X_, Y_, self.view(order), w1, b1, w2, b2, vw1, vb1, vw2, vb2,
+        constants = self.constants(plan, sizes, batch_size, X.dtype)
+        arguments = FusedArguments(
+            *(self._persistent(a) for a in (X, Y)), self.view(order),
+            *(self._persistent(a) for a in (weights[0], biases[0], weights[1], biases[1])),
+            *self._velocities(workspace, X.dtype),
             self._share_buffer(sizes, batch_size, X.dtype),
-            float(plan.eta), float(plan.decay), float(plan.momentum), float(plan.l1_step))
+            eta=float(plan.eta), decay=float(plan.decay), momentum=float(plan.momentum),
+            l1=float(plan.l1_step))
+        self._launcher(kernel, constants.launch)(*arguments)
         return True
 
-    def _launcher(self, kernel, blocks):
+    def _launcher(self, kernel, launch):
         """kernel[grid, block, stream], configured once: numba-cuda warns at
         each configuration of a grid this small, and a small grid is the design."""
         if kernel not in self._launchers:
-            grid, block = (1, self.threads * blocks) if self.virtual else (blocks, self.threads)
+            grid, block = launch
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Grid size .* will likely")
                 self._launchers[kernel] = kernel[grid, block, self.stream]
