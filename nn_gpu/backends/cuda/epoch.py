@@ -30,20 +30,25 @@ Weights stay in global memory (95 KB for [784, 30, 10] in float32: L1/L2
 resident across steps); the mini-batch's activations and errors live in
 shared memory, so the kernel serves networks with one hidden layer whose
 mini-batch buffers fit in the 48 KB a block gets without opt-in. Anything
-else (more layers, large mini-batches, dropout) returns to the cuBLAS path;
-that is where large mini-batches are faster anyway.
+else (what the capability table refuses, :mod:`nn_gpu.backends.capabilities`;
+mini-batches too large; trainings where the launch/FLOP model puts the cuBLAS
+path ahead) returns to the cuBLAS path, as does a kernel that fails to
+compile or launch on the device (with one warning line).
 
 The same source runs under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``)
 on NumPy arrays, which is how CI holds it to :func:`nn_gpu.model.core.train_epoch`.
-The kernel is built by a factory with every size, activation, cost and dtype
-as compile-time constants, so the simulator can run tiny networks.
+The kernel is built by a factory (:func:`.kernel.make_kernel`) with every
+size, activation, cost and dtype as compile-time constants
+(:class:`.records.KernelConstants`), so the simulator can run tiny networks.
 """
 
+import logging
 import warnings
 
 import numpy
 
-from .records import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, FusedArguments, KernelConstants
+from .. import capabilities, estimate
+from .records import FusedArguments, KernelConstants
 
 #: Threads of the block on a device (the simulator runs fewer). ptxas gives the
 #: kernel ~166 registers a thread on sm_90 (no spills); 256 x 166 fits the
@@ -76,30 +81,35 @@ def shared_bytes(sizes, batch_size, dtype, threads=THREADS, blocks=1):
     return 8 * batch_size + floats * numpy.dtype(dtype).itemsize
 
 
-def unsupported_plan(plan):
-    """Why no fused kernel can run this training whatever its sizes, or None."""
-    if len(plan.kinds) != 2:
-        return f"{len(plan.kinds)} weight layers (the fused epoch has 2)"
-    if plan.dropout:
-        return "dropout"
-    if plan.error_form is None:
-        return f"cost {plan.cost.name!r} (its own output error)"
-    if plan.kinds[0] not in HIDDEN_ACTIVATIONS or plan.kinds[1] not in OUTPUT_ACTIVATIONS:
-        return f"activations {plan.kinds}"
+def unsupported(plan, sizes, batch_size, dtype, threads=THREADS, blocks=1):
+    """Why the fused kernel cannot run this training (a
+    :class:`~nn_gpu.backends.capabilities.Refusal`: the capability table's,
+    or the mini-batch's shared memory), or None."""
+    refused = capabilities.refusal("fused_gpu", plan, dtype)
+    if refused:
+        return refused
+    need = shared_bytes(sizes, batch_size, dtype, threads, blocks)
+    if need > SHARED_BYTES:
+        return capabilities.Refusal(
+            "batch_size", f"mini-batch {batch_size}",
+            f"needs {need // 1024} KB of shared memory (a block has {SHARED_BYTES // 1024} KB)")
     return None
 
 
-def unsupported(plan, sizes, batch_size, dtype, threads=THREADS, blocks=1):
-    """Why the fused kernel cannot run this training (a short phrase), or None."""
-    reason = unsupported_plan(plan)
-    if reason:
-        return reason
-    if numpy.dtype(dtype).name not in ("float32", "float64"):
-        return f"dtype {numpy.dtype(dtype).name}"
-    need = shared_bytes(sizes, batch_size, dtype, threads, blocks)
-    if need > SHARED_BYTES:
-        return (f"mini-batch {batch_size} needs {need // 1024} KB of shared memory "
-                f"(a block has {SHARED_BYTES // 1024} KB)")
+def why_not_fused(plan, sizes, batch_size, dtype, threads=THREADS, blocks=1):
+    """Why the fused epoch does not run this training: it cannot
+    (:func:`unsupported`), or the launch/FLOP model (:mod:`..estimate`) puts
+    the cuBLAS path ahead of it; None where it runs."""
+    refused = unsupported(plan, sizes, batch_size, dtype, threads, blocks)
+    if refused:
+        return refused
+    seconds = estimate.epoch_seconds(sizes, batch_size, plan.train_size, fused=True,
+                                     momentum=plan.momentum > 0, blocks=blocks)
+    if seconds["fused"] >= seconds["cublas"]:
+        return capabilities.Refusal(
+            "estimate", f"mini-batch {batch_size}",
+            f"the cuBLAS path is estimated faster ({seconds['cublas']:.3g} against "
+            f"{seconds['fused']:.3g} s/epoch)")
     return None
 
 
@@ -109,20 +119,36 @@ class FusedEpoch:
 
     ``view`` turns a backend array into what the kernel takes (a Numba device
     array over a CuPy array; the identity for NumPy arrays under the
-    simulator), ``stream`` is the stream to launch on and ``empty`` allocates
-    the backend's arrays. ``blocks`` spreads the hidden units over that many
-    thread blocks (a cooperative launch, one grid barrier per step);
-    ``virtual`` runs them all inside one block instead, as the simulator must
-    (it runs a grid's blocks one after another). A call returns whether it
-    trained: False where the kernel cannot run this training
-    (:func:`unsupported`), which the caller then trains another way.
+    simulator), ``stream`` is the stream to launch on; or ``device``, called
+    at the first launch, returns both (so that finding the device is part of
+    the launch, and fails as one). ``empty`` allocates the backend's arrays.
+    ``blocks`` spreads the hidden units over that many thread blocks (a
+    cooperative launch, one grid barrier per step); ``virtual`` runs them all
+    inside one block instead, as the simulator must (it runs a grid's blocks
+    one after another).
+
+    A call returns whether it trained: False where the kernel does not run
+    this training (:func:`why_not_fused`, or only :func:`unsupported` where
+    ``by_estimate`` is False, as the benchmarks set it to time the kernel
+    wherever it can run), which the caller then trains another way -- the
+    cuBLAS path. A kernel that fails to compile or launch before it has ever
+    run is such a case too: it is reported once, as one warning line on the
+    ``nn_gpu`` logger, and the epoch is not tried again (:attr:`failed`).
     """
 
     def __init__(self, view=lambda array: array, stream=0, threads=THREADS,
-                 blocks=1, virtual=False, empty=numpy.empty):
+                 blocks=1, virtual=False, empty=numpy.empty, device=None):
         self.view, self.stream, self.threads = view, stream, threads
         self.blocks, self.virtual, self.empty = blocks, virtual, empty
+        self.device = device
+        #: Whether the launch/FLOP model decides too (False: the kernel runs
+        #: wherever it can, as the benchmarks time it).
+        self.by_estimate = True
+        #: Why the kernel could not be compiled or launched here, or None.
+        self.failed = None
+        self._launched = False
         self._views = {}  # id -> (array, view): persistent arrays converted once
+        self._kernels = {}
         self._launchers = {}
         self._shares = {}
         self._no_velocities = {}
@@ -140,11 +166,24 @@ class FusedEpoch:
 
     def kernel(self, plan, sizes, batch_size, dtype):
         """The compiled kernel for this training, or None to fall back."""
-        if unsupported(plan, sizes, batch_size, dtype, self.threads, self.blocks):
-            return None
-        from .kernel import make_kernel  # numba.cuda: imported only to run it
+        return self._kernel(plan, sizes, batch_size, dtype)[0]
 
-        return make_kernel(self.constants(plan, sizes, batch_size, dtype))
+    def _kernel(self, plan, sizes, batch_size, dtype):
+        """(kernel or None, its constants), decided once per training: every
+        call of an epoch asks (η, which changes, decides nothing here)."""
+        key = (plan.cost, plan.kinds, plan.train_size, plan.momentum, plan.l1, plan.l2,
+               plan.dropout, tuple(sizes), batch_size, numpy.dtype(dtype), self.by_estimate,
+               self.blocks, self.threads)
+        if key not in self._kernels:
+            check = why_not_fused if self.by_estimate else unsupported
+            if check(plan, sizes, batch_size, dtype, self.threads, self.blocks):
+                self._kernels[key] = (None, None)
+            else:
+                from .kernel import make_kernel  # numba.cuda: imported only to run it
+
+                constants = self.constants(plan, sizes, batch_size, dtype)
+                self._kernels[key] = (make_kernel(constants), constants)
+        return self._kernels[key]
 
     def _persistent(self, array):
         cached = self._views.get(id(array))
@@ -174,11 +213,29 @@ class FusedEpoch:
         return self._no_velocities[key]
 
     def __call__(self, plan, weights, biases, X, Y, order, batch_size, workspace):
+        if self.failed:
+            return False
+        if self._launched:
+            return self._launch(plan, weights, biases, X, Y, order, batch_size, workspace)
+        try:
+            if self.device is not None:
+                self.view, self.stream = self.device()
+                self.device = None
+            trained = self._launch(plan, weights, biases, X, Y, order, batch_size, workspace)
+        except Exception as exc:  # NVVM, ptxas, the driver, numba-cuda: each its own kind
+            self.failed = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            logging.getLogger("nn_gpu").warning(
+                "nn_gpu: the fused GPU epoch failed to compile or launch here (%s); "
+                "training on the cuBLAS path instead", self.failed)
+            return False
+        self._launched = trained
+        return trained
+
+    def _launch(self, plan, weights, biases, X, Y, order, batch_size, workspace):
         sizes = [X.shape[1]] + [w.shape[0] for w in weights]
-        kernel = self.kernel(plan, sizes, batch_size, X.dtype)
+        kernel, constants = self._kernel(plan, sizes, batch_size, X.dtype)
         if kernel is None:
             return False
-        constants = self.constants(plan, sizes, batch_size, X.dtype)
         arguments = FusedArguments(
             *(self._persistent(a) for a in (X, Y)), self.view(order),
             *(self._persistent(a) for a in (weights[0], biases[0], weights[1], biases[1])),
