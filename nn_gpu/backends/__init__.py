@@ -19,5 +19,5 @@ from .choice import BackendChoice, choose_backend, gpu_path_for
 from .cpu.numpy_backend import NumpyBackend
 from .devices import BACKEND_NAMES, CUPY_INSTALL_HINT, cupy_status, get_backend
 
-__all__ = ["Backend", "BACKEND_NAMES", "BackendChoice", "CUPY_INSTALL_HINT", "NumpyBackend",
+__all__ = ["BACKEND_NAMES", "CUPY_INSTALL_HINT", "Backend", "BackendChoice", "NumpyBackend",
            "choose_backend", "cupy_status", "get_backend", "gpu_path_for"]

@@ -443,6 +443,7 @@ def model_file_errors(path, kind, writer):
         raise ModelFileError(f"{path}: not a readable nn_gpu model file (.npz written "
                              f"by {writer})") from None
 
+
 def examples(data):
     """How many examples ``(X, labels)`` holds (0 where it is not such a
     pair: the epoch runner then says what is wrong with it)."""

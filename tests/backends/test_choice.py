@@ -8,8 +8,7 @@ import pytest
 from conftest import needs_mnist
 
 from nn_gpu import Network
-from nn_gpu.backends import (BackendChoice, NumpyBackend, choice, choose_backend, devices,
-                             estimate)
+from nn_gpu.backends import BackendChoice, NumpyBackend, choice, choose_backend, devices, estimate
 from nn_gpu.backends.base import Backend
 from nn_gpu.cli import main
 from nn_gpu.errors import BackendUnavailableError

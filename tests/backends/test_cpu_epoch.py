@@ -12,15 +12,14 @@ import pytest
 from numba import njit
 
 from nn_gpu import Network
-from nn_gpu.backends import NumpyBackend
+from nn_gpu.backends import NumpyBackend, measured
 from nn_gpu.backends.cpu import small_gemm
 from nn_gpu.backends.cpu import threads as cpu_threads
 from nn_gpu.backends.cpu.epoch import CompiledEpoch, epoch_kernels, pixel_codes, sgd_epoch
-from nn_gpu.backends.cpu.records import EpochBuffers, EpochCall, EpochConstants
-from nn_gpu.backends import measured
-from nn_gpu.backends.measured import PREFETCH_ROWS
 from nn_gpu.backends.cpu.prefetch import prefetch, prefetch_row
+from nn_gpu.backends.cpu.records import EpochBuffers, EpochCall, EpochConstants
 from nn_gpu.backends.cpu.threads import ThreadChoice, thread_table
+from nn_gpu.backends.measured import PREFETCH_ROWS
 from nn_gpu.bench.busy import competing_processes
 
 

@@ -108,7 +108,7 @@ def test_a_failing_kernel_falls_back_to_cublas_with_one_warning_line(
 def test_a_kernel_that_has_run_is_not_left_on_a_later_failure(kernels):
     """Only a kernel that never ran falls back: a failure after launches
     that worked is an error of its own, raised."""
-    made, state = kernels
+    _, state = kernels
     state["launch"] = (RuntimeError("an illegal memory access"), {2})
     epoch = cuda_epoch.FusedEpoch(threads=8)
     args = launch_args(momentum=False)

@@ -7,9 +7,10 @@ thread shares a core with another process, and every product waits for it to
 be scheduled again: a mini-batch-100 epoch took 20x its one-thread time
 with one core kept busy. So:
 
-* products below :data:`nn_gpu.backends.measured.MIN_MNK_FOR_THREADS` (M·N·K) always run on one thread
-  (``bench/gemm_threads.py`` measures where two threads start to pay; on the
-  2-core machine of ``bench/RESULTS.md`` that was from ~0.8-2.5 M, noisily);
+* products below ``MIN_MNK_FOR_THREADS`` (M·N·K, :mod:`nn_gpu.backends.measured`)
+  always run on one thread (``bench/gemm_threads.py`` measures where two
+  threads start to pay; on the 2-core machine of ``bench/RESULTS.md`` that
+  was from ~0.8-2.5 M, noisily);
 * the larger ones get the BLAS's configured threads only while that is
   measured to be faster: :class:`ThreadChoice` starts on one thread, times
   short probes with all, and keeps the faster;

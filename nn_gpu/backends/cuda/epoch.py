@@ -222,7 +222,7 @@ class FusedEpoch:
                 self.view, self.stream = self.device()
                 self.device = None
             trained = self._launch(plan, weights, biases, X, Y, order, batch_size, workspace)
-        except Exception as exc:  # NVVM, ptxas, the driver, numba-cuda: each its own kind
+        except Exception as exc:  # noqa: BLE001 - NVVM, ptxas, driver, numba-cuda: all kinds
             self.failed = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
             logging.getLogger("nn_gpu").warning(
                 "nn_gpu: the fused GPU epoch failed to compile or launch here (%s); "
