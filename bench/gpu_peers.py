@@ -93,14 +93,13 @@ def _nn_gpu(backend_name, sizes, batch, X, labels, fused=None, blocks=1, method=
     from nn_gpu.backends import get_backend
     from nn_gpu.errors import NNGpuError
     from nn_gpu.options import TrainingSettings
-    from nn_gpu.training import loop as training
 
     try:
         backend = get_backend(backend_name)
     except NNGpuError as exc:
         raise Unavailable(str(exc)) from None
     net = Network(sizes, backend=backend, dtype="float32", seed=SEED)
-    runner = training.EpochRunner(net, (X, labels), TrainingSettings(
+    runner = net.runner((X, labels), TrainingSettings(
         epochs=1, mini_batch_size=batch, eta=ETA, method=method))
     if fused is False:
         runner.compiled = None  # the core's loop over CuPy primitives: the cuBLAS path
@@ -110,6 +109,7 @@ def _nn_gpu(backend_name, sizes, batch, X, labels, fused=None, blocks=1, method=
         if runner.compiled is None:
             raise Unavailable("fused epoch: numba-cuda cannot launch kernels here")
         runner.compiled.blocks = blocks
+        runner.compiled.by_estimate = False  # timed wherever it can run, not only where it wins
         why = cuda_epoch.unsupported(runner.plan(ETA), sizes, batch, "float32", blocks=blocks)
         if why:
             raise Unavailable(f"fused epoch: {why}")

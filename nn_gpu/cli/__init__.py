@@ -17,8 +17,6 @@ loaded, so a typo never costs a 30-epoch run.
 import argparse
 import sys
 
-import numpy
-
 from ..errors import NNGpuError
 from . import bench, info, plot, predict, read, sweep, train
 from .common import PROG, fail
@@ -52,8 +50,7 @@ def main(argv=None):
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        with numpy.errstate(all="ignore"):  # results are checked, not warned about
-            return args.func(args)
+        return args.func(args)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:  # (training says itself what it kept)

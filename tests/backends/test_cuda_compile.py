@@ -75,9 +75,12 @@ def compile_fused(config, target, blocks=1):
     split = cuda_epoch.split(batch, units, threads)
     with cuda_compile.pretend_device(cuda, (int(target[3]), int(target[4]))):
         from nn_gpu.backends.cuda.kernel import make_kernel
+        from nn_gpu.backends.cuda.records import KernelConstants
 
-        kernel = make_kernel(sizes, batch, hidden, output, quadratic, dtype, momentum, threads,
-                             split, used)
+        kernel = make_kernel(KernelConstants(
+            *sizes, batch_size=batch, hidden_activation=hidden, output_activation=output,
+            quadratic_error=quadratic, dtype=dtype, momentum=momentum, threads=threads,
+            split=split, blocks=used))
         ptx, _ = cuda.compile_ptx(kernel.py_func, cuda_compile.fused_signature(dtype),
                                   cc=(int(target[3]), int(target[4])))
     return cuda_compile.assemble(ptx, target, relocatable=used > 1), threads, split, used
