@@ -41,7 +41,8 @@ Every candidate piece is made MNIST-like exactly as ``nn-gpu predict`` does
 :func:`nn_gpu.metrics.probabilities`.
 """
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 
 import numpy
 
@@ -75,21 +76,29 @@ WIDTH_SLOPE = 10.0      # log-prior fall-off per unit of aspect (width / height)
 class Reading:
     """What :func:`read_number` read: ``digits`` ("2026"), and for each digit
     the classifier's probability and its box ``(x0, y0, x1, y1)`` in the
-    picture's pixels (x1, y1 exclusive, as Pillow's crop boxes)."""
+    picture's pixels (x1, y1 exclusive, as Pillow's crop boxes); ``inputs``
+    are the digits as the classifier saw them, (784,) float32 each (MNIST-like
+    28x28: :func:`nn_gpu.images.mnist_field`)."""
 
     digits: str
     probabilities: tuple
     boxes: tuple
+    inputs: tuple = field(default=(), compare=False, repr=False)
 
     def as_dict(self):
         return {"digits": self.digits,
                 "probabilities": [round(p, 4) for p in self.probabilities],
                 "boxes": [list(box) for box in self.boxes]}
 
+    def json_line(self, name):
+        """The line ``nn-gpu read --json`` prints for this reading of the
+        image ``name`` (without its newline): ``nn-gpu serve`` answers the same."""
+        return json.dumps({"file": name, **self.as_dict()})
+
 
 def read_number(net, image, check=None):
-    """The number written in ``image`` (a path, a PIL image, or a 2-D array
-    of greys in [0, 1], 0 black) as a :class:`Reading`, by the digit
+    """The number written in ``image`` (a path, a binary stream, a PIL image,
+    or a 2-D array of greys in [0, 1], 0 black) as a :class:`Reading`, by the digit
     classifier ``net`` (a Network or a ConvNetwork) and, where given, the
     whole-digit ``check`` (:func:`nn_gpu.whole_digit.default_check`).
 
@@ -108,13 +117,14 @@ def read_number(net, image, check=None):
     wholes = None if check is None else probabilities(check, numpy.stack(  # and one more
         [check_input(piece.ink, height, Image)
          for piece in pieces if piece.ink is not None]))[:, 1]
-    digits, confidences, boxes = [], [], []
+    digits, confidences, boxes, seen = [], [], [], []
     for piece, p in best_cuts(components, cuts, pieces, probs, height, wholes):
         label = int(numpy.argmax(p))
         digits.append(str(label))
         confidences.append(float(p[label]))
         boxes.append(tuple(int(v) for v in numpy.round(numpy.asarray(piece.box) * scale)))
-    return Reading("".join(digits), tuple(confidences), tuple(boxes))
+        seen.append(images.mnist_field(piece.ink, where, Image))  # as in ``inputs`` above
+    return Reading("".join(digits), tuple(confidences), tuple(boxes), tuple(seen))
 
 
 def check_input(ink, line_height, Image):
