@@ -170,3 +170,33 @@ def postgres_storage_url(postgres_url):
     """A fresh empty PostgreSQL database for one test (its URL), dropped afterwards."""
     with fresh_postgres_database(postgres_url) as url:
         yield url
+
+
+# A small digit classifier and whole-digit check, for the tests of `nn-gpu
+# serve` (trained in seconds, as tests/test_reading.py trains its own).
+
+@pytest.fixture(scope="session")
+def reading_model(mnist, tmp_path_factory):
+    """(net, saved model path): [784, 60, 10], cross-entropy, 3 epochs on 10,000 examples."""
+    from nn_gpu import Network
+
+    (X, labels), _, _ = mnist
+    net = Network([784, 60, 10], cost="cross_entropy", init="scaled", backend="numpy", seed=2)
+    net.sgd((X[:10000], labels[:10000]), 3, 10, 0.5)
+    path = tmp_path_factory.mktemp("reading_model") / "model.npz"
+    net.save(path)
+    return net, path
+
+
+@pytest.fixture(scope="session")
+def reading_check(mnist, tmp_path_factory):
+    """(check, cache home): a whole-digit check trained on the pieces of 32
+    composed numbers, saved where `nn-gpu read` and `serve` find it with
+    XDG_CACHE_HOME set to the cache home."""
+    from nn_gpu.whole_digit import check_file_name, train_whole_digit_check
+
+    check = train_whole_digit_check(mnist[0], count=32)
+    home = tmp_path_factory.mktemp("reading_cache")
+    (home / "nn_gpu").mkdir()
+    check.save(home / "nn_gpu" / check_file_name(mnist[0]))
+    return check, home

@@ -24,6 +24,7 @@ The API is described in docs/serve.md.
 import base64
 import binascii
 import errno
+import io
 import ipaddress
 import json
 import select
@@ -44,6 +45,7 @@ MAX_CLIENTS = 32          # connections served at once; more are answered 503
 TIMEOUT = 10.0            # seconds a client may stay silent while sending its request
 DEADLINE = 60.0           # seconds a client may take to send its whole request
 MAX_NAME = 255            # characters of the ?file= name an answer carries
+DRAIN = 64 * 2 ** 20      # bytes of a refused body read (and dropped) after the answer
 
 #: URL path -> (asset file, content type): everything the server ever sends
 #: that is not JSON.
@@ -67,11 +69,12 @@ class ServeError(NNGpuError):
 
 
 class RequestError(Exception):
-    """A request answered with an error: its HTTP status and message."""
+    """A request answered with an error: its HTTP status and message, and
+    how many bytes of its body to read (and drop) after answering."""
 
-    def __init__(self, status, message):
+    def __init__(self, status, message, unread=0):
         super().__init__(message)
-        self.status = status
+        self.status, self.unread = status, unread
 
 
 def load_assets():
@@ -145,39 +148,30 @@ def flag(options, key):
 
 
 # -------------------------------------------------------------- the requests
-class DeadlineReader:
-    """A connection's input stream whose every read fails with
-    ``TimeoutError`` after ``timeout`` seconds of silence or once the
-    ``deadline`` (time.monotonic) has passed; ``timed_out`` says it happened."""
+class DeadlineSocket(io.RawIOBase):
+    """A connection's input, whose every receive fails with ``TimeoutError``
+    after ``timeout`` seconds of silence or once the ``deadline``
+    (time.monotonic) has passed, however the bytes trickle in;
+    ``timed_out`` says it happened."""
 
-    def __init__(self, stream, connection, timeout, deadline):
-        self.stream, self.connection = stream, connection
-        self.timeout, self.deadline = timeout, deadline
+    def __init__(self, connection, timeout, deadline):
+        super().__init__()
+        self.connection, self.timeout, self.deadline = connection, timeout, deadline
         self.timed_out = False
 
-    def _arm(self):
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            self.timed_out = True
-            raise TimeoutError("the request took too long")
-        self.connection.settimeout(min(self.timeout, left))
+    def readable(self):
+        return True
 
-    def _call(self, method, *args):
-        self._arm()
+    def readinto(self, buffer):
+        left = self.deadline - time.monotonic()
         try:
-            return getattr(self.stream, method)(*args)
+            if left <= 0:
+                raise TimeoutError("the request took too long")
+            self.connection.settimeout(min(self.timeout, left))
+            return self.connection.recv_into(buffer)
         except TimeoutError:
             self.timed_out = True
             raise
-
-    def readline(self, *args):
-        return self._call("readline", *args)
-
-    def read(self, *args):
-        return self._call("read", *args)
-
-    def close(self):
-        self.stream.close()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -187,6 +181,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "nn-gpu-serve"
     sys_version = ""
     protocol_version = "HTTP/1.0"
+    default_request_version = "HTTP/1.0"  # a garbled request line is answered with headers
 
     def version_string(self):
         return self.server_version
@@ -194,12 +189,16 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self):
         super().setup()
         self.answered = False
-        self.rfile = DeadlineReader(self.rfile, self.connection, self.server.timeout_s,
-                                    time.monotonic() + self.server.deadline_s)
+        self.command, self.requestline = "", ""  # (until a request line comes)
+        self.request_version = self.default_request_version
+        self.rfile.close()  # read through the deadline instead:
+        self.source = DeadlineSocket(self.connection, self.server.timeout_s,
+                                     time.monotonic() + self.server.deadline_s)
+        self.rfile = io.BufferedReader(self.source)
 
     def handle(self):
         super().handle()
-        if self.rfile.timed_out and not self.answered:  # http.server drops it silently
+        if self.source.timed_out and not self.answered:  # http.server drops it silently
             self.send_json(408, {"error": "the request came too slowly; send it at once"})
 
     # --------------------------------------------------------- answering
@@ -229,11 +228,11 @@ class Handler(BaseHTTPRequestHandler):
         reason = message or self.responses.get(code, ("error",))[0]
         self.send_json(code, {"error": f"{reason} ({code})"})
 
-    def log_message(self, format, *args):  # noqa: A002 - http.server's signature
-        """No line per request; errors are logged by :meth:`log_error`'s callers."""
+    def log_request(self, code="-", size="-"):
+        """No line per request: errors inside are logged (:meth:`answer`)."""
 
-    def log_error(self, format, *args):  # noqa: A002
-        pass
+    def log_error(self, format, *args):  # noqa: A002 - http.server's signature
+        """Nor per refused request: the client is told."""
 
     # ---------------------------------------------------------- routing
     def do_GET(self):
@@ -251,6 +250,7 @@ class Handler(BaseHTTPRequestHandler):
             route(urlsplit(self.path))
         except RequestError as exc:
             self.send_json(exc.status, {"error": str(exc)})
+            self.discard(exc.unread)
         except TimeoutError:
             raise  # http.server closes the connection; handle() answers 408
         except MemoryError:
@@ -314,15 +314,28 @@ class Handler(BaseHTTPRequestHandler):
             raise RequestError(400, f"Content-Length is not a number: {length[:40]!r}")
         length = int(length)
         if length > self.server.max_body:
-            self.close_connection = True
             raise RequestError(413, f"the body is {length:,} bytes, more than the "
                                     f"{self.server.max_body:,} this server takes; send a "
-                                    "smaller image")
+                                    "smaller image", unread=length)
         body = self.rfile.read(length)
         if len(body) < length:
             raise RequestError(400, f"the body ended after {len(body):,} of its "
                                     f"{length:,} bytes")
         return image_bytes(body, self.headers.get("Content-Type", ""))
+
+    def discard(self, length):
+        """Read and drop up to ``length`` bytes (at most DRAIN) of a body not
+        taken, within the request's time limits: a client sending it to the
+        end then reads the answer, instead of finding the connection reset."""
+        left = min(length, DRAIN)
+        try:
+            while left > 0:
+                chunk = self.rfile.read(min(left, 2 ** 16))
+                if not chunk:
+                    break
+                left -= len(chunk)
+        except OSError:  # timed out (TimeoutError) or gone: the answer is sent
+            pass
 
     @staticmethod
     def reading(read):
