@@ -13,13 +13,10 @@ import base64
 import http.client
 import io
 import json
-import os
 import re
 import select
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import zlib
@@ -38,7 +35,8 @@ from nn_gpu.composed import GAPS, compose_number  # noqa: E402
 from nn_gpu.serve import Reader, Server  # noqa: E402
 from nn_gpu.serve.server import ASSETS  # noqa: E402
 
-from conftest import REPO_ROOT, mnist_dir  # noqa: E402
+from conftest import mnist_dir  # noqa: E402
+from serving import serve_command  # noqa: E402
 
 LIMIT = 2 ** 20  # the test server's body limit (the command's is 10 MiB)
 
@@ -474,23 +472,13 @@ def test_an_error_inside_is_one_line_and_the_server_goes_on(server, number, monk
 
 
 # -------------------------------------------------------------- the command
-def serve_command(model, cwd, cache_home, *extra):
-    """`nn-gpu serve MODEL --port 0` as a process in ``cwd``, its temporary
-    files (if any) in ``cwd`` too: (process, URL)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT),
-                                                         os.environ.get("PYTHONPATH", "")]),
-           "XDG_CACHE_HOME": str(cache_home), "NN_GPU_DATA": str(mnist_dir()),
-           "TMPDIR": str(cwd)}
-    process = subprocess.Popen([sys.executable, "-m", "nn_gpu", "serve", str(model),
-                                "--port", "0", *extra], cwd=cwd, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    line = process.stdout.readline()
-    match = re.fullmatch(r"Reading with (.+) at (http://127\.0\.0\.1:(\d+)/) \(Ctrl-C to stop\)\n",
-                         line)
-    if match is None:
+def start(model, cwd, cache_home, *extra):
+    """:func:`serving.serve_command`, failing where it printed no URL: (process, port)."""
+    process, port, line = serve_command(model, cwd, cache_home, *extra)
+    if port is None:
         process.kill()
         pytest.fail(f"no URL line: {line!r}; stderr: {process.communicate()[1]}")
-    return process, int(match[3])
+    return process, port
 
 
 def test_the_command_serves_until_ctrl_c_and_writes_nothing(reading_model, reading_check,
@@ -503,7 +491,7 @@ def test_the_command_serves_until_ctrl_c_and_writes_nothing(reading_model, readi
     model = tmp_path / "copy.npz"
     model.write_bytes(Path(reading_model[1]).read_bytes())
     cache = sorted(p.name for p in (reading_check[1] / "nn_gpu").iterdir())
-    process, port = serve_command(model, work, reading_check[1])
+    process, port = start(model, work, reading_check[1])
     try:
         first = post(port, number[0])
         assert first[0] == 200 and first[1]["digits"] == number[1]
