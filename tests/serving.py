@@ -41,6 +41,7 @@ def serve_command(model, cwd, cache_home, *extra):
     return process, (int(match[3]) if match else None), line
 
 
+WAIT = 60  # seconds for a reading to show on the page (a busy machine)
 CHROMIUM = ("chromium", "chromium-browser")
 DRIVER = "chromedriver"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -83,6 +84,39 @@ def start_chromium(profile, width=1100, height=1000):
     options.add_argument(f"--window-size={width},{height}")
     environment = {**os.environ, "SE_AVOID_STATS": "true"}
     return webdriver.Chrome(options=options, service=Service(driver, env=environment))
+
+
+def draw(driver, canvas_id, strokes, pointer="mouse"):
+    """Pointer actions writing ``strokes`` (canvas pixels) on the canvas."""
+    from selenium.webdriver.common.actions import interaction
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.actions.pointer_input import PointerInput
+
+    canvas = driver.find_element("id", canvas_id)
+    left, top, width, bits = driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect();"
+        "return [r.left, r.top, r.width, arguments[0].width];", canvas)
+    kind = {"mouse": interaction.POINTER_MOUSE, "touch": interaction.POINTER_TOUCH}[pointer]
+    actions = ActionBuilder(driver, mouse=PointerInput(kind, pointer), duration=0)
+    for stroke in strokes:
+        points = [(round(left + x * width / bits), round(top + y * width / bits))
+                  for x, y in stroke]
+        actions.pointer_action.move_to_location(*points[0])
+        actions.pointer_action.pointer_down()
+        for point in points[1:]:
+            actions.pointer_action.move_to_location(*point)
+        actions.pointer_action.pointer_up()
+    actions.perform()
+
+
+def settled(driver, panel):
+    """The panel's state once the answer to its latest strokes shows."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, WAIT, poll_frequency=0.05).until(
+        lambda d: d.find_element("id", panel).get_attribute("data-state")
+        in ("done", "error", "empty"))
+    return driver.find_element("id", panel).get_attribute("data-state")
 
 
 # --------------------------------------------------------------- the strokes

@@ -10,6 +10,7 @@ Selenium is missing; failed instead under ``NN_GPU_REQUIRE_BROWSER=1`` (CI).
 import base64
 import io
 import json
+import math
 import os
 import re
 import signal
@@ -24,15 +25,13 @@ Image = pytest.importorskip("PIL.Image",
 from nn_gpu.cli import main as nn_gpu_main  # noqa: E402
 
 from conftest import mnist_dir  # noqa: E402
-from serving import browser_unavailable, number_strokes, serve_command, start_chromium  # noqa: E402,E501
+from serving import (WAIT, browser_unavailable, draw, number_strokes, serve_command,  # noqa: E402
+                     settled, start_chromium)
 
 REQUIRED = os.environ.get("NN_GPU_REQUIRE_BROWSER") == "1"
 MISSING = browser_unavailable()
 pytestmark = [pytest.mark.browser,  # (skipped before any model is trained for them)
               pytest.mark.skipif(bool(MISSING) and not REQUIRED, reason=str(MISSING))]
-
-WAIT = 60  # seconds for a reading to show (a busy machine)
-
 
 # ----------------------------------------------------------------- fixtures
 def unavailable(reason):
@@ -88,39 +87,6 @@ def drawable(mnist, reading_model):
 
 
 # ------------------------------------------------------------------ helpers
-def draw(driver, canvas_id, strokes, pointer="mouse"):
-    """Pointer actions writing ``strokes`` (canvas pixels) on the canvas."""
-    from selenium.webdriver.common.actions import interaction
-    from selenium.webdriver.common.actions.action_builder import ActionBuilder
-    from selenium.webdriver.common.actions.pointer_input import PointerInput
-
-    canvas = driver.find_element("id", canvas_id)
-    left, top, width, bits = driver.execute_script(
-        "const r = arguments[0].getBoundingClientRect();"
-        "return [r.left, r.top, r.width, arguments[0].width];", canvas)
-    kind = {"mouse": interaction.POINTER_MOUSE, "touch": interaction.POINTER_TOUCH}[pointer]
-    actions = ActionBuilder(driver, mouse=PointerInput(kind, pointer), duration=0)
-    for stroke in strokes:
-        points = [(round(left + x * width / bits), round(top + y * width / bits))
-                  for x, y in stroke]
-        actions.pointer_action.move_to_location(*points[0])
-        actions.pointer_action.pointer_down()
-        for point in points[1:]:
-            actions.pointer_action.move_to_location(*point)
-        actions.pointer_action.pointer_up()
-    actions.perform()
-
-
-def settled(driver, panel):
-    """The panel's state once the answer to its latest strokes shows."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, WAIT, poll_frequency=0.05).until(
-        lambda d: d.find_element("id", panel).get_attribute("data-state")
-        in ("done", "error", "empty"))
-    return driver.find_element("id", panel).get_attribute("data-state")
-
-
 def canvas_png(driver, canvas_id):
     """The PNG the page sends for a canvas (its pixels, as toBlob encodes them)."""
     url = driver.execute_script(
@@ -145,6 +111,13 @@ def read_json(model, picture, tmp_path, monkeypatch, cache_home):
     return json.loads(cli(["read", str(model), "canvas.png", "--json"], tmp_path, monkeypatch))
 
 
+def percent(p):
+    """The page's percentage of a probability (its app.js)."""
+    if p > 0.99:
+        return f"{math.floor(p * 1000) / 10:.1f}%"
+    return f"{math.floor(100 * p + 0.5)}%"
+
+
 def text(driver, element_id):
     return driver.find_element("id", element_id).text
 
@@ -158,8 +131,7 @@ def shown_reading(driver):
     assert [card.find_element("class name", "digit").text for card in cards] == \
         list(shown["digits"])
     for card, p in zip(cards, shown["probabilities"]):
-        assert card.find_element("class name", "chance").text == \
-            f"{100 * p:.{1 if p > 0.99 else 0}f}%"
+        assert card.find_element("class name", "chance").text == percent(p)
     drawn = driver.execute_script(
         "const c = document.getElementById('number-boxes').getContext('2d');"
         "return arguments[0].map(b => c.getImageData(b[0] - 4, (b[1] + b[3]) >> 1, 1, 1)"

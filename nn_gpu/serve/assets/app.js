@@ -157,8 +157,10 @@
     return node;
   }
 
+  // A probability as a percentage: whole ones, and tenths above 99 (rounded
+  // down there, so that 100% means at least 0.99995).
   function percent(p) {
-    return (100 * p).toFixed(p > 0.99 ? 1 : 0) + "%";
+    return p > 0.99 ? (Math.floor(p * 1000) / 10).toFixed(1) + "%" : Math.round(100 * p) + "%";
   }
 
   function withoutViews(answer) {
@@ -190,14 +192,20 @@
       overlay.font = "bold 20px system-ui, sans-serif";
       overlay.textBaseline = "bottom";
       overlay.textAlign = "center";
+      let labelsEnd = -Infinity;  // right end of the last label above the boxes
       answer.boxes.forEach(function (box, i) {
         const [x0, y0, x1, y1] = box;
         const p = answer.probabilities[i];
         overlay.strokeStyle = overlay.fillStyle = p >= 0.8 ? "#1c7ed6" : "#e8590c";
         overlay.strokeRect(x0 - 4, y0 - 4, x1 - x0 + 8, y1 - y0 + 8);
-        const label = answer.digits[i] + " " + Math.round(100 * p) + "%";
-        const top = y0 - 8 > 24 ? y0 - 8 : y1 + 30;
-        overlay.fillText(label, (x0 + x1) / 2, top);
+        const label = answer.digits[i] + " " + percent(p);
+        const half = overlay.measureText(label).width / 2, middle = (x0 + x1) / 2;
+        if (y0 - 8 > 24 && middle - half > labelsEnd + 6) {  // above, where there is room
+          overlay.fillText(label, middle, y0 - 8);
+          labelsEnd = middle + half;
+        } else {
+          overlay.fillText(label, middle, y1 + 30);
+        }
 
         const item = element("li", "piece");
         const view = element("canvas", "view");
