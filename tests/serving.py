@@ -87,7 +87,8 @@ def start_chromium(profile, width=1100, height=1000):
 
 
 def draw(driver, canvas_id, strokes, pointer="mouse"):
-    """Pointer actions writing ``strokes`` (canvas pixels) on the canvas."""
+    """Pointer actions writing ``strokes`` (canvas pixels) on the canvas,
+    with a ``pointer`` "mouse", "pen" or "touch" (a finger)."""
     from selenium.webdriver.common.actions import interaction
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
     from selenium.webdriver.common.actions.pointer_input import PointerInput
@@ -96,7 +97,8 @@ def draw(driver, canvas_id, strokes, pointer="mouse"):
     left, top, width, bits = driver.execute_script(
         "const r = arguments[0].getBoundingClientRect();"
         "return [r.left, r.top, r.width, arguments[0].width];", canvas)
-    kind = {"mouse": interaction.POINTER_MOUSE, "touch": interaction.POINTER_TOUCH}[pointer]
+    kind = {"mouse": interaction.POINTER_MOUSE, "pen": interaction.POINTER_PEN,
+            "touch": interaction.POINTER_TOUCH}[pointer]
     actions = ActionBuilder(driver, mouse=PointerInput(kind, pointer), duration=0)
     for stroke in strokes:
         points = [(round(left + x * width / bits), round(top + y * width / bits))
