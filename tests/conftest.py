@@ -172,8 +172,8 @@ def postgres_storage_url(postgres_url):
         yield url
 
 
-# A small digit classifier and whole-digit check, for the tests of `nn-gpu
-# serve` (trained in seconds, as tests/test_reading.py trains its own).
+# Small digit classifiers (fully connected, convolutional) and whole-digit
+# check, trained in seconds, for the tests of `nn-gpu read` and `nn-gpu serve`.
 
 @pytest.fixture(scope="session")
 def reading_model(mnist, tmp_path_factory):
@@ -200,3 +200,18 @@ def reading_check(mnist, tmp_path_factory):
     (home / "nn_gpu").mkdir()
     check.save(home / "nn_gpu" / check_file_name(mnist[0]))
     return check, home
+
+
+@pytest.fixture(scope="session")
+def reading_conv_model(mnist, tmp_path_factory):
+    """(net, saved model path): a small conv-pool layer into softmax, one
+    epoch on 3,000 examples (seconds)."""
+    from nn_gpu.convnet import ConvNetwork, ConvPoolLayer, SoftmaxLayer
+
+    (X, labels), _, _ = mnist
+    net = ConvNetwork([ConvPoolLayer((1, 28, 28), (6, 1, 5, 5), activation="relu"),
+                       SoftmaxLayer(6 * 12 * 12, 10)], backend="numpy", seed=3)
+    net.sgd((X[:3000], labels[:3000]), 1, 10, 0.03)
+    path = tmp_path_factory.mktemp("reading_conv_model") / "conv.npz"
+    net.save(path)
+    return net, path

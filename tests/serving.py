@@ -41,6 +41,16 @@ def serve_command(model, cwd, cache_home, *extra):
     return process, (int(match[3]) if match else None), line
 
 
+def confident_digits(net, test, count, sure):
+    """The first ``count`` (images, labels) of ``test`` that ``net`` reads
+    right on their own with an output above ``sure``: what is tested is then
+    the reading of numbers, not the network."""
+    X, labels = test[0][:count], test[1][:count]
+    outputs = numpy.asarray(net.feedforward(X))
+    right = (numpy.argmax(outputs, axis=1) == labels) & (outputs.max(axis=1) > sure)
+    return X[right], labels[right]
+
+
 WAIT = 60  # seconds for a reading to show on the page (a busy machine)
 CHROMIUM = ("chromium", "chromium-browser")
 DRIVER = "chromedriver"

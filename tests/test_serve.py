@@ -36,7 +36,7 @@ from nn_gpu.serve import Reader, Server  # noqa: E402
 from nn_gpu.serve.server import ASSETS  # noqa: E402
 
 from conftest import mnist_dir  # noqa: E402
-from serving import serve_command  # noqa: E402
+from serving import confident_digits, serve_command  # noqa: E402
 
 LIMIT = 2 ** 20  # the test server's body limit (the command's is 10 MiB)
 
@@ -107,11 +107,7 @@ def post(port, body, path="/api/read?file=number.png", kind="image/png"):
 @pytest.fixture(scope="module")
 def known(mnist, reading_model):
     """Test digits the small network reads right on their own, confidently."""
-    _, _, (X, labels) = mnist
-    X, labels = X[:2000], labels[:2000]
-    outputs = numpy.asarray(reading_model[0].feedforward(X))
-    right = (numpy.argmax(outputs, axis=1) == labels) & (outputs.max(axis=1) > 0.9)
-    return X[right], labels[right]
+    return confident_digits(reading_model[0], mnist[2], 2000, 0.9)
 
 
 @pytest.fixture(scope="module")
@@ -189,18 +185,12 @@ def test_api_answers_what_read_json_prints(port, number, reading_model, tmp_path
     assert all(len(view) == 784 and min(view) == 0 and max(view) > 200 for view in views)
 
 
-def test_api_reads_with_a_conv_model(mnist, number, tmp_path, reading_check, check_cache,
-                                     monkeypatch):
+def test_api_reads_with_a_conv_model(reading_conv_model, number, tmp_path, reading_check,
+                                     check_cache, monkeypatch):
     """A ConvNetwork serves as a Network does (the Reader is what the server calls)."""
-    from nn_gpu.convnet import ConvNetwork, ConvPoolLayer, SoftmaxLayer
-
-    (X, labels), _, _ = mnist
-    net = ConvNetwork([ConvPoolLayer((1, 28, 28), (6, 1, 5, 5), activation="relu"),
-                       SoftmaxLayer(6 * 12 * 12, 10)], backend="numpy", seed=3)
-    net.sgd((X[:3000], labels[:3000]), 1, 10, 0.03)
-    net.save(tmp_path / "conv.npz")
+    net, path = reading_conv_model
     (tmp_path / "number.png").write_bytes(number[0])
-    status, out, _ = cli(["read", "conv.npz", "number.png", "--json"], tmp_path, monkeypatch)
+    status, out, _ = cli(["read", str(path), "number.png", "--json"], tmp_path, monkeypatch)
     reader = Reader(net, reading_check[0], "conv.npz")
     assert status == 0 and reader.read(number[0], "number.png") + "\n" == out
     assert reader.about() == {"model": "conv.npz", "sizes": [784, 864, 10],

@@ -25,8 +25,8 @@ Image = pytest.importorskip("PIL.Image",
 from nn_gpu.cli import main as nn_gpu_main  # noqa: E402
 
 from conftest import mnist_dir  # noqa: E402
-from serving import (WAIT, browser_unavailable, draw, number_strokes, serve_command,  # noqa: E402
-                     settled, start_chromium)
+from serving import (WAIT, browser_unavailable, confident_digits, draw,  # noqa: E402
+                     number_strokes, serve_command, settled, start_chromium)
 
 REQUIRED = os.environ.get("NN_GPU_REQUIRE_BROWSER") == "1"
 MISSING = browser_unavailable()
@@ -79,11 +79,7 @@ def page(chromium, served):
 @pytest.fixture(scope="module")
 def drawable(mnist, reading_model):
     """Test digits the small network reads right, surely, on their own: (images, labels)."""
-    _, _, (X, labels) = mnist
-    X, labels = X[:1000], labels[:1000]
-    outputs = numpy.asarray(reading_model[0].feedforward(X))
-    right = (numpy.argmax(outputs, axis=1) == labels) & (outputs.max(axis=1) > 0.97)
-    return X[right], labels[right]
+    return confident_digits(reading_model[0], mnist[2], 1000, 0.97)
 
 
 # ------------------------------------------------------------------ helpers
@@ -162,7 +158,8 @@ def test_the_page_reads_a_written_number_as_read_json_does(page, drawable, readi
                         r"whole-digit check on", text(page, "model"))
 
 
-def test_undo_and_clear_with_a_pen(page, drawable, reading_model, reading_check, tmp_path, monkeypatch):
+def test_undo_and_clear_with_a_pen(page, drawable, reading_model, reading_check, tmp_path,
+                                   monkeypatch):
     rng = numpy.random.default_rng(12)
     rows = rng.choice(len(drawable[0]), size=2, replace=False)
     first = number_strokes(drawable[0][rows[:1]], 8, 60, 45, 40)
