@@ -27,7 +27,6 @@ import errno
 import io
 import ipaddress
 import json
-import select
 import socket
 import socketserver
 import sys
@@ -396,10 +395,11 @@ class Server(ThreadingHTTPServer):
         """Answer 503 to a connection beyond MAX_CLIENTS, without a thread."""
         body = b'{"error": "the server is busy with other clients; try again"}\n'
         try:
-            if select.select([request], [], [], 0.05)[0]:
-                request.setblocking(False)
+            request.settimeout(0.05)
+            try:
                 request.recv(65536)  # its request (if it came), so that closing sends no reset
-            request.setblocking(True)
+            except TimeoutError:
+                pass
             request.settimeout(0.5)
             request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: "
                             b"application/json\r\nRetry-After: 1\r\nContent-Length: "
