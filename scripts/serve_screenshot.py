@@ -5,9 +5,10 @@ with MNIST test digits (traced into pen strokes) and what a model reads.
 
 Serves MODEL on a free loopback port (with the whole-digit check, trained
 once from MNIST and cached, as `nn-gpu serve` does), writes --number with
-MNIST test digits of those labels (drawn with --seed) on the page in headless Chromium, waits for the
-reading and saves the page as a PNG. Needs what the browser tests need:
-Debian's chromium and chromium-driver, and Selenium (the test extra).
+MNIST test digits of those labels (drawn with --seed) on the page in
+headless Chromium, waits for the reading and saves the page as a PNG.
+Needs what the browser tests need: Debian's chromium and chromium-driver,
+and Selenium (the test extra).
 """
 
 import argparse
