@@ -36,7 +36,7 @@ def median_of():
 @pytest.fixture(scope="session")
 def mnist_training():
     """The 50,000 MNIST training examples (X float32, labels), loaded once."""
-    from nn_gpu.mnist import load_mnist
+    from nn_gpu.data.mnist import load_mnist
 
     path = mnist_dir()
     if not path.is_dir():

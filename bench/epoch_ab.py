@@ -2,8 +2,8 @@
 
 On a shared machine two runs minutes apart differ by up to 25%, more than a
 small change to the epoch is worth. This loads another version's
-``nn_gpu/backends/cpu_epoch.py`` (e.g. exported with ``git show
-REV:nn_gpu/backends/cpu_epoch.py > /tmp/before.py``) as a second module next
+``nn_gpu/backends/cpu/epoch.py`` (e.g. exported with ``git show
+REV:nn_gpu/backends/cpu/epoch.py > /tmp/before.py``) as a second module next
 to this tree's and times the two epochs in turn, same network, same
 shuffles, one BLAS thread. The other file's relative imports resolve to this
 tree's modules: it suits changes confined to cpu_epoch.py and to modules
@@ -21,14 +21,13 @@ import time
 
 from nn_gpu import Network
 from nn_gpu.backends import NumpyBackend
-from nn_gpu.backends.numpy_backend import COMPILED_COSTS
-from nn_gpu.benchmark import time_interleaved
-from nn_gpu.mnist import load_mnist
+from nn_gpu.bench.timing import time_interleaved
+from nn_gpu.data.mnist import load_mnist
 
 
 def load_epoch_module(path):
-    """``path`` as the module nn_gpu.backends.cpu_epoch_before."""
-    spec = importlib.util.spec_from_file_location("nn_gpu.backends.cpu_epoch_before", path)
+    """``path`` as the module nn_gpu.backends.cpu.epoch_before."""
+    spec = importlib.util.spec_from_file_location("nn_gpu.backends.cpu.epoch_before", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -43,13 +42,13 @@ class OtherEpochBackend(NumpyBackend):
         self.module = module
 
     def compiled_epoch(self, plan):
-        return self.module.CompiledEpoch(plan, COMPILED_COSTS[plan.cost], self.threads,
+        return self.module.CompiledEpoch(plan, plan.error_form == "quadratic", self.threads,
                                          self.small_gemm)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("before", help="another version's nn_gpu/backends/cpu_epoch.py")
+    parser.add_argument("before", help="another version's nn_gpu/backends/cpu/epoch.py")
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--cpu-time", action="store_true",

@@ -13,8 +13,8 @@ import time
 
 from nn_gpu import Network
 from nn_gpu.backends import NumpyBackend
-from nn_gpu.benchmark import time_interleaved
-from nn_gpu.mnist import load_mnist
+from nn_gpu.bench.timing import time_interleaved
+from nn_gpu.data.mnist import load_mnist
 
 #: Label -> (read the pixel codes?, prefetch?); the first is the default epoch.
 VARIANTS = {"uint8+prefetch": (True, True), "uint8": (True, False),

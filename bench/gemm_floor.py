@@ -4,7 +4,7 @@ The floor here is the epoch's own products and nothing else: a compiled
 loop making exactly the products the compiled epoch makes (same shapes, same
 layouts -- z^T = w a^T up to 32 rows --, SciPy's BLAS called from compiled
 code, the same thread count, and the same shape kernels of
-nn_gpu.backends.small_gemm where the epoch uses them), as many steps as an
+nn_gpu.backends.cpu.small_gemm where the epoch uses them), as many steps as an
 epoch has, without the gather, σ, δ or bias work around them. ``nn-gpu bench``'s floor instead
 divides the epoch's FLOPs by NumPy's GEMM rate at those shapes, which is a
 different BLAS with its own threads: fine for comparing backends, too loose
@@ -26,10 +26,10 @@ from numba import njit
 
 from nn_gpu import Network
 from nn_gpu.backends import NumpyBackend
-from nn_gpu.backends.cpu_epoch import TRANSPOSED_FORWARD_MAX_ROWS, _gemm_update, epoch_kernels
-from nn_gpu.backends.small_gemm import call_dot, call_update
-from nn_gpu.benchmark import time_interleaved
-from nn_gpu.mnist import load_mnist
+from nn_gpu.backends.cpu.epoch import TRANSPOSED_FORWARD_MAX_ROWS, _gemm_update, epoch_kernels
+from nn_gpu.backends.cpu.small_gemm import call_dot, call_update
+from nn_gpu.bench.timing import time_interleaved
+from nn_gpu.data.mnist import load_mnist
 
 ETA, SEED = 3.0, 0
 

@@ -7,7 +7,7 @@ alternating rounds; prints the medians, the fastest rounds (what a quiet
 machine gives: on a shared one, the least disturbed sample), and for each the
 smallest M·N·K from which the configured count is faster by 10% at every
 larger measured product. That is the measurement behind
-``MIN_MNK_FOR_THREADS`` in ``nn_gpu/backends/cpu_threads.py``.
+``MIN_MNK_FOR_THREADS`` in ``nn_gpu/backends/cpu/threads.py``.
 
     python bench/gemm_threads.py [--rounds 7] [--busy 1]
 
@@ -22,9 +22,9 @@ import time
 import numpy
 from numba import njit
 
-from nn_gpu.backends.cpu_epoch import _gemm_update, _use_threads
-from nn_gpu.backends.cpu_threads import configured_threads, product_sizes
-from nn_gpu.busy import competing_processes
+from nn_gpu.backends.cpu.epoch import _gemm_update, _use_threads
+from nn_gpu.backends.cpu.threads import configured_threads, product_sizes
+from nn_gpu.bench.busy import competing_processes
 
 NETWORKS = ([784, 30, 10], [784, 100, 10])
 BATCH_SIZES = (10, 32, 100, 300, 1000)

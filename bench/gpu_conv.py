@@ -1,6 +1,6 @@
 """The conv rows of scripts/gpu_check.sh (issue 15): nn_gpu's conv epoch on
 CuPy next to the same network in PyTorch CUDA eager
-(:class:`nn_gpu.convnet.peers.TorchConvEpoch`), per preset and mini-batch
+(:class:`nn_gpu.bench.conv_peers.TorchConvEpoch`), per preset and mini-batch
 size, with the GEMM floor: ``nn-gpu bench --conv PRESET --backend cupy
 --peers``'s table, on synthetic data of MNIST's shapes (no MNIST needed; an
 epoch's time does not depend on the pixels).
@@ -28,9 +28,9 @@ REPEATS = 3
 
 def measure(preset, backend, X, labels, repeats):
     """(table lines, rows) of one preset."""
-    from nn_gpu.convnet.benchmark import conv_benchmark, format_conv_table
+    from nn_gpu.bench.conv import conv_benchmark, format_conv_table
     from nn_gpu.convnet.layers import layer_from_spec
-    from nn_gpu.convnet.presets import CONV_PRESETS
+    from nn_gpu.presets.convnet import CONV_PRESETS
 
     spec = CONV_PRESETS[preset]
     layers = [layer_from_spec(layer) for layer in spec["layers"]]
@@ -53,6 +53,7 @@ def main():
     deadline = time.monotonic() + args.budget
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from gpu_peers import synthetic_data
+
     from nn_gpu.backends import get_backend
     from nn_gpu.errors import NNGpuError
 

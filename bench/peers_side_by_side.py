@@ -18,8 +18,8 @@ import time
 import numpy
 
 from nn_gpu import Network
-from nn_gpu.mnist import load_mnist
-from nn_gpu.peers import PeerUnavailable, compare_peers, format_peer_table
+from nn_gpu.bench.peers import PeerUnavailable, compare_peers, format_peer_table
+from nn_gpu.data.mnist import load_mnist
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_peers import NIELSEN_ENV_VAR, nielsen_network  # noqa: E402

@@ -1,4 +1,4 @@
-"""Shape-specialised kernels (nn_gpu.backends.small_gemm) against OpenBLAS.
+"""Shape-specialised kernels (nn_gpu.backends.cpu.small_gemm) against OpenBLAS.
 
 The two products that dominate the compiled epoch, one at a time: the
 first layer's forward product (z^T = w a^T up to 32 rows, as the epoch lays
@@ -16,9 +16,9 @@ import time
 import numpy
 from numba import njit
 
-from nn_gpu.backends import cpu_threads
-from nn_gpu.backends.cpu_epoch import TRANSPOSED_FORWARD_MAX_ROWS, _gemm_update
-from nn_gpu.backends.small_gemm import call_dot, call_update, dot_nt, update
+from nn_gpu.backends.cpu import threads as cpu_threads
+from nn_gpu.backends.cpu.epoch import TRANSPOSED_FORWARD_MAX_ROWS, _gemm_update
+from nn_gpu.backends.cpu.small_gemm import call_dot, call_update, dot_nt, update
 
 
 @njit

@@ -1,6 +1,6 @@
 """The batched CPU epoch with one core kept busy by another process.
 
-A spin loop in a subprocess (``nn_gpu.busy.competing_processes``) runs for
+A spin loop in a subprocess (``nn_gpu.bench.busy.competing_processes``) runs for
 the whole module; each case times the epoch with the compiled epoch's BLAS
 threads chosen per product (the default), forced to one thread, and forced
 to the BLAS's configured count (a BLAS left to itself). The issue's target:
@@ -12,9 +12,9 @@ import pytest
 
 from nn_gpu import Network
 from nn_gpu.backends import NumpyBackend
-from nn_gpu.backends.cpu_threads import configured_threads
-from nn_gpu.benchmark import ETA, SEED
-from nn_gpu.busy import competing_processes
+from nn_gpu.backends.cpu.threads import configured_threads
+from nn_gpu.bench.busy import competing_processes
+from nn_gpu.bench.timing import ETA, SEED
 
 SETTINGS = {"chosen": None, "1-thread": 1, "all-threads": "configured"}
 

@@ -2,7 +2,7 @@
 20 5x5 filters, 2x2 max-pooling, 100 sigmoid, softmax), trained for a fixed
 number of examples: nn_gpu's batched conv layers next to PyTorch
 (``torch.nn.Conv2d``, ``MaxPool2d``, ``Linear``, autograd, ``optim.SGD``:
-:class:`nn_gpu.convnet.peers.TorchConvEpoch`) on the same network, float32,
+:class:`nn_gpu.bench.conv_peers.TorchConvEpoch`) on the same network, float32,
 same threads, the preset's η and λ, with the GEMM FLOP floor.
 
     NN_GPU_DATA=../shared/data/mnist python -m pytest bench/test_conv.py --benchmark-only
@@ -24,9 +24,9 @@ import os
 
 import pytest
 
-from nn_gpu.benchmark import environment, measure_gemm_rate
-from nn_gpu.convnet.flops import conv_epoch_flops, conv_step_gemms
-from nn_gpu.convnet.presets import build, get_conv_preset
+from nn_gpu.bench.conv_flops import conv_epoch_flops, conv_step_gemms
+from nn_gpu.bench.timing import environment, measure_gemm_rate
+from nn_gpu.presets.convnet import build, get_conv_preset
 
 PRESET = os.environ.get("NN_GPU_CONV_BENCH_PRESET", "ch6-conv1")
 ETA, L2 = (get_conv_preset(PRESET)["options"][key] for key in ("eta", "l2"))
@@ -79,7 +79,7 @@ def test_torch_conv(benchmark, examples, median_of, timer, mini_batch_size):
     from threadpoolctl import threadpool_info
 
     from nn_gpu.backends import get_backend
-    from nn_gpu.convnet.peers import TorchConvEpoch
+    from nn_gpu.bench.conv_peers import TorchConvEpoch
 
     threads = max([i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
                   or [1])

@@ -21,7 +21,7 @@ put the methods and dtypes side by side.
 import pytest
 
 from nn_gpu import Network
-from nn_gpu.benchmark import ETA, SEED, environment, epoch_flops, group_name
+from nn_gpu.bench.timing import ETA, SEED, environment, epoch_flops, group_name
 
 SMALL, WIDE = [784, 30, 10], [784, 100, 10]
 BATCH_SIZES = [1, 10, 32, 100, 1000]

@@ -9,7 +9,7 @@ synchronised inside the timed call.
 
 import pytest
 
-from nn_gpu.benchmark import Gemm, environment, gemm_workload
+from nn_gpu.bench.timing import Gemm, environment, gemm_workload
 
 SHAPES = [pytest.param(Gemm(f"forward 1, m={m}", m, 784, 30, "NT"), id=f"{m}x784x30")
           for m in (1, 10, 100, 1000)]

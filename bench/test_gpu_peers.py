@@ -7,11 +7,10 @@ of MNIST's shapes; scripts/gpu_check.sh prints the same comparison as one table.
     python -m pytest bench/test_gpu_peers.py --benchmark-only
 """
 
+import gpu_peers
 import pytest
 
-from nn_gpu.benchmark import epoch_flops, group_name
-
-import gpu_peers
+from nn_gpu.bench.timing import epoch_flops, group_name
 
 TRAIN_SIZE = 50_000
 GPU_PEERS = [peer for peer in gpu_peers.PEERS if peer != "nn_gpu_cpu"]

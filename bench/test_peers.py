@@ -1,6 +1,6 @@
 """Optional: the same epoch written with other tools, for scale. Each peer is
 skipped where it cannot run (PyTorch, JAX: not installed; they are never
-dependencies of nn_gpu). The peers are in :mod:`nn_gpu.peers`; Nielsen's own
+dependencies of nn_gpu). The peers are in :mod:`nn_gpu.bench.peers`; Nielsen's own
 ``network.py`` runs here, from the checkout ``$NN_GPU_NIELSEN`` names.
 
 Cases land in the same groups as ``test_epoch``'s, so the summary table puts
@@ -19,9 +19,9 @@ import warnings
 import numpy
 import pytest
 
-from nn_gpu import peers
-from nn_gpu.backends.cpu_threads import configured_threads
-from nn_gpu.benchmark import ETA, SEED, epoch_flops, group_name
+from nn_gpu.backends.cpu.threads import configured_threads
+from nn_gpu.bench import peers
+from nn_gpu.bench.timing import ETA, SEED, epoch_flops, group_name
 
 SMALL, WIDE = [784, 30, 10], [784, 100, 10]
 NIELSEN_ENV_VAR = "NN_GPU_NIELSEN"

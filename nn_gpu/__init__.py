@@ -10,11 +10,10 @@ Learning*, trained by mini-batch SGD with a batched core, on NumPy or CuPy.
 """
 
 from .backends import cupy_status, get_backend
+from .data.mnist import load_mnist
 from .errors import NNGpuError
-from .mnist import load_mnist
-from .network import Network
-from .perceptron import Perceptron
-
-__version__ = "0.1.0"
+from .model.network import Network
+from .model.perceptron import Perceptron
+from .version import __version__
 
 __all__ = ["Network", "NNGpuError", "Perceptron", "cupy_status", "get_backend", "load_mnist", "__version__"]

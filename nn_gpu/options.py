@@ -169,7 +169,7 @@ class TrainingSettings:
 
     @classmethod
     def from_options(cls, options, method="batched", monitor=()):
-        """The settings of resolved ``train`` options (see :mod:`nn_gpu.presets`):
+        """The settings of resolved ``train`` options (see :mod:`nn_gpu.presets.network`):
         ``batch_size`` is the mini-batch size, 0 is off, ``monitor`` names
         the extra measurements (``training-cost``...)."""
         return cls(epochs=options["epochs"], mini_batch_size=options["batch_size"],

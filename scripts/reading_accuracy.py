@@ -3,7 +3,7 @@
     python scripts/reading_accuracy.py ch3-l2.npz best-mlp.npz --count 100
 
 For each model: its accuracy on the 10,000 single test digits, then for each
-style of number (see nn_gpu.composed: digits with gaps; touching or
+style of number (see nn_gpu.data.composed: digits with gaps; touching or
 overlapping by up to 3 MNIST pixels; a photo with uneven light and grain;
 light ink on dark paper) the digit accuracy (1 - edit distance / length) and
 the share of whole numbers read right, over --count numbers of 1-12 digits
@@ -18,11 +18,11 @@ import sys
 
 import numpy
 
-from nn_gpu.composed import GAPS, PHOTO, TOUCHING, Style, reading_accuracy
-from nn_gpu.ensemble import load_model
-from nn_gpu.mnist import load_mnist, resolve_data_dir
-from nn_gpu.reading import read_number
-from nn_gpu.whole_digit import default_check
+from nn_gpu.analysis.ensemble import load_model
+from nn_gpu.data.composed import GAPS, PHOTO, TOUCHING, Style, reading_accuracy
+from nn_gpu.data.mnist import load_mnist, resolve_data_dir
+from nn_gpu.reading.reader import read_number
+from nn_gpu.reading.whole_digit import default_check
 
 STYLES = {"gaps": GAPS, "touching": TOUCHING, "photo": PHOTO,
           "light on dark": Style(invert=True, grain=0.03)}

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from serving import browser_unavailable, draw, number_strokes, settled, start_chromium  # noqa: E402,E501
 
-from nn_gpu.ensemble import load_model  # noqa: E402
-from nn_gpu.mnist import load_mnist  # noqa: E402
+from nn_gpu.analysis.ensemble import load_model  # noqa: E402
+from nn_gpu.data.mnist import load_mnist  # noqa: E402
 from nn_gpu.serve import Reader, Server  # noqa: E402
-from nn_gpu.whole_digit import default_check  # noqa: E402
+from nn_gpu.reading.whole_digit import default_check  # noqa: E402
 
 
 def main():

@@ -26,7 +26,7 @@ def mnist_dir():
 
 def have_mnist():
     """Whether :func:`mnist_dir` holds the four MNIST files."""
-    from nn_gpu.mnist import FILES
+    from nn_gpu.data.mnist import FILES
 
     return all((mnist_dir() / name).is_file() for name in FILES.values())
 
@@ -47,6 +47,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """The figures the ``cudacompile`` tests recorded (registers, shared memory
+    and spills of each kernel on each card), as one section of the run's log."""
+    lines = {}
+    for kind in ("passed", "failed"):
+        for report in terminalreporter.stats.get(kind, []):
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "cuda_compile":
+                    lines.setdefault(value, None)
+    if lines:
+        terminalreporter.section("CUDA compile report")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
 def backend(request):
     """Each real backend in turn (CuPy only where a device is usable)."""
@@ -56,7 +71,7 @@ def backend(request):
 @pytest.fixture(scope="session")
 def mnist():
     """(training, validation, test) of the genuine MNIST, loaded once."""
-    from nn_gpu.mnist import load_mnist
+    from nn_gpu.data.mnist import load_mnist
 
     path = mnist_dir()
     if not path.is_dir():
@@ -193,7 +208,7 @@ def reading_check(mnist, tmp_path_factory):
     """(check, cache home): a whole-digit check trained on the pieces of 32
     composed numbers, saved where `nn-gpu read` and `serve` find it with
     XDG_CACHE_HOME set to the cache home."""
-    from nn_gpu.whole_digit import check_file_name, train_whole_digit_check
+    from nn_gpu.reading.whole_digit import check_file_name, train_whole_digit_check
 
     check = train_whole_digit_check(mnist[0], count=32)
     home = tmp_path_factory.mktemp("reading_cache")

@@ -6,8 +6,15 @@ the test process may have imported the real one).
     NUMBA_ENABLE_CUDASIM=1 python tests/cudasim_cases.py   -> JSON {case: max |error|}
 
 Every case trains 2 epochs (two launches, two shuffles) of a tiny network on
-7 examples in mini-batches of 3, so each epoch ends with a partial
-mini-batch of 1, and reports the largest difference of any parameter.
+7 examples in mini-batches of 3 (or 2, or 1), so each epoch ends with a
+partial mini-batch, and reports the largest difference of any parameter.
+Between them the cases run every variant the kernel factory makes: each
+hidden activation with each cost (so each output), float32 and float64,
+momentum, L1, L2, one or several first-layer threads per dot product, and
+the hidden units spread over several blocks. Those blocks are virtual ones
+inside one real block, as the simulator runs a grid's blocks one after
+another; the grid barrier of a real multi-block launch is compiled (not
+run) by tests/backends/test_cuda_compile.py.
 """
 
 import json
@@ -18,10 +25,11 @@ os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
 import numpy  # noqa: E402
 
-from nn_gpu import Network, core  # noqa: E402
+from nn_gpu import Network
 from nn_gpu.backends import NumpyBackend  # noqa: E402
-from nn_gpu.backends.cuda_epoch import FusedEpoch  # noqa: E402
-from nn_gpu.costs import get_cost  # noqa: E402
+from nn_gpu.backends.cuda.epoch import FusedEpoch  # noqa: E402
+from nn_gpu.model import core  # noqa: E402
+from nn_gpu.model.costs import get_cost  # noqa: E402
 
 SIZES = [5, 4, 3]
 COSTS = ("quadratic", "cross_entropy", "log_likelihood")
@@ -49,7 +57,7 @@ def kernel_against_core(hidden="sigmoid", cost="quadratic", dtype="float64", bat
         w, b = [a.copy() for a in weights], [a.copy() for a in biases]
         workspace = core.Workspace(backend, sizes, batch, numpy.dtype(dtype),
                                    momentum=plan.momentum > 0)
-        epoch = FusedEpoch(fallback=None, threads=threads, blocks=blocks, virtual=True)
+        epoch = FusedEpoch(threads=threads, blocks=blocks, virtual=True)
         for e in range(2):
             order = numpy.random.default_rng(e).permutation(n)
             if fused:
@@ -68,7 +76,7 @@ def network_on_fake_cupy():
     import fake_cupy
 
     sys.modules["cupy"], sys.modules["cupy.cublas"] = fake_cupy, fake_cupy.cublas
-    from nn_gpu.backends.cupy_backend import CupyBackend
+    from nn_gpu.backends.cuda.cupy_backend import CupyBackend
 
     generic_epoch = core.train_epoch
 
@@ -106,6 +114,11 @@ def cases():
                                                     "l2": 0.4}),
         "2-uneven-blocks": (kernel_against_core, {"hidden": "relu", "cost": "log_likelihood",
                                                   "sizes": [5, 5, 3], "blocks": 2, "l1": 0.2}),
+        "2-blocks-split-float32-softmax-momentum": (
+            kernel_against_core, {"hidden": "tanh", "cost": "log_likelihood", "dtype": "float32",
+                                  "blocks": 2, "threads": 16, "batch": 2, "momentum": 0.5}),
+        "split-wider-than-the-inputs": (kernel_against_core, {"batch": 1, "threads": 64,
+                                                              "cost": "cross_entropy"}),
         "network-on-fake-cupy": (network_on_fake_cupy, {}),
         "one-output-quadratic": (kernel_against_core, {"sizes": [5, 4, 1]}),
         "one-output-cross_entropy": (kernel_against_core, {"sizes": [5, 4, 1], "blocks": 2,

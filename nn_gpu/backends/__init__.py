@@ -11,7 +11,7 @@ never at ``import nn_gpu`` time, so a CPU-only install never pays for it.
 from ..errors import BackendUnavailableError, InvalidArgumentError
 from . import estimate
 from .base import Backend
-from .numpy_backend import NumpyBackend
+from .cpu.numpy_backend import NumpyBackend
 
 BACKEND_NAMES = ("auto", "numpy", "cupy")
 
@@ -80,13 +80,13 @@ def get_backend(name="auto"):
         usable, reason = cupy_status()
         if not usable:
             raise BackendUnavailableError(f"backend 'cupy' is unavailable: {reason}")
-        from .cupy_backend import CupyBackend
+        from .cuda.cupy_backend import CupyBackend
 
         return CupyBackend(reason="requested")
     if name == "auto":
         usable, reason = cupy_status()
         if usable:
-            from .cupy_backend import CupyBackend
+            from .cuda.cupy_backend import CupyBackend
 
             return CupyBackend(reason=f"auto: {reason}")
         return NumpyBackend(reason=f"auto: {reason}")
@@ -99,7 +99,7 @@ def choose_backend(name, sizes, batch_size, dtype="float32", train_size=50_000, 
     GPU path that will run (fused epoch or cuBLAS) and why; ``"auto"`` picks
     the GPU only where that path is estimated to beat the CPU epoch for this
     network and mini-batch size (a launch/FLOP model until a device run
-    measures the crossover). ``plan`` (a :class:`nn_gpu.core.Plan`) tells
+    measures the crossover). ``plan`` (a :class:`nn_gpu.model.core.Plan`) tells
     whether the fused epoch can run; without one it is assumed it can
     wherever the sizes fit."""
     if name not in ("auto", "cupy"):
@@ -121,7 +121,7 @@ def choose_backend(name, sizes, batch_size, dtype="float32", train_size=50_000, 
         backend.reason = f"requested; {figures}"
         return backend
     if seconds[gpu_path] < seconds["cpu"]:
-        from .cupy_backend import CupyBackend
+        from .cuda.cupy_backend import CupyBackend
 
         return CupyBackend(reason=f"auto: {figures}; {status}")
     return NumpyBackend(reason=f"auto: CPU, {figures}")
@@ -129,7 +129,7 @@ def choose_backend(name, sizes, batch_size, dtype="float32", train_size=50_000, 
 
 def gpu_path_for(sizes, batch_size, dtype, plan=None):
     """("fused" or "cublas", why the fused epoch cannot run or None)."""
-    from . import cuda_epoch
+    from .cuda import epoch as cuda_epoch
 
     if plan is None:
         reason = (f"{len(sizes) - 1} weight layers (the fused epoch has 2)" if len(sizes) != 3
@@ -137,7 +137,7 @@ def gpu_path_for(sizes, batch_size, dtype, plan=None):
     else:
         reason = cuda_epoch.unsupported_plan(plan)
     if reason is None:
-        from .cupy_backend import numba_cuda_usable
+        from .cuda.cupy_backend import numba_cuda_usable
 
         reason = None if numba_cuda_usable() else "numba-cuda cannot launch kernels here"
     if reason is None and len(sizes) == 3:

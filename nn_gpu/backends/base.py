@@ -6,8 +6,8 @@ the training loop spends its time in. The network and the training core only
 ever talk to a backend, so the same code runs on NumPy and on CuPy.
 
 The methods here are written against ``xp`` alone. They are the portable
-definition of each primitive: :class:`~nn_gpu.backends.numpy_backend.NumpyBackend`
-and :class:`~nn_gpu.backends.cupy_backend.CupyBackend` override the hot ones
+definition of each primitive: :class:`~nn_gpu.backends.cpu.numpy_backend.NumpyBackend`
+and :class:`~nn_gpu.backends.cuda.cupy_backend.CupyBackend` override the hot ones
 with faster forms, and the tests compare those overrides with these
 definitions.
 
@@ -62,11 +62,12 @@ class Backend:
         return numpy.errstate(all="ignore")
 
     def compiled_epoch(self, plan):
-        """A native replacement for :func:`nn_gpu.core.train_epoch` for the
-        training described by ``plan`` (a :class:`nn_gpu.core.Plan`), called
+        """A native replacement for :func:`nn_gpu.model.core.train_epoch` for the
+        training described by ``plan`` (a :class:`nn_gpu.model.core.Plan`), called
         as ``epoch(plan, weights, biases, X, Y, order, batch_size, workspace)``
         (train_epoch's arguments without ``backend`` and ``rng``: it never
-        runs dropout); or None to run the core's loop over this backend's
+        runs dropout), which returns whether it trained (False: run the core
+        for this call); or None to run the core's loop over this backend's
         primitives, as it must for any plan it does not fully know."""
         return None
 

@@ -1,28 +1,38 @@
 """``nn-gpu bench``: time training epochs per method and mini-batch size, next
-to the floor the BLAS's GEMM rate sets (the model: :mod:`nn_gpu.benchmark`);
+to the floor the BLAS's GEMM rate sets (the model: :mod:`nn_gpu.bench.timing`);
 ``--busy`` times the CPU epoch with cores kept busy by other processes
-(:mod:`nn_gpu.busy`), ``--peers`` next to PyTorch and JAX (:mod:`nn_gpu.peers`);
+(:mod:`nn_gpu.bench.busy`), ``--peers`` next to PyTorch and JAX (:mod:`nn_gpu.bench.peers`);
 ``--conv PRESET`` or ``--layers FILE`` times a chapter-6 network's epoch
-instead (:mod:`nn_gpu.convnet.benchmark`), with ``--peers`` next to PyTorch's."""
+instead (:mod:`nn_gpu.bench.conv`), with ``--peers`` next to PyTorch's."""
 
 import contextlib
 import sys
 import time
 
+from ..analysis.plots import plot_bench, require_matplotlib
 from ..backends import get_backend
-from ..benchmark import environment, run_benchmark
-from ..busy import busy_benchmark, format_busy_table
-from ..convnet.benchmark import conv_benchmark, format_conv_table
+from ..bench.busy import busy_benchmark, format_busy_table
+from ..bench.conv import conv_benchmark, format_conv_table
+from ..bench.peers import compare_peers, format_peer_table
+from ..bench.timing import environment, run_benchmark
 from ..convnet.layers import layer_from_spec
-from ..convnet.presets import CONV_DEFAULTS, CONV_PRESETS, read_layers
-from ..fileio import check_outputs, write_json
-from ..mnist import PIXELS, NUM_CLASSES, TRAINING_SIZE, load_mnist, resolve_data_dir
-from ..network import check_buildable
+from ..data.mnist import NUM_CLASSES, PIXELS, TRAINING_SIZE, load_mnist, resolve_data_dir
+from ..io.fileio import check_outputs, write_json
+from ..model.network import check_buildable
 from ..options import METHODS
-from ..plots import plot_bench, require_matplotlib
-from ..peers import compare_peers, format_peer_table
-from .common import (CliError, add_backend, add_data, add_dtype, add_threads, apply_threads,
-                     check_batch_fits, check_mnist_sizes, positive_int, training_size)
+from ..presets.convnet import CONV_DEFAULTS, CONV_PRESETS, read_layers
+from .common import (
+    CliError,
+    add_backend,
+    add_data,
+    add_dtype,
+    add_threads,
+    apply_threads,
+    check_batch_fits,
+    check_mnist_sizes,
+    positive_int,
+    training_size,
+)
 
 BENCH_FORMAT = "nn_gpu.bench"
 BENCH_VERSION = 1

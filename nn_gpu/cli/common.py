@@ -8,11 +8,11 @@ import sys
 import numpy
 
 from .. import options
+from ..analysis import ensemble
 from ..backends import BACKEND_NAMES, NumpyBackend
+from ..data.mnist import DATA_ENV_VAR, NUM_CLASSES, TRAINING_SIZE, check_sizes, load_mnist
 from ..errors import InvalidArgumentError, NNGpuError
-from .. import ensemble
-from ..fileio import check_outputs
-from ..mnist import DATA_ENV_VAR, NUM_CLASSES, TRAINING_SIZE, check_sizes, load_mnist
+from ..io.fileio import check_outputs
 
 PROG = "nn-gpu"
 DATA_HELP = f"MNIST directory (default: ${DATA_ENV_VAR}, else ~/.local/share/nn_gpu/mnist)"

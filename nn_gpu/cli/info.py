@@ -6,15 +6,29 @@ import sys
 
 import numpy
 
-from .. import __version__, ensemble, presets
-from ..convnet.presets import table as conv_table
+from ..analysis import ensemble
 from ..backends import cupy_status, get_backend
-from ..benchmark import blas_description
+from ..bench.timing import blas_description
+from ..data.mnist import DATA_ENV_VAR, FILES, one_vs_rest, resolve_data_dir
 from ..errors import NNGpuError
-from ..mnist import DATA_ENV_VAR, FILES, one_vs_rest, resolve_data_dir
-from .common import (PROG, CliError, add_backend, add_data, add_split, always_no, digit,
-                     load_model, load_model_file, load_split, percent, precision_recall,
-                     saved_digit)
+from ..presets import network as presets
+from ..presets.convnet import table as conv_table
+from ..version import __version__
+from .common import (
+    PROG,
+    CliError,
+    add_backend,
+    add_data,
+    add_split,
+    always_no,
+    digit,
+    load_model,
+    load_model_file,
+    load_split,
+    percent,
+    precision_recall,
+    saved_digit,
+)
 
 
 def cmd_presets(args):
@@ -43,7 +57,7 @@ def detected_digit(net, args):
 def cmd_evaluate(args):
     """Score a saved model on the MNIST test (or validation) set; a detector
     of one digit also by precision and recall, against always saying "no";
-    with ``--ensemble``, every model and then their vote (:mod:`nn_gpu.ensemble`)."""
+    with ``--ensemble``, every model and then their vote (:mod:`nn_gpu.analysis.ensemble`)."""
     if args.ensemble is not None:
         return evaluate_ensemble(args)
     if args.model is None:
@@ -77,7 +91,7 @@ def evaluate_ensemble(args):
 
 def cmd_download(args):
     """Fetch and verify the four MNIST files, so `train` works offline afterwards."""
-    from ..download import download_mnist  # urllib etc. only when needed
+    from ..data.download import download_mnist  # urllib etc. only when needed
 
     dest = download_mnist(resolve_data_dir(args.data))
     print(f"MNIST files are in {dest}")

@@ -1,18 +1,40 @@
 """``nn-gpu plot KIND``: learning curves, misclassified digits, the confusion
-matrix or the weights, drawn by :mod:`nn_gpu.plots`."""
+matrix or the weights, drawn by :mod:`nn_gpu.analysis.plots`."""
 
 from pathlib import Path
 
+from ..analysis.filters import plot_filters
+from ..analysis.plots import (
+    COLORBAR_WIDTH,
+    CONFUSION_SIZE,
+    CURVES_SIZE,
+    DEFAULT_DPI,
+    DEFAULT_MISCLASSIFIED,
+    DEFAULT_WEIGHTS,
+    PLOT_HINT,
+    check_picture_size,
+    grid_figsize,
+    plot_confusion,
+    plot_curves,
+    plot_misclassified,
+    plot_weights,
+    require_matplotlib,
+)
 from ..convnet.network import ConvNetwork
-from ..convnet.plots import plot_filters
 from ..errors import InvalidArgumentError
-from ..history import HistoryError, load_history
-from ..plots import (COLORBAR_WIDTH, CONFUSION_SIZE, CURVES_SIZE, DEFAULT_DPI,
-                     DEFAULT_MISCLASSIFIED, DEFAULT_WEIGHTS, PLOT_HINT, check_picture_size,
-                     grid_figsize, plot_confusion, plot_curves, plot_misclassified,
-                     plot_weights, require_matplotlib)
-from .common import (PROG, CliError, add_backend, add_data, add_model, add_split,
-                     check_output_path, load_model, load_split, positive_int)
+from ..io.history import HistoryError, load_history
+from .common import (
+    PROG,
+    CliError,
+    add_backend,
+    add_data,
+    add_model,
+    add_split,
+    check_output_path,
+    load_model,
+    load_split,
+    positive_int,
+)
 
 
 def largest_figure(args):

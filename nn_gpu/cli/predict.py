@@ -3,17 +3,17 @@
     nn-gpu train --save model.npz
     nn-gpu predict model.npz my-seven.png photo-of-a-3.jpg
 
-Each image is made an MNIST-style input first (:mod:`nn_gpu.images`); the
-probabilities are :func:`nn_gpu.metrics.probabilities`.
+Each image is made an MNIST-style input first (:mod:`nn_gpu.reading.images`); the
+probabilities are :func:`nn_gpu.model.metrics.probabilities`.
 """
 
 import numpy
 
+from ..analysis.ensemble import load_model
+from ..data.mnist import COLS, ROWS
 from ..errors import InvalidArgumentError
-from ..images import PILLOW_HINT, require_pillow, check_model, to_mnist
-from ..metrics import classify
-from ..mnist import COLS, ROWS
-from ..ensemble import load_model
+from ..model.metrics import classify
+from ..reading.images import PILLOW_HINT, check_model, require_pillow, to_mnist
 from .common import CliError, add_backend, add_model, saved_digit
 
 

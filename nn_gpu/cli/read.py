@@ -8,13 +8,13 @@
 import sys
 from pathlib import Path
 
-from ..ensemble import load_model
+from ..analysis.ensemble import load_model
+from ..analysis.plots import require_matplotlib
 from ..errors import InvalidArgumentError
-from ..fileio import check_outputs
-from ..images import PILLOW_HINT, require_pillow
-from ..plots import require_matplotlib
-from ..reading import draw_reading, read_number
-from ..whole_digit import default_check
+from ..io.fileio import check_outputs
+from ..reading.images import PILLOW_HINT, require_pillow
+from ..reading.reader import draw_reading, read_number
+from ..reading.whole_digit import default_check
 from .common import CliError, add_backend, add_data, add_model
 
 

@@ -16,7 +16,7 @@ are applied, and the first line says so; any other is refused.
 import argparse
 
 from ..errors import CheckpointError
-from ..presets import TRAIN_DEFAULTS
+from ..presets.network import TRAIN_DEFAULTS
 
 #: What a resume may change: how long to go on, at which η, and where the
 #: results go and on how many BLAS threads (``--eta``: the η of the epochs still to run).

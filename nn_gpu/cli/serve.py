@@ -13,11 +13,11 @@ import argparse
 import signal
 import sys
 
-from ..ensemble import load_model
+from ..analysis.ensemble import load_model
 from ..errors import InvalidArgumentError
-from ..images import PILLOW_HINT, check_model, require_pillow
+from ..reading.images import PILLOW_HINT, check_model, require_pillow
 from ..serve import Reader, make_server
-from ..whole_digit import default_check
+from ..reading.whole_digit import default_check
 from .common import CliError, add_backend, add_data, add_model, interrupt
 
 

@@ -8,13 +8,12 @@ import os
 import signal
 import sys
 
+from ..analysis.plots import require_matplotlib
 from ..backends import get_backend
+from ..data.mnist import load_mnist
 from ..errors import BackendUnavailableError
-from ..fileio import check_outputs
-from ..mnist import load_mnist
-from ..plots import require_matplotlib
-from .common import (CliError, add_backend, add_data, interrupt, positive_float, positive_int,
-                     seed)
+from ..io.fileio import check_outputs
+from .common import CliError, add_backend, add_data, interrupt, positive_float, positive_int, seed
 
 INSTALL_HINT = "install it with: pip install 'nn_gpu[sweep]'"
 #: The storage when --storage is not given: a URL with a password is better

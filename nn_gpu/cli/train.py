@@ -1,7 +1,7 @@
 """``nn-gpu train``: train a network on MNIST, one line per epoch as the book.
 
 The options resolve as explicit > the preset's > built-in
-(:mod:`nn_gpu.presets`), are checked before any data is loaded, and become
+(:mod:`nn_gpu.presets.network`), are checked before any data is loaded, and become
 one :class:`~nn_gpu.options.TrainingSettings` for :meth:`Network.sgd`.
 """
 
@@ -9,22 +9,44 @@ import argparse
 import signal
 import sys
 
-from .. import fileio, presets
 from ..backends import choose_backend, get_backend
-from ..convnet.presets import CONV_PRESETS
-from ..checkpoint import Checkpoint
-from ..costs import COSTS
-from ..expand import COPIES, default_cache_dir, training_subset
-from ..history import history_entry, write_history
+from ..data.expand import COPIES, default_cache_dir, training_subset
+from ..data.mnist import TRAINING_SIZE, load_mnist, one_vs_rest, resolve_data_dir
 from ..errors import NNGpuError
-from ..mnist import TRAINING_SIZE, load_mnist, one_vs_rest, resolve_data_dir
-from ..network import Network, check_buildable, check_outputs
+from ..io import fileio
+from ..io.history import history_entry, write_history
+from ..model.costs import COSTS
+from ..model.network import Network, check_buildable, check_outputs
 from ..options import ACTIVATIONS, INITS, METHODS, MONITORS, TrainingSettings
+from ..presets import network as presets
+from ..presets.convnet import CONV_PRESETS
+from ..training.checkpoint import Checkpoint
+from ..training.loop import check_state
 from . import resume
-from .common import (PROG, CliError, add_backend, add_data, add_dtype, add_threads, always_no,
-                     apply_threads, check_batch_fits, check_mnist_sizes, digit, interrupt,
-                     interrupted, non_negative_float, patience, percent, positive_float,
-                     positive_int, precision_recall, seed, training_size, unit_interval)
+from .common import (
+    PROG,
+    CliError,
+    add_backend,
+    add_data,
+    add_dtype,
+    add_threads,
+    always_no,
+    apply_threads,
+    check_batch_fits,
+    check_mnist_sizes,
+    digit,
+    interrupt,
+    interrupted,
+    non_negative_float,
+    patience,
+    percent,
+    positive_float,
+    positive_int,
+    precision_recall,
+    seed,
+    training_size,
+    unit_interval,
+)
 from .train_conv import cmd_train_conv, is_conv_run
 
 
@@ -132,7 +154,7 @@ def first_run_mnist(data):
     """MNIST for a command that trains: on a machine without it, downloaded
     into the default directory first, saying so on stderr (with a progress
     bar on a terminal); never into a directory named by --data or $NN_GPU_DATA."""
-    from ..download import first_run_data_dir  # urllib etc. only when needed
+    from ..data.download import first_run_data_dir  # urllib etc. only when needed
 
     def status(line):
         print(line, file=sys.stderr, flush=True)
@@ -153,7 +175,8 @@ def open_checkpoint(args):
         args.parser.error("--resume DIR already checkpoints into DIR; drop --checkpoint-dir")
     if args.resume:
         checkpoint = Checkpoint(args.resume)
-        meta, _ = checkpoint.load()
+        meta = checkpoint.read_metadata()
+        check_state(checkpoint.path, meta["state"])
         changes = resume.apply(args.parser, args, checkpoint.path, meta.get("config"))
         args.parser = resume.Blame(checkpoint.path)  # the settings are the checkpoint's
         return checkpoint, meta["state"]["history"], changes
@@ -171,8 +194,8 @@ def training_backend(args, options, examples, settings):
     against the CPU for its network and mini-batch size (and "cupy" names it)."""
     if args.method != "batched":
         return get_backend(args.backend)
-    from ..core import Plan
-    from ..costs import get_cost
+    from ..model.core import Plan
+    from ..model.costs import get_cost
 
     cost = get_cost(options["cost"])
     kinds = (options["activation"],) * (len(options["sizes"]) - 2) + (cost.output_activation,)

@@ -1,7 +1,7 @@
 """``nn-gpu train --preset ch6-...`` or ``--layers FILE``: the book's
 chapter-6 convolutional networks (:mod:`nn_gpu.convnet`), one line per epoch.
 
-A conv preset (or a JSON file of layers, :func:`~nn_gpu.convnet.presets.read_layers`)
+A conv preset (or a JSON file of layers, :func:`~nn_gpu.presets.convnet.read_layers`)
 fixes the layers; ``--epochs``, ``--batch-size``, ``--eta``, ``--l2`` and
 ``--expand`` override its training options, and the options of the fully
 connected networks (``--sizes``, ``--cost``, ...) are refused. The line
@@ -11,15 +11,14 @@ best validation accuracy.
 
 import signal
 
-from ..checkpoint import Checkpoint
 from ..convnet.layers import layer_from_spec
 from ..convnet.network import ConvNetwork
-from ..convnet.presets import CONV_DEFAULTS, CONV_PRESETS, book_figure, read_layers
-from ..expand import COPIES, training_subset
-from ..history import history_entry, write_history
-from ..mnist import TRAINING_SIZE, load_mnist, resolve_data_dir
-from .common import (CliError, check_batch_fits, check_output_path, interrupt, interrupted,
-                     percent)
+from ..data.expand import COPIES, training_subset
+from ..data.mnist import TRAINING_SIZE, load_mnist, resolve_data_dir
+from ..io.history import history_entry, write_history
+from ..presets.convnet import CONV_DEFAULTS, CONV_PRESETS, book_figure, read_layers
+from ..training.checkpoint import Checkpoint
+from .common import CliError, check_batch_fits, check_output_path, interrupt, interrupted, percent
 
 #: ``train`` options a conv preset may take from the command line.
 CONV_OPTIONS = ("epochs", "batch_size", "eta", "l2", "expand")
@@ -34,7 +33,7 @@ def is_conv_run(args):
     if args.preset in CONV_PRESETS or args.layers:
         return True
     if args.resume:
-        config = Checkpoint(args.resume).load()[0].get("config") or {}
+        config = Checkpoint(args.resume).read_metadata().get("config") or {}
         return "conv" in config
     return False
 
@@ -45,7 +44,7 @@ def resolve_conv_options(args):
         if args.checkpoint_dir and args.checkpoint_dir != args.resume:
             args.parser.error("--resume DIR already checkpoints into DIR; drop --checkpoint-dir")
         checkpoint = Checkpoint(args.resume)
-        meta, _ = checkpoint.load()
+        meta = checkpoint.read_metadata()
         config = meta["config"]
         for key in ("seed", "dtype", "train_size"):
             setattr(args, key, config.get(key))

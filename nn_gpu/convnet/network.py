@@ -20,14 +20,15 @@ import zipfile
 
 import numpy
 
-from .. import core, npz
 from ..backends import get_backend
-from ..costs import LogLikelihoodCost
 from ..errors import CheckpointError, InvalidArgumentError
-from ..fileio import input_stream
-from ..network import Network, model_file_errors
-from ..options import dtype as check_dtype
+from ..io import npz
+from ..io.fileio import input_stream
+from ..model import core
+from ..model.costs import LogLikelihoodCost
+from ..model.network import Network, model_file_errors
 from ..options import batch_fits, non_negative_number, positive_int, positive_number
+from ..options import dtype as check_dtype
 from .layers import ConvPoolLayer, SoftmaxLayer, layer_from_spec
 
 MODEL_FORMAT = "nn_gpu.convnet"
@@ -77,12 +78,6 @@ def parameter_shapes(layers):
         shapes[f"w{l}"] = tuple(layer.weight_shape)
         shapes[f"b{l}"] = tuple(layer.weight_shape[:1])
     return shapes
-
-
-def conv_checkpoint_arrays(model):
-    """The arrays a checkpoint of the model described by ``model`` holds
-    (for :mod:`nn_gpu.checkpoint`)."""
-    return parameter_shapes(read_metadata(model)[0])
 
 
 class ConvNetwork(Network):
@@ -175,6 +170,12 @@ class ConvNetwork(Network):
         for rows in self._chunks(X):
             yield rows, self._forward(X[rows], [None] * len(self.layers))[0]
 
+    def predicted_labels(self, X):
+        """argmax a^L of every row of device X, on the device (scored in chunks)."""
+        xp = self.backend.xp
+        chunks = [xp.argmax(a, axis=1) for _, a in self.scored_outputs(X)]
+        return chunks[0] if len(chunks) == 1 else xp.concatenate(chunks)
+
     def count_correct(self, X, labels):
         """Σ [argmax a^L == label] over device data, as a 0-d device array."""
         xp = self.backend.xp
@@ -210,7 +211,7 @@ class ConvNetwork(Network):
         and test data given, ``{name}_correct``, ``{name}_total`` and
         ``{name}_accuracy``; ``callback(record)`` is called after each epoch.
 
-        ``checkpoint`` (a :class:`nn_gpu.checkpoint.Checkpoint`) is rewritten
+        ``checkpoint`` (a :class:`nn_gpu.training.checkpoint.Checkpoint`) is rewritten
         after every epoch; with ``resume=True`` training continues from it,
         bit for bit as if never interrupted, up to ``epochs`` in all (the
         other arguments must be those of the original run).
@@ -250,7 +251,7 @@ class ConvNetwork(Network):
     def _restore(self, checkpoint, settings, run_epoch):
         """Parameters and random generators as after the checkpoint's epoch;
         returns the history so far."""
-        meta, arrays = checkpoint.load()
+        meta, arrays = checkpoint.load(self.checkpoint_arrays)
         where = checkpoint.path
         if meta["model"].get("layers") != self.metadata()["layers"]:
             raise CheckpointError(f"{where}: the checkpoint is of another network")
@@ -277,6 +278,12 @@ class ConvNetwork(Network):
         return EpochRunner(self, training_data, mini_batch_size, eta, l2)
 
     # ------------------------------------------------------- persistence
+    @staticmethod
+    def checkpoint_arrays(model):
+        """Name -> shape of the arrays a checkpoint of the network its
+        metadata ``model`` describes holds (``model`` checked first)."""
+        return parameter_shapes(read_metadata(model)[0])
+
     def metadata(self):
         return {"format": MODEL_FORMAT, "version": MODEL_VERSION,
                 "layers": [layer.spec() for layer in self.layers], "cost": self.cost.name,

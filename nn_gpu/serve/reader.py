@@ -16,9 +16,9 @@ import threading
 import numpy
 
 from ..convnet.network import ConvNetwork
-from ..images import check_model, to_mnist
-from ..metrics import probabilities
-from ..reading import read_number
+from ..reading.images import check_model, to_mnist
+from ..model.metrics import probabilities
+from ..reading.reader import read_number
 
 
 def grey_levels(x):
@@ -56,7 +56,7 @@ class Reader:
         """The JSON text ``nn-gpu read --json`` prints for the image in the
         bytes ``data`` named ``name``; with ``views``, its object has one more
         key, "views": each digit as the classifier saw it (:func:`grey_levels`).
-        Raises :class:`~nn_gpu.images.ImageError` for what is no number."""
+        Raises :class:`~nn_gpu.reading.images.ImageError` for what is no number."""
         with self._lock, numpy.errstate(all="ignore"):
             reading = read_number(self.net, upload(data, name), self.check)
         line = reading.json_line(name)

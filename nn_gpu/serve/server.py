@@ -37,7 +37,7 @@ from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import NNGpuError
-from ..images import ImageError
+from ..reading.images import ImageError
 
 MAX_BODY = 10 * 2 ** 20  # bytes of a request body: a phone's photo, base64-encoded too
 MAX_CLIENTS = 32          # connections served at once; more are answered 503

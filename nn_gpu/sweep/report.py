@@ -10,7 +10,7 @@ and the user attributes the sweep's workers set: ``seed``, ``best_epoch``,
 ``error``, ``interrupted`` and ``retry_of``.
 
 matplotlib is imported only when :func:`plot_trials` draws, as in
-:mod:`nn_gpu.plots`, whose headless figure and atomic PNG writer it uses.
+:mod:`nn_gpu.analysis.plots`, whose headless figure and atomic PNG writer it uses.
 """
 
 import csv
@@ -21,8 +21,8 @@ import shlex
 from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from ..fileio import atomic_write
-from ..presets import TRAIN_DEFAULTS, as_arguments
+from ..io.fileio import atomic_write
+from ..presets.network import TRAIN_DEFAULTS, as_arguments
 from .study import interrupted
 
 #: User attributes written to the CSV after the accuracy, and after the params.
@@ -246,7 +246,7 @@ def plot_trials(trials, path, study_name):
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
-    from ..plots import DEFAULT_DPI, new_figure, save_png
+    from ..analysis.plots import DEFAULT_DPI, new_figure, save_png
 
     cols = min(PANEL_COLUMNS, len(distributions))
     rows = math.ceil(len(distributions) / cols)
@@ -288,7 +288,7 @@ def plot_trials(trials, path, study_name):
 def reproduce_command(options, train_size, seed, dtype="float32"):
     """The ``nn-gpu train`` command line that reruns a trial: its sizes,
     epochs, batch size, eta and cost always, other options of
-    :data:`~nn_gpu.presets.TRAIN_DEFAULTS` where they differ from the default
+    :data:`~nn_gpu.presets.network.TRAIN_DEFAULTS` where they differ from the default
     (never ``monitor``), then the training-set size, seed and dtype. Floats
     keep every digit, so the rerun trains the same network."""
     unknown = sorted(set(options) - set(TRAIN_DEFAULTS))

@@ -32,12 +32,12 @@ import sys
 from pathlib import Path
 
 from .. import options as train_options
-from .. import presets
-from ..costs import COSTS
+from ..data.mnist import NUM_CLASSES, PIXELS, TRAINING_SIZE
 from ..errors import InvalidArgumentError
-from ..fileio import read_input
-from ..mnist import NUM_CLASSES, PIXELS, TRAINING_SIZE
+from ..io.fileio import read_input
+from ..model.costs import COSTS
 from ..options import ACTIVATIONS, DTYPES, INITS
+from ..presets import network as presets
 
 #: Searchable option -> (kind, the :mod:`nn_gpu.options` validator that checks
 #: a value, as for `train`). Kinds: "float" and "int" take ranges or choices,

@@ -27,10 +27,10 @@ import optuna
 from optuna.trial import TrialState
 
 from ..backends import get_backend
+from ..data.expand import training_subset
+from ..data.mnist import load_mnist
 from ..errors import NNGpuError, TrainingDivergedError
-from ..expand import training_subset
-from ..mnist import load_mnist
-from ..network import Network
+from ..model.network import Network
 from ..options import TrainingSettings
 from . import SETUP_FAILED
 from . import study as sweep_study

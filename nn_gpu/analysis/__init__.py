@@ -1,0 +1,1 @@
+"""Around a trained network: plots, the filters of a conv net, ensembles."""

@@ -1,0 +1,1 @@
+"""The CPU backend: NumPy, and the whole batched epoch compiled with Numba."""

@@ -1,0 +1,62 @@
+"""The CPU backend: NumPy arrays and NumPy's BLAS, SciPy's fused sigmoid, and
+a whole batched epoch compiled with Numba (:mod:`.cpu_epoch`).
+
+The primitives below serve everything but the training epoch (scoring,
+``backprop``) and any cost the compiled epoch does not know. They put every
+GEMM through NumPy: SciPy ships its own OpenBLAS with its own thread pool,
+and alternating the two in one loop makes the pools spin against each other
+on the same cores (a 2-thread mini-batch-100 step went from 0.2 ms to
+9.5 ms). The compiled epoch, conversely, uses only SciPy's BLAS.
+"""
+
+import numpy
+
+from ...errors import InvalidArgumentError
+from ..base import Backend
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+
+    def __init__(self, reason="", threads=None, small_gemm=True):
+        """``threads``: BLAS threads of every product of the compiled epoch
+        (default None: chosen per product, see :mod:`.cpu_threads`).
+        ``small_gemm``: let the compiled epoch use kernels compiled for the
+        run's shapes where they beat the BLAS (:mod:`.small_gemm`); False:
+        the BLAS for every product."""
+        super().__init__(numpy, reason)
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or threads < 1):
+            raise InvalidArgumentError(f"threads must be a positive integer or None, "
+                                       f"got {threads!r}")
+        self.threads = threads
+        self.small_gemm = bool(small_gemm)
+        from scipy.special import expit  # here, not at import: `import nn_gpu` needs only numpy
+
+        self._expit = expit
+
+    def describe(self):
+        return f"NumPy {numpy.__version__} (CPU)"
+
+    def compiled_epoch(self, plan):
+        if plan.dropout or plan.l1 or plan.error_form is None:
+            return None
+        from .epoch import ACTIVATION_CODES, CompiledEpoch  # compiled on first call, then cached
+
+        if not all(kind in ACTIVATION_CODES for kind in plan.kinds):
+            return None
+        return CompiledEpoch(plan, plan.error_form == "quadratic", self.threads, self.small_gemm)
+
+    def sigmoid(self, z, out):
+        # One pass, no overflow warning for large |z| (unlike 1/(1+exp(-z))).
+        return self._expit(z, out=out)
+
+    def linear_activation(self, a_in, w, b, out, kind="sigmoid"):
+        numpy.matmul(a_in, w.T, out=out)
+        numpy.add(out, b, out=out)
+        return self.activate(kind, out, out)
+
+    def weight_gradient(self, delta, a_in, grad_w, grad_b):
+        numpy.matmul(delta.T, a_in, out=grad_w)
+        numpy.add.reduce(delta, axis=0, out=grad_b)  # half the overhead of numpy.sum
+        return grad_w, grad_b

@@ -1,0 +1,1 @@
+"""The GPU backend: CuPy, and the fused one-kernel epoch (numba-cuda)."""

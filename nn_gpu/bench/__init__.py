@@ -1,0 +1,1 @@
+"""Timing: epochs against their GEMM floor, busy machines, PyTorch and JAX peers."""

@@ -1,0 +1,433 @@
+"""The network: Nielsen's ``Network`` class on a pluggable array backend.
+
+Conventions (a contract other code depends on): ``sizes`` lists the layer
+widths, input first; ``weights[l]`` has shape (n_out, n_in), its entry
+w_jk connecting neuron k of one layer to neuron j of the next; ``biases[l]``
+has shape (n_out,); a batch of inputs X is (m, n_in), one example per row.
+"""
+
+import contextlib
+import json
+import math
+import zipfile
+
+import numpy
+
+from ..backends import get_backend
+from ..errors import InvalidArgumentError, MemoryBudgetError, ModelFileError
+from ..io import memory, npz
+from ..io.fileio import NotRegularFileError, atomic_write, input_stream
+from ..options import ACTIVATIONS, INITS, TrainingSettings, choice, positive_int
+from ..options import dtype as check_dtype
+from ..options import seed as check_seed
+from ..training import loop
+from ..training.scores import precision_recall
+from . import core
+from .costs import get_cost
+from .epoch import EpochRunner
+
+MODEL_FORMAT = "nn_gpu.network"
+MODEL_VERSION = 1
+#: Bytes per parameter that building a network takes on the host: the
+#: float64 draw, its scaled copy, and the array of the network's dtype.
+BUILD_BYTES = 24
+
+
+def initial_parameters(rng, sizes, init):
+    """(biases, weights) as float64 host arrays drawn from ``rng``.
+
+    ``"normal"``: every entry N(0, 1), as in the seed notes (network2's "large").
+    ``"scaled"``: weights N(0, 1/n_in), so z starts O(1) and does not saturate
+    (network2's "default").
+    Drawing on the host makes the same seed give the same network on every backend.
+    """
+    biases = [rng.standard_normal(n_out) for n_out in sizes[1:]]
+    weights = [rng.standard_normal((n_out, n_in)) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    if init == "scaled":
+        weights = [w / math.sqrt(w.shape[1]) for w in weights]
+    return biases, weights
+
+
+def check_buildable(sizes, extra_bytes_per_parameter=0, advice="choose smaller layer sizes"):
+    """Raise :class:`MemoryBudgetError` before building a network ``sizes``
+    that cannot fit in the memory available."""
+    count = memory.parameter_count(sizes)
+    memory.check_fits(count * (BUILD_BYTES + extra_bytes_per_parameter),
+                      f"a network of sizes {npz.short(sizes)} ({count:,} parameters)", advice)
+
+
+def check_outputs(cost, n_out):
+    """A softmax over one neuron is always 1: log-likelihood needs two outputs or more."""
+    if n_out == 1 and cost.output_activation == "softmax":
+        raise InvalidArgumentError(
+            f"cost {cost.name!r} puts a softmax on the output layer, which is always 1 for a "
+            "single output neuron; use cost 'cross_entropy' or 'quadratic' with one output")
+
+
+class Network:
+    """A feed-forward network trained by mini-batch SGD.
+
+    ``cost`` is ``"quadratic"`` or ``"cross_entropy"`` (sigmoid output layer)
+    or ``"log_likelihood"`` (softmax output layer); ``activation`` is the
+    hidden layers' ``"sigmoid"``, ``"tanh"`` or ``"relu"``; ``backend`` is
+    ``"auto"``, ``"numpy"``, ``"cupy"`` or a backend object; ``dtype`` is
+    ``"float32"`` (fast) or ``"float64"`` (exact comparisons); ``seed`` fixes
+    the initial parameters and every epoch's shuffle; ``init`` is
+    ``"normal"`` (N(0, 1)) or ``"scaled"`` (N(0, 1/n_in)) weights.
+
+    A network with one output neuron is a yes/no classifier (the seed notes'
+    "is it a nine?"): labels are 0 or 1, the target y is the label itself,
+    and a^L > 0.5, that is z^L > 0, means 1.
+    """
+
+    def __init__(self, sizes, cost="quadratic", backend="auto", dtype="float32", seed=None,
+                 init="normal", activation="sigmoid"):
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
+            raise InvalidArgumentError(
+                f"sizes must list at least two layer widths (input and output), got {sizes!r}")
+        self.sizes = [positive_int(n, "every layer size") for n in sizes]
+        self.cost = get_cost(cost)
+        check_outputs(self.cost, self.sizes[-1])
+        self.activation = choice(activation, ACTIVATIONS, "activation")
+        #: The activation of each layer's output: hidden ones, then the cost's.
+        self.kinds = (activation,) * (len(self.sizes) - 2) + (self.cost.output_activation,)
+        self.dtype = check_dtype(dtype)
+        self.init = choice(init, INITS, "init")
+        self.seed = check_seed(seed)
+        check_buildable(self.sizes)
+        self.backend = get_backend(backend)
+        # Host RNG: initial parameters and shuffles, identical on every backend.
+        self.rng = numpy.random.default_rng(seed)
+        biases, weights = initial_parameters(self.rng, self.sizes, init)
+        self.biases = [self.backend.asarray(b, self.dtype) for b in biases]
+        self.weights = [self.backend.asarray(w, self.dtype) for w in weights]
+        #: The settings of the last ``sgd`` run (η as it ended), kept by ``save``
+        #: (as the model file's "training" metadata).
+        self.last_training = None
+
+    def __repr__(self):
+        return (f"Network({self.sizes}, cost={self.cost.name!r}, "
+                f"activation={self.activation!r}, backend={self.backend.name!r}, "
+                f"dtype={self.dtype.name!r})")
+
+    @property
+    def num_classes(self):
+        """Classes the labels name: one per output neuron, or 0 and 1 for a single one."""
+        return max(2, self.sizes[-1])
+
+    # ------------------------------------------------------------ inputs
+    def _inputs(self, X, what="X"):
+        """X as a (m, n_in) device array of the network's dtype."""
+        X = self.backend.xp.ascontiguousarray(self.backend.asarray(X, self.dtype))
+        if X.ndim != 2 or X.shape[1] != self.sizes[0] or X.shape[0] == 0:
+            raise InvalidArgumentError(
+                f"{what} must have shape (m, {self.sizes[0]}) with m >= 1, got {tuple(X.shape)}")
+        return X
+
+    def to_device(self, data, what="data"):
+        """Validate ``(X, labels)`` and move it to the device (once per run)."""
+        try:
+            X, labels = data
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(f"{what} must be a pair (X, labels)") from None
+        X = self._inputs(X, f"{what} X")
+        labels = self.backend.asarray(labels)
+        if labels.shape != (X.shape[0],):
+            raise InvalidArgumentError(
+                f"{what} labels must have shape ({X.shape[0]},) to match X, got {tuple(labels.shape)}")
+        if labels.dtype.kind not in "iu":
+            raise InvalidArgumentError(f"{what} labels must be integers, got dtype {labels.dtype}")
+        xp = self.backend.xp
+        # Read back once per data set, before training starts.
+        checks = self.read_all({"low": xp.min(labels), "high": xp.max(labels),
+                                "finite": xp.all(xp.isfinite(X))})
+        low, high, finite = int(checks["low"]), int(checks["high"]), checks["finite"]
+        if low < 0 or high >= self.num_classes:
+            raise InvalidArgumentError(
+                f"{what} labels must lie in [0, {self.num_classes - 1}], found {low}..{high}")
+        if not finite:
+            raise InvalidArgumentError(f"{what} X contains NaN or infinite values")
+        return X, labels
+
+    def one_hot(self, labels):
+        """Device labels -> one-hot targets y, shape (m, n_out). With one
+        output neuron y is the label (0 or 1) itself: the one-hot code of
+        two classes without its redundant "no" column."""
+        xp = self.backend.xp
+        if self.sizes[-1] == 1:
+            return labels.astype(self.dtype).reshape(-1, 1)
+        Y = xp.zeros((labels.shape[0], self.sizes[-1]), dtype=self.dtype)
+        Y[xp.arange(labels.shape[0]), labels] = 1
+        return Y
+
+    def read(self, device_value):
+        """A 0-d device value as a Python number: a host synchronisation point."""
+        return self.backend.to_host(device_value).item()
+
+    def read_all(self, device_values):
+        """A dict of 0-d device values as Python floats, in one device->host copy."""
+        if not device_values:
+            return {}
+        xp = self.backend.xp
+        stacked = xp.stack([xp.asarray(v, dtype=xp.float64) for v in device_values.values()])
+        return dict(zip(device_values, self.backend.to_host(stacked).tolist()))
+
+    def host_arrays(self, parameters, prefix=""):
+        """{prefix}w{l} / {prefix}b{l} -> host copies of (weights, biases), for files."""
+        weights, biases = parameters
+        arrays = {f"{prefix}w{l}": self.backend.to_host(w) for l, w in enumerate(weights)}
+        arrays.update({f"{prefix}b{l}": self.backend.to_host(b) for l, b in enumerate(biases)})
+        return arrays
+
+    def copy_parameters(self):
+        """A device copy of (weights, biases), e.g. to keep the best epoch's."""
+        xp = self.backend.xp
+        return [xp.copy(w) for w in self.weights], [xp.copy(b) for b in self.biases]
+
+    def set_parameters(self, parameters):
+        weights, biases = parameters
+        for current, saved in zip(self.weights + self.biases, weights + biases):
+            current[...] = saved
+
+    # ---------------------------------------------------------- the math
+    def feedforward(self, X):
+        """Output activations a^L, shape (m, n_out), as a backend array."""
+        X = self._inputs(X)
+        activations = [X] + [self.backend.empty((X.shape[0], n), self.dtype) for n in self.sizes[1:]]
+        return core.feedforward(self.backend, self.weights, self.biases, activations, self.kinds)
+
+    def backprop(self, X, Y):
+        """(nabla_b, nabla_w): the gradient of the mean per-example cost over
+        the rows of X with one-hot targets Y, computed for the whole batch at once."""
+        X = self._inputs(X)
+        Y = self.backend.asarray(Y, self.dtype)
+        if Y.shape != (X.shape[0], self.sizes[-1]):
+            raise InvalidArgumentError(
+                f"Y must have shape ({X.shape[0]}, {self.sizes[-1]}), got {tuple(Y.shape)}")
+        return core.gradient(self.backend, self.cost, self.kinds, self.weights, self.biases, X, Y)
+
+    def count_correct(self, X, labels):
+        """Σ [prediction == label] over device data, as a 0-d device array; the
+        prediction is argmax a^L, or [a^L > 0.5] for a single output neuron."""
+        return core.count_correct(self.backend, self.kinds, self.weights, self.biases, X, labels)
+
+    def predicted_labels(self, X):
+        """The predicted class of every row of device X, on the device: argmax
+        a^L, or [a^L > 0.5] for one output neuron (scored in chunks)."""
+        chunks = [core.predicted_labels(self.backend, z) for _, z in
+                  core.scored_chunks(self.backend, self.kinds, self.weights, self.biases, X)]
+        return chunks[0] if len(chunks) == 1 else self.backend.xp.concatenate(chunks)
+
+    def count_positives(self, X, labels):
+        """For one output neuron: the device counts behind precision and recall
+        (see :func:`nn_gpu.model.core.count_positives`)."""
+        return core.count_positives(self.backend, self.kinds, self.weights, self.biases, X,
+                                    labels)
+
+    def precision_recall(self, data):
+        """For one output neuron: (precision, recall) over ``(X, labels)`` —
+        of the rows it calls 1, the share that are; of the rows that are 1,
+        the share it finds."""
+        if self.sizes[-1] != 1:
+            raise InvalidArgumentError("precision and recall are those of a network with "
+                                       f"one output neuron; this one has {self.sizes[-1]}")
+        counts = self.count_positives(*self.to_device(data))
+        return precision_recall(self.read_all(counts))
+
+    def cost_of(self, X, labels, l2=0.0, l1=0.0, train_size=None):
+        """Mean cost over device data plus the regularisation terms, each
+        scaled by the size of the *training* set (as a 0-d device array)."""
+        cost = core.total_cost(self.backend, self.cost, self.kinds, self.weights, self.biases,
+                               X, self.one_hot(labels))
+        if l2 or l1:
+            cost = cost + core.regularization_cost(self.backend, self.weights, l2, l1,
+                                                   train_size or X.shape[0])
+        return cost
+
+    def evaluate(self, data):
+        """Number of rows of ``(X, labels)`` classified right: whose largest
+        output is the label or, for one output neuron, whose a^L > 0.5 is
+        [label == 1]."""
+        return self.read(self.count_correct(*self.to_device(data)))
+
+    def total_cost(self, data, l2=0.0, l1=0.0, train_size=None):
+        """Mean cost C over ``(X, labels)``, plus (λ₂/2n)Σw² + (λ₁/n)Σ|w| with
+        n = ``train_size`` (the training set's size) when λ are given."""
+        return self.read(self.cost_of(*self.to_device(data), l2=l2, l1=l1,
+                                      train_size=train_size))
+
+    # ---------------------------------------------------------- training
+    def sgd(self, training_data, epochs=None, mini_batch_size=None, eta=None, test_data=None,
+            validation_data=None, callback=None, checkpoint=None, resume=False, progress=None,
+            settings=None, **options):
+        """Train by mini-batch stochastic gradient descent; return the history.
+
+        Each epoch shuffles the training set with the network's host RNG (the
+        same order for both methods and every backend), then takes SGD steps
+        over consecutive mini-batches, the last one possibly smaller:
+        w -> (1 - ηλ₂/n) w - (ηλ₁/n) sign(w) - (η/m) Σ_x ∇C_x, or with
+        ``momentum`` μ, v -> μv - (that step), w -> w + v. ``dropout`` is the
+        probability of dropping each hidden unit (inverted dropout, off when
+        scoring). ``method="batched"`` runs the matrix core;
+        ``"per_example"`` is Nielsen's loop, kept as the reference.
+
+        ``eta_schedule=n`` halves η whenever the validation accuracy has not
+        improved for n epochs and stops once η has fallen to η₀/128;
+        ``early_stopping=n`` stops after n epochs without improvement and
+        keeps the best epoch's weights. Both need ``validation_data``.
+
+        Returns one dict per epoch: ``epoch``, ``seconds`` (training time),
+        ``eta``, and for each data set scored ``{name}_correct``,
+        ``{name}_total``, ``{name}_accuracy`` (name: validation, test, and
+        train if ``monitor_training_accuracy``), for one output neuron also
+        ``{name}_precision`` and ``{name}_recall``, ``{name}_cost`` where costs
+        are monitored (train: ``monitor_training_cost``; validation and test:
+        ``monitor_evaluation_cost``), and ``stopped`` (why) on an epoch that
+        ended training early. ``callback(record)`` is called after each epoch.
+
+        ``checkpoint`` (a :class:`nn_gpu.training.checkpoint.Checkpoint`) is rewritten
+        after every epoch; with ``resume=True`` training continues from it, bit
+        for bit as if never interrupted, up to ``epochs`` epochs in all (the
+        other arguments must be those of the original run, but for ``eta``: a
+        new one is the η of the epochs still to run). Weights or costs
+        that turn NaN/infinite raise :class:`~nn_gpu.errors.TrainingDivergedError`
+        and leave the last good checkpoint in place. ``progress(examples)`` is
+        called ~50 times per epoch.
+
+        The options (``epochs`` to ``monitor_evaluation_cost``) may come as
+        one :class:`~nn_gpu.options.TrainingSettings` instead: ``settings``.
+        """
+        if settings is None:
+            settings = TrainingSettings(epochs, mini_batch_size, eta, **options)
+        elif options or epochs is not None or mini_batch_size is not None or eta is not None:
+            raise InvalidArgumentError("pass either settings or the options, not both")
+        history, self.last_training = loop.sgd(
+            self, training_data, settings, test_data, validation_data, callback, checkpoint,
+            resume, progress)
+        return history
+
+    def epoch_runner(self, training_data, mini_batch_size, eta, method="batched", **options):
+        """Check the training set and move it to the device once; return a
+        function that trains one epoch at ``eta`` per call (what ``sgd`` runs
+        each epoch, and what the benchmarks time)."""
+        settings = TrainingSettings(1, mini_batch_size, eta, method=method, **options)
+        runner = self.runner(training_data, settings)
+        return lambda: runner(settings.eta)
+
+    def runner(self, training_data, settings):
+        """The :class:`~nn_gpu.model.epoch.EpochRunner` the training loop runs
+        each epoch (``settings``: a :class:`~nn_gpu.options.TrainingSettings`)."""
+        return EpochRunner(self, training_data, settings)
+
+    # ------------------------------------------------------- persistence
+    @staticmethod
+    def checkpoint_arrays(model):
+        """Name -> shape of every array a checkpoint of the network its
+        metadata ``model`` describes may hold (``model`` checked first): the
+        parameters, the momentum velocities and the early-stopping snapshot."""
+        sizes = check_metadata(model)
+        # the parameters, velocities and best weights, each up to 8 bytes
+        check_buildable(sizes, 3 * 8, "it cannot be resumed here")
+        shapes = {}
+        for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            for prefix in ("", "velocity_", "best_"):
+                shapes[f"{prefix}w{l}"] = (n_out, n_in)
+                shapes[f"{prefix}b{l}"] = (n_out,)
+        return shapes
+
+    def metadata(self):
+        return {"format": MODEL_FORMAT, "version": MODEL_VERSION, "sizes": self.sizes,
+                "cost": self.cost.name, "activation": self.activation,
+                "dtype": self.dtype.name, "init": self.init, "training": self.last_training}
+
+    def save(self, path):
+        """Write the network to ``path`` as ``.npz`` arrays plus JSON metadata
+        (no pickle), atomically: an existing file is replaced only when the
+        new one is complete."""
+        with atomic_write(path) as handle:
+            self.write(handle)
+
+    def write(self, handle):
+        """Write the model file's bytes to the open binary ``handle``: the one
+        serialisation of a network (files, checkpoints' parameters, pickles)."""
+        arrays = self.host_arrays((self.weights, self.biases))
+        arrays["metadata"] = numpy.array(json.dumps(self.metadata()))
+        numpy.savez(handle, **arrays)
+
+    @classmethod
+    def load(cls, path, backend="auto"):
+        """Read a network written by :meth:`save` (a path, or a binary file
+        object holding what :meth:`write` wrote), onto any backend.
+
+        Any file is safe to try: the result is a Network or a one-line
+        :class:`ModelFileError`. Only the members the metadata calls for are
+        read, each after its .npy header has been checked against the sizes
+        in the metadata, and the network is built last, so a damaged or forged
+        file never allocates more than it really holds.
+        """
+        with model_file_errors(path, "model file", "Network.save / nn-gpu train --save"), \
+                input_stream(path, what="model file") as handle, zipfile.ZipFile(handle) as archive:
+            names = set(archive.namelist())
+            meta = npz.read_metadata(archive, names)
+            sizes = check_metadata(meta)
+            check_buildable(sizes, 8, "it cannot be loaded here")  # 8: the arrays read
+            stored = {}
+            for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+                for name, shape in ((f"w{l}", (n_out, n_in)), (f"b{l}", (n_out,))):
+                    array = npz.read_npy(archive, names, name, shape, "fiu")
+                    if not numpy.isfinite(array).all():
+                        raise ValueError(f"array {name} is not finite real numbers")
+                    stored[name] = array
+        net = cls(sizes, cost=meta["cost"], backend=backend, dtype=meta["dtype"],
+                  init=meta.get("init", "normal"), activation=meta.get("activation", "sigmoid"))
+        last_training = meta.get("training")
+        net.last_training = last_training if isinstance(last_training, dict) else None
+        for l in range(len(sizes) - 1):
+            net.weights[l] = net.backend.asarray(stored[f"w{l}"], net.dtype)
+            net.biases[l] = net.backend.asarray(stored[f"b{l}"], net.dtype)
+        return net
+
+
+
+@contextlib.contextmanager
+def model_file_errors(path, kind, writer):
+    """Whatever goes wrong reading the model file ``path`` (a ``kind``, written
+    by ``writer``) as one :class:`ModelFileError` line naming it: the one
+    wording for every kind of model."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: model file not found") from None
+    except KeyError as exc:
+        raise ModelFileError(f"{path}: not an nn_gpu {kind} (missing {exc})") from None
+    except ValueError as exc:  # InvalidArgumentError included
+        message = " ".join(str(exc).split())
+        raise ModelFileError(f"{path}: invalid {kind}: {message}") from None
+    except MemoryBudgetError as exc:
+        raise ModelFileError(f"{path}: declares {exc}") from None
+    except (NotRegularFileError, PermissionError) as exc:
+        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except Exception:  # noqa: BLE001 - zipfile raises many kinds on damaged bytes
+        raise ModelFileError(f"{path}: not a readable nn_gpu model file (.npz written "
+                             f"by {writer})") from None
+
+# ------------------------------------------------------ reading model files
+def check_metadata(meta):
+    """The layer sizes, once every setting in ``meta`` has been checked."""
+    if meta.get("format") != MODEL_FORMAT:
+        raise ValueError(f"format is {npz.short(meta.get('format'))}, expected {MODEL_FORMAT!r}")
+    if meta.get("version") != MODEL_VERSION:
+        raise ValueError(f"unsupported version {npz.short(meta.get('version'))}")
+    for key in ("cost", "dtype", "activation", "init"):
+        if key in meta and not isinstance(meta[key], str):
+            raise ValueError(f"{key} {npz.short(meta[key])} is not a string")
+    cost = get_cost(meta["cost"])
+    check_dtype(meta["dtype"])
+    choice(meta.get("activation", "sigmoid"), ACTIVATIONS, "activation")
+    choice(meta.get("init", "normal"), INITS, "init")
+    sizes = meta["sizes"]
+    if not isinstance(sizes, list) or len(sizes) < 2 or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
+        raise ValueError(f"sizes {npz.short(sizes)} is not a list of layer widths")
+    check_outputs(cost, sizes[-1])
+    return sizes

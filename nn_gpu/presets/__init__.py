@@ -1,0 +1,1 @@
+"""The book's runs as named option sets (fully connected and convolutional)."""

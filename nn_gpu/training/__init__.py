@@ -1,0 +1,1 @@
+"""The training loop every model shares, and its checkpoints."""
