@@ -13,8 +13,8 @@ and Selenium (the test extra).
 
 import argparse
 import sys
+import tempfile
 import threading
-import time
 from pathlib import Path
 
 import numpy
@@ -51,8 +51,8 @@ def main():
     rows = [rng.choice(numpy.flatnonzero(labels == int(d))) for d in args.number]
     print("writing", "".join(str(d) for d in labels[rows]))
 
-    profile = Path(f"/tmp/nn_gpu_screenshot_{time.time_ns()}")
-    driver = start_chromium(profile, width=1100, height=880)
+    profile = tempfile.TemporaryDirectory(prefix="nn_gpu_screenshot_")
+    driver = start_chromium(profile.name, width=1100, height=880)
     try:
         driver.get(server.url)
         draw(driver, "number-ink", number_strokes(X[rows], 8, 70, 50, 34))
@@ -63,6 +63,7 @@ def main():
     finally:
         driver.quit()
         server.shutdown()
+        profile.cleanup()
 
 
 if __name__ == "__main__":
