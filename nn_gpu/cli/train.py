@@ -52,7 +52,7 @@ from .common import (
     training_size,
     unit_interval,
 )
-from .train_run import plan_run
+from .train_run import plan_run, training_plan
 
 
 def describe_run(run, backend):
@@ -149,21 +149,16 @@ def first_run_mnist(data):
 
 
 def training_backend(args, run, settings, parser):
-    """--backend, where "auto" weighs the GPU path a fully connected training
-    would take against the CPU for its network and mini-batch size (and
-    "cupy" names it); --threads applied."""
-    if run.kind == "conv" or run.method != "batched":
+    """--backend for this training, --threads applied: for a fully connected
+    network, the choice ``Network.sgd`` makes for the same network and
+    mini-batch (:func:`~nn_gpu.backends.choose_backend`: "auto" weighs the
+    paths the capability table allows by the launch/FLOP model; the backend's
+    reason says which and why)."""
+    if run.kind == "conv":
         return apply_threads(get_backend(args.backend), args.threads, parser)
-    from ..model.core import Plan
-    from ..model.costs import get_cost
-
-    options = run.options
-    cost = get_cost(options["cost"])
-    kinds = (options["activation"],) * (len(options["sizes"]) - 2) + (cost.output_activation,)
-    plan = Plan(cost=cost, kinds=kinds, eta=settings.eta, train_size=run.examples,
-                **settings.regularisation)
-    backend = choose_backend(args.backend, options["sizes"], settings.mini_batch_size,
-                             run.dtype, run.examples, plan)
+    backend = choose_backend(args.backend, training_plan(run.options, run.examples),
+                             run.options["sizes"], settings.mini_batch_size, run.dtype,
+                             run.method).backend
     return apply_threads(backend, args.threads, parser)
 
 

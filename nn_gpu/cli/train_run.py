@@ -11,15 +11,17 @@ problem with stored settings told as the checkpoint's.
 
 from dataclasses import dataclass, field
 
+from ..backends import capabilities
 from ..convnet.epoch import check_trainable
 from ..convnet.layers import layer_from_spec
 from ..convnet.network import ConvNetwork, check_buildable as check_conv_buildable
 from ..data.expand import COPIES
 from ..data.mnist import TRAINING_SIZE
 from ..errors import MemoryBudgetError, NNGpuError
+from ..model.core import Plan
 from ..model.costs import COSTS
 from ..model.network import check_buildable, check_outputs
-from ..options import PATIENCE_OPTIONS, TrainingSettings, off_if_zero
+from ..options import BATCHED_ONLY, PATIENCE_OPTIONS, TrainingSettings, off_if_zero
 from ..presets import network as presets
 from ..presets.convnet import CONV_DEFAULTS, CONV_PRESETS, read_layers
 from ..training.checkpoint import Checkpoint
@@ -36,6 +38,10 @@ CONV_BUILTIN = {"eta_schedule": None, "early_stopping": None,
                 "monitor": ["evaluation-accuracy", "evaluation-cost"]}
 #: Options that shape a fully connected network, meaningless for a conv one.
 NETWORK_OPTIONS = ("sizes", "cost", "activation", "init", "digit")
+#: The flag behind each setting the capability table may refuse.
+REFUSED_FLAGS = {"dropout": "--dropout", "l1": "--l1", "l2": "--l2", "momentum": "--momentum",
+                 "activation": "--activation", "cost": "--cost", "dtype": "--dtype",
+                 "layers": "--sizes"}
 
 
 @dataclass
@@ -262,10 +268,19 @@ def check_mlp(run, parser):
         except NNGpuError as exc:
             parser.error(f"--digit: {exc}")
     if run.method == "per_example":
-        extras = [f"--{key.replace('_', '-')}" for key in ("l2", "l1", "momentum", "dropout")
-                  if options[key]]
-        if options["activation"] != "sigmoid" or options["cost"] == "log_likelihood" or extras:
-            parser.error("--method per_example is the book's chapter-1 loop: sigmoid "
-                         "neurons, quadratic or cross_entropy cost, and none of --l2, --l1, "
-                         "--momentum, --dropout; use --method batched")
+        refused = capabilities.refusal("per_example", training_plan(options, run.examples),
+                                       run.dtype)
+        if refused:
+            parser.error(f"--method per_example cannot train with {refused.subject} "
+                         f"({REFUSED_FLAGS.get(refused.option, '--method')}): {refused.why}; "
+                         "use --method batched")
     check_buildable(sizes)
+
+
+def training_plan(options, examples):
+    """The :class:`~nn_gpu.model.core.Plan` of a fully connected run's
+    resolved options: what the capability table and the backend choice read."""
+    cost = COSTS[options["cost"]]
+    kinds = (options["activation"],) * (len(options["sizes"]) - 2) + (cost.output_activation,)
+    return Plan(cost=cost, kinds=kinds, eta=options["eta"], train_size=examples,
+                **{key: options[key] for key in BATCHED_ONLY})

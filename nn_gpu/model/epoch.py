@@ -9,6 +9,7 @@ core (:func:`.core.train_epoch`), or Nielsen's per-example loop
 (:func:`.reference.train_epoch`) for ``method="per_example"``.
 """
 
+from ..backends import capabilities
 from ..errors import InvalidArgumentError
 from ..options import batch_fits
 from . import core, reference
@@ -107,12 +108,11 @@ class DenseEpochRunner(EpochRunner):
 
     @staticmethod
     def _check_reference_supports(net, settings):
-        if (net.activation != "sigmoid" or net.cost.name not in ("quadratic", "cross_entropy")
-                or any(settings.values())):
-            raise InvalidArgumentError(
-                "method 'per_example' is the book's chapter-1 reference: sigmoid neurons, "
-                "quadratic or cross-entropy cost, no regularisation, momentum or dropout; "
-                "use method 'batched' for the rest")
+        plan = core.Plan(cost=net.cost, kinds=net.kinds, eta=1.0, train_size=1, **settings)
+        refused = capabilities.refusal("per_example", plan)
+        if refused:
+            raise InvalidArgumentError(f"method 'per_example' cannot train with {refused}; "
+                                       "use method 'batched'")
 
     def plan(self, eta):
         return core.Plan(cost=self.net.cost, kinds=self.net.kinds, eta=eta,
