@@ -21,11 +21,17 @@ import numpy
 
 from ..errors import NNGpuError
 from . import bench, info, plot, predict, read, sweep, train
-from .common import PROG, fail
+from .common import PROG, fail, terminated_as_interrupt
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr, not the usage block."""
+    """argparse, but a usage error is one line on stderr, not the usage block,
+    and an option is never guessed from its first letters (``--epoch 3`` is
+    not ``--epochs``). Subcommands' parsers are made of this class too."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         message = " ".join(str(message).split())
@@ -52,7 +58,8 @@ def main(argv=None):
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        with numpy.errstate(all="ignore"):  # results are checked, not warned about
+        # Results are checked, not warned about; SIGTERM cleans up as Ctrl-C does.
+        with numpy.errstate(all="ignore"), terminated_as_interrupt():
             return args.func(args)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

@@ -3,6 +3,8 @@ validators of :mod:`nn_gpu.options`, output-path checks, and the ``--data``,
 ``--backend`` and ``--dtype`` arguments."""
 
 import argparse
+import contextlib
+import signal
 import sys
 
 import numpy
@@ -10,12 +12,18 @@ import numpy
 from .. import options
 from ..analysis import ensemble
 from ..backends import BACKEND_NAMES, NumpyBackend
-from ..data.mnist import DATA_ENV_VAR, NUM_CLASSES, TRAINING_SIZE, check_sizes, load_mnist
+from ..data.mnist import (
+    DATA_ENV_VAR,
+    NUM_CLASSES,
+    TRAINING_SIZE,
+    check_sizes,
+    load_mnist,
+    per_user_data_dir,
+)
 from ..errors import InvalidArgumentError, NNGpuError
 from ..io.fileio import check_outputs
 
 PROG = "nn-gpu"
-DATA_HELP = f"MNIST directory (default: ${DATA_ENV_VAR}, else ~/.local/share/nn_gpu/mnist)"
 
 
 class CliError(NNGpuError):
@@ -77,7 +85,11 @@ def patience(text):
 
 # ------------------------------------------------------- shared arguments
 def add_data(parser):
-    parser.add_argument("--data", metavar="DIR", help=DATA_HELP)
+    """``--data DIR``; its help names the per-user default as this environment
+    makes it (``$XDG_DATA_HOME``)."""
+    parser.add_argument("--data", metavar="DIR",
+                        help=f"MNIST directory (default: ${DATA_ENV_VAR}, else "
+                             f"{per_user_data_dir()})")
 
 
 def add_backend(parser):
@@ -201,6 +213,23 @@ def precision_recall(precision, recall):
 def interrupt(signum, frame):
     """SIGTERM (and SIGHUP for the sweep) end a command the way Ctrl-C does."""
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def terminated_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt while the block runs, so that what a
+    command cleans up on Ctrl-C (a download's temporary file, a half-written
+    output) it cleans up when a scheduler or ``kill`` stops it too. Outside
+    the main thread (where no handler can be set) nothing changes."""
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def fail(message):

@@ -1,5 +1,6 @@
 """``nn-gpu evaluate``, ``presets``, ``download`` and ``info``: the small commands."""
 
+import argparse
 import os
 import platform
 import sys
@@ -9,6 +10,7 @@ import numpy
 from ..analysis import ensemble
 from ..backends import cupy_status, get_backend
 from ..bench.timing import blas_description
+from ..data.download import DEFAULT_MIRRORS, MIRROR_SCHEMES, MIRRORS_ENV_VAR
 from ..data.mnist import DATA_ENV_VAR, FILES, one_vs_rest, resolve_data_dir
 from ..errors import NNGpuError
 from ..presets import network as presets
@@ -93,9 +95,17 @@ def cmd_download(args):
     """Fetch and verify the four MNIST files, so `train` works offline afterwards."""
     from ..data.download import download_mnist  # urllib etc. only when needed
 
-    dest = download_mnist(resolve_data_dir(args.data))
+    dest = download_mnist(resolve_data_dir(args.data), mirrors=args.mirror, say=print)
     print(f"MNIST files are in {dest}")
     return 0
+
+
+def mirror_url(text):
+    """A mirror's base URL (``download --mirror``)."""
+    if not text.startswith(MIRROR_SCHEMES) or len(text) <= len(text.split("://")[0]) + 3:
+        raise argparse.ArgumentTypeError(
+            f"expected a URL starting with {', '.join(MIRROR_SCHEMES)}, got {text!r}")
+    return text
 
 
 def optional_version(distribution, extra):
@@ -160,9 +170,15 @@ def add_parsers(commands):
                                               "the accuracy the book reports for each.")
     listing.set_defaults(func=cmd_presets, parser=listing)
 
-    download = commands.add_parser("download", help="download and verify MNIST",
-                                   description="Download the four MNIST files.")
+    download = commands.add_parser(
+        "download", help="download and verify MNIST",
+        description="Download the four MNIST files and check their SHA-256; files already "
+                    "there and right are kept.")
     add_data(download)
+    download.add_argument("--mirror", action="append", type=mirror_url, metavar="URL",
+                          help="a base URL holding the four files, tried in the order given "
+                               f"(repeat it for more; default: ${MIRRORS_ENV_VAR}, else "
+                               f"{' then '.join(DEFAULT_MIRRORS)})")
     download.set_defaults(func=cmd_download, parser=download)
 
     info = commands.add_parser("info", help="show versions, backends and data location",

@@ -73,10 +73,13 @@ def resolve_data_dir(path: str | os.PathLike | None = None) -> Path:
     """
     if path is None or str(path) == "":
         path = os.environ.get(DATA_ENV_VAR) or None
-    if path is None:
-        base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-        path = Path(base) / "nn_gpu" / "mnist"
-    return Path(path).expanduser()
+    return per_user_data_dir() if path is None else Path(path).expanduser()
+
+
+def per_user_data_dir() -> Path:
+    """``$XDG_DATA_HOME/nn_gpu/mnist`` (normally ``~/.local/share/nn_gpu/mnist``)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return (Path(base) / "nn_gpu" / "mnist").expanduser()
 
 
 def _where(directory: Path) -> str:
