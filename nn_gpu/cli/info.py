@@ -8,14 +8,14 @@ import sys
 import numpy
 
 from ..analysis import ensemble
-from ..backends import cupy_status, get_backend
+from ..backends import CUPY_INSTALL_HINT, cupy_status, get_backend
 from ..bench.timing import blas_description
 from ..data.download import DEFAULT_MIRRORS, MIRROR_SCHEMES, MIRRORS_ENV_VAR
 from ..data.mnist import DATA_ENV_VAR, FILES, one_vs_rest, resolve_data_dir
 from ..errors import NNGpuError
 from ..presets import network as presets
 from ..presets.convnet import table as conv_table
-from ..version import __version__
+from ..version import __version__, install_hint
 from .common import (
     PROG,
     CliError,
@@ -79,8 +79,15 @@ def cmd_evaluate(args):
 
 def evaluate_ensemble(args):
     """``evaluate --ensemble``: each model's accuracy, then the majority vote's."""
+    if args.digit is not None:
+        args.parser.error("--digit scores one detector of a digit; --ensemble votes among "
+                          "models of all ten digits: give one or the other")
     paths = ([args.model] if args.model else []) + args.ensemble
-    nets = [load_model_file(path, args.backend) for path in paths]  # all checked first
+    hint = ("it is a detector of one digit (from `nn-gpu train --digit`); an ensemble votes "
+            "among models of all ten digits: score a detector alone with `nn-gpu evaluate "
+            "MODEL`")
+    nets = [load_model_file(path, args.backend, detector_hint=hint)  # all checked first
+            for path in paths]
     data = load_split(args)
     for path, net in zip(paths, nets):
         correct, total = net.evaluate(data), len(data[1])
@@ -116,7 +123,7 @@ def optional_version(distribution, extra):
     try:
         return version(distribution)
     except PackageNotFoundError:
-        return f"not installed; pip install 'nn_gpu[{extra}]'"
+        return f"not installed; {install_hint(extra)}"
 
 
 def cmd_info(args):
@@ -131,7 +138,9 @@ def cmd_info(args):
     print(f"scipy {scipy.__version__}")
     print(f"numba {numba.__version__}")
     print(f"BLAS: {blas_description()}")
-    print(f"CuPy usable: {'yes' if usable else 'no'}: {reason}")
+    advice = "" if usable or CUPY_INSTALL_HINT in reason else \
+        f"; for an NVIDIA GPU, {CUPY_INSTALL_HINT}"
+    print(f"CuPy usable: {'yes' if usable else 'no'}: {reason}{advice}")
     print(f"sweep (Optuna): {optional_version('optuna', 'sweep')}")
     try:
         auto = get_backend("auto")

@@ -25,6 +25,7 @@ from nn_gpu.backends import cupy_status  # noqa: E402
 from nn_gpu.sweep import runner, worker  # noqa: E402
 from nn_gpu.sweep import study as sweep_study
 from nn_gpu.sweep.space import load_space  # noqa: E402
+from nn_gpu.version import install_hint  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("mnist")  # skipped, with the reason, without MNIST
 
@@ -402,7 +403,7 @@ def test_plain_training_never_imports_the_sweep_dependencies(tmp_path):
 def test_without_optuna_sweep_says_what_to_install(space_file, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` now fails
     assert cli.main(["sweep", str(space_file())]) == 1
-    assert "pip install 'nn_gpu[sweep]'" in capsys.readouterr().err
+    assert install_hint("sweep") in capsys.readouterr().err
 
 
 def test_a_stop_request_never_cuts_optunas_bookkeeping():
