@@ -65,12 +65,9 @@ def training_size(text):
 def digit(text):
     """A digit 0-9 (the one a detector, `train --digit`, answers for)."""
     try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 <= value < NUM_CLASSES:
-        raise argparse.ArgumentTypeError(f"expected a digit 0-9, got {text!r}")
-    return value
+        return options.digit(int(text))
+    except (ValueError, InvalidArgumentError):
+        raise argparse.ArgumentTypeError(f"expected a digit 0-9, got {text!r}") from None
 
 
 def patience(text):
@@ -133,15 +130,17 @@ def check_output_path(path, flag, inputs=()):
     check_outputs([(flag, path)], inputs)
 
 
-def check_mnist_sizes(sizes, what, parser=None, detector=False):
+def check_mnist_sizes(sizes, what, parser=None, detector=False,
+                      detector_hint="a single output neuron detects one digit: add --digit D"):
     """MNIST needs 784 inputs and 10 outputs (1 for a one-digit ``detector``):
-    a usage error (with ``parser``) or a :class:`CliError` before anything runs."""
+    a usage error (with ``parser``) or a :class:`CliError` before anything runs.
+    Where one output is not wanted, ``detector_hint`` says what to do instead."""
     try:
         check_sizes(sizes, what, detector)
     except InvalidArgumentError as exc:
         message = str(exc)
         if not detector and len(sizes) >= 2 and sizes[-1] == 1:
-            message += "; a single output neuron detects one digit: add --digit D"
+            message += f"; {detector_hint}"
         if parser is not None:
             parser.error(message)
         raise CliError(message) from None
@@ -155,17 +154,22 @@ def check_batch_fits(parser, flag, batch_size, examples):
         parser.error(str(exc))
 
 
-def load_model(args, detector_ok=False):
+def load_model(args, detector_ok=False, detector_hint=None):
     """The model of a command that scores MNIST, on ``--backend``: ten
     outputs, or (where ``detector_ok``) one, for a detector of one digit."""
-    return load_model_file(args.model, args.backend, detector_ok)
+    return load_model_file(args.model, args.backend, detector_ok, detector_hint)
 
 
-def load_model_file(path, backend, detector_ok=False):
-    """A model file (fully connected or convolutional) for MNIST, on ``backend``."""
+def load_model_file(path, backend, detector_ok=False, detector_hint=None):
+    """A model file (fully connected or convolutional) for MNIST, on
+    ``backend``; a detector where none is wanted is told ``detector_hint``
+    (default: score it with `evaluate`)."""
     net = ensemble.load_model(path, backend=backend)
+    hint = detector_hint or (f"it is a detector of one digit (from `{PROG} train --digit`), "
+                             f"which this command does not take: score it with "
+                             f"`{PROG} evaluate {path}`")
     check_mnist_sizes(net.sizes, f"{path}: model layer sizes",
-                      detector=detector_ok and net.sizes[-1] == 1)
+                      detector=detector_ok and net.sizes[-1] == 1, detector_hint=hint)
     return net
 
 
@@ -183,6 +187,14 @@ def load_split(args):
 
 
 # ---------------------------------------------------------------- output
+def terminal_bar(description, total, unit):
+    """A tqdm progress bar on stderr (for a terminal: callers check), with
+    ``update(n)`` and ``close()``."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit=unit, leave=False, dynamic_ncols=True)
+
+
 def percent(correct, total):
     return f"{100 * correct / total:.2f}%"
 
