@@ -17,7 +17,7 @@ from ..io import fileio
 from ..io.history import history_entry, write_history
 from ..model.costs import COSTS
 from ..model.network import Network, check_buildable, check_outputs
-from ..options import ACTIVATIONS, INITS, METHODS, MONITORS, TrainingSettings
+from ..options import ACTIVATIONS, INITS, METHODS, MONITORS, TrainingSettings, fresh_seed
 from ..presets import network as presets
 from ..presets.convnet import CONV_PRESETS
 from ..training.checkpoint import Checkpoint
@@ -215,6 +215,8 @@ def cmd_train(args):
     if is_conv_run(args):
         return cmd_train_conv(args)
     checkpoint, earlier, changes = open_checkpoint(args)
+    if args.seed is None and not args.resume:  # recorded, the seed drawn repeats the run
+        args.seed = fresh_seed()
     options, examples = resolve_train_options(args)
     check_buildable(options["sizes"])
     if checkpoint is not None:

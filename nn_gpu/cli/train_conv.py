@@ -16,6 +16,7 @@ from ..convnet.network import ConvNetwork
 from ..data.expand import COPIES, training_subset
 from ..data.mnist import TRAINING_SIZE, load_mnist, resolve_data_dir
 from ..io.history import history_entry, write_history
+from ..options import fresh_seed
 from ..presets.convnet import CONV_DEFAULTS, CONV_PRESETS, book_figure, read_layers
 from ..training.checkpoint import Checkpoint
 from .common import CliError, check_batch_fits, check_output_path, interrupt, interrupted, percent
@@ -79,6 +80,8 @@ def resolve_conv_options(args):
 
 def cmd_train_conv(args):
     what, options, checkpoint, earlier = resolve_conv_options(args)
+    if args.seed is None and not args.resume:  # recorded, the seed drawn repeats the run
+        args.seed = fresh_seed()
     name = what["preset"] or args.layers or "the network of the checkpoint"
     examples = (args.train_size or TRAINING_SIZE) * (COPIES if options["expand"] else 1)
     check_batch_fits(args.parser, "--batch-size", options["batch_size"], examples)

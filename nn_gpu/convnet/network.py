@@ -29,6 +29,8 @@ from ..model.costs import LogLikelihoodCost
 from ..model.network import Network, model_file_errors
 from ..options import batch_fits, non_negative_number, positive_int, positive_number
 from ..options import dtype as check_dtype
+from ..options import fresh_seed
+from ..options import seed as check_seed
 from .layers import ConvPoolLayer, SoftmaxLayer, layer_from_spec
 
 MODEL_FORMAT = "nn_gpu.convnet"
@@ -92,8 +94,9 @@ class ConvNetwork(Network):
         self.kinds = tuple(layer.activation for layer in self.layers)
         self.dtype = check_dtype(dtype)
         self.backend = get_backend(backend)
-        self.seed = seed
-        self.rng = numpy.random.default_rng(seed)
+        seed = check_seed(seed)
+        self.seed = fresh_seed() if seed is None else seed  # drawn, it is known: runs repeat
+        self.rng = numpy.random.default_rng(self.seed)
         parameters = [layer.initial_parameters(self.rng) for layer in self.layers]
         self.weights = [self.backend.asarray(w, self.dtype) for w, _ in parameters]
         self.biases = [self.backend.asarray(b, self.dtype) for _, b in parameters]

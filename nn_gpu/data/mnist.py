@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, InvalidArgumentError
+from ..options import digit as check_digit
 from ..io.fileio import NotRegularFileError, read_input
 
 DATA_ENV_VAR = "NN_GPU_DATA"
@@ -248,6 +249,8 @@ def load_mnist(path: str | os.PathLike | None = None):
 def one_vs_rest(data, digit):
     """``(X, labels)`` relabelled for a detector of one digit: 1 where the
     label is ``digit``, 0 for every other digit (the seed notes' "is it a
-    nine?", for a network with one output neuron)."""
+    nine?", for a network with one output neuron). ``digit`` must be an int
+    0-9: any other value would give all-zero labels."""
+    digit = check_digit(digit, "one_vs_rest: digit")
     X, labels = data
     return X, (np.asarray(labels) == digit).astype(np.int64)

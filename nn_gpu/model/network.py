@@ -19,6 +19,7 @@ from ..io import memory, npz
 from ..io.fileio import NotRegularFileError, atomic_write, input_stream
 from ..options import ACTIVATIONS, INITS, TrainingSettings, choice, positive_int
 from ..options import dtype as check_dtype
+from ..options import fresh_seed
 from ..options import seed as check_seed
 from ..training import loop
 from ..training.scores import precision_recall
@@ -93,11 +94,12 @@ class Network:
         self.kinds = (activation,) * (len(self.sizes) - 2) + (self.cost.output_activation,)
         self.dtype = check_dtype(dtype)
         self.init = choice(init, INITS, "init")
-        self.seed = check_seed(seed)
+        seed = check_seed(seed)
+        self.seed = fresh_seed() if seed is None else seed  # drawn, it is known: runs repeat
         check_buildable(self.sizes)
         self.backend = get_backend(backend)
         # Host RNG: initial parameters and shuffles, identical on every backend.
-        self.rng = numpy.random.default_rng(seed)
+        self.rng = numpy.random.default_rng(self.seed)
         biases, weights = initial_parameters(self.rng, self.sizes, init)
         self.biases = [self.backend.asarray(b, self.dtype) for b in biases]
         self.weights = [self.backend.asarray(w, self.dtype) for w in weights]

@@ -16,6 +16,11 @@ import json
 from ..convnet.layers import layer_from_spec
 from ..convnet.network import ConvNetwork, check_layers
 from ..errors import InvalidArgumentError
+from ..io.fileio import read_input
+
+#: The largest layers file read: a description of a few layers is a few
+#: hundred bytes.
+MAX_LAYERS_BYTES = 1 << 20
 
 
 def _conv(image_shape, filter_shape, activation):
@@ -107,13 +112,19 @@ def read_layers(path):
     descriptions as :attr:`CONV_PRESETS` holds them, e.g.
     ``[{"kind": "conv_pool", "image_shape": [1, 28, 28], "filter_shape": [20, 1, 5, 5],
     "activation": "relu"}, {"kind": "softmax", "n_in": 2880, "n_out": 10}]``.
-    The file is data: anything else is one :class:`InvalidArgumentError` naming it."""
+    The file is data, read as a regular file of at most
+    :data:`MAX_LAYERS_BYTES` (a FIFO never hangs, ``/dev/zero`` is never
+    read): anything else is one :class:`InvalidArgumentError` naming it."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            specs = json.load(handle)
+        text = read_input(path, MAX_LAYERS_BYTES, "layers file")
     except FileNotFoundError:
         raise InvalidArgumentError(f"{path}: layers file not found") from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+    except OSError as exc:  # a directory, a FIFO, a device, too large, unreadable
+        raise InvalidArgumentError(f"{path}: cannot read the layers file "
+                                   f"({exc.strerror or exc})") from None
+    try:
+        specs = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         reason = getattr(exc, "msg", None) or type(exc).__name__
         raise InvalidArgumentError(f"{path}: not a JSON list of layers ({reason})") from None
     if not isinstance(specs, list):
