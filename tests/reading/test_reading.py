@@ -212,6 +212,28 @@ def test_a_cut_along_a_thick_stroke_costs_more_than_one_across_touching_digits()
     assert across == pytest.approx(reading.INK_COST * 4 / height)  # 4 rows of bridge, no stroke
 
 
+def test_a_thick_one_stays_whole_when_its_halves_look_as_whole_as_it():
+    """A bar 10 pixels wide: the classifier reads a 1 in it and in each half
+    alike, and the check even finds the halves more whole (0.95 against
+    0.6). Splitting it down the middle runs along the stroke: the DP keeps
+    it one digit."""
+    height = 40
+    strokes = numpy.zeros((50, 40))
+    strokes[5:45, 15:25] = 1.0
+    cuts = [0, 15, 20, 25, 40]
+    spans = {(1, 2): 0.95, (2, 3): 0.95, (1, 3): 0.6}
+    pieces, probs, wholes = [Piece(0, 1, None, None), Piece(3, 4, None, None)], [], []
+    for (i, j), whole in spans.items():
+        pieces.append(Piece(i, j, numpy.ones((2, 2)), (cuts[i], 5, cuts[j], 45)))
+        p = numpy.full(10, 0.01 / 9)
+        p[1] = 0.99
+        probs.append(p)
+        wholes.append(whole)
+    chosen = best_cuts(Components.of(strokes), cuts, pieces, numpy.array(probs), height,
+                       numpy.array(wholes))
+    assert [(piece.start, piece.stop) for piece, _ in chosen] == [(1, 3)]
+
+
 def test_longest_runs_per_column():
     mask = numpy.array([[1, 0, 1], [1, 1, 0], [0, 1, 1], [1, 1, 1]], dtype=bool)
     assert reading.longest_runs(mask).tolist() == [2, 3, 2]
