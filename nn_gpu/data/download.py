@@ -345,7 +345,8 @@ def first_run_data_dir(data=None, say=None, progress=None) -> Path:
         download_mnist(directory, mirrors, say=say, progress=progress)
     except DownloadError as exc:
         raise DataError(f"could not download MNIST ({exc.tried}); put the four files "
-                        f"{', '.join(FILES.values())} in {directory} by hand, or pass "
+                        f"{', '.join(FILES.values())} in {directory} by hand, fetch them "
+                        "from another mirror (`nn-gpu download --mirror URL`), or pass "
                         "--data DIR where they are") from None
     say(f"MNIST is ready in {directory}")
     return directory
