@@ -9,15 +9,24 @@ import argparse
 import signal
 import sys
 
-from ..backends import choose_backend, get_backend
+from ..backends import capabilities, choose_backend
 from ..data.expand import COPIES, default_cache_dir, training_subset
 from ..data.mnist import TRAINING_SIZE, load_mnist, one_vs_rest, resolve_data_dir
 from ..errors import NNGpuError
 from ..io import fileio
 from ..io.history import history_entry, write_history
+from ..model.core import Plan
 from ..model.costs import COSTS
 from ..model.network import Network, check_buildable, check_outputs
-from ..options import ACTIVATIONS, INITS, METHODS, MONITORS, TrainingSettings, fresh_seed
+from ..options import (
+    ACTIVATIONS,
+    BATCHED_ONLY,
+    INITS,
+    METHODS,
+    MONITORS,
+    TrainingSettings,
+    fresh_seed,
+)
 from ..presets import network as presets
 from ..presets.convnet import CONV_PRESETS
 from ..training.checkpoint import Checkpoint
@@ -69,13 +78,28 @@ def resolve_train_options(args):
     examples = (args.train_size or TRAINING_SIZE) * (COPIES if options["expand"] else 1)
     check_batch_fits(parser, "--batch-size", options["batch_size"], examples)
     if args.method == "per_example":
-        extras = [f"--{key.replace('_', '-')}" for key in ("l2", "l1", "momentum", "dropout")
-                  if options[key]]
-        if options["activation"] != "sigmoid" or options["cost"] == "log_likelihood" or extras:
-            parser.error("--method per_example is the book's chapter-1 loop: sigmoid "
-                         "neurons, quadratic or cross_entropy cost, and none of --l2, --l1, "
-                         "--momentum, --dropout; use --method batched")
+        refused = capabilities.refusal("per_example", training_plan(options, examples),
+                                       args.dtype)
+        if refused:
+            parser.error(f"--method per_example cannot train with {refused.subject} "
+                         f"({REFUSED_FLAGS.get(refused.option, '--method')}): {refused.why}; "
+                         "use --method batched")
     return options, examples
+
+
+#: The flag behind each setting the capability table may refuse.
+REFUSED_FLAGS = {"dropout": "--dropout", "l1": "--l1", "l2": "--l2", "momentum": "--momentum",
+                 "activation": "--activation", "cost": "--cost", "dtype": "--dtype",
+                 "layers": "--sizes"}
+
+
+def training_plan(options, examples):
+    """The :class:`~nn_gpu.model.core.Plan` of resolved ``train`` options:
+    what the capability table and the backend choice read."""
+    cost = COSTS[options["cost"]]
+    kinds = (options["activation"],) * (len(options["sizes"]) - 2) + (cost.output_activation,)
+    return Plan(cost=cost, kinds=kinds, eta=options["eta"], train_size=examples,
+                **{key: options[key] for key in BATCHED_ONLY})
 
 
 def describe_run(args, options, examples, backend):
@@ -190,19 +214,12 @@ def open_checkpoint(args):
 
 
 def training_backend(args, options, examples, settings):
-    """--backend, where "auto" weighs the GPU path this training would take
-    against the CPU for its network and mini-batch size (and "cupy" names it)."""
-    if args.method != "batched":
-        return get_backend(args.backend)
-    from ..model.core import Plan
-    from ..model.costs import get_cost
-
-    cost = get_cost(options["cost"])
-    kinds = (options["activation"],) * (len(options["sizes"]) - 2) + (cost.output_activation,)
-    plan = Plan(cost=cost, kinds=kinds, eta=settings.eta, train_size=examples,
-                **settings.regularisation)
-    return choose_backend(args.backend, options["sizes"], settings.mini_batch_size, args.dtype,
-                          examples, plan)
+    """--backend for this training: the choice ``Network.sgd`` makes for the
+    same network and mini-batch (:func:`~nn_gpu.backends.choose_backend`:
+    "auto" weighs the paths the capability table allows by the launch/FLOP
+    model; the backend's reason says which and why)."""
+    return choose_backend(args.backend, training_plan(options, examples), options["sizes"],
+                          settings.mini_batch_size, args.dtype, args.method).backend
 
 
 def cmd_train(args):

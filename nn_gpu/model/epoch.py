@@ -5,6 +5,7 @@ native epoch where it has one for this training, else the batched core
 (:func:`.reference.train_epoch`) for ``method="per_example"``.
 """
 
+from ..backends import capabilities
 from ..errors import InvalidArgumentError
 from ..options import batch_fits
 from . import core, reference
@@ -52,13 +53,12 @@ class EpochRunner:
         return all(p.flags.c_contiguous for p in (*self.net.weights, *self.net.biases))
 
     def _check_reference_supports(self):
-        net, settings = self.net, self.settings
-        if (net.activation != "sigmoid" or net.cost.name not in ("quadratic", "cross_entropy")
-                or any(settings.values())):
-            raise InvalidArgumentError(
-                "method 'per_example' is the book's chapter-1 reference: sigmoid neurons, "
-                "quadratic or cross-entropy cost, no regularisation, momentum or dropout; "
-                "use method 'batched' for the rest")
+        plan = core.Plan(cost=self.net.cost, kinds=self.net.kinds, eta=1.0, train_size=1,
+                         **self.settings)
+        refused = capabilities.refusal("per_example", plan)
+        if refused:
+            raise InvalidArgumentError(f"method 'per_example' cannot train with {refused}; "
+                                       "use method 'batched'")
 
     def plan(self, eta):
         return core.Plan(cost=self.net.cost, kinds=self.net.kinds, eta=eta,

@@ -13,7 +13,7 @@ import zipfile
 
 import numpy
 
-from ..backends import get_backend
+from ..backends import NumpyBackend, choose_backend, get_backend
 from ..errors import InvalidArgumentError, MemoryBudgetError, ModelFileError
 from ..io import memory, npz
 from ..io.fileio import NotRegularFileError, atomic_write, input_stream
@@ -27,6 +27,8 @@ from . import core
 from .costs import get_cost
 from .epoch import EpochRunner
 
+#: Why a network built with backend "auto" is on the host before it trains.
+AUTO_PENDING = "auto: on the host until training chooses the device for its mini-batch size"
 MODEL_FORMAT = "nn_gpu.network"
 MODEL_VERSION = 1
 #: Bytes per parameter that building a network takes on the host: the
@@ -76,6 +78,12 @@ class Network:
     the initial parameters and every epoch's shuffle; ``init`` is
     ``"normal"`` (N(0, 1)) or ``"scaled"`` (N(0, 1/n_in)) weights.
 
+    With ``backend="auto"`` the parameters stay on the host until training
+    starts: ``sgd`` knows the mini-batch size, and chooses the device and
+    path that are estimated fastest for it (:func:`~nn_gpu.backends.choose_backend`,
+    as ``nn-gpu train`` does), moving the parameters there;
+    :attr:`backend_choice` says which and why.
+
     A network with one output neuron is a yes/no classifier (the seed notes'
     "is it a nine?"): labels are 0 or 1, the target y is the label itself,
     and a^L > 0.5, that is z^L > 0, means 1.
@@ -97,7 +105,12 @@ class Network:
         seed = check_seed(seed)
         self.seed = fresh_seed() if seed is None else seed  # drawn, it is known: runs repeat
         check_buildable(self.sizes)
-        self.backend = get_backend(backend)
+        self._backend_request = backend
+        self.backend = (NumpyBackend(reason=AUTO_PENDING) if isinstance(backend, str)
+                        and backend == "auto" else get_backend(backend))
+        #: The :class:`~nn_gpu.backends.BackendChoice` of the latest training
+        #: (backend, path and why), None before the first.
+        self.backend_choice = None
         # Host RNG: initial parameters and shuffles, identical on every backend.
         self.rng = numpy.random.default_rng(self.seed)
         biases, weights = initial_parameters(self.rng, self.sizes, init)
@@ -319,7 +332,26 @@ class Network:
     def runner(self, training_data, settings):
         """The :class:`~nn_gpu.model.epoch.EpochRunner` the training loop runs
         each epoch (``settings``: a :class:`~nn_gpu.options.TrainingSettings`)."""
+        self.choose_backend(settings, examples(training_data))
         return EpochRunner(self, training_data, settings)
+
+    def choose_backend(self, settings, train_size):
+        """Choose where a training with ``settings`` on ``train_size``
+        examples runs (:func:`nn_gpu.backends.choose_backend`, given what the
+        network was built with: "auto", "numpy", "cupy" or a backend object),
+        move the parameters there if that is another device, and record the
+        choice in :attr:`backend_choice`; return it."""
+        plan = core.Plan(cost=self.cost, kinds=self.kinds, eta=settings.eta,
+                         train_size=max(1, train_size), **settings.regularisation)
+        choice = choose_backend(self._backend_request, plan, self.sizes,
+                                settings.mini_batch_size, self.dtype, settings.method)
+        if choice.backend.name != self.backend.name:
+            host = [self.backend.to_host(a) for a in (*self.weights, *self.biases)]
+            device = [choice.backend.asarray(a, self.dtype) for a in host]
+            self.weights, self.biases = device[:len(self.weights)], device[len(self.weights):]
+        self.backend = choice.backend
+        self.backend_choice = choice
+        return choice
 
     # ------------------------------------------------------- persistence
     @staticmethod
@@ -412,6 +444,16 @@ def model_file_errors(path, kind, writer):
     except Exception:  # noqa: BLE001 - zipfile raises many kinds on damaged bytes
         raise ModelFileError(f"{path}: not a readable nn_gpu model file (.npz written "
                              f"by {writer})") from None
+
+
+def examples(data):
+    """How many examples ``(X, labels)`` holds (0 where it is not such a
+    pair: the epoch runner then says what is wrong with it)."""
+    try:
+        return len(data[1])
+    except (TypeError, IndexError, KeyError):
+        return 0
+
 
 # ------------------------------------------------------ reading model files
 def check_metadata(meta):

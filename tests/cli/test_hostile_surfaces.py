@@ -893,16 +893,14 @@ def test_opt_the_readme_shows_how_to_watch_sgd_from_python(capsys):
     import re
 
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
-    (snippet,) = [block for block in blocks if "callback=show" in block]
+    (shown,) = re.findall(r"net\.sgd\([^`]*?callback=(lambda [^\n]*)\)\n", readme)
     from nn_gpu import Network
 
     rng = numpy.random.default_rng(0)
     training = (rng.random((40, 4)), rng.integers(0, 2, 40))
-    test = (rng.random((10, 4)), rng.integers(0, 2, 10))
-    namespace = {"net": Network([4, 3, 2], backend="numpy", seed=0), "training": training,
-                 "test": test}
-    exec(snippet.replace("epochs=30", "epochs=3"), namespace)
+    validation = (rng.random((10, 4)), rng.integers(0, 2, 10))
+    Network([4, 3, 2], backend="numpy", seed=0).sgd(training, 3, 10, 0.5,
+                                                     validation_data=validation,
+                                                     callback=eval(shown))
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["Epoch 1", "Epoch 2", "Epoch 3"]
-    assert all(line.endswith(" / 10") for line in lines)
+    assert [line.split()[0] for line in lines] == ["1", "2", "3"]
