@@ -344,6 +344,7 @@ def test_dl_help_names_the_default_directory_of_this_environment(capsys, tmp_pat
 # Hints that fit the install: CuPy advice only where a GPU could use it,
 # extras phrased for a clone or an installed package.
 from nn_gpu import backends  # noqa: E402
+from nn_gpu.backends import devices  # noqa: E402
 from nn_gpu import version as nn_gpu_version  # noqa: E402
 
 TINY_TRAIN = ["train", "--epochs", "1", "--train-size", "100", "--sizes", "784", "5", "10"]
@@ -357,7 +358,7 @@ def no_cupy(monkeypatch):
 
 @pytest.mark.usefixtures("no_cupy", "mnist")
 def test_hint_a_cpu_run_without_a_driver_gives_no_cupy_advice(monkeypatch, capsys):
-    monkeypatch.setattr(backends, "nvidia_driver_found", lambda: False)
+    monkeypatch.setattr(devices, "nvidia_driver_found", lambda: False)
     status, out, err = run(capsys, *TINY_TRAIN)
     assert status == 0, err
     first = out.splitlines()[0]
@@ -366,7 +367,7 @@ def test_hint_a_cpu_run_without_a_driver_gives_no_cupy_advice(monkeypatch, capsy
 
 @pytest.mark.usefixtures("no_cupy", "mnist")
 def test_hint_a_machine_with_a_driver_is_told_how_to_use_it(monkeypatch, capsys):
-    monkeypatch.setattr(backends, "nvidia_driver_found", lambda: True)
+    monkeypatch.setattr(devices, "nvidia_driver_found", lambda: True)
     status, out, err = run(capsys, *TINY_TRAIN)
     assert status == 0 and "pip install" in out.splitlines()[0] and "[cuda12]" in out
 
@@ -375,7 +376,7 @@ def test_hint_a_machine_with_a_driver_is_told_how_to_use_it(monkeypatch, capsys)
 @pytest.mark.parametrize("driver", [False, True])
 def test_hint_asking_for_cupy_or_info_always_says_how_to_install_it(monkeypatch, capsys,
                                                                     driver):
-    monkeypatch.setattr(backends, "nvidia_driver_found", lambda: driver)
+    monkeypatch.setattr(devices, "nvidia_driver_found", lambda: driver)
     status, out, err = run(capsys, *TINY_TRAIN, "--backend", "cupy")
     assert "[cuda12]" in one_error(err, status)
     status, out, err = run(capsys, "info")
