@@ -16,6 +16,7 @@ after the flag.
 
 import math
 import reprlib
+import secrets
 from dataclasses import asdict, dataclass
 
 import numpy
@@ -46,6 +47,20 @@ def positive_int(value, what=""):
     if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
         _fail(what, f"must be a positive integer, got {value!r}")
     return int(value)
+
+
+def shape(value, length, what="", names=()):
+    """A shape: a list or tuple of ``length`` positive ints (``names`` says
+    what each is, for the message), as a tuple of ints."""
+    described = f" ({', '.join(names)})" if names else ""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, numpy.ndarray)) \
+            or len(value) != length:
+        _fail(what, f"must be {length} positive integers{described}, got {reprlib.repr(value)}")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, (int, numpy.integer)) or item < 1:
+            _fail(what, f"must be {length} positive integers{described}, got "
+                        f"{reprlib.repr(value)}")
+    return tuple(int(item) for item in value)
 
 
 def number_in(value, what="", low=0.0, high=math.inf, low_open=False):
@@ -98,6 +113,20 @@ def flag(value, what=""):
     if not isinstance(value, bool):
         _fail(what, f"must be True or False, got {reprlib.repr(value)}")
     return value
+
+
+def digit(value, what="digit"):
+    """A digit 0-9, as an int (the one a detector answers for); not "9", 9.0 or True."""
+    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) \
+            or not 0 <= value <= 9:
+        _fail(what, f"must be a digit 0-9 (an int), got {reprlib.repr(value)}")
+    return int(value)
+
+
+def fresh_seed():
+    """A seed drawn from the operating system's entropy, for a run given
+    none: recorded, it repeats the run."""
+    return secrets.randbelow(1 << 32)
 
 
 def off_if_zero(value):

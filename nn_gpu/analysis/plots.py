@@ -29,8 +29,9 @@ from ..io.fileio import atomic_write
 from ..io.history import HistoryError, check_history, load_history
 from ..model.metrics import confusion_matrix, predictions
 from ..options import positive_int
+from ..version import install_hint
 
-PLOT_HINT = "install nn_gpu[plot] (pip install 'nn_gpu[plot]')"
+PLOT_HINT = f"install nn_gpu[plot] ({install_hint('plot')})"
 DEFAULT_DPI = 100
 DEFAULT_MISCLASSIFIED = 36
 DEFAULT_WEIGHTS = 30

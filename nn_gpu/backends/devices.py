@@ -7,14 +7,26 @@ CuPy is imported here lazily, never at ``import nn_gpu`` time, so a CPU-only
 install never pays for it.
 """
 
+import os
+
 from ..errors import BackendUnavailableError, InvalidArgumentError
+from ..version import install_hint
 from .base import Backend
 from .cpu.numpy_backend import NumpyBackend
 
 BACKEND_NAMES = ("auto", "numpy", "cupy")
 
-CUPY_INSTALL_HINT = ("install it with CUDA's libraries: pip install 'nn_gpu[cuda12]' "
-                     "(or [cuda13])")
+CUPY_INSTALL_HINT = f"install it with CUDA's libraries: {install_hint('cuda12')} (or [cuda13])"
+
+
+def nvidia_driver_found():
+    """Whether an NVIDIA driver is installed here (a GPU CuPy could use): its
+    /proc entry (Linux), or its library where the loader finds it."""
+    if os.path.exists("/proc/driver/nvidia/version"):
+        return True
+    import ctypes.util
+
+    return any(ctypes.util.find_library(name) for name in ("cuda", "nvcuda"))
 
 
 def cupy_status():
@@ -28,7 +40,9 @@ def cupy_status():
     try:
         import cupy
     except ImportError as exc:
-        return False, f"CuPy is not installed ({exc}); {CUPY_INSTALL_HINT}"
+        if nvidia_driver_found():  # a GPU that CuPy would use: say how
+            return False, f"CuPy is not installed ({exc}); {CUPY_INSTALL_HINT}"
+        return False, "CuPy is not installed and no NVIDIA driver was found: CPU only"
     except Exception as exc:  # a broken install raises all sorts of things
         return False, f"CuPy failed to import: {exc}"
     try:
@@ -78,7 +92,8 @@ def get_backend(name="auto", reason="requested"):
     if name == "cupy":
         usable, status = cupy_status()
         if not usable:
-            raise BackendUnavailableError(f"backend 'cupy' is unavailable: {status}")
+            hint = "" if CUPY_INSTALL_HINT in status else f" (for an NVIDIA GPU: {CUPY_INSTALL_HINT})"
+            raise BackendUnavailableError(f"backend 'cupy' is unavailable: {status}{hint}")
         return cupy_backend(reason)
     if name == "auto":
         usable, status = cupy_status()

@@ -19,11 +19,17 @@ import sys
 
 from ..errors import NNGpuError
 from . import bench, info, plot, predict, read, serve, sweep, train
-from .common import PROG, fail
+from .common import PROG, fail, terminated_as_interrupt
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr, not the usage block."""
+    """argparse, but a usage error is one line on stderr, not the usage block,
+    and an option is never guessed from its first letters (``--epoch 3`` is
+    not ``--epochs``). Subcommands' parsers are made of this class too."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         message = " ".join(str(message).split())
@@ -50,7 +56,8 @@ def main(argv=None):
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        return args.func(args)
+        with terminated_as_interrupt():  # SIGTERM cleans up as Ctrl-C does
+            return args.func(args)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:  # (training says itself what it kept)

@@ -3,6 +3,8 @@ validators of :mod:`nn_gpu.options`, output-path checks, and the ``--data``,
 ``--backend`` and ``--dtype`` arguments."""
 
 import argparse
+import contextlib
+import signal
 import sys
 
 import numpy
@@ -10,12 +12,18 @@ import numpy
 from .. import options
 from ..analysis import ensemble
 from ..backends import BACKEND_NAMES, NumpyBackend
-from ..data.mnist import DATA_ENV_VAR, NUM_CLASSES, TRAINING_SIZE, check_sizes, load_mnist
+from ..data.mnist import (
+    DATA_ENV_VAR,
+    NUM_CLASSES,
+    TRAINING_SIZE,
+    check_sizes,
+    load_mnist,
+    per_user_data_dir,
+)
 from ..errors import InvalidArgumentError, NNGpuError
 from ..io.fileio import check_outputs
 
 PROG = "nn-gpu"
-DATA_HELP = f"MNIST directory (default: ${DATA_ENV_VAR}, else ~/.local/share/nn_gpu/mnist)"
 
 
 class CliError(NNGpuError):
@@ -57,12 +65,9 @@ def training_size(text):
 def digit(text):
     """A digit 0-9 (the one a detector, `train --digit`, answers for)."""
     try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 <= value < NUM_CLASSES:
-        raise argparse.ArgumentTypeError(f"expected a digit 0-9, got {text!r}")
-    return value
+        return options.digit(int(text))
+    except (ValueError, InvalidArgumentError):
+        raise argparse.ArgumentTypeError(f"expected a digit 0-9, got {text!r}") from None
 
 
 def patience(text):
@@ -77,7 +82,11 @@ def patience(text):
 
 # ------------------------------------------------------- shared arguments
 def add_data(parser):
-    parser.add_argument("--data", metavar="DIR", help=DATA_HELP)
+    """``--data DIR``; its help names the per-user default as this environment
+    makes it (``$XDG_DATA_HOME``)."""
+    parser.add_argument("--data", metavar="DIR",
+                        help=f"MNIST directory (default: ${DATA_ENV_VAR}, else "
+                             f"{per_user_data_dir()})")
 
 
 def add_backend(parser):
@@ -121,15 +130,17 @@ def check_output_path(path, flag, inputs=()):
     check_outputs([(flag, path)], inputs)
 
 
-def check_mnist_sizes(sizes, what, parser=None, detector=False):
+def check_mnist_sizes(sizes, what, parser=None, detector=False,
+                      detector_hint="a single output neuron detects one digit: add --digit D"):
     """MNIST needs 784 inputs and 10 outputs (1 for a one-digit ``detector``):
-    a usage error (with ``parser``) or a :class:`CliError` before anything runs."""
+    a usage error (with ``parser``) or a :class:`CliError` before anything runs.
+    Where one output is not wanted, ``detector_hint`` says what to do instead."""
     try:
         check_sizes(sizes, what, detector)
     except InvalidArgumentError as exc:
         message = str(exc)
         if not detector and len(sizes) >= 2 and sizes[-1] == 1:
-            message += "; a single output neuron detects one digit: add --digit D"
+            message += f"; {detector_hint}"
         if parser is not None:
             parser.error(message)
         raise CliError(message) from None
@@ -143,17 +154,22 @@ def check_batch_fits(parser, flag, batch_size, examples):
         parser.error(str(exc))
 
 
-def load_model(args, detector_ok=False):
+def load_model(args, detector_ok=False, detector_hint=None):
     """The model of a command that scores MNIST, on ``--backend``: ten
     outputs, or (where ``detector_ok``) one, for a detector of one digit."""
-    return load_model_file(args.model, args.backend, detector_ok)
+    return load_model_file(args.model, args.backend, detector_ok, detector_hint)
 
 
-def load_model_file(path, backend, detector_ok=False):
-    """A model file (fully connected or convolutional) for MNIST, on ``backend``."""
+def load_model_file(path, backend, detector_ok=False, detector_hint=None):
+    """A model file (fully connected or convolutional) for MNIST, on
+    ``backend``; a detector where none is wanted is told ``detector_hint``
+    (default: score it with `evaluate`)."""
     net = ensemble.load_model(path, backend=backend)
+    hint = detector_hint or (f"it is a detector of one digit (from `{PROG} train --digit`), "
+                             f"which this command does not take: score it with "
+                             f"`{PROG} evaluate {path}`")
     check_mnist_sizes(net.sizes, f"{path}: model layer sizes",
-                      detector=detector_ok and net.sizes[-1] == 1)
+                      detector=detector_ok and net.sizes[-1] == 1, detector_hint=hint)
     return net
 
 
@@ -171,6 +187,14 @@ def load_split(args):
 
 
 # ---------------------------------------------------------------- output
+def terminal_bar(description, total, unit):
+    """A tqdm progress bar on stderr (for a terminal: callers check), with
+    ``update(n)`` and ``close()``."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit=unit, leave=False, dynamic_ncols=True)
+
+
 def percent(correct, total):
     return f"{100 * correct / total:.2f}%"
 
@@ -203,6 +227,23 @@ def precision_recall(precision, recall):
 def interrupt(signum, frame):
     """SIGTERM (and SIGHUP for the sweep) end a command the way Ctrl-C does."""
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def terminated_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt while the block runs, so that what a
+    command cleans up on Ctrl-C (a download's temporary file, a half-written
+    output) it cleans up when a scheduler or ``kill`` stops it too. Outside
+    the main thread (where no handler can be set) nothing changes."""
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def fail(message):

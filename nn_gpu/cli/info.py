@@ -1,5 +1,6 @@
 """``nn-gpu evaluate``, ``presets``, ``download`` and ``info``: the small commands."""
 
+import argparse
 import os
 import platform
 import sys
@@ -7,13 +8,14 @@ import sys
 import numpy
 
 from ..analysis import ensemble
-from ..backends import cupy_status, get_backend
+from ..backends import CUPY_INSTALL_HINT, cupy_status, get_backend
 from ..bench.timing import blas_description
+from ..data.download import DEFAULT_MIRRORS, MIRROR_SCHEMES, MIRRORS_ENV_VAR
 from ..data.mnist import DATA_ENV_VAR, FILES, one_vs_rest, resolve_data_dir
 from ..errors import NNGpuError
 from ..presets import network as presets
 from ..presets.convnet import table as conv_table
-from ..version import __version__
+from ..version import __version__, install_hint
 from .common import (
     PROG,
     CliError,
@@ -77,8 +79,15 @@ def cmd_evaluate(args):
 
 def evaluate_ensemble(args):
     """``evaluate --ensemble``: each model's accuracy, then the majority vote's."""
+    if args.digit is not None:
+        args.parser.error("--digit scores one detector of a digit; --ensemble votes among "
+                          "models of all ten digits: give one or the other")
     paths = ([args.model] if args.model else []) + args.ensemble
-    nets = [load_model_file(path, args.backend) for path in paths]  # all checked first
+    hint = ("it is a detector of one digit (from `nn-gpu train --digit`); an ensemble votes "
+            "among models of all ten digits: score a detector alone with `nn-gpu evaluate "
+            "MODEL`")
+    nets = [load_model_file(path, args.backend, detector_hint=hint)  # all checked first
+            for path in paths]
     data = load_split(args)
     for path, net in zip(paths, nets):
         correct, total = net.evaluate(data), len(data[1])
@@ -93,9 +102,17 @@ def cmd_download(args):
     """Fetch and verify the four MNIST files, so `train` works offline afterwards."""
     from ..data.download import download_mnist  # urllib etc. only when needed
 
-    dest = download_mnist(resolve_data_dir(args.data))
+    dest = download_mnist(resolve_data_dir(args.data), mirrors=args.mirror, say=print)
     print(f"MNIST files are in {dest}")
     return 0
+
+
+def mirror_url(text):
+    """A mirror's base URL (``download --mirror``)."""
+    if not text.startswith(MIRROR_SCHEMES) or len(text) <= len(text.split("://")[0]) + 3:
+        raise argparse.ArgumentTypeError(
+            f"expected a URL starting with {', '.join(MIRROR_SCHEMES)}, got {text!r}")
+    return text
 
 
 def optional_version(distribution, extra):
@@ -106,7 +123,7 @@ def optional_version(distribution, extra):
     try:
         return version(distribution)
     except PackageNotFoundError:
-        return f"not installed; pip install 'nn_gpu[{extra}]'"
+        return f"not installed; {install_hint(extra)}"
 
 
 def cmd_info(args):
@@ -121,7 +138,9 @@ def cmd_info(args):
     print(f"scipy {scipy.__version__}")
     print(f"numba {numba.__version__}")
     print(f"BLAS: {blas_description()}")
-    print(f"CuPy usable: {'yes' if usable else 'no'}: {reason}")
+    advice = "" if usable or CUPY_INSTALL_HINT in reason else \
+        f"; for an NVIDIA GPU, {CUPY_INSTALL_HINT}"
+    print(f"CuPy usable: {'yes' if usable else 'no'}: {reason}{advice}")
     print(f"sweep (Optuna): {optional_version('optuna', 'sweep')}")
     try:
         auto = get_backend("auto")
@@ -160,9 +179,15 @@ def add_parsers(commands):
                                               "the accuracy the book reports for each.")
     listing.set_defaults(func=cmd_presets, parser=listing)
 
-    download = commands.add_parser("download", help="download and verify MNIST",
-                                   description="Download the four MNIST files.")
+    download = commands.add_parser(
+        "download", help="download and verify MNIST",
+        description="Download the four MNIST files and check their SHA-256; files already "
+                    "there and right are kept.")
     add_data(download)
+    download.add_argument("--mirror", action="append", type=mirror_url, metavar="URL",
+                          help="a base URL holding the four files, tried in the order given "
+                               f"(repeat it for more; default: ${MIRRORS_ENV_VAR}, else "
+                               f"{' then '.join(DEFAULT_MIRRORS)})")
     download.set_defaults(func=cmd_download, parser=download)
 
     info = commands.add_parser("info", help="show versions, backends and data location",

@@ -97,9 +97,12 @@ def draw_confusion(args):
 
 
 def draw_weights(args):
-    net = load_model(args)
+    net = load_model(args, detector_ok=True)  # a detector's first layer is drawn alike
     if isinstance(net, ConvNetwork):  # its first layer's filters
-        fig = plot_filters(net, args.output, dpi=args.dpi)
+        try:
+            fig = plot_filters(net, args.output, dpi=args.dpi)
+        except InvalidArgumentError as exc:
+            raise CliError(f"{args.model}: {exc}") from None
         return fig.get_suptitle()
     plot_weights(net, args.output, count=args.count, dpi=args.dpi)
     return f"Weights of {min(args.count, net.sizes[1])} hidden neurons"

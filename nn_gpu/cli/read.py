@@ -12,10 +12,10 @@ from ..analysis.ensemble import load_model
 from ..analysis.plots import require_matplotlib
 from ..errors import InvalidArgumentError
 from ..io.fileio import check_outputs
-from ..reading.images import PILLOW_HINT, require_pillow
+from ..reading.images import PILLOW_HINT, check_model, require_pillow
 from ..reading.reader import draw_reading, read_number
 from ..reading.whole_digit import default_check
-from .common import CliError, add_backend, add_data, add_model
+from .common import CliError, add_backend, add_data, add_model, terminal_bar
 
 
 def show_paths(args):
@@ -48,11 +48,13 @@ def cmd_read(args):
     if args.show is not None:
         require_matplotlib()
     net = load_model(args.model, backend=args.backend)  # a Network or a ConvNetwork
-    check = None if args.no_check else default_check(args.data, say=note)
     try:
-        readings = [read_number(net, image, check) for image in args.images]
+        check_model(net, detector_ok=False)  # before the check is trained, not after
     except InvalidArgumentError as exc:
         raise CliError(f"{args.model}: {exc}") from None
+    bars = terminal_bar if sys.stderr.isatty() else None
+    check = None if args.no_check else default_check(args.data, say=note, progress=bars)
+    readings = [read_number(net, image, check) for image in args.images]
     for image, reading, show in zip(args.images, readings, shows):
         if show is not None:
             draw_reading(image, reading, show)
@@ -75,7 +77,10 @@ def add_parser(commands):
                     "Prints, per image, the number and each digit's probability. Needs "
                     "Pillow: " + PILLOW_HINT,
         epilog="Dark ink on light paper or the reverse; photos with uneven light and grain "
-               "are fine. One line of digits per image.")
+               "are fine. One line of digits per image. The models learned MNIST, which is "
+               "handwriting: printed digits, and strokes much thicker than a pen's, read "
+               "poorly. A model with one output (a detector from `train --digit`) cannot "
+               "name digits and is refused.")
     add_model(read)
     read.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
     read.add_argument("--json", action="store_true",

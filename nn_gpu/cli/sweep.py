@@ -13,9 +13,10 @@ from ..backends import get_backend
 from ..data.mnist import load_mnist
 from ..errors import BackendUnavailableError
 from ..io.fileio import check_outputs
+from ..version import install_hint
 from .common import CliError, add_backend, add_data, interrupt, positive_float, positive_int, seed
 
-INSTALL_HINT = "install it with: pip install 'nn_gpu[sweep]'"
+INSTALL_HINT = f"install it with: {install_hint('sweep')}"
 #: The storage when --storage is not given: a URL with a password is better
 #: kept here than on a command line that `ps` shows every user.
 STORAGE_ENV_VAR = "NN_GPU_SWEEP_STORAGE"
@@ -35,8 +36,10 @@ def add_parser(commands):
                "run the printed train command to measure it.")
     sweep.add_argument("space", metavar="SPACE", help="search space file (.toml, .yaml)")
     sweep.add_argument("--trials", type=positive_int, default=20, metavar="N",
-                       help="finish when the study has N trials (complete, pruned or failed; "
-                            "across all runs and workers) (default: 20)")
+                       help="the study's total: finish when it has N trials (complete, "
+                            "pruned or failed), counting those of earlier runs and every "
+                            "worker's; interrupted trials are rerun and not counted twice "
+                            "(default: 20)")
     sweep.add_argument("--timeout", type=positive_float, metavar="SECONDS",
                        help="start no new trial after this long")
     sweep.add_argument("--seed", type=seed, default=None,
@@ -136,7 +139,7 @@ def cmd_sweep(args):
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-    trials = study.get_trials(deepcopy=False)
+    trials = sweep_study.shown_trials(study)
     print(f"\n{report.counts_line(trials)}\n{report.top_table(trials, args.top)}", flush=True)
     best = next(iter(report.ranked(trials)), None)
     if best is not None:

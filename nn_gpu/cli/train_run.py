@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from ..backends import capabilities
 from ..convnet.epoch import check_trainable
 from ..convnet.layers import layer_from_spec
-from ..convnet.network import ConvNetwork, check_buildable as check_conv_buildable
+from ..convnet.network import ConvNetwork
+from ..convnet.network import check_buildable as check_conv_buildable
 from ..data.expand import COPIES
 from ..data.mnist import TRAINING_SIZE
 from ..errors import MemoryBudgetError, NNGpuError
 from ..model.core import Plan
 from ..model.costs import COSTS
 from ..model.network import check_buildable, check_outputs
-from ..options import BATCHED_ONLY, PATIENCE_OPTIONS, TrainingSettings, off_if_zero
+from ..options import BATCHED_ONLY, PATIENCE_OPTIONS, TrainingSettings, fresh_seed, off_if_zero
 from ..presets import network as presets
 from ..presets.convnet import CONV_DEFAULTS, CONV_PRESETS, read_layers
 from ..training.checkpoint import Checkpoint
@@ -168,7 +169,8 @@ def layers_from_file(path):
 
 def fresh_run(args, parser):
     """The run the command line describes (no --resume)."""
-    common = {"dtype": args.dtype, "seed": args.seed, "method": args.method,
+    seed = fresh_seed() if args.seed is None else args.seed  # recorded, it repeats the run
+    common = {"dtype": args.dtype, "seed": seed, "method": args.method,
               "train_size": args.train_size, "save_best": bool(args.save_best)}
     if args.save_best and not args.save:
         parser.error("--save-best chooses the weights --save writes: give --save FILE")

@@ -30,7 +30,7 @@ import math
 import numpy
 
 from ..errors import InvalidArgumentError
-from ..options import ACTIVATIONS, choice, positive_int, unit_interval
+from ..options import ACTIVATIONS, choice, positive_int, shape, unit_interval
 
 
 class FullyConnectedLayer:
@@ -154,23 +154,20 @@ class ConvPoolLayer:
     kind = "conv_pool"
 
     def __init__(self, image_shape, filter_shape, pool=2, activation="sigmoid"):
-        image_shape, filter_shape = tuple(image_shape), tuple(filter_shape)
-        if len(image_shape) != 3 or len(filter_shape) != 4:
-            raise InvalidArgumentError(
-                f"a conv-pool layer needs image_shape (maps, rows, columns) and filter_shape "
-                f"(filters, maps, rows, columns), got {image_shape} and {filter_shape}")
-        for value in image_shape + filter_shape:
-            positive_int(value, "every image and filter dimension")
+        image_shape = shape(image_shape, 3, "image_shape", ("maps", "rows", "columns"))
+        filter_shape = shape(filter_shape, 4, "filter_shape",
+                             ("filters", "maps", "rows", "columns"))
         self.pool = positive_int(pool, "pool")
         channels, height, width = image_shape
         filters, maps, k, k2 = filter_shape
         if maps != channels or k != k2:
             raise InvalidArgumentError(
-                f"filter_shape {filter_shape} must be (filters, {channels}, k, k): square "
-                f"filters over the {channels} input map(s)")
+                f"filter_shape {list(filter_shape)} must be (filters, {channels}, k, k): square "
+                f"filters over the {channels} input map(s) of image_shape")
         if k > min(height, width) or (min(height, width) - k + 1) < self.pool:
             raise InvalidArgumentError(
-                f"{k}x{k} filters and {pool}x{pool} pooling do not fit {height}x{width} images")
+                f"filter_shape and pool: {k}x{k} filters and {self.pool}x{self.pool} pooling "
+                f"do not fit the {height}x{width} images of image_shape")
         self.image_shape, self.filter_shape = image_shape, filter_shape
         self.activation = choice(activation, ACTIVATIONS, "activation")
         self.conv_shape = (height - k + 1, width - k + 1)

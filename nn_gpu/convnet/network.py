@@ -31,6 +31,7 @@ from ..model.base import Model
 from ..model.costs import LogLikelihoodCost
 from ..model.network import BUILD_BYTES, model_file_errors
 from ..options import dtype as check_dtype
+from ..options import fresh_seed
 from ..options import seed as check_seed
 from .epoch import ConvEpochRunner
 from .layers import ConvPoolLayer, SoftmaxLayer, layer_from_spec
@@ -122,10 +123,11 @@ class ConvNetwork(Model):
         self.cost = LogLikelihoodCost
         self.kinds = tuple(layer.activation for layer in self.layers)
         self.dtype = check_dtype(dtype)
-        self.seed = check_seed(seed)
+        seed = check_seed(seed)
+        self.seed = fresh_seed() if seed is None else seed  # drawn, it is known: runs repeat
         check_buildable(self.layers)
         self.backend = get_backend(backend)
-        self.rng = numpy.random.default_rng(seed)
+        self.rng = numpy.random.default_rng(self.seed)
         parameters = [layer.initial_parameters(self.rng) for layer in self.layers]
         self.weights = [self.backend.asarray(w, self.dtype) for w, _ in parameters]
         self.biases = [self.backend.asarray(b, self.dtype) for _, b in parameters]

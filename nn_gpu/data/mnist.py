@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import DataError, InvalidArgumentError
 from ..io.fileio import NotRegularFileError, read_input
+from ..options import digit as check_digit
 
 DATA_ENV_VAR = "NN_GPU_DATA"
 
@@ -73,10 +74,13 @@ def resolve_data_dir(path: str | os.PathLike | None = None) -> Path:
     """
     if path is None or str(path) == "":
         path = os.environ.get(DATA_ENV_VAR) or None
-    if path is None:
-        base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-        path = Path(base) / "nn_gpu" / "mnist"
-    return Path(path).expanduser()
+    return per_user_data_dir() if path is None else Path(path).expanduser()
+
+
+def per_user_data_dir() -> Path:
+    """``$XDG_DATA_HOME/nn_gpu/mnist`` (normally ``~/.local/share/nn_gpu/mnist``)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return (Path(base) / "nn_gpu" / "mnist").expanduser()
 
 
 def _where(directory: Path) -> str:
@@ -245,6 +249,8 @@ def load_mnist(path: str | os.PathLike | None = None):
 def one_vs_rest(data, digit):
     """``(X, labels)`` relabelled for a detector of one digit: 1 where the
     label is ``digit``, 0 for every other digit (the seed notes' "is it a
-    nine?", for a network with one output neuron)."""
+    nine?", for a network with one output neuron). ``digit`` must be an int
+    0-9: any other value would give all-zero labels."""
+    digit = check_digit(digit, "one_vs_rest: digit")
     X, labels = data
     return X, (np.asarray(labels) == digit).astype(np.int64)

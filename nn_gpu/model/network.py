@@ -16,7 +16,7 @@ from ..backends import NumpyBackend, choose_backend, get_backend
 from ..errors import InvalidArgumentError, MemoryBudgetError, ModelFileError
 from ..io import memory, npz
 from ..io.fileio import NotRegularFileError, input_stream
-from ..options import ACTIVATIONS, INITS, choice, positive_int
+from ..options import ACTIVATIONS, INITS, choice, fresh_seed, positive_int
 from ..options import dtype as check_dtype
 from ..options import seed as check_seed
 from . import core
@@ -104,7 +104,8 @@ class Network(Model):
         self.kinds = (activation,) * (len(self.sizes) - 2) + (self.cost.output_activation,)
         self.dtype = check_dtype(dtype)
         self.init = choice(init, INITS, "init")
-        self.seed = check_seed(seed)
+        seed = check_seed(seed)
+        self.seed = fresh_seed() if seed is None else seed  # drawn, it is known: runs repeat
         check_buildable(self.sizes)
         self._backend_request = backend
         self.backend = (NumpyBackend(reason=AUTO_PENDING) if isinstance(backend, str)
@@ -113,7 +114,7 @@ class Network(Model):
         #: (backend, path and why), None before the first.
         self.backend_choice = None
         # Host RNG: initial parameters and shuffles, identical on every backend.
-        self.rng = numpy.random.default_rng(seed)
+        self.rng = numpy.random.default_rng(self.seed)
         biases, weights = initial_parameters(self.rng, self.sizes, init)
         self.biases = [self.backend.asarray(b, self.dtype) for b in biases]
         self.weights = [self.backend.asarray(w, self.dtype) for w in weights]

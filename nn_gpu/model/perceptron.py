@@ -29,15 +29,19 @@ class Perceptron:
 
     ``weights`` is w, a backend array of shape (n_inputs,); ``bias`` is b,
     a Python float. Both start N(0, 1), drawn on the host from ``seed``, so a
-    seed gives the same perceptron on every backend. ``converged_`` is None
-    until ``fit`` has run.
+    seed gives the same perceptron on every backend (``seed=None`` draws one,
+    kept in ``seed``). ``converged_`` is None until ``fit`` has run. Every
+    argument is checked by :mod:`nn_gpu.options`' validators, the error
+    naming it.
     """
 
     def __init__(self, n_inputs, seed=None, backend="auto", dtype="float32"):
         self.n_inputs = options.positive_int(n_inputs, "n_inputs")
         self.dtype = options.dtype(dtype)
+        seed = options.seed(seed, "seed")
+        self.seed = options.fresh_seed() if seed is None else seed
         self.backend = get_backend(backend)
-        rng = numpy.random.default_rng(seed)
+        rng = numpy.random.default_rng(self.seed)
         self.weights = rng.standard_normal(self.n_inputs)
         self.bias = float(rng.standard_normal())
         self.converged_ = None

@@ -18,7 +18,8 @@ from ..convnet.network import ConvNetwork, check_layers
 from ..errors import InvalidArgumentError
 from ..io.fileio import read_input
 
-#: A layers file larger than this is not a list of layer descriptions.
+#: The largest layers file read: a description of a few layers is a few
+#: hundred bytes.
 MAX_LAYERS_BYTES = 1 << 20
 
 
@@ -111,13 +112,17 @@ def read_layers(path):
     descriptions as :attr:`CONV_PRESETS` holds them, e.g.
     ``[{"kind": "conv_pool", "image_shape": [1, 28, 28], "filter_shape": [20, 1, 5, 5],
     "activation": "relu"}, {"kind": "softmax", "n_in": 2880, "n_out": 10}]``.
-    The file is data: anything else is one :class:`InvalidArgumentError` naming it."""
+    The file is data, read as a regular file of at most
+    :data:`MAX_LAYERS_BYTES` (a FIFO never hangs, ``/dev/zero`` is never
+    read): anything else is one :class:`InvalidArgumentError` naming it."""
     try:
-        specs = json.loads(read_input(path, MAX_LAYERS_BYTES, "layers file").decode("utf-8"))
+        text = read_input(path, MAX_LAYERS_BYTES, "layers file")
     except FileNotFoundError:
         raise InvalidArgumentError(f"{path}: layers file not found") from None
-    except OSError as exc:  # a directory, a FIFO, a device, too large, no permission
+    except OSError as exc:  # a directory, a FIFO, a device, too large, unreadable
         raise InvalidArgumentError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        specs = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         reason = getattr(exc, "msg", None) or type(exc).__name__
         raise InvalidArgumentError(f"{path}: not a JSON list of layers ({reason})") from None

@@ -26,8 +26,9 @@ import numpy
 from ..data.mnist import COLS, NUM_CLASSES, PIXELS, ROWS
 from ..errors import InvalidArgumentError, NNGpuError
 from ..io.fileio import open_input
+from ..version import install_hint
 
-PILLOW_HINT = "pip install 'nn_gpu[image]'"
+PILLOW_HINT = install_hint("image")
 BOX = 20            # the longer side of the digit within it
 CENTRE = ROWS / 2     # where its centre of mass goes (row and column): 14.0
 MIN_CONTRAST = 0.1  # ink must differ from the background by this much (of full scale)
@@ -234,8 +235,14 @@ def mnist_field(ink, where, Image, line_height=None):
     return field.reshape(PIXELS)
 
 
-def check_model(net):
-    """A model for 28x28 digits: 784 inputs, 10 outputs (or 1: a detector of one digit)."""
+def check_model(net, detector_ok=True):
+    """A model for 28x28 digits: 784 inputs, 10 outputs (or, where
+    ``detector_ok``, 1: a detector of one digit, which answers yes or no)."""
+    if not detector_ok and net.sizes[0] == PIXELS and net.sizes[-1] == 1:
+        raise InvalidArgumentError(
+            "the model has one output neuron: it detects one digit (from `nn-gpu train "
+            "--digit`) and answers yes or no, so it cannot name the digits of a number; "
+            f"use a model of all {NUM_CLASSES} digits")
     if net.sizes[0] != PIXELS or net.sizes[-1] not in (NUM_CLASSES, 1):
         raise InvalidArgumentError(
             f"the model's layers {net.sizes} do not fit digit images: it needs "

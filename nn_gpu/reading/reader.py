@@ -30,8 +30,9 @@ does on its pieces. :func:`read_number` does exactly that:
    on single digits, is often sure of a piece holding two digits or half
    of one, and the notes' score alone then cannot tell a good cut from a
    bad one. A cut through a component no wider than one digit, a piece
-   holding an empty column, and a cut through much ink all cost dearly, so
-   digits standing apart stay whole; where digits touch, the cut goes where
+   holding an empty column, a cut through much ink and one along a stroke
+   (a thick straight 1 split lengthwise) all cost dearly, so digits
+   standing apart stay whole; where digits touch, the cut goes where
    the pieces look most like whole digits the classifier is sure of.
 
 Every candidate piece is made MNIST-like exactly as ``nn-gpu predict`` does
@@ -53,6 +54,7 @@ from .images import ImageError
 # The costs and bonus below were chosen on numbers made of MNIST *validation*
 # digits, never on the test digits the README's figures are measured on.
 GRAIN_SIGMA = 1.0       # Gaussian smoothing of grain, in working pixels
+MIN_SIDE = 12           # the smallest picture (working pixels, each way) a line is read from
 BACKGROUND_CELLS = 24   # grid of the paper level: cells per shorter side
 MIN_SPECK = 0.03        # components under this share of the largest one's area are specks
 MIN_HEIGHT = 0.3        # groups under this share of the digits' height are specks
@@ -65,6 +67,8 @@ SPLIT_WIDTH = 1.3       # components wider than this (digit heights) are digits 
 GAP_COST = 3.0          # log-prior cost of a piece with an empty column inside its ink
 WHOLE_WEIGHT = 1.0      # weight of the whole-digit check's log-probability
 INK_COST = 2.0          # log-prior cost of a cut, per digit height of ink it cuts through
+STROKE_COST = 3.0       # log-prior cost of a cut, per digit height it runs along a stroke...
+STROKE_FREE = 0.3       # ...beyond this many (a cut between touching digits crosses short runs)
 SLIVER = (0.15, 0.2)    # a component's part beyond a cut, under this share of its ink and
                         # this many digit heights wide, goes with the rest of it
 WIDEST = 1.7            # MNIST's widest digits (2s, 5s) are 1.67 times as wide as tall (99.5th
@@ -110,9 +114,10 @@ def read_number(net, image, check=None):
 
     Raises :class:`~nn_gpu.reading.images.ImageError` for a missing, unreadable or
     blank picture (one line, naming it) and ``InvalidArgumentError`` for a
-    model that does not take 28x28 digits.
+    model that does not take 28x28 digits or does not name them (a detector
+    of one digit answers only yes or no).
     """
-    images.check_model(net)
+    images.check_model(net, detector_ok=False)
     grey, where, scale = load_grey(image)
     strokes, height = strokes_of_digits(ink_on_paper(grey, where), where)
     cuts, pieces, components = candidate_pieces(strokes, height, where)
@@ -123,12 +128,13 @@ def read_number(net, image, check=None):
     wholes = None if check is None else probabilities(check, numpy.stack(  # and one more
         [check_input(piece.ink, height, Image)
          for piece in pieces if piece.ink is not None]))[:, 1]
+    chosen = best_cuts(components, cuts, pieces, probs, height, wholes)
     digits, confidences, boxes, seen = [], [], [], []
-    for piece, p in best_cuts(components, cuts, pieces, probs, height, wholes):
+    for (piece, p), box in zip(chosen, digit_boxes(components, cuts, chosen, height)):
         label = int(numpy.argmax(p))
         digits.append(str(label))
         confidences.append(float(p[label]))
-        boxes.append(tuple(int(v) for v in numpy.round(numpy.asarray(piece.box) * scale)))
+        boxes.append(tuple(int(v) for v in numpy.round(numpy.asarray(box) * scale)))
         seen.append(images.mnist_field(piece.ink, where, Image))  # as in ``inputs`` above
     return Reading("".join(digits), tuple(confidences), tuple(boxes), tuple(seen))
 
@@ -146,17 +152,39 @@ def check_input(ink, line_height, Image):
 
 # --------------------------------------------------------------- the picture
 def load_grey(image):
-    """(greys in [0, 1] at working size, a name for messages, the factor
-    from working pixels back to the picture's)."""
-    if isinstance(image, numpy.ndarray):
-        return _grey_array(image), "image", 1.0
+    """(greys in [0, 1] at working size -- at most MAX_SIDE pixels each way
+    --, a name for messages, the factor from working pixels back to the
+    picture's). A picture that, fitted into MAX_SIDE pixels, is less than
+    MIN_SIDE tall or wide is refused: no line of digits can be read there
+    (a very wide, very flat picture would be a few pixels tall)."""
     Image, ImageOps = images.require_pillow()
+    if isinstance(image, numpy.ndarray):
+        grey = _grey_array(image)
+        if max(grey.shape) > images.MAX_SIDE:  # as a picture's: at most MAX_SIDE
+            grey = numpy.asarray(images._shrink(Image.fromarray(grey.astype(numpy.float32)),
+                                                Image), dtype=numpy.float64).clip(0.0, 1.0)
+        return _fits(grey, "image", image.shape[::-1]), "image", image.shape[1] / grey.shape[1]
     picture, where = images._open(image, Image, ImageOps)
     if picture.size[0] < 1 or picture.size[1] < 1:
         raise ImageError(f"{where}: the image is empty (0 pixels)")
     width = picture.size[0]
     grey = images._greyscale(images._shrink(picture, Image), Image, where)  # at most MAX_SIDE
-    return grey, where, width / grey.shape[1]
+    return _fits(grey, where, picture.size), where, width / grey.shape[1]
+
+
+def _fits(grey, where, size):
+    """``grey`` (the picture of ``size`` (width, height) at working size),
+    or an :class:`ImageError` where it is too small or too flat to read."""
+    if min(grey.shape) >= MIN_SIDE:
+        return grey
+    width, height = size
+    if min(size) >= MIN_SIDE:
+        raise ImageError(
+            f"{where}: {width}x{height} pixels is too {'flat' if width > height else 'narrow'} "
+            f"for a line of digits: fitted into {images.MAX_SIDE} pixels to be read, it would "
+            f"be {grey.shape[1]}x{grey.shape[0]}; crop it to the number")
+    raise ImageError(f"{where}: {width}x{height} pixels is too small to hold a line of digits "
+                     f"(at least {MIN_SIDE} pixels each way)")
 
 
 def _grey_array(array):
@@ -314,7 +342,10 @@ class Components:
         none). A component's part inside the piece is dropped when it is a
         sliver (its digit is a neighbour), and its parts beyond the cuts come
         along when they are slivers (this digit reaches over a neighbour's):
-        digits that overlap without touching are taken whole."""
+        digits that overlap without touching are taken whole. (A sliver may
+        so fall between two pieces -- the junction of touching digits, which
+        reads better left out -- :func:`digit_boxes` puts it back into the
+        boxes.)"""
         every = numpy.arange(len(self.first))
         inside_lo = numpy.clip(left, self.first, self.stop)
         inside_hi = numpy.clip(right, self.first, self.stop)
@@ -442,12 +473,17 @@ def cut_costs(components, height):
     and c: for each component the cut really splits (neither side a
     sliver: :meth:`Components.taken`), CROSS_COST when the component is no
     wider than SPLIT_WIDTH digit heights (a digit standing apart is one
-    digit), and INK_COST per digit height of its ink the cut goes through
-    (digits touch by a stroke or two)."""
+    digit), INK_COST per digit height of its ink the cut goes through
+    (digits touch by a stroke or two), and STROKE_COST per digit height by
+    which the longest stretch of ink the cut runs along (ink on both sides
+    of it, row after row) exceeds STROKE_FREE: such a cut splits a stroke
+    lengthwise -- a thick straight 1 into two thin ones -- where touching
+    digits are crossed by short stretches."""
     count, width = components.counts.shape
     columns = numpy.arange(width + 1)
     cost = numpy.zeros(width + 1)
     ink = numpy.hstack([components.counts, numpy.zeros((count, 1))])
+    labels = components.labels
     for k in range(count):
         first, stop = components.first[k], components.stop[k]
         inside = columns[first + 1:stop]
@@ -456,8 +492,23 @@ def cut_costs(components, height):
         split = ~(components.sliver(k, first, inside, height)
                   | components.sliver(k, inside, stop, height))
         narrow = stop - first <= SPLIT_WIDTH * height
-        cost[inside] += split * (CROSS_COST * narrow + INK_COST * ink[k, inside] / height)
+        mine = labels[:, first:stop] == k + 1
+        along = longest_runs(mine[:, :-1] & mine[:, 1:]) / height
+        cost[inside] += split * (CROSS_COST * narrow + INK_COST * ink[k, inside] / height
+                                 + STROKE_COST * numpy.maximum(along - STROKE_FREE, 0.0))
     return cost
+
+
+def longest_runs(mask):
+    """For each column of the 2-D boolean ``mask``, the length of its longest
+    run of consecutive True rows."""
+    height, width = mask.shape
+    run = numpy.zeros(width, dtype=numpy.int64)
+    longest = numpy.zeros(width, dtype=numpy.int64)
+    for row in mask:
+        run = numpy.where(row, run + 1, 0)
+        numpy.maximum(longest, run, out=longest)
+    return longest
 
 
 def best_cuts(components, cuts, pieces, probs, height, wholes=None):
@@ -501,10 +552,44 @@ def best_cuts(components, cuts, pieces, probs, height, wholes=None):
     return path[::-1]
 
 
+def digit_boxes(components, cuts, chosen, height):
+    """The box (x0, y0, x1, y1) of each piece ``chosen`` by :func:`best_cuts`
+    around all of its digit's ink: its own, and the slivers of its
+    components that no piece holds (:meth:`Components.taken` leaves the
+    flat tail of a 2 that reaches under the next cut, or the junction of
+    touching digits, out of every piece), each given to the piece holding
+    most of that component."""
+    boxes = [list(piece.box) for piece, _ in chosen]
+    if not chosen:
+        return []
+    held = numpy.array([components.taken(cuts[piece.start], cuts[piece.stop], height)
+                        for piece, _ in chosen])  # (pieces, 2, components)
+    for k in range(len(components.first)):
+        spans = held[:, 1, k] - held[:, 0, k]
+        if not spans.any():
+            continue
+        covered = numpy.zeros(components.stop[k] - components.first[k], dtype=bool)
+        for lo, hi in held[:, :, k]:
+            covered[lo - components.first[k]:hi - components.first[k]] = lo < hi
+        if covered.all():
+            continue
+        owner = boxes[int(numpy.argmax(spans))]
+        columns = components.first[k] + numpy.flatnonzero(~covered)
+        rows = numpy.flatnonzero((components.labels[:, columns] == k + 1).any(axis=1))
+        owner[0], owner[2] = min(owner[0], int(columns[0])), max(owner[2], int(columns[-1]) + 1)
+        owner[1], owner[3] = min(owner[1], int(rows[0])), max(owner[3], int(rows[-1]) + 1)
+    return [tuple(box) for box in boxes]
+
+
 # ---------------------------------------------------------------- the drawing
+LABEL_GAP = 2.0  # points between two labels (and between a label and its box)
+
+
 def draw_reading(image, reading, path, dpi=100):
     """Write a PNG (atomically) of ``image`` with each digit read: its box
-    and, above it, the digit and its probability. Needs matplotlib."""
+    and, above it, the digit and its probability; where boxes are too
+    narrow for their labels side by side, the labels are stacked
+    (:func:`label_levels`). Needs matplotlib. Returns the figure."""
     from ..analysis.plots import new_figure, save_png
 
     grey, _, scale = load_grey(image)
@@ -513,14 +598,60 @@ def draw_reading(image, reading, path, dpi=100):
     fig = new_figure((inches, min(8.0, inches * height / width) + 0.5), dpi)
     ax = fig.add_subplot()
     ax.imshow(grey, cmap="gray", vmin=0, vmax=1, extent=(0, width, height, 0))
+    labels = []
     for digit, p, (x0, y0, x1, y1) in zip(reading.digits, reading.probabilities,
                                          reading.boxes):
         ax.add_patch(_rectangle((x0, y0), x1 - x0, y1 - y0))
-        ax.text((x0 + x1) / 2, y0, f"{digit}\n{p:.2f}", color="tab:red", ha="center",
-                va="bottom", fontsize=10, fontweight="bold")
+        labels.append(ax.annotate(f"{digit}\n{p:.2f}", ((x0 + x1) / 2, y0), xytext=(0, 0),
+                                  textcoords="offset points", color="tab:red", ha="center",
+                                  va="bottom", fontsize=10, fontweight="bold"))
     ax.set_title(f"read: {reading.digits}")
     ax.set_axis_off()
+    _stack_labels(fig, labels)
     save_png(fig, path)
+    return fig
+
+
+def _stack_labels(fig, labels, rounds=6):
+    """Raise labels that would overlap their left neighbours' to the lowest
+    free level, and the title above the highest, the figure growing as
+    much (the layout changes as they rise: measured again until it
+    settles)."""
+    ax = fig.axes[0]
+    points = 72.0 / fig.dpi  # points per pixel
+    pad, base = None, fig.get_figheight()
+    for _ in range(rounds):
+        fig.canvas.draw()
+        boxes = [label.get_window_extent() for label in labels]
+        spans = [(box.x0 - LABEL_GAP / points / 2, box.x1 + LABEL_GAP / points / 2)
+                 for box in boxes]
+        top, highest, changed = ax.get_window_extent().y1, 0.0, False
+        for label, box, level in zip(labels, boxes, label_levels(spans)):
+            offset = LABEL_GAP + level * (box.height * points + LABEL_GAP)
+            changed |= abs(label.xyann[1] - offset) > 0.5
+            highest = max(highest, (box.y1 - top) * points + offset - label.xyann[1])
+            label.xyann = (0.0, offset)
+        changed |= pad is None or abs(pad - (6.0 + highest)) > 0.5
+        pad = 6.0 + highest
+        ax.set_title(ax.get_title(), pad=pad)
+        fig.set_figheight(base + highest / 72.0)  # the picture keeps its size
+        if not changed:
+            return
+
+
+def label_levels(spans):
+    """For labels spanning ``spans`` ((left, right) each, in drawing
+    order), the level each goes on: the lowest where it overlaps no label
+    placed before it."""
+    placed, levels = [], []
+    for left, right in spans:
+        level = 0
+        while any(other_level == level and left < other_right and other_left < right
+                  for other_left, other_right, other_level in placed):
+            level += 1
+        placed.append((left, right, level))
+        levels.append(level)
+    return levels
 
 
 def _rectangle(corner, width, height):

@@ -34,6 +34,7 @@ the cache directory (as the expanded data set), named after the training
 set's digest, so it is trained once per machine.
 """
 
+import contextlib
 from pathlib import Path
 
 import numpy
@@ -52,13 +53,16 @@ EDGES = (0.1, 0.25)  # a whole digit: both edges within the first (digit heights
 HIDDEN = 100         # neurons of its hidden layer
 EPOCHS, BATCH, ETA, L2 = 10, 10, 0.1, 5.0   # SGD; held-out accuracy ~94% (validation pieces)
 SEED = 0
+#: How long training the check takes, for the message before it starts
+#: (measured: 135-141 s on a quiet 2-core machine, 8-15 minutes on a loaded one).
+TRAINING_TIME = "about 2-3 minutes on a quiet 2-core machine"
 
 
-def pieces_and_verdicts(X, rng, count):
+def pieces_and_verdicts(X, rng, count, step=None):
     """(inputs, verdicts): :func:`~nn_gpu.reading.reader.check_input` of each
     candidate piece of ``count`` numbers composed from the digits ``X`` (rows
     of 784), and 1 for each piece that is one whole digit, 0 for one that is
-    not."""
+    not. ``step()``, where given, is called after each number."""
     Image = images.require_pillow()[0]
     inputs, verdicts = [], []
     for k in range(count):
@@ -67,13 +71,12 @@ def pieces_and_verdicts(X, rng, count):
         picture, boxes = composed.compose_number(X[rows], rng, style)
         strokes, height = reading.strokes_of_digits(reading.ink_on_paper(picture))
         for piece in reading.candidate_pieces(strokes, height)[1]:
-            if piece.ink is None:
-                continue
-            verdict = whole_verdict(piece.box, boxes, height)
-            if verdict is None:
-                continue  # neither clearly: left out
-            inputs.append(reading.check_input(piece.ink, height, Image))
-            verdicts.append(verdict)
+            verdict = None if piece.ink is None else whole_verdict(piece.box, boxes, height)
+            if verdict is not None:  # (neither clearly: left out)
+                inputs.append(reading.check_input(piece.ink, height, Image))
+                verdicts.append(verdict)
+        if step is not None:
+            step()
     return numpy.stack(inputs), numpy.array(verdicts)
 
 
@@ -104,24 +107,53 @@ def whole_verdict(box, boxes, height):
     return 1 if off <= EDGES[0] else 0 if off >= EDGES[1] else None
 
 
-def train_whole_digit_check(training, count=None, seed=SEED):
+def train_whole_digit_check(training, count=None, seed=SEED, progress=None):
     """The ``[1568, HIDDEN, 1]`` network, trained on the pieces of ``count``
     (default NUMBERS) numbers composed from the ``(X, labels)`` training
-    digits (a fifth of those pieces are whole digits)."""
-    inputs, verdicts = pieces_and_verdicts(training[0], numpy.random.default_rng(seed),
-                                           NUMBERS if count is None else count)
+    digits (a fifth of those pieces are whole digits).
+
+    ``progress(description, total, unit)``, where given, makes a bar (an
+    object with ``update(n)`` and ``close()``) for each of the two stages:
+    cutting the numbers into pieces (about two thirds of the time), then the
+    epochs of SGD over the pieces."""
+    count = NUMBERS if count is None else count
+    with _bar(progress, "whole-digit check: cutting numbers", count, " numbers") as bar:
+        inputs, verdicts = pieces_and_verdicts(training[0], numpy.random.default_rng(seed),
+                                               count, step=lambda: bar.update(1))
     net = Network([inputs.shape[1], HIDDEN, 1], cost="cross_entropy", init="scaled",
                   backend="numpy", seed=seed)
-    net.sgd((inputs, verdicts), EPOCHS, BATCH, ETA, l2=L2)
+    with _bar(progress, "whole-digit check: training", EPOCHS * len(verdicts),
+              " pieces") as bar:
+        net.sgd((inputs, verdicts), EPOCHS, BATCH, ETA, l2=L2, progress=bar.update)
     return net
 
 
-def whole_digit_check(training, cache_dir=None, say=None):
+class _NoBar:
+    """The bar where none is wanted."""
+
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+@contextlib.contextmanager
+def _bar(progress, description, total, unit):
+    """``progress(description, total, unit)``'s bar (or none), closed after the block."""
+    bar = _NoBar() if progress is None else progress(description, total, unit)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def whole_digit_check(training, cache_dir=None, say=None, progress=None):
     """The trained check, from ``cache_dir`` (default: the expanded data
     set's, :func:`nn_gpu.data.expand.default_cache_dir`) when it was trained there
     on the same ``training`` set, else trained now -- after ``say(message)``,
-    where given -- and kept there (a cache that cannot be written is
-    skipped)."""
+    where given, with ``progress`` bars (:func:`train_whole_digit_check`) --
+    and kept there (a cache that cannot be written is skipped)."""
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = directory / check_file_name(training) if directory is not None else None
     if path is not None and path.is_file():
@@ -130,9 +162,9 @@ def whole_digit_check(training, cache_dir=None, say=None):
         except Exception:  # noqa: BLE001 - damaged or foreign: trained again below
             pass
     if say is not None:
-        say("training the whole-digit check on MNIST's training digits, once"
-            + (f" (kept in {path})" if path is not None else ""))
-    net = train_whole_digit_check(training)
+        say(f"training the whole-digit check on MNIST's training digits, once ({TRAINING_TIME}"
+            + (f"; kept in {path})" if path is not None else ")"))
+    net = train_whole_digit_check(training, progress=progress)
     if path is not None:
         try:
             net.save(path)
@@ -147,10 +179,11 @@ def check_file_name(training):
     return f"whole-digit-v{VERSION}-{source_digest(*training)[:16]}.npz"
 
 
-def default_check(data_dir=None, say=None):
+def default_check(data_dir=None, say=None, progress=None):
     """The check trained on MNIST's training digits in ``data_dir`` (or
     $NN_GPU_DATA, or the default data directory), or None -- after
-    ``say(message)``, where given -- when MNIST is not there to train it."""
+    ``say(message)``, where given -- when MNIST is not there to train it
+    (``progress``: see :func:`train_whole_digit_check`)."""
     from ..data.mnist import load_mnist, resolve_data_dir
 
     directory = resolve_data_dir(data_dir)
@@ -161,4 +194,4 @@ def default_check(data_dir=None, say=None):
             say(f"no MNIST in {directory} to train the whole-digit check on: reading "
                 "with the classifier alone (touching digits suffer; see --data)")
         return None
-    return whole_digit_check(training, say=say)
+    return whole_digit_check(training, say=say, progress=progress)

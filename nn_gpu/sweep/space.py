@@ -25,6 +25,7 @@ being ``[784, *hidden, 10]``. Values are checked with the very argument types
 ``train`` uses, so a space can never hold a value ``train`` would refuse.
 """
 
+import datetime
 import json
 import math
 import re
@@ -60,6 +61,8 @@ OPTIONS = {
 }
 TOP_LEVEL = ("name", "preset", "train_size", "dtype", "fixed", "search")
 MAX_SPACE_BYTES = 1 << 20  # a space file is a few hundred bytes
+MAX_DEPTH = 8              # tables and lists within each other: a space needs 4
+MAX_VALUES = 10_000        # values, aliases repeated: a space needs a few dozen
 #: A study's name: it names the SQLite file NAME.db too, so never a path.
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 NAME_RULE = ("a name of letters, digits, '.', '_' and '-' (at most 100, the first a letter "
@@ -102,13 +105,52 @@ def read_space_file(path):
     return document
 
 
+def plain_data(document, source):
+    """``document`` as JSON's kinds of data (tables with text keys, lists,
+    text, numbers, true/false, null), checked in bounded work: dates and
+    times (TOML's and YAML's unquoted ``2024-01-01``) become their ISO text,
+    anything else (YAML's sets and binary, keys that are not text) is one
+    line naming the key. YAML's aliases may repeat a value many times over
+    (a "billion laughs"): counted with repeats, there may be at most
+    :data:`MAX_VALUES` values and :data:`MAX_SPACE_BYTES` characters of
+    text, nested at most :data:`MAX_DEPTH` deep."""
+    budget = {"values": MAX_VALUES, "text": MAX_SPACE_BYTES}
+
+    def plain(value, where, depth):
+        budget["values"] -= 1
+        budget["text"] -= len(value) if isinstance(value, str) else 0
+        if budget["values"] < 0 or budget["text"] < 0:
+            raise SpaceError(f"{source}: {where or 'the file'}: the file holds more than "
+                             f"{MAX_VALUES:,} values or {MAX_SPACE_BYTES:,} characters of text "
+                             "once YAML's aliases are repeated (a space needs a few dozen)")
+        if depth > MAX_DEPTH:
+            raise SpaceError(f"{source}: {where}: nested more than {MAX_DEPTH} deep")
+        if isinstance(value, dict):
+            bad = next((key for key in value if not isinstance(key, str)), None)
+            if bad is not None:
+                raise SpaceError(f"{source}: {where or 'the file'}: key {_show(bad)} is not "
+                                 "a name")
+            return {key: plain(item, f"{where}.{key}" if where else key, depth + 1)
+                    for key, item in value.items()}
+        if isinstance(value, list):
+            return [plain(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
+        if isinstance(value, (datetime.date, datetime.time)):  # datetime too
+            return value.isoformat()
+        if value is None or isinstance(value, (str, bool, int, float)):
+            return value
+        raise SpaceError(f"{source}: {where}: a {type(value).__name__} is not a value a "
+                         "search space takes (numbers, text, true/false, lists, tables)")
+
+    return plain(document, "", 0)
+
+
 class SearchSpace:
     """What every trial shares (``base``: resolved `train` options) and what
     Optuna chooses (``search``: option -> distribution spec)."""
 
     def __init__(self, document, source="<space>"):
         self.source = source
-        self.document = document
+        self.document = document = plain_data(document, source)
         unknown = sorted(set(document) - set(TOP_LEVEL))
         if unknown:
             self._fail(unknown[0], f"unknown setting; the file may set {', '.join(TOP_LEVEL)}")
@@ -117,7 +159,7 @@ class SearchSpace:
             if "name" not in document:
                 raise SpaceError(f"{source}: its file name {self.name!r} cannot name the "
                                  f"study; add name = ... ({NAME_RULE})")
-            self._fail("name", f"must be {NAME_RULE}, got {_show(self.name)[:60]}")
+            self._fail("name", f"must be {NAME_RULE}, got {_show(self.name)}")
         self.preset = document.get("preset")
         if self.preset is not None and self.preset not in presets.PRESETS:
             self._fail("preset", f"unknown preset {self.preset!r}; choose one of "
@@ -311,5 +353,8 @@ def _is_number(value):
             and math.isfinite(value))
 
 
-def _show(value):
-    return json.dumps(value)
+def _show(value, limit=60):
+    """``value`` as JSON for a message, cut to ``limit`` characters (values
+    from :func:`plain_data` are bounded, so this is too)."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

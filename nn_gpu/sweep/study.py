@@ -23,6 +23,7 @@ from ..errors import NNGpuError
 #: belongs to a dead worker (on any machine) and is marked failed.
 HEARTBEAT_SECONDS, GRACE_SECONDS = 10, 120
 SPACE_ATTR = "nn_gpu_space"
+SURPLUS_ATTR = "surplus"
 TABLE_RACE_ATTEMPTS = 5
 
 
@@ -143,25 +144,65 @@ def interrupted(trial):
     return trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted") is True
 
 
+def surplus(trial):
+    """A trial that a worker began after others had claimed the study's last
+    ones (see :func:`beyond_target`): stopped before it trained, counted
+    nowhere and shown nowhere."""
+    return trial.user_attrs.get(SURPLUS_ATTR) is True
+
+
+def counted(trial):
+    """Whether ``trial`` counts towards ``--trials``: complete, pruned, or
+    failed for a reason of its own (not interrupted by the user: those are
+    rerun; not surplus)."""
+    return (trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            or trial.state == TrialState.FAIL and not interrupted(trial) and not surplus(trial))
+
+
+def claimed(trial):
+    """Whether ``trial`` counts, or will: counted, running or queued."""
+    return counted(trial) or trial.state in (TrialState.RUNNING, TrialState.WAITING) \
+        and not surplus(trial)
+
+
+def shown_trials(study):
+    """The study's trials as reports show them (surplus ones left out)."""
+    return [t for t in study.get_trials(deepcopy=False) if not surplus(t)]
+
+
 def trials_done(study):
-    """Trials that count towards ``--trials``: complete, pruned, or failed for a
-    reason of their own (not interrupted by the user: those are rerun)."""
-    return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-               or t.state == TrialState.FAIL and not interrupted(t))
+    """How many trials count towards ``--trials`` (:func:`counted`)."""
+    return sum(map(counted, study.get_trials(deepcopy=False)))
 
 
 def failed_trials(study):
     """The numbers of the trials that failed for a reason of their own (an
     error, a dead worker), not because the user interrupted them."""
     return {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if not interrupted(t)}
+            if counted(t)}
 
 
 def is_done(study, target):
     """Whether the sweep has its ``target`` trials and no rerun is queued."""
     return (trials_done(study) >= target
             and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+
+def is_claimed(study, target):
+    """Whether ``target`` trials are done or running and none is queued: a
+    worker then starts no more (the running ones end the study)."""
+    trials = study.get_trials(deepcopy=False)
+    return (sum(map(claimed, trials)) >= target
+            and not any(t.state == TrialState.WAITING for t in trials))
+
+
+def beyond_target(study, number, target):
+    """Whether trial ``number`` is one too many: ``target`` trials with lower
+    numbers already count or will (:func:`claimed`). Workers that start
+    trials at the same moment all get their numbers; this makes the study
+    hold exactly ``target`` trials whatever the race."""
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.number < number and claimed(t)) >= target
 
 
 def requeue_interrupted(study):

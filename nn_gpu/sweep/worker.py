@@ -75,12 +75,18 @@ class StopRequest:
             raise KeyboardInterrupt
 
 
+class Surplus(Exception):
+    """A trial begun after the study's last trials were claimed: not run."""
+
+
 class Objective:
     """Train the network of one trial; report each epoch's validation accuracy
     so that the pruner can stop hopeless trials early."""
 
-    def __init__(self, space, data_dir, backend, seed=None, worker=0, stop=None):
+    def __init__(self, space, data_dir, backend, seed=None, worker=0, stop=None, target=None):
         self.space, self.backend, self.seed, self.worker = space, backend, seed, worker
+        #: The study's number of trials (--trials): a trial beyond it is not run.
+        self.target = target
         self.stop = stop or StopRequest()
         pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
         #: Where trials train: "numpy", or "cupy" and the GPU it was pinned to.
@@ -103,6 +109,10 @@ class Objective:
         return int.from_bytes(os.urandom(4), "little")
 
     def __call__(self, trial):
+        if self.target is not None and sweep_study.beyond_target(trial.study, trial.number,
+                                                                 self.target):
+            trial.set_user_attr(sweep_study.SURPLUS_ATTR, True)  # (after it, is_claimed stops)
+            raise Surplus(f"the study already has its {self.target} trials")
         options = self.space.suggest(trial)
         seed = self.trial_seed(trial)
         for key, value in (("seed", seed), ("worker", self.worker),
@@ -199,7 +209,7 @@ def _run(config, stop):
         study = sweep_study.load(storage, config["study"], config["sampler"], config["pruner"],
                                  config["seed"], worker)
         objective = Objective(space, config["data"], get_backend(config["backend"]),
-                              config["seed"], worker, stop)
+                              config["seed"], worker, stop, config["trials"])
     except (NNGpuError, OSError) as exc:
         print(f"nn-gpu sweep: worker {worker}: error: {' '.join(str(exc).split())}",
               file=sys.stderr, flush=True)
@@ -207,11 +217,12 @@ def _run(config, stop):
     target = config["trials"]
 
     def after_trial(study, trial):
-        say(trial_line(trial, worker))
-        if stop.requested or sweep_study.is_done(study, target):
+        if not sweep_study.surplus(trial):
+            say(trial_line(trial, worker))
+        if stop.requested or sweep_study.is_claimed(study, target):
             study.stop()
 
-    if not stop.requested and not sweep_study.is_done(study, target):
+    if not stop.requested and not sweep_study.is_claimed(study, target):
         try:
             study.optimize(objective, timeout=config.get("timeout"), catch=(Exception,),
                            callbacks=[after_trial])

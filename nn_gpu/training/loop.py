@@ -164,9 +164,10 @@ def _check_finite(values, epoch, eta, checkpoint):
     if bad:
         what = "the weights" if "finite" in bad else ", ".join(bad)
         raise TrainingDivergedError(
-            f"training diverged in epoch {epoch}: {what} became NaN or infinite; the "
-            f"learning rate eta = {eta:g} is probably too large, try a smaller one"
-            f"{_kept(checkpoint)}")
+            f"training diverged in epoch {epoch}: {what} became NaN or infinite; the learning "
+            f"rate eta = {eta:g} (--eta) is probably too large, or with it a weight decay l2 "
+            f"or l1 (--l2, --l1: each step shrinks the weights by eta x lambda / n): try "
+            f"smaller ones{_kept(checkpoint)}")
 
 
 def _save(checkpoint, net, run_epoch, watchers, settings, history):

@@ -377,7 +377,8 @@ def test_train_without_a_network_says_where_to_put_the_files(fresh_machine, monk
     status, error = err.splitlines()
     assert out == "" and status.startswith(f"MNIST is not in {fresh_machine} yet")
     assert error.startswith("nn-gpu: error: could not download MNIST (")
-    assert error.endswith(f"in {fresh_machine} by hand, or pass --data DIR where they are")
+    assert error.endswith(f"in {fresh_machine} by hand, fetch them from another mirror "
+                          "(`nn-gpu download --mirror URL`), or pass --data DIR where they are")
 
 
 def test_on_a_terminal_each_file_gets_a_progress_bar(fresh_machine, real_mirror, monkeypatch,

@@ -28,6 +28,7 @@ from nn_gpu import Network  # noqa: E402
 from nn_gpu.cli import main  # noqa: E402
 from nn_gpu.model.metrics import classify, probabilities  # noqa: E402
 from nn_gpu.reading.images import ImageError, check_model, to_mnist  # noqa: E402
+from nn_gpu.version import install_hint  # noqa: E402
 
 
 def predict_images(net, images):
@@ -247,7 +248,7 @@ def test_a_truncated_image_is_an_error(digits, tmp_path):
 
 def test_without_pillow_the_error_says_how_to_install_it(monkeypatch, tmp_path, trained):
     monkeypatch.setitem(sys.modules, "PIL", None)  # `from PIL import ...` now fails
-    with pytest.raises(ImageError, match=re.escape("pip install 'nn_gpu[image]'")):
+    with pytest.raises(ImageError, match=re.escape(install_hint("image"))):
         to_mnist(tmp_path / "digit.png")
     rc, out, err = run([str(trained[1]), str(tmp_path / "digit.png")])
     assert rc == 1 and out == ""

@@ -186,6 +186,97 @@ def test_digits_that_overlap_without_touching_are_taken_whole():
     assert reading.cut_costs(components, 40)[25] >= reading.CROSS_COST
 
 
+def test_a_cut_along_a_thick_stroke_costs_more_than_one_across_touching_digits():
+    """A thick straight 1 (a bar 10 pixels wide, 40 tall) cut down its
+    middle runs along the stroke its whole height: STROKE_COST is paid on
+    top of the cost of cutting a lone digit. Two digits touching by a short
+    bridge are cut across it at no stroke cost."""
+    height = 40
+    bar = numpy.zeros((50, 40))
+    bar[5:45, 15:25] = 1.0
+    along = reading.cut_costs(Components.of(bar), height)[20]
+    expected = (reading.CROSS_COST + reading.INK_COST
+                + reading.STROKE_COST * (1 - reading.STROKE_FREE))
+    assert along == pytest.approx(expected, rel=1e-9)
+    bridge = numpy.zeros((50, 70))  # wider than one digit: no CROSS_COST either
+    bridge[5:45, 2:30] = bridge[5:45, 40:68] = bridge[24:28, 30:40] = 1.0
+    across = reading.cut_costs(Components.of(bridge), height)[35]
+    assert across == pytest.approx(reading.INK_COST * 4 / height)  # 4 rows of bridge, no stroke
+
+
+def test_a_thick_one_stays_whole_when_its_halves_look_as_whole_as_it():
+    """A bar 10 pixels wide: the classifier reads a 1 in it and in each half
+    alike, and the check even finds the halves more whole (0.95 against
+    0.6). Splitting it down the middle runs along the stroke: the DP keeps
+    it one digit."""
+    height = 40
+    strokes = numpy.zeros((50, 40))
+    strokes[5:45, 15:25] = 1.0
+    cuts = [0, 15, 20, 25, 40]
+    spans = {(1, 2): 0.95, (2, 3): 0.95, (1, 3): 0.6}
+    pieces, probs, wholes = [Piece(0, 1, None, None), Piece(3, 4, None, None)], [], []
+    for (i, j), whole in spans.items():
+        pieces.append(Piece(i, j, numpy.ones((2, 2)), (cuts[i], 5, cuts[j], 45)))
+        p = numpy.full(10, 0.01 / 9)
+        p[1] = 0.99
+        probs.append(p)
+        wholes.append(whole)
+    chosen = best_cuts(Components.of(strokes), cuts, pieces, numpy.array(probs), height,
+                       numpy.array(wholes))
+    assert [(piece.start, piece.stop) for piece, _ in chosen] == [(1, 3)]
+
+
+def test_longest_runs_per_column():
+    mask = numpy.array([[1, 0, 1], [1, 1, 0], [0, 1, 1], [1, 1, 1]], dtype=bool)
+    assert reading.longest_runs(mask).tolist() == [2, 3, 2]
+    assert reading.longest_runs(numpy.zeros((0, 2), dtype=bool)).tolist() == [0, 0]
+
+
+def two_with_a_tail():
+    """Strokes of a 2 with a long flat tail (as MNIST writes some) and a digit
+    after it, and their components."""
+    strokes = numpy.zeros((60, 120))
+    strokes[10:50, 10:35] = 1.0          # the 2's body
+    strokes[46:50, 35:52] = 1.0          # its flat tail, thin
+    strokes[10:50, 70:100] = 1.0         # the next digit
+    return strokes, Components.of(strokes)
+
+
+def test_the_box_of_a_digit_holds_the_ink_no_piece_holds():
+    """Cuts at 36 and 44 leave the tail's columns 36-52 out of every piece
+    (in each, a sliver of the 2): the 2's box still reaches to the tail's end."""
+    strokes, components = two_with_a_tail()
+    cuts = [0, 36, 44, 60, 120]
+    pieces = [Piece(i, i + 1, None, None) for i in range(4)]
+    chosen = []
+    for piece in pieces:
+        found = reading._piece(strokes, components, cuts[piece.start], cuts[piece.stop], 42)
+        if found is not None:
+            chosen.append((Piece(piece.start, piece.stop, *found), None))
+    assert [piece.box for piece, _ in chosen] == [(10, 10, 36, 50), (70, 10, 100, 50)]
+    assert reading.digit_boxes(components, cuts, chosen, 42) == [(10, 10, 52, 50),
+                                                                  (70, 10, 100, 50)]
+
+
+def test_every_components_ink_is_in_some_box_whatever_the_cuts():
+    strokes, components = two_with_a_tail()
+    rng = numpy.random.default_rng(0)
+    for _ in range(100):
+        inner = sorted(set(rng.choice(numpy.arange(1, 120), size=rng.integers(1, 6),
+                                      replace=False).tolist()))
+        cuts = [0, *inner, 120]
+        chosen = []
+        for i in range(len(cuts) - 1):
+            found = reading._piece(strokes, components, cuts[i], cuts[i + 1], 42)
+            if found is not None:
+                chosen.append((Piece(i, i + 1, *found), None))
+        boxes = reading.digit_boxes(components, cuts, chosen, 42)
+        inside = numpy.zeros(strokes.shape, dtype=bool)
+        for x0, y0, x1, y1 in boxes:
+            inside[y0:y1, x0:x1] = True
+        assert inside[strokes > 0].all(), inner
+
+
 def test_no_mnist_digit_is_wider_than_widest(mnist):
     """WIDEST, beyond which a piece is taken for more than one digit, is
     beyond 99.5% of each digit's MNIST training examples (ink >= 0.25)."""
