@@ -16,8 +16,8 @@ import sys
 from ..analysis.ensemble import load_model
 from ..errors import InvalidArgumentError
 from ..reading.images import PILLOW_HINT, check_model, require_pillow
-from ..serve import Reader, make_server
 from ..reading.whole_digit import default_check
+from ..serve import Reader, make_server
 from .common import CliError, add_backend, add_data, add_model, interrupt
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from ..backends import capabilities
 from ..convnet.epoch import check_trainable
 from ..convnet.layers import layer_from_spec
-from ..convnet.network import ConvNetwork, check_buildable as check_conv_buildable
+from ..convnet.network import ConvNetwork
+from ..convnet.network import check_buildable as check_conv_buildable
 from ..data.expand import COPIES
 from ..data.mnist import TRAINING_SIZE
 from ..errors import MemoryBudgetError, NNGpuError

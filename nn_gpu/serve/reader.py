@@ -16,8 +16,8 @@ import threading
 import numpy
 
 from ..convnet.network import ConvNetwork
-from ..reading.images import check_model, to_mnist
 from ..model.metrics import probabilities
+from ..reading.images import check_model, to_mnist
 from ..reading.reader import read_number
 
 
