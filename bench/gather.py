@@ -31,7 +31,7 @@ class GatherBackend(NumpyBackend):
     def compiled_epoch(self, plan):
         epoch = super().compiled_epoch(plan)
         if not self.codes:
-            epoch.inputs = lambda X: X
+            epoch.inputs = lambda X, cache=None: X
         if not self.prefetch:
             epoch.prefetch_rows = 0
         return epoch

@@ -10,10 +10,11 @@ Learning*, trained by mini-batch SGD with a batched core, on NumPy or CuPy.
 """
 
 from .backends import cupy_status, get_backend
+from .data.dataset import Dataset
 from .data.mnist import load_mnist
 from .errors import NNGpuError
 from .model.network import Network
 from .model.perceptron import Perceptron
 from .version import __version__
 
-__all__ = ["Network", "NNGpuError", "Perceptron", "cupy_status", "get_backend", "load_mnist", "__version__"]
+__all__ = ["Dataset", "Network", "NNGpuError", "Perceptron", "cupy_status", "get_backend", "load_mnist", "__version__"]

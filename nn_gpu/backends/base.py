@@ -37,6 +37,12 @@ class Backend:
         """One line naming the library and device, for logs and benchmarks."""
         return self.name
 
+    def memory_space(self):
+        """Where this backend's arrays live, as a key: arrays prepared for one
+        backend serve every backend with the same key (a data set keeps its
+        device copies under it)."""
+        return self.name
+
     # ----------------------------------------------------------- arrays
     def asarray(self, array, dtype=None):
         """Host (or device) array -> array on this backend's device."""
@@ -68,7 +74,9 @@ class Backend:
         (train_epoch's arguments without ``backend`` and ``rng``: it never
         runs dropout), which returns whether it trained (False: run the core
         for this call); or None to run the core's loop over this backend's
-        primitives, as it must for any plan it does not fully know."""
+        primitives, as it must for any plan it does not fully know. Its
+        ``inputs(X, cache)`` prepares what it will read of the training set
+        once, through ``cache(key, make)`` (the data set's cache)."""
         return None
 
     def random_generator(self, seed):

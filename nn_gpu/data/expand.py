@@ -56,6 +56,7 @@ import numpy as np
 from ..errors import InvalidArgumentError
 from ..io import npz
 from ..io.fileio import atomic_write, open_input
+from .dataset import Dataset
 from .mnist import COLS, PIXELS, ROWS
 
 FORMAT_VERSION = 1
@@ -184,7 +185,8 @@ def _write_cache(path: Path, digest: str, images: np.ndarray, labels: np.ndarray
 
 
 def expanded_training_set(training, cache_dir: str | os.PathLike | None = None):
-    """Return Nielsen's expanded training set as ``(X, labels)``.
+    """Return Nielsen's expanded training set as ``(X, labels)``, a read-only
+    :class:`~nn_gpu.data.dataset.Dataset`.
 
     ``training`` is the ``(X, labels)`` training pair from
     :func:`nn_gpu.data.mnist.load_mnist` (float32 (n, 784) in [0, 1], int labels).
@@ -216,7 +218,9 @@ def expanded_training_set(training, cache_dir: str | os.PathLike | None = None):
             _write_cache(path, digest, images, out_labels)
     x = images.astype(np.float32)
     x /= np.float32(255)  # as load_mnist: correctly rounded pixel/255
-    return x, out_labels
+    for array in (x, out_labels):  # owned here: read-only, the Dataset shares them
+        array.setflags(write=False)
+    return Dataset(x, out_labels)
 
 
 def default_cache_dir():
@@ -241,8 +245,8 @@ def training_subset(training, expand, train_size=None):
     if expand:
         training = expanded_training_set(training, cache_dir=default_cache_dir())
         if train_size is not None:
-            return tuple(array[:train_size * COPIES].copy() for array in training)
+            return Dataset(*(array[:train_size * COPIES] for array in training))
         return training
     if train_size is not None:
-        return training[0][:train_size], training[1][:train_size]
+        return Dataset(training[0][:train_size], training[1][:train_size])
     return training

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import DataError, InvalidArgumentError
 from ..io.fileio import NotRegularFileError, read_input
 from ..options import digit as check_digit
+from .dataset import Dataset
 
 DATA_ENV_VAR = "NN_GPU_DATA"
 
@@ -217,11 +218,16 @@ def _load_pair(directory: Path, images_key: str, labels_key: str):
                                  "`nn-gpu download` again")
     x = images.astype(np.float32)
     x /= np.float32(255)  # division, not * (1/255): correctly rounded pixel/255
-    return x, labels.astype(np.int64)
+    labels = labels.astype(np.int64)
+    for array in (x, labels):  # owned here: read-only, a Dataset shares them
+        array.setflags(write=False)
+    return x, labels
 
 
 def load_mnist(path: str | os.PathLike | None = None):
-    """Load MNIST as ``(training, validation, test)``, each ``(X, labels)``.
+    """Load MNIST as ``(training, validation, test)``, each ``(X, labels)``:
+    a read-only :class:`~nn_gpu.data.dataset.Dataset`, so that training
+    prepares each once however many ``sgd`` calls it serves.
 
     ``X`` is float32 of shape (n, 784) with pixels scaled to [0, 1];
     ``labels`` is int64 of shape (n,). As in Nielsen's book, the 60,000
@@ -241,9 +247,9 @@ def load_mnist(path: str | os.PathLike | None = None):
         raise _fail(directory / FILES["train_labels"],
                     f"only {len(y_train)} training examples, need more than "
                     f"{VALIDATION_SIZE} to hold out a validation set")
-    training = (x_train[:n_train], y_train[:n_train])
-    validation = (x_train[n_train:], y_train[n_train:])
-    return training, validation, test
+    training = Dataset(x_train[:n_train], y_train[:n_train])
+    validation = Dataset(x_train[n_train:], y_train[n_train:])
+    return training, validation, Dataset(*test)
 
 
 def one_vs_rest(data, digit):
@@ -253,4 +259,5 @@ def one_vs_rest(data, digit):
     0-9: any other value would give all-zero labels."""
     digit = check_digit(digit, "one_vs_rest: digit")
     X, labels = data
-    return X, (np.asarray(labels) == digit).astype(np.int64)
+    detector_labels = (np.asarray(labels) == digit).astype(np.int64)
+    return Dataset(X, detector_labels) if isinstance(data, Dataset) else (X, detector_labels)

@@ -29,6 +29,7 @@ from dataclasses import fields
 
 import numpy
 
+from ..data.dataset import prepared
 from ..errors import InvalidArgumentError
 from ..io import npz
 from ..io.fileio import atomic_write
@@ -74,7 +75,14 @@ class Model:
         return X
 
     def to_device(self, data, what="data"):
-        """Validate ``(X, labels)`` and move it to the device (once per run)."""
+        """Validate ``(X, labels)`` and move it to the device: once per run,
+        or once for good for a :class:`~nn_gpu.data.dataset.Dataset`, which
+        keeps what this returns."""
+        key = ("device", self.backend.memory_space(), self.dtype.name, self.sizes[0],
+               self.num_classes)
+        return prepared(data, key, lambda: self._to_device(data, what))
+
+    def _to_device(self, data, what):
         try:
             X, labels = data
         except (TypeError, ValueError):

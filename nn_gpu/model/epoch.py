@@ -10,6 +10,7 @@ core (:func:`.core.train_epoch`), or Nielsen's per-example loop
 """
 
 from ..backends import capabilities
+from ..data.dataset import prepared
 from ..errors import InvalidArgumentError
 from ..options import batch_fits
 from . import core, reference
@@ -42,7 +43,11 @@ class EpochRunner:
         self.X, self.labels = net.to_device(training_data, "training_data")
         self.train_size = self.X.shape[0]
         batch_fits(self.mini_batch_size, self.train_size)
-        self.Y = net.one_hot(self.labels)
+        #: ``cache(key, make)``: what is made of the training set once for
+        #: good where it is a Dataset (see :mod:`nn_gpu.data.dataset`).
+        self.cache = lambda key, make: prepared(training_data, key, make)
+        self.Y = self.cache(("one_hot", net.backend.memory_space(), net.dtype.name,
+                             net.sizes[-1]), lambda: net.one_hot(self.labels))
         # Dropout masks get their own stream, spawned from the network's seed
         # without drawing from it: the shuffles stay those of a run without dropout.
         backend = net.backend
@@ -96,8 +101,11 @@ class DenseEpochRunner(EpochRunner):
             self.workspace = core.Workspace(
                 net.backend, net.sizes, self.mini_batch_size, net.dtype,
                 momentum=self.settings["momentum"] > 0, dropout=self.settings["dropout"] > 0)
-            # The backend's native epoch, if it has one (loaded now, not in epoch 1).
+            # The backend's native epoch, if it has one (loaded now, not in epoch 1),
+            # and what it reads of the training set.
             self.compiled = net.backend.compiled_epoch(self.plan(1.0))
+            if self.compiled is not None:
+                self.epoch_inputs = self.compiled.inputs(self.X, self.cache)
 
     def compiled_fits(self):
         """Whether the native epoch can take the parameters as they are: it
@@ -126,7 +134,7 @@ class DenseEpochRunner(EpochRunner):
             return
         plan = self.plan(eta)
         compiled = self.compiled is not None and self.compiled_fits() and self.compiled(
-            plan, net.weights, net.biases, self.X, self.Y, order, batch, self.workspace)
+            plan, net.weights, net.biases, self.epoch_inputs, self.Y, order, batch, self.workspace)
         if not compiled:  # no native epoch, or not for these arrays
             core.train_epoch(backend, plan, net.weights, net.biases, self.X, self.Y,
                              order, batch, self.workspace, self.rng)

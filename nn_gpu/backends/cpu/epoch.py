@@ -417,17 +417,19 @@ class CompiledEpoch:
         self.momentum = float(plan.momentum)
         self.threads = threads
         self.choice = None
-        self._inputs = (None, None)
         self._records = None
         self.small_gemm = small_gemm and plan.train_size >= measured.KERNEL_MIN_EXAMPLES
         self.prefetch_rows = measured.PREFETCH_ROWS
 
-    def inputs(self, X):
-        """What the gather reads for X: its pixel codes where it has them."""
-        if self._inputs[0] is not X:
-            codes = pixel_codes(X)
-            self._inputs = (X, X if codes is None else codes)
-        return self._inputs[1]
+    def inputs(self, X, cache=None):
+        """What the gather reads of the training set X, passed to each call
+        in X's place: its pixel codes where it has them (a quarter of the
+        bytes), else X. ``cache(key, make)``, where given, keeps the codes
+        with the data set X comes from: encoding MNIST's training set takes
+        longer than a small network's epoch."""
+        key = ("pixel_codes", X.dtype.name)
+        codes = pixel_codes(X) if cache is None else cache(key, lambda: pixel_codes(X))
+        return X if codes is None else codes
 
     def constants(self, sizes, batch_size, dtype):
         """The run's :class:`.records.EpochConstants` (the shape kernels are
@@ -482,6 +484,8 @@ class CompiledEpoch:
                 None if probe is None else numpy.minimum(top, probe), self.choice)
 
     def __call__(self, plan, weights, biases, X, Y, order, batch_size, workspace):
+        """Train the steps of ``order``; X is what :meth:`inputs` made of the
+        training set."""
         sizes = [X.shape[1]] + [w.shape[0] for w in weights]
         dtype = weights[0].dtype
         table, probe, choice = self.thread_tables(sizes, batch_size)
@@ -490,12 +494,12 @@ class CompiledEpoch:
         if probe is not None:   # the probe: the segment's first quarter of steps (at least one)
             rows = batch_size * max(1, order.shape[0] // batch_size // 4)
             parts = [(order[:rows], probe), (order[rows:], table)]
-        inputs, params = self.inputs(X), (tuple(weights), tuple(biases))
+        params = (tuple(weights), tuple(biases))
         with cpu_threads.blas_threads_kept():
             for part, threads in parts:
                 if part.shape[0]:
                     started = time.perf_counter()
-                    sgd_epoch(inputs, Y, part, *params, constants, buffers,
+                    sgd_epoch(X, Y, part, *params, constants, buffers,
                               EpochCall(float(plan.eta), float(plan.decay), threads))
                     if choice is not None:
                         choice.record(int(threads.max()),

@@ -78,6 +78,9 @@ class CupyBackend(Backend):
         name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
         return f"CuPy {cupy.__version__} on {name} (device {device.id})"
 
+    def memory_space(self):
+        return f"{self.name}:{self.xp.cuda.Device().id}"
+
     def to_host(self, array):
         return self.xp.asnumpy(array)
 

@@ -154,6 +154,10 @@ class FusedEpoch:
         self._shares = {}
         self._no_velocities = {}
 
+    def inputs(self, X, cache=None):
+        """The kernel reads the training set as it is."""
+        return X
+
     def constants(self, plan, sizes, batch_size, dtype):
         """The :class:`.records.KernelConstants` of this training."""
         units, blocks = spread(sizes[1], self.blocks)
