@@ -223,6 +223,52 @@ class ConvPoolLayer:
 
     # ---------------------------------------------------------- the math
     def forward(self, backend, w, b, a_in, mask=None):
+        if compiled_here(backend, w, a_in):
+            return self._forward_compiled(backend, w, b, a_in)
+        return self._forward_lowered(backend, w, b, a_in)
+
+    def gradients(self, backend, w, cache, delta, grad_w, grad_b, want_input):
+        if len(cache) == 4:  # the compiled forward pass's
+            return self._gradients_compiled(backend, w, cache, delta, grad_w, grad_b,
+                                            want_input)
+        return self._gradients_lowered(backend, w, cache, delta, grad_w, grad_b, want_input)
+
+    def delta(self, backend, cache, grad_a):
+        return backend.times_derivative(self.activation, cache[2], out=grad_a)
+
+    # ------------------------------------------------- compiled, on the CPU
+    def _forward_compiled(self, backend, w, b, a_in):
+        """The forward pass by :mod:`.kernels`, a block of images at a time;
+        the cache holds the input and each window's first maximum."""
+        from . import kernels  # here: Numba only where the CPU runs the layer
+
+        x = numpy.ascontiguousarray(a_in)
+        a = numpy.empty((x.shape[0], self.n_out), x.dtype)
+        where = numpy.empty(a.shape, numpy.int8)
+        with kernels.blas_threads() as blas:
+            plan = kernels.plan(self, x.dtype, x.shape[0], backend.threads, blas)
+            plan.forward(x, w.reshape(w.shape[0], -1), b, a, where)
+        return a, (x, where, a, "compiled")
+
+    def _gradients_compiled(self, backend, w, cache, delta, grad_w, grad_b, want_input):
+        """Backprop by :mod:`.kernels` into grad_w and grad_b (contiguous,
+        as the network keeps them)."""
+        from . import kernels
+
+        x, where, _, _ = cache
+        delta = numpy.ascontiguousarray(delta)
+        m = delta.shape[0]
+        grad_in = numpy.empty((m if want_input else 0, self.n_in), delta.dtype)
+        with kernels.blas_threads() as blas:
+            plan = kernels.plan(self, delta.dtype, m, backend.threads, blas)
+            plan.backward(x, w.reshape(w.shape[0], -1), delta, where,
+                          grad_w.reshape(w.shape[0], -1), grad_b, grad_in)
+        return grad_in if want_input else None
+
+    # ---------------------------------------- lowered to NumPy/CuPy arrays
+    def _forward_lowered(self, backend, w, b, a_in):
+        """The forward pass over the whole mini-batch's im2col matrix (the
+        CuPy backend's, and the compiled kernels' twin)."""
         xp = backend.xp
         m, pool = a_in.shape[0], self.pool
         filters, channels, k, _ = self.filter_shape
@@ -243,10 +289,8 @@ class ConvPoolLayer:
         backend.activate(self.activation, a, out=a)
         return a, (P, first_max, a)
 
-    def delta(self, backend, cache, grad_a):
-        return backend.times_derivative(self.activation, cache[2], out=grad_a)
-
-    def gradients(self, backend, w, cache, delta, grad_w, grad_b, want_input):
+    def _gradients_lowered(self, backend, w, cache, delta, grad_w, grad_b, want_input):
+        """Backprop through the lowered forward pass's cache."""
         xp = backend.xp
         P, first_max, _ = cache
         m, pool = delta.shape[0], self.pool
@@ -277,6 +321,13 @@ class ConvPoolLayer:
         grad_in = xp.empty((m, self.n_in), dtype=delta.dtype)
         self._images(grad_in)[...] = images
         return grad_in
+
+
+def compiled_here(backend, w, a):
+    """Whether the conv-pool passes run compiled (:mod:`.kernels`): on the
+    NumPy backend, float32 or float64 throughout."""
+    return (backend.name == "numpy" and type(a) is numpy.ndarray and a.ndim == 2
+            and a.dtype == w.dtype and a.dtype.type in (numpy.float32, numpy.float64))
 
 
 LAYER_KINDS = {cls.kind: cls for cls in (ConvPoolLayer, FullyConnectedLayer, SoftmaxLayer)}

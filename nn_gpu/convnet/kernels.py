@@ -1,0 +1,461 @@
+"""The compiled (Numba) passes of :class:`~nn_gpu.convnet.layers.ConvPoolLayer`
+on the CPU: convolution, max-pooling and their backprop, a few images at a
+time, so that nothing a step touches leaves the core's L2 cache.
+
+The NumPy layer lowers a whole mini-batch at once: its im2col matrix for
+the second layer of ``ch6-conv2`` at mini-batch 100 is 12.8 MB, and so is
+its gradient, so every pass over them (the copy, the three products, pooling,
+col2im) streams from memory. Here the same math runs per *block* of images
+(:func:`block_images`: the block's im2col matrix within :data:`BLOCK_BYTES`):
+
+* forward: im2col of the block into Pᵀ (C·k·k rows, one column per conv
+  output position), Zᵀ = w Pᵀ in one xGEMM, then max-pooling, the bias and
+  the activation in one pass over Zᵀ while it is in cache, recording which
+  position of each window held its first maximum;
+* backward: ∂C/∂b summed from δ; ∂C/∂Zᵀ scattered from δ into the recorded
+  positions; Pᵀ rebuilt by im2col (cheaper than keeping it: it is read from
+  a few KB of input that is in cache); ∂C/∂w += ∂C/∂Zᵀ P (xGEMM, β = 1 after
+  the first block); ∂C/∂Pᵀ = wᵀ ∂C/∂Zᵀ and col2im into ∂C/∂a^{l-1}.
+
+The products go to SciPy's BLAS (the ``xGEMM`` the compiled MLP epoch
+calls), one thread each; :func:`run_split` runs the two halves of a
+mini-batch on two threads of this process instead (each half its own
+scratch and its own ∂C/∂w), which a busy core slows but cannot stall: the
+threads meet once per layer and wait blocked, never spinning.
+
+Each pass has a NumPy twin in :class:`~nn_gpu.convnet.layers.ConvPoolLayer`
+(the lowering the CuPy backend runs), and ``tests/convnet/test_kernels.py``
+holds every kernel to it in float64 and float32.
+"""
+
+import ctypes
+import math
+import os
+import threading
+
+import numpy
+from numba import njit, types
+from numba.extending import overload
+
+from ..backends.cpu import threads as cpu_threads
+from ..backends.cpu.epoch import _dgemm, _sgemm
+from ..backends.cpu.float32_exp import exp32
+
+#: Bytes of the im2col matrix of one block of images: a block's Pᵀ, its
+#: gradient and Zᵀ stay in a 512 KB L2 cache.
+BLOCK_BYTES = 128 << 10
+
+#: Activation codes of the kernels.
+ACTIVATIONS = {"sigmoid": 0, "tanh": 1, "relu": 2}
+
+_N, _T = ord("N"), ord("T")
+
+
+def block_images(layer, itemsize):
+    """Images per block: as many as keep the block's im2col matrix within
+    :data:`BLOCK_BYTES` (at least one)."""
+    return max(1, BLOCK_BYTES // layer.patch_bytes(itemsize))
+
+
+def dims(layer):
+    """(C, H, W, F, k, pool, Hc, Wc, Hp, Wp): the shapes the kernels need;
+    Hc x Wc are the conv outputs pooling reads (Hp·pool x Wp·pool)."""
+    channels, height, width = layer.image_shape
+    filters, _, k, _ = layer.filter_shape
+    _, hp, wp = layer.output_shape
+    pool = layer.pool
+    return (channels, height, width, filters, k, pool, hp * pool, wp * pool, hp, wp)
+
+
+# ------------------------------------------------------------------ xGEMM
+@njit(cache=True, nogil=True)
+def gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc):
+    """C = alpha·op(A)·op(B) + beta·C, column-major, op = ``ta``/``tb``
+    (ord('N') or ord('T')), through SciPy's sgemm or dgemm (C's dtype)."""
+    ints = numpy.empty(6, numpy.int32)
+    ints[0], ints[1], ints[2], ints[3], ints[4], ints[5] = M, N, K, lda, ldb, ldc
+    trans = numpy.empty(2, numpy.uint8)
+    trans[0], trans[1] = ta, tb
+    scalars = numpy.empty(2, C.dtype)
+    scalars[0], scalars[1] = alpha, beta
+    args = (trans[0:].ctypes, trans[1:].ctypes, ints[0:].ctypes, ints[1:].ctypes,
+            ints[2:].ctypes, scalars[0:].ctypes, A.ctypes, ints[3:].ctypes, B.ctypes,
+            ints[4:].ctypes, scalars[1:].ctypes, C.ctypes, ints[5:].ctypes)
+    if C.itemsize == 4:
+        _sgemm(*args)
+    else:
+        _dgemm(*args)
+
+
+# ------------------------------------------------------------ activations
+def _sigmoid(x):
+    """σ(x) in compiled code (float32 through :func:`exp32`, which vectorises)."""
+
+
+@overload(_sigmoid)
+def _sigmoid_of(x):
+    if x == types.float32:
+        return lambda x: numpy.float32(1) / (numpy.float32(1) + exp32(-x))
+    return lambda x: 1.0 / (1.0 + math.exp(-x))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def activate_rows(code, a, start, stop):
+    """a[start:stop] = f(a[start:stop]) in place (``code``: :data:`ACTIVATIONS`)."""
+    for n in range(start, stop):
+        row = a[n]
+        if code == 0:
+            for j in range(row.shape[0]):
+                row[j] = _sigmoid(row[j])
+        elif code == 1:
+            for j in range(row.shape[0]):
+                row[j] = math.tanh(row[j])
+        else:
+            for j in range(row.shape[0]):
+                row[j] = max(row[j], 0)
+
+
+# --------------------------------------------------------- the four passes
+# Offsets are unsigned (``_u``): with signed ones Numba guards every index
+# against wrapping around from the end, and LLVM then leaves the copy loops
+# scalar (im2col of ch6-conv2's second layer: 58 µs an image, 12 µs unsigned).
+_u = numpy.uint64
+
+
+@njit(cache=True, nogil=True)
+def im2col(x, n0, nb, d, PT):
+    """Pᵀ[(c, p, q), n·Hc·Wc + i·Wc + j] = image n0 + n's pixel (c, i + p, j + q),
+    for the ``nb`` images from row n0 of x (one flattened (C, H, W) image per row)."""
+    C, H, W, _, k, _, Hc, Wc, _, _ = d
+    L = Hc * Wc
+    for c in range(C):
+        for p in range(k):
+            for q in range(k):
+                out = PT[(c * k + p) * k + q]
+                for n in range(nb):
+                    image = x[n0 + n]
+                    for i in range(Hc):
+                        src = _u((c * H + i + p) * W + q)
+                        dst = _u(n * L + i * Wc)
+                        for j in range(_u(Wc)):
+                            out[dst + j] = image[src + j]
+
+
+@njit(cache=True, nogil=True)
+def col2im(GPT, n0, nb, d, gx):
+    """Rows n0 .. n0 + nb of gx = ∂C/∂Pᵀ folded back onto the pixels: each
+    pixel the sum over the windows that read it (0 for pixels none read)."""
+    C, H, W, _, k, _, Hc, Wc, _, _ = d
+    L = Hc * Wc
+    gx[n0:n0 + nb] = 0
+    for c in range(C):
+        for p in range(k):
+            for q in range(k):
+                g = GPT[(c * k + p) * k + q]
+                for n in range(nb):
+                    image = gx[n0 + n]
+                    for i in range(Hc):
+                        dst = _u((c * H + i + p) * W + q)
+                        src = _u(n * L + i * Wc)
+                        for j in range(_u(Wc)):
+                            image[dst + j] += g[src + j]
+
+
+@njit(cache=True, nogil=True)
+def pool_forward(ZT, n0, nb, d, b, out, where):
+    """For each pool x pool window of the block's conv outputs Zᵀ (F rows):
+    out = its maximum + b_f, ``where`` = the window position (r·pool + s)
+    of its first maximum in row-major order; rows n0.. of out and where,
+    each image's maps in (F, Hp, Wp) order. Branch-free (the comparisons
+    are as random as the data), 2 x 2 windows written out."""
+    _, _, _, F, _, pool, Hc, Wc, Hp, Wp = d
+    L = Hc * Wc
+    for n in range(nb):
+        a, w = out[n0 + n], where[n0 + n]
+        for f in range(F):
+            z, bias = ZT[f], b[f]
+            for I in range(Hp):
+                top = _u(n * L + I * pool * Wc)
+                index = _u((f * Hp + I) * Wp)
+                if pool == 2:
+                    bottom = top + _u(Wc)
+                    for J in range(_u(Wp)):
+                        best, at = z[top + 2 * J], 0
+                        for offset, value in ((1, z[top + 2 * J + 1]), (2, z[bottom + 2 * J]),
+                                              (3, z[bottom + 2 * J + 1])):
+                            larger = value > best
+                            at = offset if larger else at
+                            best = value if larger else best
+                        a[index + J] = best + bias
+                        w[index + J] = at
+                    continue
+                for J in range(_u(Wp)):
+                    corner = top + J * _u(pool)
+                    best, at = z[corner], 0
+                    for r in range(pool):
+                        for s in range(pool):
+                            value = z[corner + _u(r * Wc + s)]
+                            larger = value > best
+                            at = r * pool + s if larger else at
+                            best = value if larger else best
+                    a[index + J] = best + bias
+                    w[index + J] = at
+
+
+@njit(cache=True, nogil=True)
+def pool_backward(delta, where, n0, nb, d, GZT):
+    """∂C/∂Zᵀ of the block: δ at the position ``where`` names in each
+    window, 0 everywhere else (the positions pooling drops included)."""
+    _, _, _, F, _, pool, Hc, Wc, Hp, Wp = d
+    L = Hc * Wc
+    GZT[:, :nb * L] = 0
+    for n in range(nb):
+        e, w = delta[n0 + n], where[n0 + n]
+        for f in range(F):
+            g = GZT[f]
+            for I in range(Hp):
+                top = _u(n * L + I * pool * Wc)
+                index = _u((f * Hp + I) * Wp)
+                for J in range(_u(Wp)):
+                    r, s = divmod(_u(w[index + J]), _u(pool))
+                    g[top + r * _u(Wc) + J * _u(pool) + s] = e[index + J]
+
+
+# ------------------------------------------------------ a range of images
+@njit(cache=True, nogil=True)
+def forward_range(x, w, b, out, where, start, stop, d, code, block, PT, ZT):
+    """The layer's forward pass over images start .. stop of x: a = f(pooled
+    conv + b) into ``out``, the first maxima's positions into ``where``.
+    w: the filters as an (F, C·k·k) matrix; PT, ZT: scratch of
+    (C·k·k, block·Hc·Wc) and (F, block·Hc·Wc)."""
+    F, ckk = w.shape
+    ld = PT.shape[1]
+    for n0 in range(start, stop, block):
+        nb = min(block, stop - n0)
+        im2col(x, n0, nb, d, PT)
+        # column-major: Zᵀ (L, F) = Pᵀ (L, ckk) · w (ckk, F)
+        gemm(_N, _N, nb * d[6] * d[7], F, ckk, 1.0, PT, ld, w, ckk, 0.0, ZT, ld)
+        pool_forward(ZT, n0, nb, d, b, out, where)
+    if code >= 0:
+        activate_rows(code, out, start, stop)
+
+
+@njit(cache=True, nogil=True)
+def backward_range(x, w, delta, where, gw, gb, gx, start, stop, d, block, PT, GZT, GPT):
+    """Backprop over images start .. stop: ∂C/∂w into gw (F, C·k·k) and
+    ∂C/∂b into gb, summed over the range (overwritten, zero for an empty
+    range); with gx of shape (m, n_in), ∂C/∂a^{l-1} of the range into it
+    (an empty gx: not wanted)."""
+    F, ckk = w.shape
+    ld = PT.shape[1]
+    L = d[6] * d[7]
+    maps = d[8] * d[9]
+    gb[:] = 0
+    for n in range(start, stop):
+        for f in range(F):
+            total = gb[f]
+            for j in range(f * maps, (f + 1) * maps):
+                total += delta[n, j]
+            gb[f] = total
+    if start >= stop:
+        gw[:] = 0
+    for n0 in range(start, stop, block):
+        nb = min(block, stop - n0)
+        im2col(x, n0, nb, d, PT)
+        pool_backward(delta, where, n0, nb, d, GZT)
+        # column-major: gwᵀ (ckk, F) (+)= P (ckk, L) · ∂Zᵀ (L, F)
+        gemm(_T, _N, ckk, F, nb * L, 1.0, PT, ld, GZT, ld, 0.0 if n0 == start else 1.0,
+             gw, ckk)
+        if gx.shape[0]:
+            # column-major: ∂Pᵀ (L, ckk) = ∂Zᵀ (L, F) · wᵀ (F, ckk)
+            gemm(_N, _T, nb * L, ckk, F, 1.0, GZT, ld, w, ckk, 0.0, GPT, ld)
+            col2im(GPT, n0, nb, d, gx)
+
+
+# ------------------------------------------------------------ two threads
+class BlasThreads:
+    """Switches SciPy's BLAS (the one :func:`gemm` calls) to one thread
+    inside a ``with`` block and back to its count after; ``previous`` is that
+    count. Nothing is switched where it is not an OpenBLAS we can switch."""
+
+    GET_NAMES = ("scipy_openblas_get_num_threads", "openblas_get_num_threads",
+                 "scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_")
+
+    def __init__(self):
+        controller, address = cpu_threads.scipy_blas()
+        self.get = self.set = None
+        if address:
+            library = ctypes.CDLL(controller.filepath)
+            found = [getattr(library, name) for name in self.GET_NAMES if hasattr(library, name)]
+            if found:
+                self.get = found[0]
+                self.get.restype, self.get.argtypes = ctypes.c_int, []
+                self.set = ctypes.CFUNCTYPE(None, ctypes.c_int)(address)
+        self.previous = 1
+
+    def __enter__(self):
+        self.previous = self.get() if self.get is not None else 1
+        if self.previous != 1:
+            self.set(1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous != 1:
+            self.set(self.previous)
+
+
+class Helper:
+    """A worker thread that runs a compiled (nogil) call handed to it while
+    the caller runs another: :meth:`start` hands it over, :meth:`wait`
+    blocks until it is done and re-raises what it raised. Idle, the thread
+    waits on a semaphore, using no CPU."""
+
+    def __init__(self):
+        self._go = threading.Semaphore(0)
+        self._done = threading.Semaphore(0)
+        self._job = None
+        self._error = None
+        threading.Thread(target=self._loop, name="nn_gpu-conv", daemon=True).start()
+
+    def _loop(self):
+        while True:
+            self._go.acquire()
+            function, args = self._job
+            try:
+                function(*args)
+            except BaseException as exc:  # noqa: BLE001  (handed to the caller)
+                self._error = exc
+            self._job = None
+            self._done.release()
+
+    def start(self, function, args):
+        self._job = (function, args)
+        self._go.release()
+
+    def wait(self):
+        self._done.acquire()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+
+#: Least forward-product work (FLOPs) of one call for which the layer's
+#: passes run on two threads when the thread count is left to nn_gpu.
+MIN_SPLIT_FLOPS = 2_000_000
+
+
+def usable_cpus():
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def thread_count(threads, blas_threads, m, flops):
+    """Threads (1 or 2) for a call over m images whose forward product is
+    ``flops``: ``threads`` where set (``NumpyBackend(threads=N)``,
+    ``--threads``), else two while SciPy's BLAS is configured for two or
+    more, this process may run on two or more CPUs and the call is worth it."""
+    if m < 2:
+        return 1
+    if threads is not None:
+        return min(threads, 2)
+    if blas_threads < 2 or flops < MIN_SPLIT_FLOPS or usable_cpus() < 2:
+        return 1
+    return 2
+
+
+class Plan:
+    """What one call of a layer's passes over m images on ``count`` threads
+    needs besides its arrays: the shapes, the image range of each thread and
+    each thread's scratch (shared by every plan of this Python thread with
+    the same shapes: a call uses them only while it runs)."""
+
+    def __init__(self, layer, dtype, m, count):
+        self.d = dims(layer)
+        self.code = ACTIVATIONS[layer.activation]
+        self.block = block_images(layer, dtype.itemsize)
+        filters, channels, k, _ = layer.filter_shape
+        ckk, columns = channels * k * k, self.block * self.d[6] * self.d[7]
+        half = (m + 1) // 2
+        self.parts = [(0, m)] if count == 1 else [(0, half), (half, m)]
+        self.patches = [scratch((ckk, columns), dtype, (slot, "P")) for slot in range(count)]
+        self.outputs = [scratch((filters, columns), dtype, (slot, "Z")) for slot in range(count)]
+        self.errors = [scratch((ckk, columns), dtype, (slot, "dP")) for slot in range(count)]
+        self.sums = [(scratch((filters, ckk), dtype, (slot, "dw")),
+                      scratch((filters,), dtype, (slot, "db"))) for slot in range(1, count)]
+
+    def forward(self, x, w, b, a, where):
+        calls = [(x, w, b, a, where, start, stop, self.d, self.code, self.block, P, Z)
+                 for (start, stop), P, Z in zip(self.parts, self.patches, self.outputs)]
+        run(forward_range, calls)
+
+    def backward(self, x, w, delta, where, gw, gb, gx):
+        sums = [(gw, gb)] + self.sums
+        calls = [(x, w, delta, where, dw, db, gx, start, stop, self.d, self.block, P, dZ, dP)
+                 for (start, stop), (dw, db), P, dZ, dP
+                 in zip(self.parts, sums, self.patches, self.outputs, self.errors)]
+        run(backward_range, calls)
+        for dw, db in self.sums:
+            numpy.add(gw, dw, out=gw)
+            numpy.add(gb, db, out=gb)
+
+
+_local = threading.local()
+
+
+def _state():
+    """This thread's scratch arrays, plans, helper and BLAS switch (new
+    after a fork: the helper thread does not survive one)."""
+    if getattr(_local, "pid", None) != os.getpid():
+        _local.pid, _local.arrays, _local.plans = os.getpid(), {}, {}
+        _local.helper, _local.blas = None, None
+    return _local
+
+
+def scratch(shape, dtype, slot):
+    """A reusable array of this thread, one per (shape, dtype, slot)."""
+    arrays = _state().arrays
+    key = (shape, dtype.str, slot)
+    if key not in arrays:
+        arrays[key] = numpy.empty(shape, dtype)
+    return arrays[key]
+
+
+def blas_threads():
+    """This thread's :class:`BlasThreads`."""
+    state = _state()
+    if state.blas is None:
+        state.blas = BlasThreads()
+    return state.blas
+
+
+def plan(layer, dtype, m, threads, blas):
+    """The :class:`Plan` of a call of ``layer``'s passes over m images of
+    ``dtype``, ``threads`` as the backend sets them (None: chosen here),
+    ``blas`` the entered :class:`BlasThreads`."""
+    filters, channels, k, _ = layer.filter_shape
+    flops = 2 * m * layer.conv_shape[0] * layer.conv_shape[1] * filters * channels * k * k
+    count = thread_count(threads, blas.previous, m, flops)
+    plans = _state().plans
+    key = (layer.image_shape, layer.filter_shape, layer.pool, layer.activation, dtype.str, m,
+           count)
+    if key not in plans:
+        plans[key] = Plan(layer, dtype, m, count)
+    return plans[key]
+
+
+def run(function, calls):
+    """``function(*calls[0])`` here and, where there is a second,
+    ``function(*calls[1])`` on this thread's :class:`Helper` at once."""
+    if len(calls) == 1:
+        function(*calls[0])
+        return
+    state = _state()
+    if state.helper is None:
+        state.helper = Helper()
+    state.helper.start(function, calls[1])
+    try:
+        function(*calls[0])
+    finally:
+        state.helper.wait()

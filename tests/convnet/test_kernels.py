@@ -1,0 +1,261 @@
+"""The compiled conv-pool passes (:mod:`nn_gpu.convnet.kernels`) against
+their NumPy twins: each kernel against the same step written with NumPy
+arrays, and the whole compiled layer against the lowered one
+(``ConvPoolLayer._forward_lowered`` / ``_gradients_lowered``, the CuPy
+backend's), in float64 to rounding and in float32 to its precision, on one
+thread and on two, in one block and in many."""
+
+import numpy
+import pytest
+from numpy.lib.stride_tricks import sliding_window_view
+
+from nn_gpu.backends import NumpyBackend
+from nn_gpu.convnet import ConvPoolLayer, kernels
+
+LAYERS = {
+    "ch6 first": lambda: ConvPoolLayer((1, 28, 28), (20, 1, 5, 5)),
+    "ch6 second, relu": lambda: ConvPoolLayer((20, 12, 12), (40, 20, 5, 5), activation="relu"),
+    # non-square, a conv row and column pooling drops, tanh
+    "ragged, tanh": lambda: ConvPoolLayer((2, 13, 11), (3, 2, 3, 3), activation="tanh"),
+    "pool 3": lambda: ConvPoolLayer((1, 9, 9), (2, 1, 4, 4), pool=3, activation="relu"),
+    "pool 1": lambda: ConvPoolLayer((3, 5, 4), (4, 3, 2, 2), pool=1),
+}
+TOLERANCE = {"float64": 1e-12, "float32": 2e-5}
+
+
+def parameters(layer, dtype, seed=0):
+    rng = numpy.random.default_rng(seed)
+    w, b = layer.initial_parameters(rng)
+    return w.astype(dtype), b.astype(dtype), rng
+
+
+def images(layer, m, dtype, rng, ties=False):
+    """m random input rows; with ``ties``, small integers, so that pooling
+    windows hold equal maxima (the first one counts)."""
+    x = rng.integers(0, 3, (m, layer.n_in)) if ties else rng.random((m, layer.n_in))
+    return x.astype(dtype)
+
+
+def conv_outputs(layer, x, w):
+    """Z (m, F, Hc, Wc) by NumPy: the correlation over the positions pooling reads."""
+    channels, height, width = layer.image_shape
+    _, _, hc, wc, _, _ = kernels.dims(layer)[4:]
+    windows = sliding_window_view(x.reshape(-1, channels, height, width), w.shape[2:],
+                                  axis=(2, 3))[:, :, :hc, :wc]     # (m, C, Hc, Wc, k, k)
+    return numpy.einsum("ncijpq,fcpq->nfij", windows, w)
+
+
+def close(got, expected, dtype):
+    scale = max(1.0, float(numpy.abs(expected).max(initial=0.0)))
+    numpy.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE[dtype] * scale)
+
+
+# ------------------------------------------------------------ each kernel
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("ta, tb", [("N", "N"), ("T", "N"), ("N", "T"), ("T", "T")])
+def test_gemm_is_numpy_matmul(ta, tb, dtype):
+    """Column-major op(A) op(B) with alpha and beta, as NumPy computes it on
+    the C-ordered transposes."""
+    rng = numpy.random.default_rng(1)
+    M, N, K = 7, 5, 9
+    A = rng.random((M, K) if ta == "T" else (K, M)).astype(dtype)   # C order = column-major A^T
+    B = rng.random((K, N) if tb == "T" else (N, K)).astype(dtype)
+    C = rng.random((N, M)).astype(dtype)
+    op_a = A if ta == "T" else A.T              # the column-major op(A), M x K, in NumPy
+    op_b = B if tb == "T" else B.T
+    expected = (0.5 * op_a @ op_b + 2.0 * C.T).T
+    kernels.gemm(ord(ta), ord(tb), M, N, K, 0.5, A, A.shape[1], B, B.shape[1], 2.0, C, M)
+    close(C, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", LAYERS)
+def test_im2col_holds_every_window(name, dtype):
+    layer = LAYERS[name]()
+    _, _, rng = parameters(layer, dtype)
+    x = images(layer, 5, dtype, rng)
+    C, H, W, _, k, _, hc, wc, _, _ = kernels.dims(layer)
+    nb, n0 = 3, 1
+    PT = numpy.full((C * k * k, nb * hc * wc + 4), -1.0, dtype)  # wider than needed, as scratch
+    kernels.im2col(x, n0, nb, kernels.dims(layer), PT)
+    windows = sliding_window_view(x.reshape(-1, C, H, W), (k, k), axis=(2, 3))[n0:n0 + nb, :,
+                                                                             :hc, :wc]
+    expected = windows.transpose(1, 4, 5, 0, 2, 3).reshape(C * k * k, -1)  # (c,p,q) x (n,i,j)
+    numpy.testing.assert_array_equal(PT[:, :nb * hc * wc], expected)
+    assert (PT[:, nb * hc * wc:] == -1).all()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", LAYERS)
+def test_col2im_sums_each_pixels_windows(name, dtype):
+    """col2im adds every window's entry back onto the pixel it was read
+    from (im2col's adjoint), and writes only its own rows."""
+    layer = LAYERS[name]()
+    _, _, rng = parameters(layer, dtype)
+    C, H, W, _, k, _, hc, wc, _, _ = kernels.dims(layer)
+    nb, n0 = 2, 1
+    G = rng.random((C * k * k, nb * hc * wc)).astype(dtype)
+    gx = numpy.full((4, layer.n_in), 7.0, dtype)
+    kernels.col2im(G, n0, nb, kernels.dims(layer), gx)
+    expected = numpy.zeros((nb, C, H, W))
+    G6 = G.astype(float).reshape(C, k, k, nb, hc, wc).transpose(3, 0, 4, 5, 1, 2)
+    for p in range(k):                        # the windows overlap: add one offset at a time
+        for q in range(k):
+            expected[:, :, p:p + hc, q:q + wc] += G6[..., p, q]
+    close(gx[n0:n0 + nb], expected.reshape(nb, -1), dtype)
+    assert (gx[0] == 7).all() and (gx[n0 + nb:] == 7).all()
+
+
+def numpy_pool(layer, Z, b):
+    """(max over each window + b, the window position of its first maximum), by NumPy."""
+    F, hp, wp = layer.output_shape
+    pool = layer.pool
+    m = Z.shape[0]
+    windows = Z.reshape(m, F, hp, pool, wp, pool).transpose(0, 1, 2, 4, 3, 5).reshape(
+        m, F, hp, wp, pool * pool)
+    where = numpy.argmax(windows, axis=-1)      # the first maximum, row-major in the window
+    top = numpy.take_along_axis(windows, where[..., None], axis=-1)[..., 0]
+    return (top + b[:, None, None]).reshape(m, -1), where.reshape(m, -1)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", LAYERS)
+def test_pool_forward_takes_each_windows_first_maximum(name, dtype):
+    layer = LAYERS[name]()
+    w, b, rng = parameters(layer, dtype)
+    x = images(layer, 4, dtype, rng, ties=True)
+    d = kernels.dims(layer)
+    F = d[3]
+    Z = conv_outputs(layer, x.astype(float), w.astype(float)).astype(dtype)
+    ZT = numpy.ascontiguousarray(Z.transpose(1, 0, 2, 3).reshape(F, -1))   # (F, (n, i, j))
+    out = numpy.zeros((5, layer.n_out), dtype)
+    where = numpy.full((5, layer.n_out), -1, numpy.int8)
+    kernels.pool_forward(ZT, 1, 4, d, b, out, where)
+    expected, positions = numpy_pool(layer, Z, b)
+    numpy.testing.assert_array_equal(where[1:], positions)
+    numpy.testing.assert_array_equal(out[1:], expected.astype(dtype))
+    assert (where[0] == -1).all() and (out[0] == 0).all()
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_pool_backward_puts_delta_where_the_maximum_was(name):
+    layer = LAYERS[name]()
+    _, _, rng = parameters(layer, "float64")
+    d = kernels.dims(layer)
+    F, hp, wp = layer.output_shape
+    pool, hc, wc = layer.pool, d[6], d[7]
+    m = 3
+    where = rng.integers(0, pool * pool, (m, layer.n_out)).astype(numpy.int8)
+    delta = rng.random((m, layer.n_out))
+    GZT = numpy.full((F, m * hc * wc + 2), 9.0)
+    kernels.pool_backward(delta, where, 0, m, d, GZT)
+    expected = numpy.zeros((m, F, hp, pool, wp, pool))
+    r, s = numpy.divmod(where.reshape(m, F, hp, wp), pool)
+    n, f, I, J = numpy.indices((m, F, hp, wp))
+    expected[n, f, I, r, J, s] = delta.reshape(m, F, hp, wp)
+    expected = expected.reshape(m, F, hc, wc).transpose(1, 0, 2, 3).reshape(F, -1)
+    numpy.testing.assert_array_equal(GZT[:, :m * hc * wc], expected)
+    assert (GZT[:, m * hc * wc:] == 9).all()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_activate_rows_is_the_backends_activation(activation, dtype):
+    rng = numpy.random.default_rng(2)
+    a = (rng.normal(0.0, 20.0, (4, 37))).astype(dtype)
+    a[1, :3] = [0.0, 100.0, -100.0]
+    before = a.copy()
+    expected = NumpyBackend().activate(activation, a.copy(), out=numpy.empty_like(a))
+    kernels.activate_rows(kernels.ACTIVATIONS[activation], a, 1, 3)
+    close(a[1:3], expected[1:3], dtype)
+    numpy.testing.assert_array_equal(a[[0, 3]], before[[0, 3]])
+
+
+# --------------------------------------------------------- the whole layer
+def both_ways(layer, m, dtype, threads, want_input=True, seed=3):
+    """(compiled, lowered): each one's (a, grad_w, grad_b, grad_in) for the same problem."""
+    w, b, rng = parameters(layer, dtype, seed)
+    x = images(layer, m, dtype, rng)
+    delta = rng.normal(size=(m, layer.n_out)).astype(dtype)
+    backend = NumpyBackend(threads=threads)
+    results = []
+    for forward, gradients in ((layer._forward_compiled, layer._gradients_compiled),
+                               (layer._forward_lowered, layer._gradients_lowered)):
+        a, cache = forward(backend, w, b, x)
+        grad_w, grad_b = numpy.full_like(w, numpy.nan), numpy.full_like(b, numpy.nan)
+        grad_in = gradients(backend, w, cache, delta.copy(), grad_w, grad_b, want_input)
+        results.append((a, grad_w, grad_b, grad_in))
+    return results
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", LAYERS)
+def test_the_compiled_layer_is_the_lowered_one(name, dtype, threads):
+    layer = LAYERS[name]()
+    compiled, lowered = both_ways(layer, 7, dtype, threads)
+    for got, expected in zip(compiled, lowered):
+        close(got, expected, dtype)
+
+
+@pytest.mark.parametrize("m", [1, 2, 5, 11])
+def test_many_blocks_and_uneven_halves(monkeypatch, m):
+    """Blocks of one or two images (a block smaller than the budget allows),
+    mini-batches that split unevenly between two threads."""
+    layer = ConvPoolLayer((2, 13, 11), (3, 2, 3, 3))
+    monkeypatch.setattr(kernels, "BLOCK_BYTES", layer.patch_bytes(8) * 2 - 1)
+    assert kernels.block_images(layer, 8) == 1
+    for threads in (1, 2):
+        compiled, lowered = both_ways(layer, m, "float64", threads)
+        for got, expected in zip(compiled, lowered):
+            close(got, expected, "float64")
+
+
+def test_no_input_gradient_when_not_wanted():
+    layer = LAYERS["ch6 first"]()
+    compiled, lowered = both_ways(layer, 4, "float64", 1, want_input=False)
+    assert compiled[3] is None and lowered[3] is None
+    for got, expected in zip(compiled[:3], lowered[:3]):
+        close(got, expected, "float64")
+
+
+def test_two_threads_split_the_images_and_one_does_not():
+    layer = LAYERS["ch6 second, relu"]()
+    dtype = numpy.dtype("float32")
+    with kernels.blas_threads() as blas:
+        assert kernels.plan(layer, dtype, 9, 2, blas).parts == [(0, 5), (5, 9)]
+        assert kernels.plan(layer, dtype, 9, 1, blas).parts == [(0, 9)]
+        assert kernels.plan(layer, dtype, 1, 2, blas).parts == [(0, 1)]
+
+
+def test_thread_count_rule(monkeypatch):
+    monkeypatch.setattr(kernels, "usable_cpus", lambda: 2)
+    big = kernels.MIN_SPLIT_FLOPS
+    assert kernels.thread_count(None, 2, 10, big) == 2
+    assert kernels.thread_count(None, 1, 10, big) == 1          # the BLAS set to one thread
+    assert kernels.thread_count(None, 2, 10, big - 1) == 1      # too little work
+    assert kernels.thread_count(None, 2, 1, big) == 1           # one image
+    assert kernels.thread_count(1, 2, 10, big) == 1
+    assert kernels.thread_count(4, 1, 10, 1) == 2
+    monkeypatch.setattr(kernels, "usable_cpus", lambda: 1)      # limited to one CPU
+    assert kernels.thread_count(None, 2, 10, big) == 1
+
+
+def test_an_error_on_the_helper_thread_reaches_the_caller():
+    def fails(flag):
+        if flag:
+            raise ValueError("on the helper")
+
+    with pytest.raises(ValueError, match="on the helper"):
+        kernels.run(fails, [(False,), (True,)])
+    kernels.run(fails, [(False,), (False,)])    # and the helper still works
+
+
+def test_the_blas_threads_are_restored():
+    switch = kernels.blas_threads()
+    if switch.get is None:
+        pytest.skip("SciPy's BLAS is not an OpenBLAS that can be switched")
+    before = switch.get()
+    with switch:
+        assert switch.get() == 1
+    assert switch.get() == before
