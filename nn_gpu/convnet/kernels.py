@@ -32,6 +32,7 @@ import ctypes
 import math
 import os
 import threading
+import time
 
 import numpy
 from numba import njit, types
@@ -274,34 +275,51 @@ def backward_range(x, w, delta, where, gw, gb, gx, start, stop, d, block, PT, GZ
 
 # ------------------------------------------------------------ two threads
 class BlasThreads:
-    """Switches SciPy's BLAS (the one :func:`gemm` calls) to one thread
-    inside a ``with`` block and back to its count after; ``previous`` is that
-    count. Nothing is switched where it is not an OpenBLAS we can switch."""
+    """Switches every OpenBLAS this process has loaded -- SciPy's (the one
+    :func:`gemm` calls) and NumPy's (the fully connected layers') -- to one
+    thread inside a ``with`` block and back to their counts after;
+    ``previous`` is SciPy's count. An OpenBLAS left on two threads spins
+    while it waits for a busy core: a ch6-conv1 epoch at mini-batch 10 took
+    1.1 s of wall time instead of 0.17 s on this machine under load. The
+    layers' second thread is :class:`Helper`'s, chosen by :class:`Plan`."""
 
-    GET_NAMES = ("scipy_openblas_get_num_threads", "openblas_get_num_threads",
-                 "scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_")
+    NAMES = tuple((f"{prefix}_get_num_threads{suffix}", f"{prefix}_set_num_threads{suffix}")
+                  for prefix in ("scipy_openblas", "openblas") for suffix in ("", "64_"))
 
     def __init__(self):
-        controller, address = cpu_threads.scipy_blas()
-        self.get = self.set = None
-        if address:
+        from threadpoolctl import ThreadpoolController
+
+        _, scipy_address = cpu_threads.scipy_blas()  # loads SciPy's BLAS first
+        self.switches = []                # (get, set), SciPy's first
+        for controller in ThreadpoolController().lib_controllers:
+            if controller.user_api != "blas" or controller.internal_api != "openblas":
+                continue
             library = ctypes.CDLL(controller.filepath)
-            found = [getattr(library, name) for name in self.GET_NAMES if hasattr(library, name)]
-            if found:
-                self.get = found[0]
-                self.get.restype, self.get.argtypes = ctypes.c_int, []
-                self.set = ctypes.CFUNCTYPE(None, ctypes.c_int)(address)
+            for get_name, set_name in self.NAMES:
+                if hasattr(library, get_name) and hasattr(library, set_name):
+                    get, set_ = getattr(library, get_name), getattr(library, set_name)
+                    get.restype, get.argtypes = ctypes.c_int, []
+                    set_.restype, set_.argtypes = None, [ctypes.c_int]
+                    scipy = ctypes.cast(set_, ctypes.c_void_p).value == scipy_address
+                    self.switches.insert(0 if scipy else len(self.switches), (get, set_))
+                    break
+        self.scipy = bool(scipy_address) and bool(self.switches)
+        self.stack = []                   # the counts to restore, innermost block last
         self.previous = 1
 
     def __enter__(self):
-        self.previous = self.get() if self.get is not None else 1
-        if self.previous != 1:
-            self.set(1)
+        counts = [get() for get, _ in self.switches]
+        for (_, set_), count in zip(self.switches, counts):
+            if count != 1:
+                set_(1)
+        self.stack.append(counts)
+        self.previous = self.stack[0][0] if self.scipy else 1
         return self
 
     def __exit__(self, *exc):
-        if self.previous != 1:
-            self.set(self.previous)
+        for (_, set_), count in zip(self.switches, self.stack.pop()):
+            if count != 1:
+                set_(count)
 
 
 class Helper:
@@ -340,7 +358,7 @@ class Helper:
 
 
 #: Least forward-product work (FLOPs) of one call for which the layer's
-#: passes run on two threads when the thread count is left to nn_gpu.
+#: passes may run on two threads when the thread count is left to nn_gpu.
 MIN_SPLIT_FLOPS = 2_000_000
 
 
@@ -352,53 +370,80 @@ def usable_cpus():
 
 
 def thread_count(threads, blas_threads, m, flops):
-    """Threads (1 or 2) for a call over m images whose forward product is
-    ``flops``: ``threads`` where set (``NumpyBackend(threads=N)``,
-    ``--threads``), else two while SciPy's BLAS is configured for two or
-    more, this process may run on two or more CPUs and the call is worth it."""
+    """(threads, chosen by timing) for a call over m images whose forward
+    product is ``flops``: ``threads`` (at most 2) where the backend sets
+    them (``NumpyBackend(threads=N)``, ``--threads``); else one, or two
+    chosen by timing while SciPy's BLAS is configured for two or more, the
+    process may run on two or more CPUs and the call is worth it."""
     if m < 2:
-        return 1
+        return 1, False
     if threads is not None:
-        return min(threads, 2)
+        return min(threads, 2), False
     if blas_threads < 2 or flops < MIN_SPLIT_FLOPS or usable_cpus() < 2:
-        return 1
-    return 2
+        return 1, False
+    return 2, True
 
 
 class Plan:
-    """What one call of a layer's passes over m images on ``count`` threads
-    needs besides its arrays: the shapes, the image range of each thread and
-    each thread's scratch (shared by every plan of this Python thread with
-    the same shapes: a call uses them only while it runs)."""
+    """What the calls of a layer's passes over m images need besides their
+    arrays: the shapes, the image range of each thread and each thread's
+    scratch (shared by every plan of this Python thread with the same
+    shapes: a call uses them only while it runs).
 
-    def __init__(self, layer, dtype, m, count):
+    With ``chosen``, each pass (forward, backward) runs on one thread or
+    two as a :class:`~nn_gpu.backends.cpu.threads.ThreadChoice` finds
+    faster by the wall clock, probing two only while the machine has an idle
+    core: on a busy machine the second thread waits for a core at every
+    call, and one thread is faster."""
+
+    def __init__(self, layer, dtype, m, count, chosen):
         self.d = dims(layer)
         self.code = ACTIVATIONS[layer.activation]
         self.block = block_images(layer, dtype.itemsize)
         filters, channels, k, _ = layer.filter_shape
         ckk, columns = channels * k * k, self.block * self.d[6] * self.d[7]
         half = (m + 1) // 2
-        self.parts = [(0, m)] if count == 1 else [(0, half), (half, m)]
+        self.m, self.count = m, count
+        self.parts = {1: [(0, m)], 2: [(0, half), (half, m)]}
         self.patches = [scratch((ckk, columns), dtype, (slot, "P")) for slot in range(count)]
         self.outputs = [scratch((filters, columns), dtype, (slot, "Z")) for slot in range(count)]
         self.errors = [scratch((ckk, columns), dtype, (slot, "dP")) for slot in range(count)]
         self.sums = [(scratch((filters, ckk), dtype, (slot, "dw")),
                       scratch((filters,), dtype, (slot, "db"))) for slot in range(1, count)]
+        self.choices = ({"forward": cpu_threads.ThreadChoice(count, idle_cores()),
+                         "backward": cpu_threads.ThreadChoice(count, idle_cores())}
+                        if chosen else None)
+
+    def _threads(self, direction):
+        """The threads this pass runs on now (and the ThreadChoice to tell)."""
+        if self.choices is None:
+            return self.count, None
+        choice = self.choices[direction]
+        return choice.probe() or choice.best, choice
 
     def forward(self, x, w, b, a, where):
-        calls = [(x, w, b, a, where, start, stop, self.d, self.code, self.block, P, Z)
-                 for (start, stop), P, Z in zip(self.parts, self.patches, self.outputs)]
-        run(forward_range, calls)
+        count, choice = self._threads("forward")
+        started = time.perf_counter()
+        run(forward_range, [(x, w, b, a, where, start, stop, self.d, self.code, self.block, P, Z)
+                            for (start, stop), P, Z in zip(self.parts[count], self.patches,
+                                                           self.outputs)])
+        if choice is not None:
+            choice.record(count, (time.perf_counter() - started) / self.m)
 
     def backward(self, x, w, delta, where, gw, gb, gx):
+        count, choice = self._threads("backward")
+        started = time.perf_counter()
         sums = [(gw, gb)] + self.sums
-        calls = [(x, w, delta, where, dw, db, gx, start, stop, self.d, self.block, P, dZ, dP)
-                 for (start, stop), (dw, db), P, dZ, dP
-                 in zip(self.parts, sums, self.patches, self.outputs, self.errors)]
-        run(backward_range, calls)
-        for dw, db in self.sums:
+        run(backward_range, [(x, w, delta, where, dw, db, gx, start, stop, self.d, self.block,
+                              P, dZ, dP)
+                             for (start, stop), (dw, db), P, dZ, dP
+                             in zip(self.parts[count], sums, self.patches, self.outputs,
+                                    self.errors)])
+        for dw, db in sums[1:count]:
             numpy.add(gw, dw, out=gw)
             numpy.add(gb, db, out=gb)
+        if choice is not None:
+            choice.record(count, (time.perf_counter() - started) / self.m)
 
 
 _local = threading.local()
@@ -409,7 +454,7 @@ def _state():
     after a fork: the helper thread does not survive one)."""
     if getattr(_local, "pid", None) != os.getpid():
         _local.pid, _local.arrays, _local.plans = os.getpid(), {}, {}
-        _local.helper, _local.blas = None, None
+        _local.helper, _local.blas, _local.idle = None, None, None
     return _local
 
 
@@ -430,18 +475,26 @@ def blas_threads():
     return state.blas
 
 
+def idle_cores():
+    """This thread's :class:`~nn_gpu.backends.cpu.threads.IdleCores`."""
+    state = _state()
+    if state.idle is None:
+        state.idle = cpu_threads.IdleCores()
+    return state.idle
+
+
 def plan(layer, dtype, m, threads, blas):
     """The :class:`Plan` of a call of ``layer``'s passes over m images of
     ``dtype``, ``threads`` as the backend sets them (None: chosen here),
     ``blas`` the entered :class:`BlasThreads`."""
     filters, channels, k, _ = layer.filter_shape
     flops = 2 * m * layer.conv_shape[0] * layer.conv_shape[1] * filters * channels * k * k
-    count = thread_count(threads, blas.previous, m, flops)
+    count, chosen = thread_count(threads, blas.previous, m, flops)
     plans = _state().plans
     key = (layer.image_shape, layer.filter_shape, layer.pool, layer.activation, dtype.str, m,
-           count)
+           count, chosen)
     if key not in plans:
-        plans[key] = Plan(layer, dtype, m, count)
+        plans[key] = Plan(layer, dtype, m, count, chosen)
     return plans[key]
 
 

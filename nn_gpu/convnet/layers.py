@@ -25,6 +25,7 @@ probability while training. We use inverted dropout (kept inputs scaled by
 weights by (1-p) at evaluation; the two agree in expectation.
 """
 
+import contextlib
 import math
 
 import numpy
@@ -77,7 +78,8 @@ class FullyConnectedLayer:
         xp = backend.xp
         if mask is not None:
             a_in = a_in * mask
-        a = xp.matmul(a_in, w.T)
+        with one_blas_thread(backend):
+            a = xp.matmul(a_in, w.T)
         xp.add(a, b, out=a)
         backend.activate(self.activation, a, out=a)
         return a, (a_in, a, mask)
@@ -87,10 +89,11 @@ class FullyConnectedLayer:
 
     def gradients(self, backend, w, cache, delta, grad_w, grad_b, want_input):
         a_in, _, mask = cache
-        backend.weight_gradient(delta, a_in, grad_w, grad_b)
-        if not want_input:
-            return None
-        grad_in = backend.xp.matmul(delta, w)
+        with one_blas_thread(backend):
+            backend.weight_gradient(delta, a_in, grad_w, grad_b)
+            if not want_input:
+                return None
+            grad_in = backend.xp.matmul(delta, w)
         if mask is not None:
             backend.xp.multiply(grad_in, mask, out=grad_in)
         return grad_in
@@ -321,6 +324,18 @@ class ConvPoolLayer:
         grad_in = xp.empty((m, self.n_in), dtype=delta.dtype)
         self._images(grad_in)[...] = images
         return grad_in
+
+
+def one_blas_thread(backend):
+    """On the NumPy backend, a context holding the BLAS to one thread
+    (:class:`.kernels.BlasThreads`: a multi-threaded BLAS on a busy machine
+    waits for cores; the layers' own second thread is chosen by timing);
+    elsewhere nothing."""
+    if backend.name != "numpy":
+        return contextlib.nullcontext()
+    from . import kernels
+
+    return kernels.blas_threads()
 
 
 def compiled_here(backend, w, a):

@@ -223,22 +223,43 @@ def test_two_threads_split_the_images_and_one_does_not():
     layer = LAYERS["ch6 second, relu"]()
     dtype = numpy.dtype("float32")
     with kernels.blas_threads() as blas:
-        assert kernels.plan(layer, dtype, 9, 2, blas).parts == [(0, 5), (5, 9)]
-        assert kernels.plan(layer, dtype, 9, 1, blas).parts == [(0, 9)]
-        assert kernels.plan(layer, dtype, 1, 2, blas).parts == [(0, 1)]
+        two = kernels.plan(layer, dtype, 9, 2, blas)
+        assert (two.count, two.parts[2], two.choices) == (2, [(0, 5), (5, 9)], None)
+        assert kernels.plan(layer, dtype, 9, 1, blas).count == 1
+        assert kernels.plan(layer, dtype, 1, 2, blas).count == 1
 
 
 def test_thread_count_rule(monkeypatch):
     monkeypatch.setattr(kernels, "usable_cpus", lambda: 2)
     big = kernels.MIN_SPLIT_FLOPS
-    assert kernels.thread_count(None, 2, 10, big) == 2
-    assert kernels.thread_count(None, 1, 10, big) == 1          # the BLAS set to one thread
-    assert kernels.thread_count(None, 2, 10, big - 1) == 1      # too little work
-    assert kernels.thread_count(None, 2, 1, big) == 1           # one image
-    assert kernels.thread_count(1, 2, 10, big) == 1
-    assert kernels.thread_count(4, 1, 10, 1) == 2
-    monkeypatch.setattr(kernels, "usable_cpus", lambda: 1)      # limited to one CPU
-    assert kernels.thread_count(None, 2, 10, big) == 1
+    assert kernels.thread_count(None, 2, 10, big) == (2, True)      # two, if timing says so
+    assert kernels.thread_count(None, 1, 10, big) == (1, False)     # the BLAS set to one thread
+    assert kernels.thread_count(None, 2, 10, big - 1) == (1, False)  # too little work
+    assert kernels.thread_count(None, 2, 1, big) == (1, False)      # one image
+    assert kernels.thread_count(1, 2, 10, big) == (1, False)
+    assert kernels.thread_count(4, 1, 10, 1) == (2, False)
+    monkeypatch.setattr(kernels, "usable_cpus", lambda: 1)          # limited to one CPU
+    assert kernels.thread_count(None, 2, 10, big) == (1, False)
+
+
+def test_threads_chosen_by_timing_give_the_same_gradients(monkeypatch):
+    """With the threads left to the layer, both counts are tried (idle cores
+    unknown: probe) and either gives the lowered layer's results."""
+    monkeypatch.setattr(kernels, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(kernels, "MIN_SPLIT_FLOPS", 0)
+    monkeypatch.setattr(kernels, "idle_cores", lambda: lambda: None)
+    layer = LAYERS["ragged, tanh"]()
+    with kernels.blas_threads() as blas:
+        if blas.previous < 2:
+            pytest.skip("SciPy's BLAS is set to one thread: the layer keeps to one")
+    for _ in range(12):
+        compiled, lowered = both_ways(layer, 6, "float64", None)
+        for got, expected in zip(compiled, lowered):
+            close(got, expected, "float64")
+    with kernels.blas_threads() as blas:
+        choices = kernels.plan(layer, numpy.dtype("float64"), 6, None, blas).choices
+    for choice in choices.values():
+        assert choice.times[1] and choice.times[2]
 
 
 def test_an_error_on_the_helper_thread_reaches_the_caller():
@@ -253,9 +274,13 @@ def test_an_error_on_the_helper_thread_reaches_the_caller():
 
 def test_the_blas_threads_are_restored():
     switch = kernels.blas_threads()
-    if switch.get is None:
+    if not switch.scipy:
         pytest.skip("SciPy's BLAS is not an OpenBLAS that can be switched")
-    before = switch.get()
+    get = switch.switches[0][0]                 # SciPy's
+    before = get()
     with switch:
-        assert switch.get() == 1
-    assert switch.get() == before
+        assert [get() for get, _ in switch.switches] == [1] * len(switch.switches)
+        with switch:                    # nested: the outer block's exit restores
+            pass
+        assert get() == 1 and switch.previous == before
+    assert get() == before
