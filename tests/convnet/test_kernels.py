@@ -19,6 +19,7 @@ LAYERS = {
     "ragged, tanh": lambda: ConvPoolLayer((2, 13, 11), (3, 2, 3, 3), activation="tanh"),
     "pool 3": lambda: ConvPoolLayer((1, 9, 9), (2, 1, 4, 4), pool=3, activation="relu"),
     "pool 1": lambda: ConvPoolLayer((3, 5, 4), (4, 3, 2, 2), pool=1),
+    "many maps, pool 3": lambda: ConvPoolLayer((4, 11, 10), (3, 4, 3, 3), pool=3),
 }
 TOLERANCE = {"float64": 1e-12, "float32": 2e-5}
 
@@ -188,14 +189,48 @@ def both_ways(layer, m, dtype, threads, want_input=True, seed=3):
     return results
 
 
+@pytest.mark.parametrize("backprop", ["as chosen", "sparse", "products"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", LAYERS)
-def test_the_compiled_layer_is_the_lowered_one(name, dtype, threads):
+def test_the_compiled_layer_is_the_lowered_one(monkeypatch, name, dtype, threads, backprop):
+    """Forward and backward, by each of the two backprop kernels
+    (:func:`~nn_gpu.convnet.kernels.backward_sparse_range`, from the pooled
+    units, and :func:`~nn_gpu.convnet.kernels.backward_range`, through the
+    im2col products) and by the one the layer's shape chooses."""
+    runs = {"sparse": 0, "products": 10**9}
+    if backprop in runs:
+        monkeypatch.setattr(kernels, "SPARSE_MIN_RUN", runs[backprop])
     layer = LAYERS[name]()
     compiled, lowered = both_ways(layer, 7, dtype, threads)
     for got, expected in zip(compiled, lowered):
         close(got, expected, dtype)
+
+
+def test_sparse_backprop_where_rows_are_long():
+    dtype = numpy.dtype("float32")
+    with kernels.blas_threads() as blas:
+        assert kernels.plan(LAYERS["ch6 second, relu"](), dtype, 3, 1, blas).sparse
+        assert not kernels.plan(LAYERS["ch6 first"](), dtype, 3, 1, blas).sparse
+
+
+def test_relus_zeros_are_skipped_exactly():
+    """δ = 0 (ReLU's inactive units) contributes nothing, and skipping it
+    gives what the products give."""
+    layer = LAYERS["many maps, pool 3"]()
+    w, b, rng = parameters(layer, "float64")
+    x = images(layer, 4, "float64", rng)
+    delta = rng.normal(size=(4, layer.n_out)) * (rng.random((4, layer.n_out)) < 0.3)
+    backend = NumpyBackend(threads=1)
+    results = []
+    for forward, gradients in ((layer._forward_compiled, layer._gradients_compiled),
+                               (layer._forward_lowered, layer._gradients_lowered)):
+        _, cache = forward(backend, w, b, x)
+        grad_w, grad_b = numpy.empty_like(w), numpy.empty_like(b)
+        results.append((grad_w, grad_b, gradients(backend, w, cache, delta, grad_w, grad_b,
+                                                  True)))
+    for got, expected in zip(*results):
+        close(got, expected, "float64")
 
 
 @pytest.mark.parametrize("m", [1, 2, 5, 11])
@@ -204,6 +239,7 @@ def test_many_blocks_and_uneven_halves(monkeypatch, m):
     mini-batches that split unevenly between two threads."""
     layer = ConvPoolLayer((2, 13, 11), (3, 2, 3, 3))
     monkeypatch.setattr(kernels, "BLOCK_BYTES", layer.patch_bytes(8) * 2 - 1)
+    monkeypatch.setattr(kernels, "SPARSE_MIN_RUN", 10**9)
     assert kernels.block_images(layer, 8) == 1
     for threads in (1, 2):
         compiled, lowered = both_ways(layer, m, "float64", threads)
@@ -211,8 +247,9 @@ def test_many_blocks_and_uneven_halves(monkeypatch, m):
             close(got, expected, "float64")
 
 
-def test_no_input_gradient_when_not_wanted():
-    layer = LAYERS["ch6 first"]()
+@pytest.mark.parametrize("name", ["ch6 first", "ch6 second, relu"])
+def test_no_input_gradient_when_not_wanted(name):
+    layer = LAYERS[name]()
     compiled, lowered = both_ways(layer, 4, "float64", 1, want_input=False)
     assert compiled[3] is None and lowered[3] is None
     for got, expected in zip(compiled[:3], lowered[:3]):
