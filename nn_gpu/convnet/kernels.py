@@ -8,24 +8,35 @@ its gradient, so every pass over them (the copy, the three products, pooling,
 col2im) streams from memory. Here the same math runs per *block* of images
 (:func:`block_images`: the block's im2col matrix within :data:`BLOCK_BYTES`):
 
-* forward: im2col of the block into Pᵀ (C·k·k rows, one column per conv
-  output position), Zᵀ = w Pᵀ in one xGEMM, then max-pooling, the bias and
-  the activation in one pass over Zᵀ while it is in cache, recording which
-  position of each window held its first maximum;
-* backward: ∂C/∂b summed from δ; ∂C/∂Zᵀ scattered from δ into the recorded
-  positions; Pᵀ rebuilt by im2col (cheaper than keeping it: it is read from
-  a few KB of input that is in cache); ∂C/∂w += ∂C/∂Zᵀ P (xGEMM, β = 1 after
-  the first block); ∂C/∂Pᵀ = wᵀ ∂C/∂Zᵀ and col2im into ∂C/∂a^{l-1}.
+* forward (:func:`forward_range`): im2col of the block into Pᵀ (C·k·k rows,
+  one column per conv output position), Zᵀ = w Pᵀ in one xGEMM, then
+  max-pooling and the bias in one pass over Zᵀ while it is in cache,
+  recording which position of each window held its first maximum, and the
+  activation over the finished rows;
+* backward, where a filter row over all channels (k·C) is long
+  (:func:`backward_sparse_range`): from the pooled units alone, since
+  ∂C/∂z is 0 everywhere but at each window's first maximum -- one input
+  window per pooled unit added into ∂C/∂w and one filter added into
+  ∂C/∂a^{l-1}, a quarter of the products' work for 2 x 2 pooling;
+* backward otherwise (:func:`backward_range`): ∂C/∂Zᵀ scattered from δ into
+  the recorded positions; Pᵀ rebuilt by im2col (cheaper than keeping it:
+  it is read from a few KB of input that is in cache); ∂C/∂w += ∂C/∂Zᵀ P
+  (xGEMM, β = 1 after the first block); ∂C/∂Pᵀ = wᵀ ∂C/∂Zᵀ and col2im into
+  ∂C/∂a^{l-1}.
 
 The products go to SciPy's BLAS (the ``xGEMM`` the compiled MLP epoch
-calls), one thread each; :func:`run_split` runs the two halves of a
-mini-batch on two threads of this process instead (each half its own
-scratch and its own ∂C/∂w), which a busy core slows but cannot stall: the
-threads meet once per layer and wait blocked, never spinning.
+calls) on one thread (:class:`BlasThreads`). A layer's second thread is its
+own: :class:`Plan` splits the mini-batch's images between this thread and
+a :class:`Helper` (each half its own scratch and its own ∂C/∂w), the two
+meeting once per pass and waiting blocked, never spinning, and -- unless
+the backend fixes the threads -- only while a
+:class:`~nn_gpu.backends.cpu.threads.ThreadChoice` finds two faster by the
+wall clock, which on a busy machine it does not.
 
-Each pass has a NumPy twin in :class:`~nn_gpu.convnet.layers.ConvPoolLayer`
-(the lowering the CuPy backend runs), and ``tests/convnet/test_kernels.py``
-holds every kernel to it in float64 and float32.
+The math is the lowered layer's (sums in another order: rounding only).
+Each pass has a NumPy twin, and ``tests/convnet/test_kernels.py`` holds
+every kernel to it and the whole compiled layer to the lowered one (the
+CuPy backend's) in float64 and float32, on one thread and two.
 """
 
 import ctypes
@@ -43,7 +54,8 @@ from ..backends.cpu.epoch import _dgemm, _sgemm
 from ..backends.cpu.float32_exp import exp32
 
 #: Bytes of the im2col matrix of one block of images: a block's Pᵀ, its
-#: gradient and Zᵀ stay in a 512 KB L2 cache.
+#: gradient and Zᵀ stay in a 512 KB L2 cache. (64 KB to 512 KB measured
+#: alike on ch6-conv1 and ch6-relu epochs.)
 BLOCK_BYTES = 128 << 10
 
 #: Least k·C (a filter row over all channels, the run the sparse backprop

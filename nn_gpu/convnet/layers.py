@@ -151,7 +151,13 @@ class ConvPoolLayer:
     pool² contiguous blocks of m·Hp·Wp rows, and max-pooling and its
     backprop are elementwise passes over whole blocks. (Conv outputs that
     pooling drops are never computed.) The buffers hold one mini-batch (or
-    one scoring chunk), never a whole data set.
+    one scoring chunk), never a whole data set. This lowering is what the
+    CuPy backend runs (``_forward_lowered``, ``_gradients_lowered``).
+
+    On the NumPy backend the same math runs compiled, a few images at a time
+    so that it stays in the cache, and backprop from the pooled units alone
+    where a filter row is long (:mod:`.kernels`; ``_forward_compiled``,
+    ``_gradients_compiled``; the lowering is their tests' twin).
     """
 
     kind = "conv_pool"
