@@ -36,10 +36,21 @@ from nn_gpu.bench.busy import competing_processes
 from nn_gpu.bench.conv_peers import TorchConvEpoch
 from nn_gpu.bench.disturbance import Watch
 from nn_gpu.bench.peers import cpus_limited_to
+from nn_gpu.bench.timing import plural
 from nn_gpu.data.mnist import load_mnist
 from nn_gpu.presets.convnet import build, get_conv_preset
 
 SEED = 0
+
+
+def torch_default_threads():
+    """PyTorch's thread count as it started (read once: the one-thread
+    runners set it to 1 for their epochs)."""
+    import torch
+
+    if not hasattr(torch_default_threads, "count"):
+        torch_default_threads.count = torch.get_num_threads()
+    return torch_default_threads.count
 
 
 def runners(preset, training, batch_size):
@@ -48,7 +59,7 @@ def runners(preset, training, batch_size):
     eta, l2 = options["eta"], options["l2"]
     import torch
 
-    default = torch.get_num_threads()
+    default = torch_default_threads()
     made = {}
     for label, threads in (("default", None), ("1 thread", 1)):
         net = build(preset, backend=NumpyBackend(threads=threads), seed=SEED)
@@ -106,8 +117,10 @@ def main():
     (X, labels), _, _ = load_mnist(os.environ.get("NN_GPU_DATA"))
     training = (X[:args.train_size], labels[:args.train_size])
     median = statistics.median
-    print(f"# {args.train_size} images, median of {args.repeats} rounds after 1 warm-up, "
-          f"{args.busy} core(s) kept busy; default threads: wall s, one thread: CPU s")
+    torch_default_threads()
+    print(f"# {args.train_size} images, median of {plural(args.repeats, 'round')} after 1 "
+          f"warm-up, {plural(args.busy, 'core')} kept busy; default threads: wall s, one "
+          "thread: CPU s")
     print("| preset | mb | nn_gpu s | PyTorch s | PyTorch/nn_gpu | nn_gpu 1-thread CPU s | "
           "PyTorch 1-thread CPU s | PyTorch/nn_gpu, 1 thread | nn_gpu 1-thread wall s |")
     print("|---|---|---|---|---|---|---|---|---|", flush=True)
@@ -123,7 +136,8 @@ def main():
                       f"{median(cpu['PyTorch 1 thread']):.3f} | "
                       f"{ratio(cpu['PyTorch 1 thread'], cpu['nn_gpu 1 thread'])} | "
                       f"{median(wall['nn_gpu 1 thread']):.3f} |", flush=True)
-                print(f"<!-- {preset} mb {batch_size}: PyTorch default {default} threads; "
+                print(f"<!-- {preset} mb {batch_size}: PyTorch default "
+                      f"{plural(default, 'thread')}; "
                       f"{disturbance.line()} -->", flush=True)
     print(f"# {sys.argv[0]} done", flush=True)
 
