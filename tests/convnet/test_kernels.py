@@ -52,11 +52,14 @@ def close(got, expected, dtype):
 
 
 # ------------------------------------------------------------ each kernel
+@pytest.mark.parametrize("numpy_blas", [True, False], ids=["NumPy's BLAS", "SciPy's BLAS"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("ta, tb", [("N", "N"), ("T", "N"), ("N", "T"), ("T", "T")])
-def test_gemm_is_numpy_matmul(ta, tb, dtype):
+def test_gemm_is_numpy_matmul(ta, tb, dtype, numpy_blas):
     """Column-major op(A) op(B) with alpha and beta, as NumPy computes it on
-    the C-ordered transposes."""
+    the C-ordered transposes, through either BLAS."""
+    if numpy_blas and not kernels.USE_NUMPY_BLAS:
+        pytest.skip("NumPy has no ILP64 OpenBLAS here")
     rng = numpy.random.default_rng(1)
     M, N, K = 7, 5, 9
     A = rng.random((M, K) if ta == "T" else (K, M)).astype(dtype)   # C order = column-major A^T
@@ -65,7 +68,8 @@ def test_gemm_is_numpy_matmul(ta, tb, dtype):
     op_a = A if ta == "T" else A.T              # the column-major op(A), M x K, in NumPy
     op_b = B if tb == "T" else B.T
     expected = (0.5 * op_a @ op_b + 2.0 * C.T).T
-    kernels.gemm(ord(ta), ord(tb), M, N, K, 0.5, A, A.shape[1], B, B.shape[1], 2.0, C, M)
+    kernels.gemm(ord(ta), ord(tb), M, N, K, 0.5, A, A.shape[1], B, B.shape[1], 2.0, C, M,
+                 numpy_blas)
     close(C, expected, dtype)
 
 
