@@ -24,14 +24,15 @@ col2im) streams from memory. Here the same math runs per *block* of images
   (xGEMM, β = 1 after the first block); ∂C/∂Pᵀ = wᵀ ∂C/∂Zᵀ and col2im into
   ∂C/∂a^{l-1}.
 
-The products go to SciPy's BLAS (the ``xGEMM`` the compiled MLP epoch
-calls) on one thread (:class:`BlasThreads`). A layer's second thread is its
-own: :class:`Plan` splits the mini-batch's images between this thread and
-a :class:`Helper` (each half its own scratch and its own ∂C/∂w), the two
-meeting once per pass and waiting blocked, never spinning, and -- unless
-the backend fixes the threads -- only while a
-:class:`~nn_gpu.backends.cpu.threads.ThreadChoice` finds two faster by the
-wall clock, which on a busy machine it does not.
+The products go to NumPy's OpenBLAS where NumPy bundles one (else SciPy's),
+on one thread (:class:`BlasThreads`). A layer's second thread is its own:
+:class:`Plan` hands out the forward pass a block of images at a time and
+the backward pass in :data:`CHUNKS` chunks, each with its own ∂C/∂w, which
+this thread and a :class:`Helper` claim in turn. The helper is offered a
+share only while other processes leave a core spare (:class:`SpareCores`),
+and this thread never waits for a helper that has not started: where the
+helper gets no CPU, this thread simply does all the work. The chunks'
+sums are added in order, so the threads never change a bit of the result.
 
 The math is the lowered layer's (sums in another order: rounding only).
 Each pass has a NumPy twin, and ``tests/convnet/test_kernels.py`` holds
@@ -42,6 +43,7 @@ CuPy backend's) in float64 and float32, on one thread and two.
 import ctypes
 import math
 import os
+import queue
 import threading
 import time
 from pathlib import Path
@@ -49,7 +51,8 @@ from pathlib import Path
 import llvmlite.binding
 import numpy
 from numba import njit, types
-from numba.extending import get_cython_function_address, overload
+from numba.core import cgutils
+from numba.extending import get_cython_function_address, intrinsic, overload
 
 from ..backends.cpu import threads as cpu_threads
 from ..backends.cpu.epoch import _GEMM_SIGNATURE, _dgemm, _sgemm
@@ -413,6 +416,78 @@ def backward_sparse_range(x, wq, delta, where, gwq, gb, gx, start, stop, d, xh, 
             to_channels_first(gxh, C, H, W, gx[n])
 
 
+# ------------------------------------------------------------ chunks
+@intrinsic
+def atomic_add(typingctx, counter, value):
+    """counter[0] += value, atomically; returns the value before."""
+    signature = types.int64(counter, types.int64)
+
+    def codegen(context, builder, sig, args):
+        array = context.make_array(sig.args[0])(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, sig.args[0], array,
+                                           [context.get_constant(types.intp, 0)])
+        return builder.atomic_rmw("add", pointer, args[1], "seq_cst")
+
+    return signature, codegen
+
+
+@intrinsic
+def atomic_swap_if(typingctx, state, expected, new):
+    """state[0] = new if it is ``expected``, atomically; returns the value before."""
+    signature = types.int64(state, types.int64, types.int64)
+
+    def codegen(context, builder, sig, args):
+        array = context.make_array(sig.args[0])(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, sig.args[0], array,
+                                           [context.get_constant(types.intp, 0)])
+        pair = builder.cmpxchg(pointer, args[1], args[2], "seq_cst", "seq_cst")
+        return builder.extract_value(pair, 0)
+
+    return signature, codegen
+
+
+@njit(cache=True)
+def swap_if(state, expected, new):
+    """:func:`atomic_swap_if` for Python callers."""
+    return atomic_swap_if(state, expected, new)
+
+
+@njit(cache=True, nogil=True)
+def forward_chunks(counter, chunks, x, w, b, out, where, d, code, block, PT, ZT, numpy_blas):
+    """:func:`forward_range` over each chunk (a row of ``chunks``: an image
+    range) this thread claims from ``counter``, until none is left."""
+    while True:
+        i = atomic_add(counter, 1)
+        if i >= chunks.shape[0]:
+            return
+        forward_range(x, w, b, out, where, chunks[i, 0], chunks[i, 1], d, code, block, PT, ZT,
+                      numpy_blas)
+
+
+@njit(cache=True, nogil=True)
+def backward_chunks(counter, chunks, x, w, delta, where, gws, gbs, gx, d, block, PT, GZT, GPT,
+                    numpy_blas):
+    """:func:`backward_range` over each chunk this thread claims, chunk i's
+    sums into gws[i] and gbs[i]."""
+    while True:
+        i = atomic_add(counter, 1)
+        if i >= chunks.shape[0]:
+            return
+        backward_range(x, w, delta, where, gws[i], gbs[i], gx, chunks[i, 0], chunks[i, 1], d,
+                       block, PT, GZT, GPT, numpy_blas)
+
+
+@njit(cache=True, nogil=True)
+def backward_sparse_chunks(counter, chunks, x, wq, delta, where, gws, gbs, gx, d, xh, gxh):
+    """:func:`backward_sparse_range` over each chunk this thread claims."""
+    while True:
+        i = atomic_add(counter, 1)
+        if i >= chunks.shape[0]:
+            return
+        backward_sparse_range(x, wq, delta, where, gws[i], gbs[i], gx, chunks[i, 0],
+                              chunks[i, 1], d, xh, gxh)
+
+
 # ------------------------------------------------------------ two threads
 class BlasThreads:
     """Switches every OpenBLAS this process has loaded -- SciPy's (the one
@@ -463,32 +538,34 @@ class BlasThreads:
 
 
 class Helper:
-    """A worker thread that runs a compiled (nogil) call handed to it while
-    the caller runs another: :meth:`start` hands it over, :meth:`wait`
-    blocks until it is done and re-raises what it raised. Idle, the thread
-    waits on a semaphore, using no CPU."""
+    """A worker thread that may take part in a compiled (nogil) call: the
+    caller posts ``function(*args)`` (:meth:`post`) with a one-element
+    ``state`` and runs its own share; the helper runs the posted call only if it gets
+    there first -- it swaps ``state`` from 0 (posted) to 1 (started) -- and
+    the caller, done with the work it could claim, swaps 0 to 2
+    (withdrawn): a helper that never got a CPU is not waited for, and one
+    that started is (:meth:`wait`, re-raising what it raised). Idle, the
+    thread waits on a queue, using no CPU."""
 
     def __init__(self):
-        self._go = threading.Semaphore(0)
+        self._jobs = queue.SimpleQueue()
         self._done = threading.Semaphore(0)
-        self._job = None
         self._error = None
         threading.Thread(target=self._loop, name="nn_gpu-conv", daemon=True).start()
 
     def _loop(self):
         while True:
-            self._go.acquire()
-            function, args = self._job
+            function, args, state = self._jobs.get()
+            if swap_if(state, 0, 1) != 0:       # withdrawn: the caller did the work
+                continue
             try:
                 function(*args)
             except BaseException as exc:  # noqa: BLE001  (handed to the caller)
                 self._error = exc
-            self._job = None
             self._done.release()
 
-    def start(self, function, args):
-        self._job = (function, args)
-        self._go.release()
+    def post(self, function, args, state):
+        self._jobs.put((function, args, state))
 
     def wait(self):
         self._done.acquire()
@@ -497,9 +574,13 @@ class Helper:
             raise error
 
 
-#: Least forward-product work (FLOPs) of one call for which the layer's
-#: passes may run on two threads when the thread count is left to nn_gpu.
+#: Least forward-product work (FLOPs) of one call for which a second thread
+#: is offered a share.
 MIN_SPLIT_FLOPS = 2_000_000
+
+#: Chunks of a backward pass: each has its own ∂C/∂w and ∂C/∂b, summed in
+#: order after, so that the result never depends on which thread took which.
+CHUNKS = 4
 
 
 def usable_cpus():
@@ -509,102 +590,127 @@ def usable_cpus():
     return os.cpu_count() or 1
 
 
-def thread_count(threads, blas_threads, m, flops):
-    """(threads, chosen by timing) for a call over m images whose forward
-    product is ``flops``: ``threads`` (at most 2) where the backend sets
-    them (``NumpyBackend(threads=N)``, ``--threads``); else one, or two
-    chosen by timing while SciPy's BLAS is configured for two or more, the
-    process may run on two or more CPUs and the call is worth it."""
-    if m < 2:
-        return 1, False
+class SpareCores:
+    """The CPUs other processes left over lately: the machine's CPUs less
+    the others' busy time (Linux's ``/proc/stat`` less this process's CPU
+    time) over the last :attr:`WINDOW` seconds or more; None until known,
+    or where ``/proc/stat`` cannot be read. Read at most once a window."""
+
+    WINDOW = 0.05
+
+    def __init__(self):
+        self.last, self.spare, self.checked = None, None, -1.0
+
+    @staticmethod
+    def reading():
+        try:
+            with open("/proc/stat", "rb") as handle:
+                fields = handle.readline().split()
+            busy = sum(int(fields[i]) for i in (1, 2, 3, 6, 7, 8)) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+        return time.monotonic(), busy, time.process_time()
+
+    def __call__(self):
+        now = time.monotonic()
+        if now - self.checked < self.WINDOW:
+            return self.spare
+        self.checked = now
+        reading = self.reading()
+        if reading is not None and self.last is not None and reading[0] > self.last[0]:
+            others = (reading[1] - self.last[1]) - (reading[2] - self.last[2])
+            self.spare = (os.cpu_count() or 1) - max(0.0, others) / (reading[0] - self.last[0])
+        self.last = reading
+        return self.spare
+
+
+#: Least spare CPUs (:class:`SpareCores`) for which the helper is offered a
+#: share when the threads are left to nn_gpu: one for this thread and most
+#: of one for the helper. With a core taken by another process the helper
+#: would mostly wake up to find its share withdrawn: no gain, some cost.
+MIN_SPARE_CPUS = 1.5
+
+
+def helped(threads, blas_threads, m, flops, spare=None):
+    """Whether a call over m images whose forward product is ``flops`` offers
+    the helper thread a share: never with ``threads`` = 1 (``NumpyBackend(
+    threads=1)``, ``--threads 1``), always with more where there are two
+    images; left to nn_gpu (None), while SciPy's BLAS is configured for two
+    or more threads, the process may run on two or more CPUs, the call is
+    worth a hand-over and the other processes leave ``spare`` CPUs enough
+    (:data:`MIN_SPARE_CPUS`; None: unknown, offered)."""
+    if m < 2 or threads == 1:
+        return False
     if threads is not None:
-        return min(threads, 2), False
-    if blas_threads < 2 or flops < MIN_SPLIT_FLOPS or usable_cpus() < 2:
-        return 1, False
-    return 2, True
+        return True
+    return (blas_threads >= 2 and flops >= MIN_SPLIT_FLOPS and usable_cpus() >= 2
+            and (spare is None or spare >= MIN_SPARE_CPUS))
+
+
+def chunk_ranges(m, count):
+    """``count`` image ranges covering 0 .. m as evenly as can be, as an (count, 2) array."""
+    edges = [m * i // count for i in range(count + 1)]
+    return numpy.array([edges[:-1], edges[1:]], numpy.int64).T.copy()
 
 
 class Plan:
     """What the calls of a layer's passes over m images need besides their
-    arrays: the shapes, the image range of each thread and each thread's
-    scratch (shared by every plan of this Python thread with the same
+    arrays: the shapes, the chunks, and the scratch of this thread and of
+    the helper (shared by every plan of this Python thread with the same
     shapes: a call uses them only while it runs).
 
-    With ``chosen``, each pass (forward, backward) runs on one thread or
-    two as a :class:`~nn_gpu.backends.cpu.threads.ThreadChoice` finds
-    faster by the wall clock, probing two only while the machine has an idle
-    core: on a busy machine the second thread waits for a core at every
-    call, and one thread is faster."""
+    A forward pass is claimed a block of images at a time; a backward pass
+    in :data:`CHUNKS` chunks with their own sums, whether one thread or two
+    compute them. The helper (where :func:`helped`) claims what this thread
+    has not claimed yet, and nothing once this thread has claimed all: on a
+    busy machine, where the helper waits for a core, this thread simply does
+    all the work, and nothing ever waits for a thread that has no CPU."""
 
-    def __init__(self, layer, dtype, m, count, chosen):
+    def __init__(self, layer, dtype, m, helper):
         self.d = dims(layer)
         self.code = ACTIVATIONS[layer.activation]
         self.block = block_images(layer, dtype.itemsize)
         filters, channels, k, _ = layer.filter_shape
         ckk, columns = channels * k * k, self.block * self.d[6] * self.d[7]
-        half = (m + 1) // 2
-        self.m, self.count = m, count
-        self.parts = {1: [(0, m)], 2: [(0, half), (half, m)]}
-        self.patches = [scratch((ckk, columns), dtype, (slot, "P")) for slot in range(count)]
-        self.outputs = [scratch((filters, columns), dtype, (slot, "Z")) for slot in range(count)]
-        self.errors = [scratch((ckk, columns), dtype, (slot, "dP")) for slot in range(count)]
-        self.sums = [(scratch((filters, ckk), dtype, (slot, "dw")),
-                      scratch((filters,), dtype, (slot, "db"))) for slot in range(1, count)]
+        self.helper, slots = helper, range(2 if helper else 1)
+        self.blocks = numpy.array([[start, min(start + self.block, m)]   # one block each
+                                   for start in range(0, m, self.block)], numpy.int64)
+        self.chunks = chunk_ranges(m, min(CHUNKS, m))
+        count = self.chunks.shape[0]
+        self.sums = (scratch((count, filters, ckk), dtype, "dw"),
+                     scratch((count, filters), dtype, "db"))
         self.sparse = k * channels >= SPARSE_MIN_RUN
         if self.sparse:   # w and ∂C/∂w channels last, one image channels last per thread
             self.shape = (filters, channels, k, k)
-            self.wq = scratch((filters, ckk), dtype, (0, "wq"))
-            self.gwq = [scratch((filters, ckk), dtype, (slot, "dwq")) for slot in range(count)]
+            self.wq = scratch((filters, ckk), dtype, "wq")
             self.images = [(scratch((layer.n_in,), dtype, (slot, "xh")),
-                            scratch((layer.n_in,), dtype, (slot, "dxh"))) for slot in range(count)]
-        self.choices = ({"forward": cpu_threads.ThreadChoice(count, idle_cores()),
-                         "backward": cpu_threads.ThreadChoice(count, idle_cores())}
-                        if chosen else None)
-
-    def _threads(self, direction):
-        """The threads this pass runs on now (and the ThreadChoice to tell)."""
-        if self.choices is None:
-            return self.count, None
-        choice = self.choices[direction]
-        return choice.probe() or choice.best, choice
+                            scratch((layer.n_in,), dtype, (slot, "dxh"))) for slot in slots]
+        self.patches = [scratch((ckk, columns), dtype, (slot, "P")) for slot in slots]
+        self.outputs = [scratch((filters, columns), dtype, (slot, "Z")) for slot in slots]
+        self.errors = [scratch((ckk, columns), dtype, (slot, "dP")) for slot in slots]
 
     def forward(self, x, w, b, a, where):
-        count, choice = self._threads("forward")
-        started = time.perf_counter()
-        run(forward_range, [(x, w, b, a, where, start, stop, self.d, self.code, self.block, P, Z,
-                             USE_NUMPY_BLAS)
-                            for (start, stop), P, Z in zip(self.parts[count], self.patches,
-                                                           self.outputs)])
-        if choice is not None:
-            choice.record(count, (time.perf_counter() - started) / self.m)
+        counter = numpy.zeros(1, numpy.int64)
+        run(forward_chunks, [(counter, self.blocks, x, w, b, a, where, self.d, self.code,
+                              self.block, P, Z, USE_NUMPY_BLAS)
+                             for P, Z in zip(self.patches, self.outputs)])
 
     def backward(self, x, w, delta, where, gw, gb, gx):
-        count, choice = self._threads("backward")
-        started = time.perf_counter()
+        counter = numpy.zeros(1, numpy.int64)
+        gws, gbs = self.sums
         if self.sparse:
             F, C, k, _ = self.shape
             numpy.copyto(self.wq.reshape(F, k, k, C), w.reshape(self.shape).transpose(0, 2, 3, 1))
-            sums = [(self.gwq[0], gb)] + [(gwq, db) for gwq, (_, db) in zip(self.gwq[1:],
-                                                                           self.sums)]
-            run(backward_sparse_range, [(x, self.wq, delta, where, dw, db, gx, start, stop,
-                                         self.d, xh, gxh)
-                                        for (start, stop), (dw, db), (xh, gxh)
-                                        in zip(self.parts[count], sums, self.images)])
-        else:
-            sums = [(gw, gb)] + self.sums
-            run(backward_range, [(x, w, delta, where, dw, db, gx, start, stop, self.d,
-                                  self.block, P, dZ, dP, USE_NUMPY_BLAS)
-                                 for (start, stop), (dw, db), P, dZ, dP
-                                 in zip(self.parts[count], sums, self.patches, self.outputs,
-                                        self.errors)])
-        for dw, db in sums[1:count]:
-            numpy.add(sums[0][0], dw, out=sums[0][0])
-            numpy.add(gb, db, out=gb)
-        if self.sparse:
+            run(backward_sparse_chunks, [(counter, self.chunks, x, self.wq, delta, where, gws,
+                                          gbs, gx, self.d, xh, gxh) for xh, gxh in self.images])
             numpy.copyto(gw.reshape(self.shape),
-                         sums[0][0].reshape(F, k, k, C).transpose(0, 3, 1, 2))
-        if choice is not None:
-            choice.record(count, (time.perf_counter() - started) / self.m)
+                         gws.sum(axis=0).reshape(F, k, k, C).transpose(0, 3, 1, 2))
+        else:
+            run(backward_chunks, [(counter, self.chunks, x, w, delta, where, gws, gbs, gx,
+                                   self.d, self.block, P, dZ, dP, USE_NUMPY_BLAS)
+                                  for P, dZ, dP in zip(self.patches, self.outputs, self.errors)])
+            numpy.sum(gws, axis=0, out=gw)
+        numpy.sum(gbs, axis=0, out=gb)
 
 
 _local = threading.local()
@@ -615,7 +721,7 @@ def _state():
     after a fork: the helper thread does not survive one)."""
     if getattr(_local, "pid", None) != os.getpid():
         _local.pid, _local.arrays, _local.plans = os.getpid(), {}, {}
-        _local.helper, _local.blas, _local.idle = None, None, None
+        _local.helper, _local.blas, _local.spare = None, None, None
     return _local
 
 
@@ -636,12 +742,12 @@ def blas_threads():
     return state.blas
 
 
-def idle_cores():
-    """This thread's :class:`~nn_gpu.backends.cpu.threads.IdleCores`."""
+def spare_cores():
+    """This thread's :class:`SpareCores`."""
     state = _state()
-    if state.idle is None:
-        state.idle = cpu_threads.IdleCores()
-    return state.idle
+    if state.spare is None:
+        state.spare = SpareCores()
+    return state.spare
 
 
 def plan(layer, dtype, m, threads, blas):
@@ -650,26 +756,29 @@ def plan(layer, dtype, m, threads, blas):
     ``blas`` the entered :class:`BlasThreads`."""
     filters, channels, k, _ = layer.filter_shape
     flops = 2 * m * layer.conv_shape[0] * layer.conv_shape[1] * filters * channels * k * k
-    count, chosen = thread_count(threads, blas.previous, m, flops)
+    helper = helped(threads, blas.previous, m, flops, spare_cores()() if threads is None else None)
     plans = _state().plans
     key = (layer.image_shape, layer.filter_shape, layer.pool, layer.activation, dtype.str, m,
-           count, chosen, BLOCK_BYTES, SPARSE_MIN_RUN)
+           helper, BLOCK_BYTES, SPARSE_MIN_RUN, CHUNKS)
     if key not in plans:
-        plans[key] = Plan(layer, dtype, m, count, chosen)
+        plans[key] = Plan(layer, dtype, m, helper)
     return plans[key]
 
 
 def run(function, calls):
-    """``function(*calls[0])`` here and, where there is a second,
-    ``function(*calls[1])`` on this thread's :class:`Helper` at once."""
+    """``function(*calls[0])`` here; where there is a second call, offered
+    to this thread's :class:`Helper` first, and waited for only if the
+    helper started it before this thread was done."""
     if len(calls) == 1:
         function(*calls[0])
         return
     state = _state()
     if state.helper is None:
         state.helper = Helper()
-    state.helper.start(function, calls[1])
+    posted = numpy.zeros(1, numpy.int64)
+    state.helper.post(function, calls[1], posted)
     try:
         function(*calls[0])
     finally:
-        state.helper.wait()
+        if swap_if(posted, 0, 2) != 0:     # the helper started: let it finish
+            state.helper.wait()

@@ -5,6 +5,10 @@ arrays, and the whole compiled layer against the lowered one
 backend's), in float64 to rounding and in float32 to its precision, on one
 thread and on two, in one block and in many."""
 
+import os
+import threading
+import time
+
 import numpy
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
@@ -260,57 +264,109 @@ def test_no_input_gradient_when_not_wanted(name):
         close(got, expected, "float64")
 
 
-def test_two_threads_split_the_images_and_one_does_not():
-    layer = LAYERS["ch6 second, relu"]()
+def test_the_chunks_cover_the_images_once():
+    numpy.testing.assert_array_equal(kernels.chunk_ranges(10, 4), [[0, 2], [2, 5], [5, 7],
+                                                                    [7, 10]])
+    numpy.testing.assert_array_equal(kernels.chunk_ranges(3, 3), [[0, 1], [1, 2], [2, 3]])
+    layer = LAYERS["ch6 first"]()                       # two images a block
     dtype = numpy.dtype("float32")
     with kernels.blas_threads() as blas:
-        two = kernels.plan(layer, dtype, 9, 2, blas)
-        assert (two.count, two.parts[2], two.choices) == (2, [(0, 5), (5, 9)], None)
-        assert kernels.plan(layer, dtype, 9, 1, blas).count == 1
-        assert kernels.plan(layer, dtype, 1, 2, blas).count == 1
+        plan = kernels.plan(layer, dtype, 5, 2, blas)
+        assert plan.helper and len(plan.patches) == 2
+        numpy.testing.assert_array_equal(plan.blocks, [[0, 2], [2, 4], [4, 5]])
+        assert plan.chunks.shape == (4, 2)
+        assert not kernels.plan(layer, dtype, 5, 1, blas).helper
+        assert not kernels.plan(layer, dtype, 1, 2, blas).helper
 
 
-def test_thread_count_rule(monkeypatch):
+def test_helped_rule(monkeypatch):
     monkeypatch.setattr(kernels, "usable_cpus", lambda: 2)
     big = kernels.MIN_SPLIT_FLOPS
-    assert kernels.thread_count(None, 2, 10, big) == (2, True)      # two, if timing says so
-    assert kernels.thread_count(None, 1, 10, big) == (1, False)     # the BLAS set to one thread
-    assert kernels.thread_count(None, 2, 10, big - 1) == (1, False)  # too little work
-    assert kernels.thread_count(None, 2, 1, big) == (1, False)      # one image
-    assert kernels.thread_count(1, 2, 10, big) == (1, False)
-    assert kernels.thread_count(4, 1, 10, 1) == (2, False)
-    monkeypatch.setattr(kernels, "usable_cpus", lambda: 1)          # limited to one CPU
-    assert kernels.thread_count(None, 2, 10, big) == (1, False)
+    assert kernels.helped(None, 2, 10, big)
+    assert not kernels.helped(None, 1, 10, big)          # the BLAS set to one thread
+    assert not kernels.helped(None, 2, 10, big - 1)      # too little work
+    assert not kernels.helped(None, 2, 1, big)           # one image
+    assert not kernels.helped(1, 2, 10, big)
+    assert kernels.helped(2, 1, 10, 1)
+    assert kernels.helped(None, 2, 10, big, spare=2.0)
+    assert not kernels.helped(None, 2, 10, big, spare=1.0)  # a core taken by another process
+    assert kernels.helped(2, 2, 10, big, spare=0.0)         # the backend's threads: as set
+    monkeypatch.setattr(kernels, "usable_cpus", lambda: 1)  # limited to one CPU
+    assert not kernels.helped(None, 2, 10, big)
 
 
-def test_threads_chosen_by_timing_give_the_same_gradients(monkeypatch):
-    """With the threads left to the layer, both counts are tried (idle cores
-    unknown: probe) and either gives the lowered layer's results."""
-    monkeypatch.setattr(kernels, "usable_cpus", lambda: 2)
-    monkeypatch.setattr(kernels, "MIN_SPLIT_FLOPS", 0)
-    monkeypatch.setattr(kernels, "idle_cores", lambda: lambda: None)
-    layer = LAYERS["ragged, tanh"]()
-    with kernels.blas_threads() as blas:
-        if blas.previous < 2:
-            pytest.skip("SciPy's BLAS is set to one thread: the layer keeps to one")
-    for _ in range(12):
-        compiled, lowered = both_ways(layer, 6, "float64", None)
-        for got, expected in zip(compiled, lowered):
-            close(got, expected, "float64")
-    with kernels.blas_threads() as blas:
-        choices = kernels.plan(layer, numpy.dtype("float64"), 6, None, blas).choices
-    for choice in choices.values():
-        assert choice.times[1] and choice.times[2]
+@pytest.mark.skipif(kernels.SpareCores.reading() is None, reason="reads Linux's /proc/stat")
+def test_spare_cores_see_a_spinning_process():
+    """A process spinning on a core (nn_gpu.bench.busy's) leaves at most
+    the machine's other CPUs spare: the helper is not offered a share."""
+    from nn_gpu.bench.busy import competing_processes
+
+    spare = kernels.SpareCores()
+    assert spare() is None                         # nothing to compare with yet
+    with competing_processes(1):
+        spare.checked = -1.0
+        spare()
+        time.sleep(0.3)
+        spare.checked = -1.0
+        seen = spare()
+    cpus = os.cpu_count()
+    assert seen is not None and seen <= cpus - 0.5
+    if cpus == 2:
+        assert not kernels.helped(None, 2, 10, kernels.MIN_SPLIT_FLOPS, seen)
+
+
+@pytest.mark.parametrize("name", ["ch6 first", "ch6 second, relu"])
+def test_the_threads_never_change_a_bit(name):
+    """Each backward chunk sums into its own ∂C/∂w whichever thread takes
+    it, so one thread and two give the same numbers, bit for bit."""
+    layer = LAYERS[name]()
+    results = [both_ways(layer, 9, "float32", threads)[0] for threads in (1, 2, 2, None)]
+    for other in results[1:]:
+        for got, expected in zip(other, results[0]):
+            numpy.testing.assert_array_equal(got, expected)
+
+
+def helper():
+    state = kernels._state()
+    if state.helper is None:
+        state.helper = kernels.Helper()
+    return state.helper
+
+
+def test_a_helper_without_a_cpu_is_not_waited_for():
+    """The helper is stuck in another job (as if it never got a core): the
+    call does every chunk itself and returns; the helper, freed later,
+    finds its share withdrawn and does nothing."""
+    stuck, freed = threading.Event(), threading.Event()
+    started = numpy.zeros(1, numpy.int64)
+    helper().post(lambda: (stuck.set(), freed.wait(30)), (), started)
+    assert stuck.wait(10) and started[0] == 1
+    layer = LAYERS["ch6 second, relu"]()
+    compiled, lowered = both_ways(layer, 6, "float32", 2)     # would hang if it waited
+    freed.set()
+    helper().wait()                                           # the stuck job, done now
+    for got, expected in zip(compiled, lowered):
+        close(got, expected, "float32")
 
 
 def test_an_error_on_the_helper_thread_reaches_the_caller():
-    def fails(flag):
-        if flag:
+    started = threading.Event()
+
+    def job(on_helper):
+        if on_helper:
+            started.set()
             raise ValueError("on the helper")
+        assert started.wait(10)     # the caller finishes only after the helper started
 
     with pytest.raises(ValueError, match="on the helper"):
-        kernels.run(fails, [(False,), (True,)])
-    kernels.run(fails, [(False,), (False,)])    # and the helper still works
+        kernels.run(job, [(False,), (True,)])
+    kernels.run(lambda on_helper: None, [(False,), (False,)])    # the helper still works
+
+
+def test_swap_if():
+    state = numpy.zeros(1, numpy.int64)
+    assert kernels.swap_if(state, 0, 2) == 0 and state[0] == 2
+    assert kernels.swap_if(state, 0, 1) == 2 and state[0] == 2
 
 
 def test_the_blas_threads_are_restored():
