@@ -53,8 +53,8 @@ def torch_default_threads():
     return torch_default_threads.count
 
 
-def runners(preset, training, batch_size):
-    """label -> (function training one epoch, one thread?)."""
+def runners(preset, training, batch_size, peers=True):
+    """label -> (function training one epoch, one thread?); PyTorch's too with ``peers``."""
     options = get_conv_preset(preset)["options"]
     eta, l2 = options["eta"], options["l2"]
     import torch
@@ -72,7 +72,8 @@ def runners(preset, training, batch_size):
             run()
 
         made[f"nn_gpu {label}"] = (ours, threads == 1)
-        made[f"PyTorch {label}"] = (peer, threads == 1)
+        if peers:
+            made[f"PyTorch {label}"] = (peer, threads == 1)
     return made, default
 
 
@@ -91,8 +92,8 @@ def ratio(theirs, ours):
             f"({min(rounds):.2f}-{max(rounds):.2f})")
 
 
-def measure(preset, training, batch_size, repeats):
-    made, default = runners(preset, training, batch_size)
+def measure(preset, training, batch_size, repeats, peers=True):
+    made, default = runners(preset, training, batch_size, peers)
     seconds = {label: ([], []) for label in made}
     with Watch() as watch:
         for round_ in range(repeats + 1):
@@ -113,6 +114,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-size", type=int, default=5000)
     parser.add_argument("--busy", type=int, default=0, help="cores kept busy by spinners")
+    parser.add_argument("--without-pytorch", action="store_true",
+                        help="nn_gpu's two settings only (the busy-machine check)")
     args = parser.parse_args()
     (X, labels), _, _ = load_mnist(os.environ.get("NN_GPU_DATA"))
     training = (X[:args.train_size], labels[:args.train_size])
@@ -128,7 +131,13 @@ def main():
         for preset in args.presets:
             for batch_size in args.batch_sizes:
                 wall, cpu, default, disturbance = measure(preset, training, batch_size,
-                                                          args.repeats)
+                                                          args.repeats, not args.without_pytorch)
+                if args.without_pytorch:
+                    print(f"| {preset} | {batch_size} | {median(wall['nn_gpu default']):.3f} | "
+                          f"- | - | {median(cpu['nn_gpu 1 thread']):.3f} | - | - | "
+                          f"{median(wall['nn_gpu 1 thread']):.3f} |")
+                    print(f"<!-- {disturbance.line()} -->", flush=True)
+                    continue
                 print(f"| {preset} | {batch_size} | {median(wall['nn_gpu default']):.3f} | "
                       f"{median(wall['PyTorch default']):.3f} | "
                       f"{ratio(wall['PyTorch default'], wall['nn_gpu default'])} | "
