@@ -237,7 +237,7 @@ class ConvPoolLayer:
         return self._forward_lowered(backend, w, b, a_in)
 
     def gradients(self, backend, w, cache, delta, grad_w, grad_b, want_input):
-        if len(cache) == 4:  # the compiled forward pass's
+        if len(cache) == 4:  # (x, where, a, "compiled"): the compiled forward pass's
             return self._gradients_compiled(backend, w, cache, delta, grad_w, grad_b,
                                             want_input)
         return self._gradients_lowered(backend, w, cache, delta, grad_w, grad_b, want_input)
@@ -335,7 +335,7 @@ class ConvPoolLayer:
 def one_blas_thread(backend):
     """On the NumPy backend, a context holding the BLAS to one thread
     (:class:`.kernels.BlasThreads`: a multi-threaded BLAS on a busy machine
-    waits for cores; the layers' own second thread is chosen by timing);
+    spins waiting for cores; the conv layers' second thread is their own);
     elsewhere nothing."""
     if backend.name != "numpy":
         return contextlib.nullcontext()
