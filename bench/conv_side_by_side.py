@@ -63,7 +63,7 @@ def runners(preset, training, batch_size, peers=True):
     made = {}
     for label, threads in (("default", None), ("1 thread", 1)):
         net = build(preset, backend=NumpyBackend(threads=threads), seed=SEED)
-        ours = net.epoch_runner(training, batch_size, eta, l2)
+        ours = net.epoch_runner(training, batch_size, eta, l2=l2)
         theirs = TorchConvEpoch(net.layers, *training, batch_size, eta, l2, threads or default,
                                 seed=SEED)
 

@@ -1,6 +1,6 @@
 """The compiled epoch's gather, measured: the same epoch reading MNIST's pixel
 codes (uint8, converted in the gather) or the float32 inputs, each with and
-without prefetching the next rows (``CompiledEpoch.ahead``), timed in turn,
+without prefetching the next rows (``CompiledEpoch.prefetch_rows``), timed in turn,
 same network, same shuffles, one BLAS thread.
 
     NN_GPU_DATA=... python bench/gather.py [--repeats 5] [--cpu-time] [--batch-sizes 10 100]
@@ -33,7 +33,7 @@ class GatherBackend(NumpyBackend):
         if not self.codes:
             epoch.inputs = lambda X: X
         if not self.prefetch:
-            epoch.ahead = 0
+            epoch.prefetch_rows = 0
         return epoch
 
 

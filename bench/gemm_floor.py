@@ -26,7 +26,8 @@ from numba import njit
 
 from nn_gpu import Network
 from nn_gpu.backends import NumpyBackend
-from nn_gpu.backends.cpu.epoch import TRANSPOSED_FORWARD_MAX_ROWS, _gemm_update, epoch_kernels
+from nn_gpu.backends.cpu.epoch import _gemm_update, epoch_kernels
+from nn_gpu.backends.measured import TRANSPOSED_FORWARD_MAX_ROWS
 from nn_gpu.backends.cpu.small_gemm import call_dot, call_update
 from nn_gpu.bench.timing import time_interleaved
 from nn_gpu.data.mnist import load_mnist

@@ -7,7 +7,7 @@ alternating rounds; prints the medians, the fastest rounds (what a quiet
 machine gives: on a shared one, the least disturbed sample), and for each the
 smallest M·N·K from which the configured count is faster by 10% at every
 larger measured product. That is the measurement behind
-``MIN_MNK_FOR_THREADS`` in ``nn_gpu/backends/cpu/threads.py``.
+``MIN_MNK_FOR_THREADS`` in ``nn_gpu/backends/measured.py``.
 
     python bench/gemm_threads.py [--rounds 7] [--busy 1]
 

@@ -11,14 +11,17 @@ raises :class:`Unavailable` with the reason:
   cooperative grid, one grid barrier per step), to measure against one block;
 * ``nn_gpu_cublas``: CupyBackend's cuBLAS + elementwise-kernel step loop;
 * ``nn_gpu_cpu``: the NumPy backend's compiled Numba epoch;
+* ``nn_gpu_per_example``, ``nn_gpu_cpu_per_example``: Nielsen's loop over the
+  examples of each mini-batch (``method="per_example"``, the reference the
+  batched core is measured against) on CuPy and on NumPy;
 * ``torch_eager``: nn.Linear + autograd + optim.SGD, a gather per step;
 * ``torch_graph``: the same step (forward, backward, optimizer) captured
   once in a CUDA graph and replayed, the batch copied into its static input;
 * ``jax_scan``: the whole epoch (shuffle, every step's grad and update) one
   jitted ``lax.scan``.
 
-Used by bench/gpu_table.py (the table of scripts/gpu_check.sh) and
-bench/test_gpu_peers.py (pytest-benchmark).
+Used by bench/gpu_table.py and bench/gpu_headline.py (the tables of
+scripts/gpu_check.sh) and bench/test_gpu_peers.py (pytest-benchmark).
 """
 
 import numpy
@@ -48,7 +51,7 @@ def make(peer, sizes, batch, X, labels, Y):
 
 def check(peer):
     """Raise Unavailable, quickly, where this peer cannot run at all."""
-    if peer.startswith("nn_gpu_") and peer != "nn_gpu_cpu":
+    if peer.startswith("nn_gpu_") and not peer.startswith("nn_gpu_cpu"):
         from nn_gpu.backends import cupy_status
 
         usable, reason = cupy_status()
@@ -85,20 +88,19 @@ def _jax():
     return jax
 
 
-def _nn_gpu(backend_name, sizes, batch, X, labels, fused=None, blocks=1):
+def _nn_gpu(backend_name, sizes, batch, X, labels, fused=None, blocks=1, method="batched"):
     from nn_gpu import Network
     from nn_gpu.backends import get_backend
     from nn_gpu.errors import NNGpuError
     from nn_gpu.options import TrainingSettings
-    from nn_gpu.training import loop as training
 
     try:
         backend = get_backend(backend_name)
     except NNGpuError as exc:
         raise Unavailable(str(exc)) from None
     net = Network(sizes, backend=backend, dtype="float32", seed=SEED)
-    runner = training.EpochRunner(net, (X, labels),
-                                  TrainingSettings(epochs=1, mini_batch_size=batch, eta=ETA))
+    runner = net.runner((X, labels), TrainingSettings(
+        epochs=1, mini_batch_size=batch, eta=ETA, method=method))
     if fused is False:
         runner.compiled = None  # the core's loop over CuPy primitives: the cuBLAS path
     elif fused:
@@ -107,6 +109,7 @@ def _nn_gpu(backend_name, sizes, batch, X, labels, fused=None, blocks=1):
         if runner.compiled is None:
             raise Unavailable("fused epoch: numba-cuda cannot launch kernels here")
         runner.compiled.blocks = blocks
+        runner.compiled.by_estimate = False  # timed wherever it can run, not only where it wins
         why = cuda_epoch.unsupported(runner.plan(ETA), sizes, batch, "float32", blocks=blocks)
         if why:
             raise Unavailable(f"fused epoch: {why}")
@@ -127,6 +130,14 @@ def make_nn_gpu_cublas(sizes, batch, X, labels, Y):
 
 def make_nn_gpu_cpu(sizes, batch, X, labels, Y):
     return _nn_gpu("numpy", sizes, batch, X, labels)
+
+
+def make_nn_gpu_per_example(sizes, batch, X, labels, Y):
+    return _nn_gpu("cupy", sizes, batch, X, labels, method="per_example")
+
+
+def make_nn_gpu_cpu_per_example(sizes, batch, X, labels, Y):
+    return _nn_gpu("numpy", sizes, batch, X, labels, method="per_example")
 
 
 def _torch_model(sizes):

@@ -31,10 +31,11 @@ ROUNDS = 3
 WEIGHTS = {"nn_gpu_fused": 2.0, "nn_gpu_fused_grid": 2.0}
 
 
-def time_peer(peer, deadline):
-    """{cell: seconds per 50,000 examples, or the reason it did not run};
-    each cell is also printed as a JSON line as soon as it is timed, so that
-    a peer stopped for time still reports the cells it finished."""
+def time_peer(peer, deadline, sizes_list=SIZES, batches=BATCHES, examples=EXAMPLES):
+    """{cell: seconds per 50,000 examples, or the reason it did not run},
+    timing ``examples[batch]`` examples a cell; each cell is also printed as
+    a JSON line as soon as it is timed, so that a peer stopped for time still
+    reports the cells it finished."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import gpu_peers
 
@@ -44,15 +45,15 @@ def time_peer(peer, deadline):
         print(json.dumps({"error": f"n/a: {exc}"}))
         return
     cells, data = {}, {}
-    for sizes in SIZES:
-        for batch in BATCHES:
+    for sizes in sizes_list:
+        for batch in batches:
             cell = f"{sizes[1]}-{batch}"
             if time.monotonic() > deadline:
                 cells[cell] = "not run: out of time"
                 continue
-            key = (EXAMPLES[batch], tuple(sizes))
+            key = (examples[batch], tuple(sizes))
             if key not in data:
-                data = {key: gpu_peers.synthetic_data(EXAMPLES[batch], sizes)}  # one set at a time
+                data = {key: gpu_peers.synthetic_data(examples[batch], sizes)}  # one set at a time
             X, labels, Y = data[key]
             try:
                 run = gpu_peers.make(peer, sizes, batch, X, labels, Y)
@@ -62,7 +63,7 @@ def time_peer(peer, deadline):
                     started = time.perf_counter()
                     run()
                     times.append(time.perf_counter() - started)
-                cells[cell] = statistics.median(times) * EPOCH / EXAMPLES[batch]
+                cells[cell] = statistics.median(times) * EPOCH / examples[batch]
             except gpu_peers.Unavailable as exc:
                 cells[cell] = f"n/a: {exc}"
             except Exception as exc:  # a peer's failure is a finding, not the end of the table
@@ -71,17 +72,17 @@ def time_peer(peer, deadline):
     return cells
 
 
-def run_all(out, budget):
-    import gpu_peers
-
+def time_all(peers, budget, script=__file__, weights=WEIGHTS):
+    """{peer: its cells}: each peer timed by ``script --peer PEER --seconds S``
+    in its own process, under its share of ``budget`` (by ``weights``, 1
+    unless said; a share a peer leaves goes to the rest)."""
     results = {}
     env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
     end = time.monotonic() + budget
-    for index, peer in enumerate(gpu_peers.PEERS):
-        # Time a peer leaves goes to the rest; the fused epoch compiles a kernel per cell.
-        weights = [WEIGHTS.get(p, 1.0) for p in gpu_peers.PEERS[index:]]
-        share = max(5.0, (end - time.monotonic()) * weights[0] / sum(weights))
-        command = [sys.executable, __file__, "--peer", peer, "--seconds", str(share * 0.8)]
+    for index, peer in enumerate(peers):
+        shares = [weights.get(p, 1.0) for p in peers[index:]]
+        share = max(5.0, (end - time.monotonic()) * shares[0] / sum(shares))
+        command = [sys.executable, str(script), "--peer", peer, "--seconds", str(share * 0.8)]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=share, env=env)
             stdout, stderr = done.stdout, done.stderr
@@ -96,6 +97,13 @@ def run_all(out, budget):
                 results[peer].update(json.loads(line))
         if failed:
             results[peer].setdefault("error", failed.strip())
+    return results
+
+
+def run_all(out, budget):
+    import gpu_peers
+
+    results = time_all(gpu_peers.PEERS, budget)
     (out / "table.json").write_text(json.dumps(results, indent=1))
     table = markdown(results)
     (out / "table.md").write_text(table)
@@ -106,23 +114,32 @@ def _text(output):
     return output.decode(errors="replace") if isinstance(output, bytes) else (output or "")
 
 
-def markdown(results):
-    columns = [f"{sizes[1]}-{batch}" for sizes in SIZES for batch in BATCHES]
-    lines = ["s per 50,000-example epoch, float32, median of "
-             f"{ROUNDS} after 1 warm-up, synchronised; hidden width - mini-batch", "",
-             "| peer | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+def markdown(results, columns=None, title=None, labels=None, baseline=None):
+    """The results as a markdown table, a row a peer (named ``labels[peer]``
+    where given) and a column a cell; a cell that did not run is a numbered
+    note saying why. With ``baseline`` (a peer), each time also shows how
+    many times faster it is than that peer's in the same column."""
+    columns = columns or [f"{sizes[1]}-{batch}" for sizes in SIZES for batch in BATCHES]
+    title = title or ("s per 50,000-example epoch, float32, median of "
+                      f"{ROUNDS} after 1 warm-up, synchronised; hidden width - mini-batch")
+    labels = labels or {}
+    lines = [title, "", "| peer | " + " | ".join(columns) + " |",
+             "|---" * (len(columns) + 1) + "|"]
     notes = []
     for peer, cells in results.items():
         row = []
         for column in columns:
             value = cells.get(column, cells.get("error", "?"))
+            reference = results.get(baseline, {}).get(column)
             if isinstance(value, float):
-                row.append(f"{value:.4g}")
+                faster = (f" ({reference / value:.3g}x)" if isinstance(reference, float)
+                          and peer != baseline else "")
+                row.append(f"{value:.4g}{faster}")
             else:
                 if value not in notes:
                     notes.append(value)
                 row.append(f"[{notes.index(value) + 1}]")
-        lines.append(f"| {peer} | " + " | ".join(row) + " |")
+        lines.append(f"| {labels.get(peer, peer)} | " + " | ".join(row) + " |")
     lines += [""] + [f"[{i + 1}] {note}" for i, note in enumerate(notes)]
     return "\n".join(lines) + "\n"
 

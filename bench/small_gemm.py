@@ -17,7 +17,8 @@ import numpy
 from numba import njit
 
 from nn_gpu.backends.cpu import threads as cpu_threads
-from nn_gpu.backends.cpu.epoch import TRANSPOSED_FORWARD_MAX_ROWS, _gemm_update
+from nn_gpu.backends.cpu.epoch import _gemm_update
+from nn_gpu.backends.measured import TRANSPOSED_FORWARD_MAX_ROWS
 from nn_gpu.backends.cpu.small_gemm import call_dot, call_update, dot_nt, update
 
 

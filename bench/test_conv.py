@@ -71,7 +71,7 @@ def describe(benchmark, backend, median_of, timer, layers, mini_batch_size, n, w
 @pytest.mark.parametrize("mini_batch_size", BATCH_SIZES)
 def test_nn_gpu_conv(benchmark, backend, examples, median_of, timer, mini_batch_size):
     net = build(PRESET, backend=backend, seed=SEED)
-    run = net.epoch_runner(examples, mini_batch_size, ETA, L2)
+    run = net.epoch_runner(examples, mini_batch_size, ETA, l2=L2)
     benchmark.extra_info.update(environment(backend))
     benchmark.pedantic(run, rounds=3, warmup_rounds=1, iterations=1)
     describe(benchmark, backend, median_of, timer, net.layers, mini_batch_size, len(examples[1]),

@@ -34,6 +34,12 @@ class TrainingDivergedError(NNGpuError):
     """The cost or the weights became NaN or infinite."""
 
 
+class TrainingStuckError(TrainingDivergedError):
+    """Training went nowhere: the accuracy stayed at chance and the cost did
+    not move (see :mod:`nn_gpu.training.loop`). A kind of divergence, so
+    that code handling a diverged run handles it too."""
+
+
 class MemoryBudgetError(NNGpuError):
     """A request (a network's size, a file's declared contents) needs more
     memory than this machine has available: refused before allocating."""

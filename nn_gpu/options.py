@@ -29,6 +29,9 @@ METHODS = ("batched", "per_example")
 #: The two options that stop or slow training on a flat validation accuracy:
 #: a number of epochs, or None (off). 0 also means off where a user types it.
 PATIENCE_OPTIONS = ("eta_schedule", "early_stopping")
+#: The yes/no options.
+FLAGS = ("keep_best", "monitor_training_cost", "monitor_training_accuracy",
+         "monitor_evaluation_cost")
 #: The options that the book's per-example loop does not have.
 BATCHED_ONLY = ("l2", "l1", "momentum", "dropout")
 
@@ -90,6 +93,13 @@ def seed(value, what="seed"):
     return int(value)
 
 
+def flag(value, what=""):
+    """A yes/no option: True or False."""
+    if not isinstance(value, bool):
+        _fail(what, f"must be True or False, got {reprlib.repr(value)}")
+    return value
+
+
 def off_if_zero(value):
     """A patience option as typed (``--eta-schedule off`` is 0) or resolved: 0 -> None."""
     return value or None
@@ -125,8 +135,9 @@ class TrainingSettings:
     """How ``Network.sgd`` trains: every option checked when it is made.
 
     ``eta_schedule`` / ``early_stopping`` are a number of epochs, or None
-    (off); ``monitor_*`` say what is measured after each epoch besides the
-    validation and test accuracies.
+    (off); ``keep_best`` ends training with the weights of the epoch of best
+    validation accuracy (as early stopping does); ``monitor_*`` say what is
+    measured after each epoch besides the validation and test accuracies.
     """
 
     epochs: int
@@ -139,6 +150,7 @@ class TrainingSettings:
     dropout: float = 0.0
     eta_schedule: int = None
     early_stopping: int = None
+    keep_best: bool = False
     monitor_training_cost: bool = False
     monitor_training_accuracy: bool = False
     monitor_evaluation_cost: bool = False
@@ -155,6 +167,7 @@ class TrainingSettings:
             "eta_schedule": patience(self.eta_schedule, "eta_schedule"),
             "early_stopping": patience(self.early_stopping, "early_stopping"),
             "method": choice(self.method, METHODS, "method"),
+            **{name: flag(getattr(self, name), name) for name in FLAGS},
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)
@@ -168,13 +181,14 @@ class TrainingSettings:
         return asdict(self)
 
     @classmethod
-    def from_options(cls, options, method="batched", monitor=()):
+    def from_options(cls, options, method="batched", monitor=(), keep_best=False):
         """The settings of resolved ``train`` options (see :mod:`nn_gpu.presets.network`):
         ``batch_size`` is the mini-batch size, 0 is off, ``monitor`` names
-        the extra measurements (``training-cost``...)."""
+        the extra measurements (``training-cost``...); options a network
+        kind leaves out (a conv run's ``l1``) are off."""
         return cls(epochs=options["epochs"], mini_batch_size=options["batch_size"],
-                   eta=options["eta"], method=method,
-                   **{key: options[key] for key in BATCHED_ONLY},
+                   eta=options["eta"], method=method, keep_best=keep_best,
+                   **{key: options.get(key, 0.0) for key in BATCHED_ONLY},
                    **{key: off_if_zero(options[key]) for key in PATIENCE_OPTIONS},
                    **{MONITORS[name]: True for name in monitor if MONITORS.get(name)})
 

@@ -47,6 +47,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """The figures the ``cudacompile`` tests recorded (registers, shared memory
+    and spills of each kernel on each card), as one section of the run's log."""
+    lines = {}
+    for kind in ("passed", "failed"):
+        for report in terminalreporter.stats.get(kind, []):
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "cuda_compile":
+                    lines.setdefault(value, None)
+    if lines:
+        terminalreporter.section("CUDA compile report")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
 def backend(request):
     """Each real backend in turn (CuPy only where a device is usable)."""
@@ -170,3 +185,48 @@ def postgres_storage_url(postgres_url):
     """A fresh empty PostgreSQL database for one test (its URL), dropped afterwards."""
     with fresh_postgres_database(postgres_url) as url:
         yield url
+
+
+# Small digit classifiers (fully connected, convolutional) and whole-digit
+# check, trained in seconds, for the tests of `nn-gpu read` and `nn-gpu serve`.
+
+@pytest.fixture(scope="session")
+def reading_model(mnist, tmp_path_factory):
+    """(net, saved model path): [784, 60, 10], cross-entropy, 3 epochs on 10,000 examples."""
+    from nn_gpu import Network
+
+    (X, labels), _, _ = mnist
+    net = Network([784, 60, 10], cost="cross_entropy", init="scaled", backend="numpy", seed=2)
+    net.sgd((X[:10000], labels[:10000]), 3, 10, 0.5)
+    path = tmp_path_factory.mktemp("reading_model") / "model.npz"
+    net.save(path)
+    return net, path
+
+
+@pytest.fixture(scope="session")
+def reading_check(mnist, tmp_path_factory):
+    """(check, cache home): a whole-digit check trained on the pieces of 32
+    composed numbers, saved where `nn-gpu read` and `serve` find it with
+    XDG_CACHE_HOME set to the cache home."""
+    from nn_gpu.reading.whole_digit import check_file_name, train_whole_digit_check
+
+    check = train_whole_digit_check(mnist[0], count=32)
+    home = tmp_path_factory.mktemp("reading_cache")
+    (home / "nn_gpu").mkdir()
+    check.save(home / "nn_gpu" / check_file_name(mnist[0]))
+    return check, home
+
+
+@pytest.fixture(scope="session")
+def reading_conv_model(mnist, tmp_path_factory):
+    """(net, saved model path): a small conv-pool layer into softmax, one
+    epoch on 3,000 examples (seconds)."""
+    from nn_gpu.convnet import ConvNetwork, ConvPoolLayer, SoftmaxLayer
+
+    (X, labels), _, _ = mnist
+    net = ConvNetwork([ConvPoolLayer((1, 28, 28), (6, 1, 5, 5), activation="relu"),
+                       SoftmaxLayer(6 * 12 * 12, 10)], backend="numpy", seed=3)
+    net.sgd((X[:3000], labels[:3000]), 1, 10, 0.03)
+    path = tmp_path_factory.mktemp("reading_conv_model") / "conv.npz"
+    net.save(path)
+    return net, path

@@ -6,8 +6,15 @@ the test process may have imported the real one).
     NUMBA_ENABLE_CUDASIM=1 python tests/cudasim_cases.py   -> JSON {case: max |error|}
 
 Every case trains 2 epochs (two launches, two shuffles) of a tiny network on
-7 examples in mini-batches of 3, so each epoch ends with a partial
-mini-batch of 1, and reports the largest difference of any parameter.
+7 examples in mini-batches of 3 (or 2, or 1), so each epoch ends with a
+partial mini-batch, and reports the largest difference of any parameter.
+Between them the cases run every variant the kernel factory makes: each
+hidden activation with each cost (so each output), float32 and float64,
+momentum, L1, L2, one or several first-layer threads per dot product, and
+the hidden units spread over several blocks. Those blocks are virtual ones
+inside one real block, as the simulator runs a grid's blocks one after
+another; the grid barrier of a real multi-block launch is compiled (not
+run) by tests/backends/test_cuda_compile.py.
 """
 
 import json
@@ -107,6 +114,11 @@ def cases():
                                                     "l2": 0.4}),
         "2-uneven-blocks": (kernel_against_core, {"hidden": "relu", "cost": "log_likelihood",
                                                   "sizes": [5, 5, 3], "blocks": 2, "l1": 0.2}),
+        "2-blocks-split-float32-softmax-momentum": (
+            kernel_against_core, {"hidden": "tanh", "cost": "log_likelihood", "dtype": "float32",
+                                  "blocks": 2, "threads": 16, "batch": 2, "momentum": 0.5}),
+        "split-wider-than-the-inputs": (kernel_against_core, {"batch": 1, "threads": 64,
+                                                              "cost": "cross_entropy"}),
         "network-on-fake-cupy": (network_on_fake_cupy, {}),
         "one-output-quadratic": (kernel_against_core, {"sizes": [5, 4, 1]}),
         "one-output-cross_entropy": (kernel_against_core, {"sizes": [5, 4, 1], "blocks": 2,

@@ -16,7 +16,12 @@ Arrays are plain NumPy arrays (the strict wall between host and device is
   something else, and the comparison with the twin fails;
 * ``cublas.gemm`` with CuPy's signature and assertions;
 * ``asnumpy``, ``cuda.get_current_stream().synchronize()``, the runtime's
-  device count and properties.
+  device count and properties, ``lib.stride_tricks.as_strided``.
+
+Every other name is NumPy's. The functions looked up that way are recorded
+in :data:`CALLS` with the keywords each call used, so that a test can hold
+them to what CuPy has (CuPy's ufuncs take ``out``, ``dtype`` and
+``casting``, not NumPy's ``where``, for one).
 
 ``install(monkeypatch)`` puts it in ``sys.modules`` as ``cupy``.
 """
@@ -30,8 +35,33 @@ import numpy
 __version__ = "0.0-fake"
 
 
+#: {(name, keyword names)} of the NumPy functions called as ``cupy.name``.
+CALLS = set()
+
+
+class _Recorded:
+    """A NumPy function or ufunc standing in for CuPy's: calls go to CALLS."""
+
+    def __init__(self, name, function):
+        self._name, self._function = name, function
+
+    def __call__(self, *args, **kwargs):
+        CALLS.add((self._name, tuple(sorted(kwargs))))
+        return self._function(*args, **kwargs)
+
+    def __getattr__(self, attribute):
+        return getattr(self._function, attribute)
+
+
 def __getattr__(name):  # everything else: numpy's function of that name
-    return getattr(numpy, name)
+    attribute = getattr(numpy, name)
+    if callable(attribute) and not isinstance(attribute, type):
+        return _Recorded(name, attribute)
+    return attribute  # dtypes, finfo, constants
+
+
+lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(
+    as_strided=numpy.lib.stride_tricks.as_strided))
 
 
 def asnumpy(array):

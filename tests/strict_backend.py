@@ -10,6 +10,7 @@ to the host are the backend's explicit ``asarray`` (host -> device) and
 """
 
 import operator
+import types
 
 import numpy
 
@@ -137,10 +138,17 @@ for _name in ("neg", "pos", "abs", "invert"):
             (lambda op: lambda self: _wrap(op(self._data)))(getattr(operator, _name)))
 
 
+def _as_strided(x, shape=None, strides=None):
+    """``cupy.lib.stride_tricks.as_strided``: a view of a device array
+    (writes through it reach the array)."""
+    return _wrap(numpy.lib.stride_tricks.as_strided(_operand(x), shape=shape, strides=strides))
+
+
 class StrictNamespace:
     """``numpy`` as seen from the device: functions take and return DeviceArrays."""
 
     TRANSFERS = ("asarray", "array")  # the explicit host -> device copies
+    lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(as_strided=_as_strided))
 
     def __getattr__(self, name):
         attribute = getattr(numpy, name)

@@ -107,7 +107,7 @@ def upward_imports(graph, layers=LAYERS):
 
 def test_the_graph_is_read_correctly():
     graph = import_graph()
-    assert "nn_gpu.training.loop" in graph["nn_gpu.model.network"]
+    assert "nn_gpu.training.loop" in graph["nn_gpu.model.base"]
     assert {"nn_gpu.cli.train", "nn_gpu.cli.sweep"} <= graph["nn_gpu.cli"]
     assert "nn_gpu.sweep.study" in graph["nn_gpu.cli.sweep"]  # imported inside a function
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]

@@ -141,15 +141,15 @@ def describe_config(config):
         parts.append(f"{config['train_examples']} examples")
     if config.get("preset"):
         parts.append(f"preset {config['preset']}")
+    elif isinstance(config.get("layers"), list):
+        parts.append(f"a {len(config['layers'])}-layer conv network")
     return ", ".join(parts) or "Learning curves"
 
 
 def no_costs_hint(config):
-    """What the empty cost panel says: how to record costs, where the run's
-    kind can (a conv run, whose config lists its layers, records accuracies only)."""
-    if config.get("layers"):
-        return "no costs recorded\n(conv runs record accuracies only)"
-    return "no costs recorded\n(train --monitor training-cost evaluation-cost)"
+    """The note under curves without costs: how to record them (either kind
+    of network can; a conv run records validation and test costs by default)."""
+    return "no costs recorded (train --monitor training-cost evaluation-cost)"
 
 
 def _series(epochs, key, scale=1.0):
@@ -157,55 +157,90 @@ def _series(epochs, key, scale=1.0):
     return [p[0] for p in points], [p[1] for p in points]
 
 
+def _draw(ax, epochs, suffix, scale, ylabel):
+    """One panel: train / validation / test of the ``suffix`` values; returns
+    every value drawn."""
+    drawn = []
+    for label, split, style in SPLITS:
+        x, y = _series(epochs, split + suffix, scale)
+        if not x:
+            continue
+        if suffix == "_accuracy" and split == "validation":
+            best = max(range(len(y)), key=lambda i: y[i])  # the first of equals
+            label = f"{label} (best {y[best]:.2f}%, epoch {x[best]})"
+        ax.plot(x, y, style, marker="o" if len(x) < 2 else None, markersize=3, label=label)
+        drawn += y
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(ylabel.split()[0].capitalize(), fontsize=11)
+    ax.grid(True, alpha=0.3)
+    if drawn:
+        ax.legend(fontsize=9)
+    else:
+        ax.text(0.5, 0.5, "no accuracies recorded", transform=ax.transAxes,
+                ha="center", va="center", fontsize=10, color="0.4")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    return drawn
+
+
+def accuracy_range(values):
+    """(low, high) of the accuracy axis, in %: around all but the lowest
+    tenth of the values, so that the region a run ends in (98-99% for a conv
+    net) is not flattened by its first epochs; None where that would hide
+    nothing."""
+    ordered = sorted(values)
+    floor, top = ordered[len(ordered) // 10], ordered[-1]
+    if floor == ordered[0]:
+        return None
+    margin = max(0.1 * (top - floor), 0.05)
+    return max(0.0, floor - margin), min(100.0, top + margin)
+
+
+def _focus_accuracy(ax, values):
+    limits = accuracy_range(values)
+    if limits is None:
+        return
+    ax.set_ylim(*limits)
+    hidden = sum(value < limits[0] for value in values)
+    ax.text(0.99, 0.01, f"{hidden} lower point{'s' * (hidden != 1)} below the axis",
+            transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="0.4")
+
+
 def plot_curves(history, path, dpi=DEFAULT_DPI):
     """Cost and accuracy against epoch, train / validation / test where the
-    history has them, written to ``path`` as PNG. ``history`` is the
-    document of ``nn-gpu train --history`` (a dict, or the file's path)."""
+    history has them, written to ``path`` as PNG (accuracy alone, with a
+    note, where no cost was recorded). ``history`` is the document of
+    ``nn-gpu train --history`` (a dict, or the file's path)."""
     if isinstance(history, (str, os.PathLike)):
         history = load_history(history)
     epochs = check_history(history)["epochs"]
     fig = new_figure(CURVES_SIZE, dpi)
-    cost_ax, acc_ax = fig.subplots(1, 2)
     config = history.get("config") or {}
     fig.suptitle("\n".join(textwrap.wrap(describe_config(config), 110)), fontsize=11)
+    has_costs = any(_series(epochs, split + "_cost")[0] for _, split, _ in SPLITS)
+    axes = fig.subplots(1, 2) if has_costs else [fig.subplots(1, 1)]
+    if has_costs:
+        _draw(axes[0], epochs, "_cost", 1.0, "cost")
+    else:
+        fig.text(0.5, 0.01, no_costs_hint(config), ha="center", va="bottom", fontsize=9,
+                 color="0.4")
+    _focus_accuracy(axes[-1], _draw(axes[-1], epochs, "_accuracy", 100.0, "accuracy (%)"))
+    _mark_eta_changes(epochs, axes)
+    save_png(fig, path)
+    return fig
 
-    for ax, suffix, scale, ylabel in ((cost_ax, "_cost", 1.0, "cost"),
-                                      (acc_ax, "_accuracy", 100.0, "accuracy (%)")):
-        drawn = 0
-        for label, split, style in SPLITS:
-            x, y = _series(epochs, split + suffix, scale)
-            if not x:
-                continue
-            if suffix == "_accuracy" and split == "validation":
-                best = max(range(len(y)), key=lambda i: y[i])  # the first of equals
-                label = f"{label} (best {y[best]:.2f}%, epoch {x[best]})"
-            ax.plot(x, y, style, marker="o" if len(x) < 2 else None, markersize=3,
-                    label=label)
-            drawn += 1
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
-        ax.set_title(ylabel.split()[0].capitalize(), fontsize=11)
-        ax.grid(True, alpha=0.3)
-        if drawn:
-            ax.legend(fontsize=9)
-        else:
-            hint = no_costs_hint(config) if suffix == "_cost" else "no accuracies recorded"
-            ax.text(0.5, 0.5, hint, transform=ax.transAxes, ha="center", va="center",
-                    fontsize=10, color="0.4")
-        ax.xaxis.get_major_locator().set_params(integer=True)
 
-    # Where an eta schedule halved eta: dotted lines on both panels.
+def _mark_eta_changes(epochs, axes):
+    """Where an eta schedule halved eta: dotted lines on every panel."""
     etas = [(e["epoch"], e.get("eta")) for e in epochs]
     changes = [epoch for (epoch, eta), (_, before) in zip(etas[1:], etas) if
                eta is not None and before is not None and eta != before]
     for i, epoch in enumerate(changes):
-        for ax in (cost_ax, acc_ax):
+        for ax in axes:
             ax.axvline(epoch - 0.5, color="0.5", linestyle=":", linewidth=1,
-                       label="eta changed" if i == 0 and ax is cost_ax else None)
-    if changes and cost_ax.get_legend() is not None:
-        cost_ax.legend(fontsize=9)
-    save_png(fig, path)
-    return fig
+                       label="eta changed" if i == 0 and ax is axes[0] else None)
+    if changes and axes[0].get_legend() is not None:
+        axes[0].legend(fontsize=9)
 
 
 def plot_misclassified(net, data, path, count=DEFAULT_MISCLASSIFIED, dpi=DEFAULT_DPI,

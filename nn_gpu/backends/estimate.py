@@ -2,7 +2,8 @@
 
 These are ESTIMATES, not measurements: no GPU run has checked them yet (see
 bench/RESULTS.md, "GPU"). The first device run's table of
-``scripts/gpu_check.sh`` is what should replace the constants below.
+``scripts/gpu_check.sh`` is what should replace the model's constants, which
+live in :mod:`.measured` with the rest of the backends' tuned numbers.
 
 Per SGD step of a network with one FLOP count F (2·(multiply-adds) of the
 forward pass, backprop and the weight update: 3 GEMMs' worth per layer):
@@ -18,12 +19,7 @@ forward pass, backprop and the weight update: 3 GEMMs' worth per layer):
   latencies) + F / (blocks · BLOCK_FLOPS).
 """
 
-CPU_STEP_S = 10e-6
-CPU_FLOPS = 70e9
-LAUNCH_S = 8e-6
-GPU_GEMM_FLOPS = 10e12
-FUSED_STEP_S = 3e-6
-BLOCK_FLOPS = 120e9
+from . import measured
 
 
 def step_flops(sizes, batch_size):
@@ -48,10 +44,11 @@ def epoch_seconds(sizes, batch_size, train_size=50_000, fused=True, momentum=Fal
     flops = step_flops(sizes, batch_size)
     layers = len(sizes) - 1
     estimates = {
-        "cpu": steps * (CPU_STEP_S + flops / CPU_FLOPS),
-        "cublas": steps * max(launches_per_step(layers, momentum) * LAUNCH_S,
-                              flops / GPU_GEMM_FLOPS),
+        "cpu": steps * (measured.CPU_STEP_S + flops / measured.CPU_FLOPS),
+        "cublas": steps * max(launches_per_step(layers, momentum) * measured.LAUNCH_S,
+                              flops / measured.GPU_GEMM_FLOPS),
     }
     if fused:
-        estimates["fused"] = steps * (FUSED_STEP_S + flops / (blocks * BLOCK_FLOPS))
+        estimates["fused"] = steps * (measured.FUSED_STEP_S
+                                      + flops / (blocks * measured.BLOCK_FLOPS))
     return estimates

@@ -49,7 +49,7 @@ def conv_benchmark(training, layers, batch_sizes, backend, eta, l2=0.0, dtype="f
                 rate = GemmRate(backend, conv_step_gemms(layers, batch_size, sparse), dtype,
                                 clock=clock)
                 net = ConvNetwork(layers, backend=backend, dtype=dtype, seed=SEED)
-                runners = {"nn_gpu": net.epoch_runner(training, batch_size, eta, l2)}
+                runners = {"nn_gpu": net.epoch_runner(training, batch_size, eta, l2=l2)}
                 if peers:
                     try:
                         runners[PEER] = TorchConvEpoch(layers, *training, batch_size, eta, l2,

@@ -197,19 +197,46 @@ def _torch_manual(X, labels, sizes, mini_batch_size, eta, threads, seed):
 
 
 # ---------------------------------------------------------------------- JAX
+@contextlib.contextmanager
+def environment_variable(name, value):
+    """``os.environ[name] = value`` for the block only: the old value (or
+    its absence) is back after it, whatever happened inside."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+def import_jax(threads):
+    """(jax, its CPU device), its CPU backend started with ``threads``
+    intra-op threads; :class:`PeerUnavailable` where JAX is not installed.
+
+    XLA reads its flags from the environment once, when its backend starts
+    (the first ``jax.devices``), and has no other way in: XLA_FLAGS is set
+    for the import and that start only, then given back its old value (a
+    user's own XLA_FLAGS wins). A JAX already started keeps its threads."""
+    flags = os.environ.get("XLA_FLAGS") or (f"--xla_cpu_multi_thread_eigen={threads > 1} "
+                                            f"intra_op_parallelism_threads={threads}")
+    with environment_variable("XLA_FLAGS", flags):
+        try:
+            import jax
+        except ImportError as exc:
+            raise PeerUnavailable(f"JAX is not installed ({exc})") from None
+        return jax, jax.devices("cpu")[0]
+
+
 def _jax_scan(X, labels, sizes, mini_batch_size, eta, threads, seed):
     if X.shape[0] % mini_batch_size:
         raise PeerUnavailable("the lax.scan epoch needs the training set to divide into "
                               "whole mini-batches")
-    # XLA's CPU thread pool is sized when JAX starts: set it before the import.
-    os.environ.setdefault("XLA_FLAGS", f"--xla_cpu_multi_thread_eigen={threads > 1} "
-                                       f"intra_op_parallelism_threads={threads}")
-    try:
-        import jax
-        import jax.numpy as jnp
-    except ImportError as exc:
-        raise PeerUnavailable(f"JAX is not installed ({exc})") from None
-    cpu = jax.devices("cpu")[0]
+    jax, cpu = import_jax(threads)
+    import jax.numpy as jnp
+
     rng = numpy.random.default_rng(seed)
     params = [(jnp.asarray(rng.standard_normal((n_out, n_in)), jnp.float32),
                jnp.asarray(rng.standard_normal(n_out), jnp.float32))

@@ -1,11 +1,11 @@
 """The ``nn-gpu`` command line: train, evaluate, presets, download, info,
-bench, plot, predict, read, sweep.
+bench, plot, predict, read, serve, sweep.
 
 This file is the only one that lists the commands; each lives in a module of
 its own (:mod:`.train`, :mod:`.info` for evaluate/presets/download/info,
-:mod:`.bench`, :mod:`.plot`, :mod:`.predict`, :mod:`.read`, :mod:`.sweep`) on top of the
-library, with what they share in :mod:`.common`. Nothing outside this
-package imports it.
+:mod:`.bench`, :mod:`.plot`, :mod:`.predict`, :mod:`.read`, :mod:`.serve`,
+:mod:`.sweep`) on top of the library, with what they share in
+:mod:`.common`. Nothing outside this package imports it.
 
 Every mistake a user can make ends in one line on stderr, never a traceback:
 usage errors (bad flags or numbers) exit with status 2, errors found while
@@ -17,10 +17,8 @@ loaded, so a typo never costs a 30-epoch run.
 import argparse
 import sys
 
-import numpy
-
 from ..errors import NNGpuError
-from . import bench, info, plot, predict, read, sweep, train
+from . import bench, info, plot, predict, read, serve, sweep, train
 from .common import PROG, fail
 
 
@@ -39,7 +37,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     train.add_parser(commands)
     info.add_parsers(commands)  # evaluate, presets, download, info
-    for command in (bench, plot, predict, read, sweep):
+    for command in (bench, plot, predict, read, serve, sweep):
         command.add_parser(commands)
     return parser
 
@@ -52,8 +50,7 @@ def main(argv=None):
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        with numpy.errstate(all="ignore"):  # results are checked, not warned about
-            return args.func(args)
+        return args.func(args)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:  # (training says itself what it kept)

@@ -175,12 +175,14 @@ def percent(correct, total):
     return f"{100 * correct / total:.2f}%"
 
 
-def interrupted(done, history_path, checkpoint):
-    """After Ctrl-C or SIGTERM in ``train``: say what was kept; the exit status 130."""
+def interrupted(done, history_path, checkpoint, command=None):
+    """After Ctrl-C or SIGTERM in ``train``: say what was kept and the
+    ``command`` that continues the run; the exit status 130."""
     kept = [f"history kept in {history_path}"] if history_path else []
     if checkpoint is not None and checkpoint.exists():
+        command = command or f"{PROG} train --resume {checkpoint.directory}"
         kept.append(f"checkpoint of epoch {done} in {checkpoint.directory}: continue with "
-                    f"`{PROG} train --resume {checkpoint.directory}`")
+                    f"`{command}`")
     print(f"Interrupted after epoch {done}; {'; '.join(kept) or 'nothing saved'}",
           file=sys.stderr, flush=True)
     return 130

@@ -5,7 +5,6 @@
     nn-gpu read model.npz photo.jpg --show read.png
 """
 
-import json
 import sys
 from pathlib import Path
 
@@ -58,7 +57,7 @@ def cmd_read(args):
         if show is not None:
             draw_reading(image, reading, show)
         if args.json:
-            print(json.dumps({"file": image, **reading.as_dict()}))
+            print(reading.json_line(image))
         else:
             chances = " ".join(f"{p:.2f}" for p in reading.probabilities)
             print(f"{image}: {reading.digits}  ({chances})")

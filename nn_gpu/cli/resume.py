@@ -2,31 +2,38 @@
 command line may.
 
 A checkpoint written by ``train`` keeps the settings the run was trained
-with. A resume trains on with exactly those, each checked first with the
-very argument type the command line uses, errors naming the checkpoint.
-Nothing else is taken from it: outputs and other side effects (``--history``,
-``--save``, ``--quiet``, ``--data``, ``--backend``) come only from the command
-line of the run in progress, since a checkpoint is data that anyone may
-hand you.
+with, for either kind of network. A resume trains on with exactly those,
+each checked first with the very argument type the command line uses (a
+conv run's layers as a layers file's are), errors naming the checkpoint.
+Nothing else is taken from it: outputs and other side effects
+(``--history``, ``--save``, ``--quiet``, ``--data``, ``--backend``) come only
+from the command line of the run in progress, since a checkpoint is data
+that anyone may hand you.
 
 Options given with ``--resume`` that can change mid-run (:data:`MAY_CHANGE`)
-are applied, and the first line says so; any other is refused.
+are applied, and the first line says so; any other is refused, in one line.
 """
 
 import argparse
 
-from ..errors import CheckpointError
-from ..presets.network import TRAIN_DEFAULTS
+from ..convnet.layers import layer_from_spec
+from ..convnet.network import MODEL_FORMAT as CONV_FORMAT
+from ..convnet.network import check_layers
+from ..errors import CheckpointError, InvalidArgumentError
+from ..model.network import MODEL_FORMAT as NETWORK_FORMAT
 
 #: What a resume may change: how long to go on, at which η, and where the
 #: results go and on how many BLAS threads (``--eta``: the η of the epochs still to run).
 MAY_CHANGE = ("epochs", "eta", "history", "save", "quiet", "backend", "threads", "data")
-#: The settings a checkpoint keeps besides the resolved options.
-STORED = ("preset", "dtype", "seed", "method", "train_size", "digit")
+#: The settings a checkpoint keeps besides the resolved options (and a conv run's layers).
+STORED = ("preset", "dtype", "seed", "method", "train_size", "digit", "save_best")
 #: The ones that may be None (not set).
-OPTIONAL = ("preset", "seed", "train_size", "digit", "eta_schedule", "early_stopping")
+OPTIONAL = ("preset", "seed", "train_size", "digit", "save_best", "eta_schedule",
+            "early_stopping")
 #: Options of `train` that are neither the run's settings nor in MAY_CHANGE.
-NOT_SETTINGS = ("resume", "checkpoint_dir", "command", "func", "parser")
+NOT_SETTINGS = ("resume", "checkpoint_dir", "command", "func")
+#: The kind of network of each model format a checkpoint may hold.
+KINDS = {NETWORK_FORMAT: "mlp", CONV_FORMAT: "conv"}
 
 
 def flag(dest):
@@ -49,36 +56,62 @@ def refuse_fixed(parser, args):
                      f"{', '.join(map(flag, MAY_CHANGE))} (--eta: for the epochs still to run)")
 
 
-def stored_settings(parser, config, where):
+def kind_of(meta, where):
+    """"mlp" or "conv": the kind of network the checkpoint's metadata holds."""
+    kind = KINDS.get(meta["model"].get("format"))
+    if kind is None:
+        raise CheckpointError(f"{where}: this checkpoint holds no network `nn-gpu train` "
+                              "trains; resume it from Python with its model's sgd")
+    return kind
+
+
+def _damaged(where, what):
+    return CheckpointError(f"{where}: its stored settings are damaged or not "
+                           f"`nn-gpu train`'s: {what}; resume it from a good copy")
+
+
+def stored_settings(parser, config, where, option_keys, conv=False):
     """The settings of ``config`` (a checkpoint's), dest -> value, each checked
     by the argument type (and choices) of ``parser``'s option and converted
-    as the command line converts it. Raises :class:`CheckpointError` naming
-    ``where`` for anything else: an unknown key, a missing one, a bad value."""
-    def damaged(what):
-        return CheckpointError(f"{where}: its stored settings are damaged or not "
-                               f"`nn-gpu train`'s: {what}; resume it from a good copy")
-
+    as the command line converts it; ``option_keys`` are the options of the
+    run's kind, and a ``conv`` run's ``layers`` are checked as layers. Raises
+    :class:`CheckpointError` naming ``where`` for anything else: an unknown
+    key, a missing one, a bad value."""
     if not isinstance(config, dict) or not isinstance(config.get("options"), dict):
         raise CheckpointError(f"{where}: this checkpoint was not written by `nn-gpu train`; "
-                              "resume it from Python with Network.sgd")
+                              "resume it from Python with its model's sgd")
     settings = {key: value for key, value in config.items() if key != "options"}
     settings.update(config["options"])
-    expected = set(STORED) | set(TRAIN_DEFAULTS)
+    layers = settings.pop("layers", None) if conv else None
+    expected = set(STORED) | set(option_keys)
     unknown = sorted(set(settings) - expected)
     if unknown:
-        raise damaged(f"unknown setting {unknown[0]!r}")
+        raise _damaged(where, f"unknown setting {unknown[0]!r}")
     missing = sorted(expected - set(settings) - set(OPTIONAL))
     if missing:
-        raise damaged(f"no {missing[0]!r}")
-    settings = {**dict.fromkeys(OPTIONAL), **settings}  # (older checkpoints: no digit)
+        raise _damaged(where, f"no {missing[0]!r}")
+    settings = {**dict.fromkeys(OPTIONAL), **settings}
     actions = {action.dest: action for action in parser._actions}
     checked = {}
     for dest, value in settings.items():
         try:
             checked[dest] = _parse(actions[dest], value, dest in OPTIONAL)
         except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
-            raise damaged(f"{dest} {_short(value)}: {exc}") from None
+            raise _damaged(where, f"{dest} {_short(value)}: {exc}") from None
+    checked["save_best"] = bool(checked["save_best"])
+    if conv:
+        checked["layers"] = stored_layers(layers, where)
     return checked
+
+
+def stored_layers(specs, where):
+    """A conv run's stored layer descriptions, checked as a layers file's are."""
+    if not isinstance(specs, list):
+        raise _damaged(where, "no list of layers")
+    try:
+        return [layer.spec() for layer in check_layers([layer_from_spec(s) for s in specs])]
+    except (InvalidArgumentError, TypeError, ValueError) as exc:
+        raise _damaged(where, f"layers: {' '.join(str(exc).split())}") from None
 
 
 def _parse(action, value, optional):
@@ -87,7 +120,7 @@ def _parse(action, value, optional):
         if optional:
             return None
         raise ValueError("must be set")
-    if isinstance(action, argparse.BooleanOptionalAction):
+    if isinstance(action, argparse.BooleanOptionalAction) or action.nargs == 0:
         if not isinstance(value, bool):
             raise ValueError("must be true or false")
         return value
@@ -129,22 +162,18 @@ class Blame:
         raise CheckpointError(f"{self.where}: its stored settings do not make a run: {message}")
 
 
-def apply(parser, args, checkpoint_path, config):
-    """Set ``args`` to the checkpoint's settings, keeping from the command line
-    only what :data:`MAY_CHANGE`; refuse the rest. Returns the changes made:
-    flag -> (stored value, new value)."""
+def read(parser, args, where, config, option_keys, conv=False):
+    """(the checkpoint's settings, the changes the command line makes to
+    them: flag -> (stored value, new value)), refusing options a resume
+    cannot change (see :func:`stored_settings` for the other arguments)."""
     refuse_fixed(parser, args)
-    stored = stored_settings(parser, config, checkpoint_path)
+    stored = stored_settings(parser, config, where, option_keys, conv)
     changes = {}
-    for dest, value in stored.items():
+    for dest in MAY_CHANGE:
         given = getattr(args, dest, None)
-        if dest in MAY_CHANGE and given is not None and given != value:
-            changes[flag(dest)] = (value, given)
-        else:
-            setattr(args, dest, value)
-    args.preset = None  # the stored options are already resolved
-    args.stored_preset = stored["preset"]
-    return changes
+        if dest in stored and given is not None and given != stored[dest]:
+            changes[flag(dest)] = (stored[dest], given)
+    return stored, changes
 
 
 def describe_changes(changes):

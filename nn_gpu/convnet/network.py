@@ -1,12 +1,14 @@
-"""A network built from chapter 6's layers, with :class:`nn_gpu.Network`'s methods.
+"""A network built from chapter 6's layers: a :class:`~nn_gpu.model.base.Model`.
 
 ``ConvNetwork(layers)`` takes a list of :mod:`~nn_gpu.convnet.layers`
 objects ending in a :class:`~nn_gpu.convnet.layers.SoftmaxLayer`, like
-network3.py's ``Network``; it keeps :class:`~nn_gpu.Network`'s interface
+network3.py's ``Network``; it has :class:`~nn_gpu.Network`'s interface
 (``feedforward``, ``backprop``, ``sgd``, ``evaluate``, ``total_cost``,
 ``save``/``load``, the history ``sgd`` returns) and its conventions: one
 example per row of X, float32 by default, parameters drawn on the host from
-``seed`` so every backend starts from the same network.
+``seed`` so every backend starts from the same network. It holds the layers
+and their math; the training loop is the one every model shares
+(:mod:`nn_gpu.training.loop`), its epoch :class:`~nn_gpu.convnet.epoch.ConvEpochRunner`.
 
 L2 regularisation is the library's: the cost gains (λ/2n)Σw² over every
 weight (filters included), n the training-set size, so one step multiplies
@@ -15,20 +17,22 @@ instead, so its λ is ours divided by m: its λ = 0.1 at mini-batch 10 is
 λ = 1.0 here (the presets say so).
 """
 
-import time
+import math
 import zipfile
 
 import numpy
 
 from ..backends import get_backend
-from ..errors import CheckpointError, InvalidArgumentError
-from ..io import npz
+from ..errors import InvalidArgumentError
+from ..io import memory, npz
 from ..io.fileio import input_stream
 from ..model import core
+from ..model.base import Model
 from ..model.costs import LogLikelihoodCost
-from ..model.network import Network, model_file_errors
-from ..options import batch_fits, non_negative_number, positive_int, positive_number
+from ..model.network import BUILD_BYTES, model_file_errors
 from ..options import dtype as check_dtype
+from ..options import seed as check_seed
+from .epoch import ConvEpochRunner
 from .layers import ConvPoolLayer, SoftmaxLayer, layer_from_spec
 
 MODEL_FORMAT = "nn_gpu.convnet"
@@ -45,6 +49,9 @@ def check_layers(layers):
     layers = list(layers)
     if not layers or not isinstance(layers[-1], SoftmaxLayer):
         raise InvalidArgumentError("the last layer must be a SoftmaxLayer (the output layer)")
+    if layers[-1].n_out < 2:
+        raise InvalidArgumentError("the SoftmaxLayer needs at least 2 outputs: a softmax over "
+                                   "one neuron is always 1")
     for l, (before, after) in enumerate(zip(layers[:-1], layers[1:]), start=1):
         if isinstance(before, SoftmaxLayer):
             raise InvalidArgumentError(f"layer {l - 1} is a SoftmaxLayer; only the last may be")
@@ -54,6 +61,19 @@ def check_layers(layers):
                 + (f" (maps x rows x columns {before.output_shape})"
                    if isinstance(before, ConvPoolLayer) else ""))
     return layers
+
+
+def parameter_count(layers):
+    """How many numbers the parameters of ``layers`` hold."""
+    return sum(math.prod(shape) for shape in parameter_shapes(layers).values())
+
+
+def check_buildable(layers, extra_bytes_per_parameter=0, advice="choose smaller layers"):
+    """Raise :class:`~nn_gpu.errors.MemoryBudgetError` before building a
+    network of ``layers`` that cannot fit in the memory available."""
+    count = parameter_count(layers)
+    memory.check_fits(count * (BUILD_BYTES + extra_bytes_per_parameter),
+                      f"a network of {len(layers)} layers ({count:,} parameters)", advice)
 
 
 def read_metadata(meta):
@@ -80,10 +100,21 @@ def parameter_shapes(layers):
     return shapes
 
 
-class ConvNetwork(Network):
+class ConvNetwork(Model):
     """network3.py's ``Network``: a list of layers, trained by mini-batch SGD
     on the log-likelihood cost (``backend``, ``dtype`` and ``seed`` as for
-    :class:`~nn_gpu.Network`)."""
+    :class:`~nn_gpu.Network`). L2 regularisation and the η schedule, early
+    stopping and monitors of the training loop apply; dropout is the layers'
+    own (``p_dropout``); :attr:`UNSUPPORTED` lists what it does not train with."""
+
+    IDENTITY = ("format", "layers", "dtype")
+    UNSUPPORTED = {
+        "l1": "L1 regularisation is the fully connected network's (use l2)",
+        "momentum": "momentum is the fully connected network's",
+        "dropout": "a convolutional network's dropout is set per layer (p_dropout in its "
+                   "layers)",
+        "method": "its only method is 'batched' (the per-example loop is chapter 1's)",
+    }
 
     def __init__(self, layers, backend="auto", dtype="float32", seed=None):
         self.layers = check_layers(layers)
@@ -91,8 +122,9 @@ class ConvNetwork(Network):
         self.cost = LogLikelihoodCost
         self.kinds = tuple(layer.activation for layer in self.layers)
         self.dtype = check_dtype(dtype)
+        self.seed = check_seed(seed)
+        check_buildable(self.layers)
         self.backend = get_backend(backend)
-        self.seed = seed
         self.rng = numpy.random.default_rng(seed)
         parameters = [layer.initial_parameters(self.rng) for layer in self.layers]
         self.weights = [self.backend.asarray(w, self.dtype) for w, _ in parameters]
@@ -178,111 +210,50 @@ class ConvNetwork(Network):
 
     def count_correct(self, X, labels):
         """Σ [argmax a^L == label] over device data, as a 0-d device array."""
-        xp = self.backend.xp
-        correct = xp.zeros((), dtype=xp.int64)
-        for rows, a in self.scored_outputs(X):
-            correct += xp.sum(xp.argmax(a, axis=1) == labels[rows])
-        return correct
+        return self.correct_and_cost(X, labels, cost=False)[0]
 
     def cost_of(self, X, labels, l2=0.0, l1=0.0, train_size=None):
         """Mean -ln a^L_y over device data, plus (λ₂/2n)Σw² (n = ``train_size``)."""
+        return self.correct_and_cost(X, labels, l2, l1, train_size, correct=False)[1]
+
+    def correct_and_cost(self, X, labels, l2=0.0, l1=0.0, train_size=None, correct=True,
+                         cost=True):
+        """(:meth:`count_correct`, :meth:`cost_of`) in one pass over the
+        scoring chunks (each None where not asked for)."""
         xp = self.backend.xp
-        total = xp.zeros((), dtype=self.dtype)
+        count = xp.zeros((), dtype=xp.int64) if correct else None
+        total = xp.zeros((), dtype=self.dtype) if cost else None
         for rows, a in self.scored_outputs(X):
-            picked = xp.take_along_axis(a, labels[rows][:, None], axis=1)
-            total -= xp.sum(xp.log(xp.maximum(picked, xp.finfo(self.dtype).tiny)))
-        cost = total / X.shape[0]
+            if correct:
+                count += xp.sum(xp.argmax(a, axis=1) == labels[rows])
+            if cost:
+                picked = xp.take_along_axis(a, labels[rows][:, None], axis=1)
+                total -= xp.sum(xp.log(xp.maximum(picked, xp.finfo(self.dtype).tiny)))
+        if not cost:
+            return count, None
+        mean = total / X.shape[0]
         if l2 or l1:
-            cost = cost + core.regularization_cost(self.backend, self.weights, l2, l1,
+            mean = mean + core.regularization_cost(self.backend, self.weights, l2, l1,
                                                    train_size or X.shape[0])
-        return cost
+        return count, mean
 
     # ---------------------------------------------------------- training
-    def sgd(self, training_data, epochs, mini_batch_size, eta, test_data=None,
-            validation_data=None, l2=0.0, callback=None, progress=None, checkpoint=None,
-            resume=False):
-        """Train by mini-batch SGD; return the history (one dict per epoch).
-
-        Each epoch shuffles the training set with the network's host RNG and
-        steps over consecutive mini-batches (the last may be smaller):
-        w -> (1 - ηλ/n) w - (η/m) Σ_x ∇C_x, biases without the decay. Layers
-        with ``p_dropout`` see a fresh mask on their inputs every step.
-        Records hold ``epoch``, ``seconds``, ``eta`` and, for the validation
-        and test data given, ``{name}_correct``, ``{name}_total`` and
-        ``{name}_accuracy``; ``callback(record)`` is called after each epoch.
-
-        ``checkpoint`` (a :class:`nn_gpu.training.checkpoint.Checkpoint`) is rewritten
-        after every epoch; with ``resume=True`` training continues from it,
-        bit for bit as if never interrupted, up to ``epochs`` in all (the
-        other arguments must be those of the original run).
-        """
-        positive_int(epochs, "epochs")
-        if resume and checkpoint is None:
-            raise InvalidArgumentError("resume needs the checkpoint to resume from")
-        run_epoch = self.epoch_runner(training_data, mini_batch_size, eta, l2=l2)
-        scored = [(name, self.to_device(data, f"{name}_data"))
-                  for name, data in (("validation", validation_data), ("test", test_data))
-                  if data is not None]
-        settings = {"mini_batch_size": mini_batch_size, "eta": eta, "l2": l2,
-                    "train_size": run_epoch.train_size}
-        history = self._restore(checkpoint, settings, run_epoch) if resume else []
-        for epoch in range(len(history) + 1, epochs + 1):
-            started = time.perf_counter()
-            run_epoch(progress)
-            record = {"epoch": epoch, "seconds": time.perf_counter() - started, "eta": eta}
-            counts = self.read_all({name: self.count_correct(X, labels)
-                                    for name, (X, labels) in scored})  # one synchronisation
-            for name, (X, _) in scored:
-                correct = int(counts[name])
-                record.update({f"{name}_correct": correct, f"{name}_total": X.shape[0],
-                               f"{name}_accuracy": correct / X.shape[0]})
-            history.append(record)
-            if checkpoint is not None:
-                state = {"settings": settings, "history": history,
-                         "shuffle_rng": self.rng.bit_generator.state,
-                         "dropout_rng": run_epoch.dropout_state()}
-                checkpoint.save(self.metadata(), state, self.host_arrays((self.weights,
-                                                                           self.biases)))
-            if callback is not None:
-                callback(record)
-        self.last_training = {**settings, "epochs_done": len(history)}
-        return history
-
-    def _restore(self, checkpoint, settings, run_epoch):
-        """Parameters and random generators as after the checkpoint's epoch;
-        returns the history so far."""
-        meta, arrays = checkpoint.load(self.checkpoint_arrays)
-        where = checkpoint.path
-        if meta["model"].get("layers") != self.metadata()["layers"]:
-            raise CheckpointError(f"{where}: the checkpoint is of another network")
-        state = meta["state"]
-        for key, value in settings.items():
-            if state.get("settings", {}).get(key) != value:
-                raise CheckpointError(f"{where}: the checkpoint was trained with {key} = "
-                                      f"{state.get('settings', {}).get(key)!r}, this run has "
-                                      f"{value!r}")
-        try:
-            for l in range(len(self.layers)):
-                self.weights[l][...] = self.backend.asarray(arrays[f"w{l}"], self.dtype)
-                self.biases[l][...] = self.backend.asarray(arrays[f"b{l}"], self.dtype)
-            self.rng.bit_generator.state = state["shuffle_rng"]
-            run_epoch.restore_dropout_state(state.get("dropout_rng"))
-            return list(state["history"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{where}: checkpoint incomplete or damaged ({exc!r})") from None
-
-    def epoch_runner(self, training_data, mini_batch_size, eta, l2=0.0):
-        """Check the training set and move it to the device once; return a
-        :class:`EpochRunner` that trains one epoch per call (what ``sgd`` runs
-        each epoch, and what the benchmarks time)."""
-        return EpochRunner(self, training_data, mini_batch_size, eta, l2)
+    def runner(self, training_data, settings):
+        """The :class:`~nn_gpu.convnet.epoch.ConvEpochRunner` the training loop
+        runs each epoch (``settings``: a :class:`~nn_gpu.options.TrainingSettings`)."""
+        return ConvEpochRunner(self, training_data, settings)
 
     # ------------------------------------------------------- persistence
     @staticmethod
     def checkpoint_arrays(model):
-        """Name -> shape of the arrays a checkpoint of the network its
-        metadata ``model`` describes holds (``model`` checked first)."""
-        return parameter_shapes(read_metadata(model)[0])
+        """Name -> shape of every array a checkpoint of the network its
+        metadata ``model`` describes may hold (``model`` checked first): the
+        parameters and the snapshot of the best epoch's."""
+        layers = read_metadata(model)[0]
+        # the parameters and the best weights, each up to 8 bytes
+        check_buildable(layers, 2 * 8, "it cannot be resumed here")
+        shapes = parameter_shapes(layers)
+        return {**shapes, **{f"best_{name}": shape for name, shape in shapes.items()}}
 
     def metadata(self):
         return {"format": MODEL_FORMAT, "version": MODEL_VERSION,
@@ -313,52 +284,3 @@ class ConvNetwork(Network):
         net.last_training = training if isinstance(training, dict) else None
         return net
 
-
-class EpochRunner:
-    """The training set on the device, checked once; each call trains one
-    epoch of ``net`` (shuffle, every SGD step, synchronise)."""
-
-    def __init__(self, net, training_data, mini_batch_size, eta, l2):
-        self.net = net
-        self.X, labels = net.to_device(training_data, "training_data")
-        self.train_size = n = self.X.shape[0]
-        self.mini_batch_size = batch_fits(positive_int(mini_batch_size, "mini_batch_size"), n)
-        self.eta = positive_number(eta, "eta")
-        self.decay = 1.0 - self.eta * non_negative_number(l2, "l2 (λ)") / n
-        self.Y = net.one_hot(labels)
-        # Dropout masks get their own stream, spawned without drawing from the
-        # shuffles' generator (as Network.sgd does).
-        self.dropout_rng = (net.backend.random_generator(int(net.rng.spawn(1)[0].integers(2**63)))
-                            if any(layer.p_dropout for layer in net.layers) else None)
-
-    def _step(self, l, grad_w, grad_b):
-        backend = self.net.backend
-        backend.sgd_update(self.net.weights[l], grad_w, decay=self.decay)
-        backend.sgd_update(self.net.biases[l], grad_b)
-
-    def __call__(self, progress=None):
-        net, backend, xp = self.net, self.net.backend, self.net.backend.xp
-        n, batch = self.train_size, self.mini_batch_size
-        order = backend.asarray(net.rng.permutation(n))
-        for start in range(0, n, batch):
-            index = order[start:start + batch]
-            m = index.shape[0]
-            masks = [None if not layer.p_dropout else
-                     backend.dropout_mask(self.dropout_rng, layer.p_dropout,
-                                          backend.empty((m, layer.n_in), net.dtype))
-                     for layer in net.layers]
-            net._backward(xp.take(self.X, index, axis=0), xp.take(self.Y, index, axis=0),
-                          self.eta / m, masks, self._step)
-            if progress is not None and (start // batch) % 100 == 99:
-                backend.synchronize()  # only for the bar
-                progress(start + m)
-        backend.synchronize()
-
-    def dropout_state(self):
-        rng = self.dropout_rng
-        has_state = rng is not None and hasattr(rng, "bit_generator")
-        return rng.bit_generator.state if has_state else None
-
-    def restore_dropout_state(self, state):
-        if state is not None and hasattr(self.dropout_rng, "bit_generator"):
-            self.dropout_rng.bit_generator.state = state

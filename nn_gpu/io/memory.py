@@ -37,10 +37,11 @@ def available_bytes():
 
 
 def size_text(nbytes):
-    """Bytes in words: "1.2 GB"."""
+    """Bytes in words: "1.2 GB" (an absurd size, that a forged file may
+    declare, in a few characters: "3.2e+49 TB")."""
     for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if nbytes >= scale:
-            return f"{nbytes / scale:.1f} {unit}"
+            return f"{nbytes / scale:{'.1f' if nbytes < 1e16 else '.2g'}} {unit}"
     return f"{nbytes} bytes"
 
 

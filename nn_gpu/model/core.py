@@ -215,14 +215,18 @@ SCORING_CHUNK = 10_000
 
 
 def output_logits(backend, kinds, weights, biases, X):
-    """z^L for every row of X (one chunk); the hidden layers as in feedforward."""
+    """z^L for every row of X (one chunk); the hidden layers as in feedforward.
+    Weights large enough to overflow give ±inf or NaN in z, without NumPy's
+    warnings: z is the result, and what reads it decides (a prediction is
+    still an argmax; the training loop stops on a cost that is not finite)."""
     xp = backend.xp
     a = X
-    for w, b, kind in zip(weights[:-1], biases[:-1], kinds):
-        a = backend.linear_activation(a, w, b, out=backend.empty((a.shape[0], w.shape[0]), a.dtype),
-                                      kind=kind)
-    z = xp.matmul(a, weights[-1].T)
-    xp.add(z, biases[-1], out=z)
+    with backend.ignoring_float_errors():
+        for w, b, kind in zip(weights[:-1], biases[:-1], kinds):
+            a = backend.linear_activation(
+                a, w, b, out=backend.empty((a.shape[0], w.shape[0]), a.dtype), kind=kind)
+        z = xp.matmul(a, weights[-1].T)
+        xp.add(z, biases[-1], out=z)
     return z
 
 

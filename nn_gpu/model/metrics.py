@@ -32,8 +32,11 @@ def probabilities(net, X):
     float64, each row summing to 1: the output activations a^L normalised.
     Softmax outputs already sum to 1; sigmoid outputs are independent, so
     their row is scaled; a row that underflows to all zeros becomes uniform.
-    One output neuron a is the probability of class 1: the row is (1 - a, a)."""
-    outputs = numpy.asarray(net.backend.to_host(net.feedforward(X)), dtype=numpy.float64)
+    One output neuron a is the probability of class 1: the row is (1 - a, a).
+    Outputs of weights large enough to overflow come without NumPy's
+    warnings (a NaN output row stays NaN: the probabilities say so)."""
+    with net.backend.ignoring_float_errors():
+        outputs = numpy.asarray(net.backend.to_host(net.feedforward(X)), dtype=numpy.float64)
     if outputs.shape[1] == 1:
         return numpy.hstack([1.0 - outputs, outputs])
     totals = outputs.sum(axis=1, keepdims=True)

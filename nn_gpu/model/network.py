@@ -7,25 +7,25 @@ has shape (n_out,); a batch of inputs X is (m, n_in), one example per row.
 """
 
 import contextlib
-import json
 import math
 import zipfile
 
 import numpy
 
-from ..backends import get_backend
+from ..backends import NumpyBackend, choose_backend, get_backend
 from ..errors import InvalidArgumentError, MemoryBudgetError, ModelFileError
 from ..io import memory, npz
-from ..io.fileio import NotRegularFileError, atomic_write, input_stream
-from ..options import ACTIVATIONS, INITS, TrainingSettings, choice, positive_int
+from ..io.fileio import NotRegularFileError, input_stream
+from ..options import ACTIVATIONS, INITS, choice, positive_int
 from ..options import dtype as check_dtype
 from ..options import seed as check_seed
-from ..training import loop
-from ..training.scores import precision_recall
 from . import core
+from .base import Model
 from .costs import get_cost
-from .epoch import EpochRunner
+from .epoch import DenseEpochRunner
 
+#: Why a network built with backend "auto" is on the host before it trains.
+AUTO_PENDING = "auto: on the host until training chooses the device for its mini-batch size"
 MODEL_FORMAT = "nn_gpu.network"
 MODEL_VERSION = 1
 #: Bytes per parameter that building a network takes on the host: the
@@ -64,7 +64,7 @@ def check_outputs(cost, n_out):
             "single output neuron; use cost 'cross_entropy' or 'quadratic' with one output")
 
 
-class Network:
+class Network(Model):
     """A feed-forward network trained by mini-batch SGD.
 
     ``cost`` is ``"quadratic"`` or ``"cross_entropy"`` (sigmoid output layer)
@@ -75,10 +75,21 @@ class Network:
     the initial parameters and every epoch's shuffle; ``init`` is
     ``"normal"`` (N(0, 1)) or ``"scaled"`` (N(0, 1/n_in)) weights.
 
+    With ``backend="auto"`` the parameters stay on the host until training
+    starts: ``sgd`` knows the mini-batch size, and chooses the device and
+    path that are estimated fastest for it (:func:`~nn_gpu.backends.choose_backend`,
+    as ``nn-gpu train`` does), moving the parameters there;
+    :attr:`backend_choice` says which and why.
+
     A network with one output neuron is a yes/no classifier (the seed notes'
     "is it a nine?"): labels are 0 or 1, the target y is the label itself,
     and a^L > 0.5, that is z^L > 0, means 1.
+
+    It trains with every option of :class:`~nn_gpu.options.TrainingSettings`
+    (:meth:`~nn_gpu.model.base.Model.sgd`).
     """
+
+    IDENTITY = ("format", "sizes", "cost", "activation", "dtype")
 
     def __init__(self, sizes, cost="quadratic", backend="auto", dtype="float32", seed=None,
                  init="normal", activation="sigmoid"):
@@ -95,7 +106,12 @@ class Network:
         self.init = choice(init, INITS, "init")
         self.seed = check_seed(seed)
         check_buildable(self.sizes)
-        self.backend = get_backend(backend)
+        self._backend_request = backend
+        self.backend = (NumpyBackend(reason=AUTO_PENDING) if isinstance(backend, str)
+                        and backend == "auto" else get_backend(backend))
+        #: The :class:`~nn_gpu.backends.BackendChoice` of the latest training
+        #: (backend, path and why), None before the first.
+        self.backend_choice = None
         # Host RNG: initial parameters and shuffles, identical on every backend.
         self.rng = numpy.random.default_rng(seed)
         biases, weights = initial_parameters(self.rng, self.sizes, init)
@@ -109,85 +125,6 @@ class Network:
         return (f"Network({self.sizes}, cost={self.cost.name!r}, "
                 f"activation={self.activation!r}, backend={self.backend.name!r}, "
                 f"dtype={self.dtype.name!r})")
-
-    @property
-    def num_classes(self):
-        """Classes the labels name: one per output neuron, or 0 and 1 for a single one."""
-        return max(2, self.sizes[-1])
-
-    # ------------------------------------------------------------ inputs
-    def _inputs(self, X, what="X"):
-        """X as a (m, n_in) device array of the network's dtype."""
-        X = self.backend.xp.ascontiguousarray(self.backend.asarray(X, self.dtype))
-        if X.ndim != 2 or X.shape[1] != self.sizes[0] or X.shape[0] == 0:
-            raise InvalidArgumentError(
-                f"{what} must have shape (m, {self.sizes[0]}) with m >= 1, got {tuple(X.shape)}")
-        return X
-
-    def to_device(self, data, what="data"):
-        """Validate ``(X, labels)`` and move it to the device (once per run)."""
-        try:
-            X, labels = data
-        except (TypeError, ValueError):
-            raise InvalidArgumentError(f"{what} must be a pair (X, labels)") from None
-        X = self._inputs(X, f"{what} X")
-        labels = self.backend.asarray(labels)
-        if labels.shape != (X.shape[0],):
-            raise InvalidArgumentError(
-                f"{what} labels must have shape ({X.shape[0]},) to match X, got {tuple(labels.shape)}")
-        if labels.dtype.kind not in "iu":
-            raise InvalidArgumentError(f"{what} labels must be integers, got dtype {labels.dtype}")
-        xp = self.backend.xp
-        # Read back once per data set, before training starts.
-        checks = self.read_all({"low": xp.min(labels), "high": xp.max(labels),
-                                "finite": xp.all(xp.isfinite(X))})
-        low, high, finite = int(checks["low"]), int(checks["high"]), checks["finite"]
-        if low < 0 or high >= self.num_classes:
-            raise InvalidArgumentError(
-                f"{what} labels must lie in [0, {self.num_classes - 1}], found {low}..{high}")
-        if not finite:
-            raise InvalidArgumentError(f"{what} X contains NaN or infinite values")
-        return X, labels
-
-    def one_hot(self, labels):
-        """Device labels -> one-hot targets y, shape (m, n_out). With one
-        output neuron y is the label (0 or 1) itself: the one-hot code of
-        two classes without its redundant "no" column."""
-        xp = self.backend.xp
-        if self.sizes[-1] == 1:
-            return labels.astype(self.dtype).reshape(-1, 1)
-        Y = xp.zeros((labels.shape[0], self.sizes[-1]), dtype=self.dtype)
-        Y[xp.arange(labels.shape[0]), labels] = 1
-        return Y
-
-    def read(self, device_value):
-        """A 0-d device value as a Python number: a host synchronisation point."""
-        return self.backend.to_host(device_value).item()
-
-    def read_all(self, device_values):
-        """A dict of 0-d device values as Python floats, in one device->host copy."""
-        if not device_values:
-            return {}
-        xp = self.backend.xp
-        stacked = xp.stack([xp.asarray(v, dtype=xp.float64) for v in device_values.values()])
-        return dict(zip(device_values, self.backend.to_host(stacked).tolist()))
-
-    def host_arrays(self, parameters, prefix=""):
-        """{prefix}w{l} / {prefix}b{l} -> host copies of (weights, biases), for files."""
-        weights, biases = parameters
-        arrays = {f"{prefix}w{l}": self.backend.to_host(w) for l, w in enumerate(weights)}
-        arrays.update({f"{prefix}b{l}": self.backend.to_host(b) for l, b in enumerate(biases)})
-        return arrays
-
-    def copy_parameters(self):
-        """A device copy of (weights, biases), e.g. to keep the best epoch's."""
-        xp = self.backend.xp
-        return [xp.copy(w) for w in self.weights], [xp.copy(b) for b in self.biases]
-
-    def set_parameters(self, parameters):
-        weights, biases = parameters
-        for current, saved in zip(self.weights + self.biases, weights + biases):
-            current[...] = saved
 
     # ---------------------------------------------------------- the math
     def feedforward(self, X):
@@ -224,16 +161,6 @@ class Network:
         return core.count_positives(self.backend, self.kinds, self.weights, self.biases, X,
                                     labels)
 
-    def precision_recall(self, data):
-        """For one output neuron: (precision, recall) over ``(X, labels)`` —
-        of the rows it calls 1, the share that are; of the rows that are 1,
-        the share it finds."""
-        if self.sizes[-1] != 1:
-            raise InvalidArgumentError("precision and recall are those of a network with "
-                                       f"one output neuron; this one has {self.sizes[-1]}")
-        counts = self.count_positives(*self.to_device(data))
-        return precision_recall(self.read_all(counts))
-
     def cost_of(self, X, labels, l2=0.0, l1=0.0, train_size=None):
         """Mean cost over device data plus the regularisation terms, each
         scaled by the size of the *training* set (as a 0-d device array)."""
@@ -244,80 +171,31 @@ class Network:
                                                    train_size or X.shape[0])
         return cost
 
-    def evaluate(self, data):
-        """Number of rows of ``(X, labels)`` classified right: whose largest
-        output is the label or, for one output neuron, whose a^L > 0.5 is
-        [label == 1]."""
-        return self.read(self.count_correct(*self.to_device(data)))
-
-    def total_cost(self, data, l2=0.0, l1=0.0, train_size=None):
-        """Mean cost C over ``(X, labels)``, plus (λ₂/2n)Σw² + (λ₁/n)Σ|w| with
-        n = ``train_size`` (the training set's size) when λ are given."""
-        return self.read(self.cost_of(*self.to_device(data), l2=l2, l1=l1,
-                                      train_size=train_size))
-
     # ---------------------------------------------------------- training
-    def sgd(self, training_data, epochs=None, mini_batch_size=None, eta=None, test_data=None,
-            validation_data=None, callback=None, checkpoint=None, resume=False, progress=None,
-            settings=None, **options):
-        """Train by mini-batch stochastic gradient descent; return the history.
-
-        Each epoch shuffles the training set with the network's host RNG (the
-        same order for both methods and every backend), then takes SGD steps
-        over consecutive mini-batches, the last one possibly smaller:
-        w -> (1 - ηλ₂/n) w - (ηλ₁/n) sign(w) - (η/m) Σ_x ∇C_x, or with
-        ``momentum`` μ, v -> μv - (that step), w -> w + v. ``dropout`` is the
-        probability of dropping each hidden unit (inverted dropout, off when
-        scoring). ``method="batched"`` runs the matrix core;
-        ``"per_example"`` is Nielsen's loop, kept as the reference.
-
-        ``eta_schedule=n`` halves η whenever the validation accuracy has not
-        improved for n epochs and stops once η has fallen to η₀/128;
-        ``early_stopping=n`` stops after n epochs without improvement and
-        keeps the best epoch's weights. Both need ``validation_data``.
-
-        Returns one dict per epoch: ``epoch``, ``seconds`` (training time),
-        ``eta``, and for each data set scored ``{name}_correct``,
-        ``{name}_total``, ``{name}_accuracy`` (name: validation, test, and
-        train if ``monitor_training_accuracy``), for one output neuron also
-        ``{name}_precision`` and ``{name}_recall``, ``{name}_cost`` where costs
-        are monitored (train: ``monitor_training_cost``; validation and test:
-        ``monitor_evaluation_cost``), and ``stopped`` (why) on an epoch that
-        ended training early. ``callback(record)`` is called after each epoch.
-
-        ``checkpoint`` (a :class:`nn_gpu.training.checkpoint.Checkpoint`) is rewritten
-        after every epoch; with ``resume=True`` training continues from it, bit
-        for bit as if never interrupted, up to ``epochs`` epochs in all (the
-        other arguments must be those of the original run, but for ``eta``: a
-        new one is the η of the epochs still to run). Weights or costs
-        that turn NaN/infinite raise :class:`~nn_gpu.errors.TrainingDivergedError`
-        and leave the last good checkpoint in place. ``progress(examples)`` is
-        called ~50 times per epoch.
-
-        The options (``epochs`` to ``monitor_evaluation_cost``) may come as
-        one :class:`~nn_gpu.options.TrainingSettings` instead: ``settings``.
-        """
-        if settings is None:
-            settings = TrainingSettings(epochs, mini_batch_size, eta, **options)
-        elif options or epochs is not None or mini_batch_size is not None or eta is not None:
-            raise InvalidArgumentError("pass either settings or the options, not both")
-        history, self.last_training = loop.sgd(
-            self, training_data, settings, test_data, validation_data, callback, checkpoint,
-            resume, progress)
-        return history
-
-    def epoch_runner(self, training_data, mini_batch_size, eta, method="batched", **options):
-        """Check the training set and move it to the device once; return a
-        function that trains one epoch at ``eta`` per call (what ``sgd`` runs
-        each epoch, and what the benchmarks time)."""
-        settings = TrainingSettings(1, mini_batch_size, eta, method=method, **options)
-        runner = self.runner(training_data, settings)
-        return lambda: runner(settings.eta)
-
     def runner(self, training_data, settings):
-        """The :class:`~nn_gpu.model.epoch.EpochRunner` the training loop runs
-        each epoch (``settings``: a :class:`~nn_gpu.options.TrainingSettings`)."""
-        return EpochRunner(self, training_data, settings)
+        """The :class:`~nn_gpu.model.epoch.DenseEpochRunner` the training loop
+        runs each epoch (``settings``: a :class:`~nn_gpu.options.TrainingSettings`),
+        on the backend chosen for this training."""
+        self.choose_backend(settings, examples(training_data))
+        return DenseEpochRunner(self, training_data, settings)
+
+    def choose_backend(self, settings, train_size):
+        """Choose where a training with ``settings`` on ``train_size``
+        examples runs (:func:`nn_gpu.backends.choose_backend`, given what the
+        network was built with: "auto", "numpy", "cupy" or a backend object),
+        move the parameters there if that is another device, and record the
+        choice in :attr:`backend_choice`; return it."""
+        plan = core.Plan(cost=self.cost, kinds=self.kinds, eta=settings.eta,
+                         train_size=max(1, train_size), **settings.regularisation)
+        choice = choose_backend(self._backend_request, plan, self.sizes,
+                                settings.mini_batch_size, self.dtype, settings.method)
+        if choice.backend.name != self.backend.name:
+            host = [self.backend.to_host(a) for a in (*self.weights, *self.biases)]
+            device = [choice.backend.asarray(a, self.dtype) for a in host]
+            self.weights, self.biases = device[:len(self.weights)], device[len(self.weights):]
+        self.backend = choice.backend
+        self.backend_choice = choice
+        return choice
 
     # ------------------------------------------------------- persistence
     @staticmethod
@@ -339,20 +217,6 @@ class Network:
         return {"format": MODEL_FORMAT, "version": MODEL_VERSION, "sizes": self.sizes,
                 "cost": self.cost.name, "activation": self.activation,
                 "dtype": self.dtype.name, "init": self.init, "training": self.last_training}
-
-    def save(self, path):
-        """Write the network to ``path`` as ``.npz`` arrays plus JSON metadata
-        (no pickle), atomically: an existing file is replaced only when the
-        new one is complete."""
-        with atomic_write(path) as handle:
-            self.write(handle)
-
-    def write(self, handle):
-        """Write the model file's bytes to the open binary ``handle``: the one
-        serialisation of a network (files, checkpoints' parameters, pickles)."""
-        arrays = self.host_arrays((self.weights, self.biases))
-        arrays["metadata"] = numpy.array(json.dumps(self.metadata()))
-        numpy.savez(handle, **arrays)
 
     @classmethod
     def load(cls, path, backend="auto"):
@@ -410,6 +274,16 @@ def model_file_errors(path, kind, writer):
     except Exception:  # noqa: BLE001 - zipfile raises many kinds on damaged bytes
         raise ModelFileError(f"{path}: not a readable nn_gpu model file (.npz written "
                              f"by {writer})") from None
+
+
+def examples(data):
+    """How many examples ``(X, labels)`` holds (0 where it is not such a
+    pair: the epoch runner then says what is wrong with it)."""
+    try:
+        return len(data[1])
+    except (TypeError, IndexError, KeyError):
+        return 0
+
 
 # ------------------------------------------------------ reading model files
 def check_metadata(meta):

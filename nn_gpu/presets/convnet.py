@@ -16,6 +16,10 @@ import json
 from ..convnet.layers import layer_from_spec
 from ..convnet.network import ConvNetwork, check_layers
 from ..errors import InvalidArgumentError
+from ..io.fileio import read_input
+
+#: A layers file larger than this is not a list of layer descriptions.
+MAX_LAYERS_BYTES = 1 << 20
 
 
 def _conv(image_shape, filter_shape, activation):
@@ -109,11 +113,12 @@ def read_layers(path):
     "activation": "relu"}, {"kind": "softmax", "n_in": 2880, "n_out": 10}]``.
     The file is data: anything else is one :class:`InvalidArgumentError` naming it."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            specs = json.load(handle)
+        specs = json.loads(read_input(path, MAX_LAYERS_BYTES, "layers file").decode("utf-8"))
     except FileNotFoundError:
         raise InvalidArgumentError(f"{path}: layers file not found") from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+    except OSError as exc:  # a directory, a FIFO, a device, too large, no permission
+        raise InvalidArgumentError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         reason = getattr(exc, "msg", None) or type(exc).__name__
         raise InvalidArgumentError(f"{path}: not a JSON list of layers ({reason})") from None
     if not isinstance(specs, list):

@@ -50,17 +50,22 @@ def require_pillow():
 
 
 def _open(source, Image, ImageOps):
-    """``source`` (a path or a PIL image) as a decoded PIL image, upright
-    as the camera saw it (EXIF orientation), and a name for messages."""
+    """``source`` (a path, a binary stream such as the bytes of an upload in
+    a ``BytesIO``, named for messages by its ``name`` attribute where it has
+    one, or a PIL image) as a decoded PIL image, upright as the camera saw it
+    (EXIF orientation), and a name for messages."""
     if isinstance(source, Image.Image):
         return _decoded(source, "image", ImageOps), "image"
-    where = os.fspath(source)
-    try:
-        stream = open_input(where, what="image")  # a FIFO or a device: refused, never waited on
-    except FileNotFoundError:
-        raise ImageError(f"{where}: image file not found") from None
-    except OSError as exc:  # not a regular file, no permission...
-        raise ImageError(f"{where}: cannot be read ({exc.strerror or exc})") from None
+    if hasattr(source, "read"):
+        where, stream = str(getattr(source, "name", "image")), source
+    else:
+        where = os.fspath(source)
+        try:
+            stream = open_input(where, what="image")  # a FIFO or a device: refused, never waited on
+        except FileNotFoundError:
+            raise ImageError(f"{where}: image file not found") from None
+        except OSError as exc:  # not a regular file, no permission...
+            raise ImageError(f"{where}: cannot be read ({exc.strerror or exc})") from None
     try:
         with warnings.catch_warnings():  # a "decompression bomb": refused, not warned about
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -168,7 +173,7 @@ def paper_level(ink, rounds=3, samples=20_000):
 
 
 def to_mnist(image):
-    """A digit image (a path, or a PIL image) as MNIST's network input: a
+    """A digit image (a path, a binary stream, or a PIL image) as MNIST's input: a
     (784,) float32 array, rows of 28 pixels, 1.0 ink on 0.0 background.
 
     The steps are MNIST's own (see the module docstring); raises

@@ -41,7 +41,8 @@ Every candidate piece is made MNIST-like exactly as ``nn-gpu predict`` does
 :func:`nn_gpu.model.metrics.probabilities`.
 """
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 
 import numpy
 
@@ -69,27 +70,41 @@ SLIVER = (0.15, 0.2)    # a component's part beyond a cut, under this share of i
 WIDEST = 1.7            # MNIST's widest digits (2s, 5s) are 1.67 times as wide as tall (99.5th
                         # percentile over the training set, ink >= 0.25): a wider piece is two
 WIDTH_SLOPE = 10.0      # log-prior fall-off per unit of aspect (width / height) beyond WIDEST
+# A line of digits is refused beyond these, before its pieces are made (they are not a
+# number -- a page of dots, a texture -- and their pieces would exhaust the memory):
+MAX_STROKES = 1000      # connected strokes (a dozen digits, each in a few parts, have < 100)
+MAX_PIECES_AREA = 4e8   # pixels of all candidate pieces at most (the columns between each
+                        # two cuts near enough, times the inked rows; legitimate lines reach
+                        # 2e8 at most: two touching digits 1,024 pixels wide)
 
 
 @dataclass(frozen=True)
 class Reading:
     """What :func:`read_number` read: ``digits`` ("2026"), and for each digit
     the classifier's probability and its box ``(x0, y0, x1, y1)`` in the
-    picture's pixels (x1, y1 exclusive, as Pillow's crop boxes)."""
+    picture's pixels (x1, y1 exclusive, as Pillow's crop boxes); ``inputs``
+    are the digits as the classifier saw them, (784,) float32 each (MNIST-like
+    28x28: :func:`nn_gpu.images.mnist_field`)."""
 
     digits: str
     probabilities: tuple
     boxes: tuple
+    inputs: tuple = field(default=(), compare=False, repr=False)
 
     def as_dict(self):
         return {"digits": self.digits,
                 "probabilities": [round(p, 4) for p in self.probabilities],
                 "boxes": [list(box) for box in self.boxes]}
 
+    def json_line(self, name):
+        """The line ``nn-gpu read --json`` prints for this reading of the
+        image ``name`` (without its newline): ``nn-gpu serve`` answers the same."""
+        return json.dumps({"file": name, **self.as_dict()})
+
 
 def read_number(net, image, check=None):
-    """The number written in ``image`` (a path, a PIL image, or a 2-D array
-    of greys in [0, 1], 0 black) as a :class:`Reading`, by the digit
+    """The number written in ``image`` (a path, a binary stream, a PIL image,
+    or a 2-D array of greys in [0, 1], 0 black) as a :class:`Reading`, by the digit
     classifier ``net`` (a Network or a ConvNetwork) and, where given, the
     whole-digit ``check`` (:func:`nn_gpu.reading.whole_digit.default_check`).
 
@@ -100,7 +115,7 @@ def read_number(net, image, check=None):
     images.check_model(net)
     grey, where, scale = load_grey(image)
     strokes, height = strokes_of_digits(ink_on_paper(grey, where), where)
-    cuts, pieces, components = candidate_pieces(strokes, height)
+    cuts, pieces, components = candidate_pieces(strokes, height, where)
     Image = images.require_pillow()[0]
     inputs = numpy.stack([images.mnist_field(piece.ink, where, Image) for piece in pieces
                           if piece.ink is not None])
@@ -108,13 +123,14 @@ def read_number(net, image, check=None):
     wholes = None if check is None else probabilities(check, numpy.stack(  # and one more
         [check_input(piece.ink, height, Image)
          for piece in pieces if piece.ink is not None]))[:, 1]
-    digits, confidences, boxes = [], [], []
+    digits, confidences, boxes, seen = [], [], [], []
     for piece, p in best_cuts(components, cuts, pieces, probs, height, wholes):
         label = int(numpy.argmax(p))
         digits.append(str(label))
         confidences.append(float(p[label]))
         boxes.append(tuple(int(v) for v in numpy.round(numpy.asarray(piece.box) * scale)))
-    return Reading("".join(digits), tuple(confidences), tuple(boxes))
+        seen.append(images.mnist_field(piece.ink, where, Image))  # as in ``inputs`` above
+    return Reading("".join(digits), tuple(confidences), tuple(boxes), tuple(seen))
 
 
 def check_input(ink, line_height, Image):
@@ -234,6 +250,9 @@ def strokes_of_digits(ink, where="image"):
     height = float(numpy.median(heights[heights >= heights.max() / 2]))
     kept = [label for group, h in zip(groups, heights) if h >= MIN_HEIGHT * height
             for label in group[4]]
+    if len(kept) > MAX_STROKES:
+        raise ImageError(f"{where}: {len(kept):,} separate strokes, too many for one line of "
+                         f"digits (at most {MAX_STROKES:,}); crop the picture to the number")
     return numpy.where(numpy.isin(labels, kept), ink, 0.0), height
 
 
@@ -333,12 +352,20 @@ def cut_columns(projection, height, edges=()):
     return filled
 
 
-def candidate_pieces(strokes, height):
+def candidate_pieces(strokes, height, where="image"):
     """(cuts, pieces, components): the candidate cuts and every piece
-    between two of them that is empty or no wider than a digit might be."""
+    between two of them that is empty or no wider than a digit might be
+    (:class:`ImageError` naming ``where`` if they would hold over
+    MAX_PIECES_AREA pixels)."""
     components = Components.of(strokes)
     cuts = cut_columns((strokes > 0).sum(axis=0), height,
                        [*components.first, *components.stop])
+    widths = numpy.subtract.outer(cuts, cuts)
+    area = widths[(widths > 0) & (widths <= MAX_WIDTH * height)].sum() * numpy.count_nonzero(
+        strokes.any(axis=1))
+    if area > MAX_PIECES_AREA:
+        raise ImageError(f"{where}: too many strokes too close together to be one line of "
+                         "digits; crop the picture to the number")
     pieces = []
     for i, left in enumerate(cuts):
         for j in range(i + 1, len(cuts)):
@@ -370,6 +397,8 @@ def _piece(strokes, components, left, right, height):
     ink = _without_slivers(ink, height, split[0].any() and x0 == left,
                            split[1].any() and x1 == right)
     rows, cols = numpy.flatnonzero(ink.any(axis=1)), numpy.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:  # all of it was the neighbours' slivers
+        return None
     ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     ink = numpy.clip(ink / numpy.percentile(ink[ink > 0], 90), 0.0, 1.0)
     ink[ink < images.NOISE] = 0.0

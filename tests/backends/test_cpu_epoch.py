@@ -4,6 +4,7 @@ the BLAS threads.
 Whatever they choose, the arithmetic must stay that of the float path (the
 epoch against the generic core is tested in test_backends.py)."""
 
+import contextlib
 import os
 
 import numpy
@@ -11,12 +12,14 @@ import pytest
 from numba import njit
 
 from nn_gpu import Network
-from nn_gpu.backends import NumpyBackend
+from nn_gpu.backends import NumpyBackend, measured
 from nn_gpu.backends.cpu import small_gemm
 from nn_gpu.backends.cpu import threads as cpu_threads
-from nn_gpu.backends.cpu.epoch import PREFETCH_ROWS, epoch_kernels, pixel_codes, sgd_epoch
+from nn_gpu.backends.cpu.epoch import CompiledEpoch, epoch_kernels, pixel_codes, sgd_epoch
 from nn_gpu.backends.cpu.prefetch import prefetch, prefetch_row
+from nn_gpu.backends.cpu.records import EpochBuffers, EpochCall, EpochConstants
 from nn_gpu.backends.cpu.threads import ThreadChoice, thread_table
+from nn_gpu.backends.measured import PREFETCH_ROWS
 from nn_gpu.bench.busy import competing_processes
 
 
@@ -38,23 +41,30 @@ def test_inputs_that_are_not_such_pixels_keep_the_float_path(mnist_slice):
     assert pixel_codes(numpy.asfortranarray(X)) is None
 
 
-def run_epoch(X, Y, order, sizes, batch_size, threads, restore, dtype="float64",
-              transposed=False, small_gemm=False, ahead=0):
-    """sgd_epoch on fresh parameters (seeded), returning them; ``transposed``:
-    forward products as z^T = w a^T; ``small_gemm``: the shape's kernels
-    where they are chosen (they need ``transposed``); ``ahead``: rows
-    prefetched ahead of the gather."""
+def run_epoch(X, Y, order, sizes, batch_size, threads, switch, dtype="float64",
+              transposed=False, small_gemm=False, prefetch_rows=0, momentum=0.0):
+    """sgd_epoch on fresh parameters (seeded), returning them; ``threads``
+    per product where ``switch``; ``transposed``: forward products as
+    z^T = w a^T; ``small_gemm``: the shape's kernels where they are chosen
+    (they need ``transposed``); ``prefetch_rows``: rows prefetched ahead of
+    the gather; ``momentum``: with velocities (else none are passed)."""
     net = Network(sizes, backend="numpy", dtype=dtype, seed=3)
     weights, biases = tuple(w.copy() for w in net.weights), tuple(b.copy() for b in net.biases)
     m = batch_size
-    acts = tuple(numpy.empty((m, n), dtype) for n in sizes)
-    deltas = tuple(numpy.empty((m, n), dtype) for n in sizes[1:])
-    spare = tuple(numpy.zeros_like(w) for w in weights), tuple(numpy.zeros_like(b) for b in biases)
-    sgd_epoch(X, Y, order, weights, biases, acts, deltas, numpy.empty((m, sizes[-1]), dtype),
-              batch_size, 0.5, True, numpy.zeros(len(sizes) - 1, numpy.int64), 1.0, 0.0,
-              *spare, numpy.asarray(threads, numpy.int32), restore,
-              tuple(numpy.empty((n, m if transposed else 0), dtype) for n in sizes[1:]),
-              epoch_kernels(sizes, m, dtype, use=small_gemm), ahead)
+    velocities = (tuple((numpy.zeros_like(w), numpy.zeros_like(b)) for w, b in zip(weights, biases))
+                  if momentum else None)
+    constants = EpochConstants(
+        batch_size=m, activation_codes=numpy.zeros(len(sizes) - 1, numpy.int64),
+        quadratic_error=True, momentum=momentum, prefetch_rows=prefetch_rows,
+        kernels=epoch_kernels(sizes, m, dtype, use=small_gemm), switch_threads=switch)
+    buffers = EpochBuffers(
+        activations=tuple(numpy.empty((m, n), dtype) for n in sizes),
+        deltas=tuple(numpy.empty((m, n), dtype) for n in sizes[1:]),
+        targets=numpy.empty((m, sizes[-1]), dtype),
+        transposed=tuple(numpy.empty((n, m if transposed else 0), dtype) for n in sizes[1:]),
+        velocities=velocities)
+    call = EpochCall(eta=0.5, decay=1.0, threads=numpy.asarray(threads, numpy.int32))
+    sgd_epoch(X, Y, order, weights, biases, constants, buffers, call)
     return weights + biases
 
 
@@ -65,8 +75,8 @@ def test_uint8_gather_trains_bit_for_bit_as_the_float_gather(mnist_slice, dtype)
     Y = numpy.eye(10, dtype=dtype)[labels[:300]]
     order = numpy.random.default_rng(1).permutation(300)
     sizes, zeros = [784, 12, 10], numpy.zeros((2, 3))
-    floats = run_epoch(X, Y, order, sizes, 7, zeros, 0, dtype)
-    codes = run_epoch(pixel_codes(X), Y, order, sizes, 7, zeros, 0, dtype)
+    floats = run_epoch(X, Y, order, sizes, 7, zeros, False, dtype)
+    codes = run_epoch(pixel_codes(X), Y, order, sizes, 7, zeros, False, dtype)
     for a, b in zip(floats, codes):
         assert numpy.array_equal(a, b)
 
@@ -83,7 +93,8 @@ def test_prefetching_the_gather_trains_bit_for_bit_as_without(mnist_slice, pixel
     inputs = pixel_codes(X) if pixels else X
     assert 7 < PREFETCH_ROWS < 50
     plain, prefetched = (run_epoch(inputs, Y, order, [784, 12, 10], batch_size, numpy.ones((2, 3)),
-                                   0, "float32", ahead=a) for a in (0, PREFETCH_ROWS))
+                                   False, "float32", prefetch_rows=rows)
+                           for rows in (0, PREFETCH_ROWS))
     for a, b in zip(plain, prefetched):
         assert numpy.array_equal(a, b)
 
@@ -101,25 +112,64 @@ def test_prefetch_compiles_to_prefetch_instructions():
     assert "prefetch" in assembly, "llvm.prefetch emitted no instruction"
 
 
-def test_every_thread_choice_gives_the_same_epoch_and_restores_the_blas(mnist_slice):
+def test_every_thread_choice_gives_the_same_epoch(mnist_slice):
     (X, labels), _ = mnist_slice
     X, Y = X[:400].astype("float64"), numpy.eye(10)[labels[:400]]
     order = numpy.random.default_rng(2).permutation(400)
     sizes = [784, 40, 10]
-    before = cpu_threads.configured_threads()
-    results = [run_epoch(X, Y, order, sizes, 100, numpy.full((2, 3), t), before)
-               for t in (1, 2, 1)]
-    assert cpu_threads.configured_threads() == before
+    with cpu_threads.blas_threads_kept():
+        results = [run_epoch(X, Y, order, sizes, 100, numpy.full((2, 3), t), True)
+                   for t in (1, 2, 1)]
     for other in results[1:]:
         for a, b in zip(results[0], other):
             numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def switchable_blas():
+    """SciPy's BLAS's threadpoolctl controller, or skip where the epoch
+    cannot switch its threads (then it never touches them)."""
+    controller, switch = cpu_threads.scipy_blas()
+    if switch is None:
+        pytest.skip("SciPy's BLAS is not an OpenBLAS whose threads the epoch switches")
+    return controller
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_blas_threads_kept_gives_the_threads_back(raises):
+    controller = switchable_blas()
+    before = controller.get_num_threads()
+    with pytest.raises(KeyboardInterrupt) if raises else contextlib.nullcontext():
+        with cpu_threads.blas_threads_kept():
+            controller.set_num_threads(before + 1)
+            if raises:
+                raise KeyboardInterrupt
+    assert controller.get_num_threads() == before
+
+
+@pytest.mark.parametrize("start, epoch_threads", [(1, 2), (2, 1), (1, None)])
+def test_training_leaves_the_blas_threads_as_it_found_them(mnist_slice, start, epoch_threads):
+    """The compiled epoch switches SciPy's BLAS per product; after each call
+    the process's setting is what it was before, whatever the epoch chose."""
+    controller = switchable_blas()
+    original = controller.get_num_threads()
+    seen = []
+    try:
+        controller.set_num_threads(start)
+        net = Network([784, 40, 10], backend=NumpyBackend(threads=epoch_threads),
+                      dtype="float64", seed=0)
+        training = (mnist_slice[0][0][:400], mnist_slice[0][1][:400])
+        net.sgd(training, 1, 100, 0.5, progress=lambda _: seen.append(controller.get_num_threads()))
+        assert controller.get_num_threads() == start
+        assert seen and set(seen) == {start}              # between the calls as well
+    finally:
+        controller.set_num_threads(original)
 
 
 def test_transposed_forward_products_give_the_same_epoch(mnist_slice):
     (X, labels), _ = mnist_slice
     X, Y = X[:300].astype("float64"), numpy.eye(10)[labels[:300]]
     order = numpy.random.default_rng(3).permutation(300)
-    plain, transposed = (run_epoch(X, Y, order, [784, 16, 10], 7, numpy.ones((2, 3)), 0,
+    plain, transposed = (run_epoch(X, Y, order, [784, 16, 10], 7, numpy.ones((2, 3)), False,
                                    transposed=t) for t in (False, True))
     for a, b in zip(plain, transposed):
         numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
@@ -136,7 +186,7 @@ def test_shape_kernels_give_the_blas_epoch(mnist_slice, dtype, rtol, batch_size,
     X, Y = X[:300].astype(dtype), numpy.eye(sizes[-1], dtype=dtype)[labels[:300]]
     order = numpy.random.default_rng(4).permutation(300)
     assert any(own for layer in small_gemm.chosen(sizes, batch_size, dtype) for own in layer)
-    blas, kernels = (run_epoch(X, Y, order, sizes, batch_size, numpy.ones((2, 3)), 0, dtype,
+    blas, kernels = (run_epoch(X, Y, order, sizes, batch_size, numpy.ones((2, 3)), False, dtype,
                                transposed=batch_size <= 32, small_gemm=k) for k in (False, True))
     for a, b in zip(blas, kernels):
         numpy.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-2)
@@ -228,17 +278,17 @@ def test_threads_must_be_a_positive_integer(threads):
 def test_only_mnist_sized_runs_compile_shape_kernels(monkeypatch):
     """Kernels take seconds to compile: a run on a small set keeps the BLAS
     (no kernel addresses), one on 50,000 examples gets its shape's kernels."""
-    from nn_gpu.backends.cpu import epoch as cpu_epoch
     from nn_gpu.model import core
+    from nn_gpu.model.costs import QuadraticCost
 
     def kernels_of(train_size):
-        plan = core.Plan(cost=None, kinds=("sigmoid", "sigmoid"), eta=1.0, train_size=train_size)
-        epoch = cpu_epoch.CompiledEpoch(plan, quadratic=True)
-        return epoch.kernels([784, 30, 10], 10, "float32")
+        plan = core.Plan(cost=QuadraticCost, kinds=("sigmoid", "sigmoid"), eta=1.0,
+                         train_size=train_size)
+        return CompiledEpoch(plan).constants([784, 30, 10], 10, "float32").kernels
 
     monkeypatch.setattr(small_gemm, "dot_nt", lambda *shape: type("K", (), {"address": 1})())
     monkeypatch.setattr(small_gemm, "update", lambda *shape: type("K", (), {"address": 2})())
-    assert not kernels_of(cpu_epoch.KERNEL_MIN_EXAMPLES - 1).any()
+    assert not kernels_of(measured.KERNEL_MIN_EXAMPLES - 1).any()
     assert (kernels_of(50_000) == [[1, 2], [1, 2]]).all()
 
 
@@ -247,9 +297,7 @@ def test_weights_in_fortran_order_train_as_c_ordered_ones(monkeypatch):
     shape kernels on raw pointers): weights a user set in Fortran order
     train through the generic core, to the same result. (Before, the
     compiled epoch trained them wrongly: 0.4 apart after one epoch.)"""
-    from nn_gpu.backends.cpu import epoch as cpu_epoch
-
-    monkeypatch.setattr(cpu_epoch, "KERNEL_MIN_EXAMPLES", 0)  # kernels for this small set
+    monkeypatch.setattr(measured, "KERNEL_MIN_EXAMPLES", 0)  # kernels for this small set
     rng = numpy.random.default_rng(0)
     X, labels = rng.random((200, 784)), rng.integers(0, 10, 200)
     trained = []

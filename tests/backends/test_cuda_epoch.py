@@ -4,10 +4,9 @@ device where one is usable (``gpu``)."""
 
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy
@@ -24,7 +23,8 @@ SCRIPT = TESTS / "cudasim_cases.py"
 CASES = ([f"{h}-{c}" for h in ("sigmoid", "tanh", "relu")
           for c in ("quadratic", "cross_entropy", "log_likelihood")]
          + ["l2-momentum", "l1-l2", "l1-momentum", "split-dot-products", "float32",
-            "4-blocks-momentum", "2-uneven-blocks", "network-on-fake-cupy",
+            "4-blocks-momentum", "2-uneven-blocks", "2-blocks-split-float32-softmax-momentum",
+            "split-wider-than-the-inputs", "network-on-fake-cupy",
             "one-output-quadratic", "one-output-cross_entropy"])
 
 
@@ -43,7 +43,7 @@ def simulated():
 @pytest.mark.cudasim
 @pytest.mark.parametrize("case", CASES)
 def test_fused_epoch_matches_the_core_under_the_simulator(simulated, case):
-    tolerance = 1e-5 if case == "float32" else 1e-12
+    tolerance = 1e-5 if "float32" in case else 1e-12
     assert simulated[case] <= tolerance
 
 
@@ -68,7 +68,7 @@ def plan(**settings):
 ])
 def test_what_the_fused_epoch_takes(sizes, batch, dtype, settings, why):
     reason = cuda_epoch.unsupported(plan(**settings), sizes, batch, dtype)
-    assert (reason is None) if why is None else (why in reason), reason
+    assert (reason is None) if why is None else (why in str(reason)), reason
 
 
 def test_a_training_it_cannot_take_is_left_to_the_caller():
@@ -78,8 +78,39 @@ def test_a_training_it_cannot_take_is_left_to_the_caller():
     assert epoch(plan(), weights, [None, None], X, None, numpy.arange(4), 1000, None) is False
 
 
-def test_gpu_path_for_names_the_path():
-    assert gpu_path_for([784, 30, 10], 1000, "float32", plan())[0] == "cublas"
+def test_gpu_path_for_names_the_path(monkeypatch):
+    from nn_gpu.backends.cuda import cupy_backend
+
+    monkeypatch.setattr(cupy_backend, "numba_cuda_usable", lambda: True)
+    assert gpu_path_for([784, 30, 10], 10, "float32", plan())[0] == "fused_gpu"
+    path, why, seconds = gpu_path_for([784, 30, 10], 1000, "float32", plan())
+    assert path == "cublas" and "shared memory" in why and seconds["cublas"] < seconds["cpu"]
+
+
+@pytest.mark.parametrize("sizes, batch, fused", [
+    ([784, 30, 10], 1, True), ([784, 30, 10], 10, True), ([784, 30, 10], 100, False),
+    ([784, 100, 10], 10, True)])
+def test_the_fused_epoch_runs_only_where_the_estimate_puts_it_ahead_of_cublas(
+        monkeypatch, sizes, batch, fused):
+    """Where the kernel fits, the launch/FLOP model decides: at mini-batch 100
+    of [784, 30, 10] the cuBLAS path is estimated faster (0.044 against 0.061 s),
+    so the fused epoch leaves it the training -- unless told to run wherever
+    it can (the benchmarks)."""
+    from nn_gpu.backends import estimate
+
+    seconds = estimate.epoch_seconds(sizes, batch, 50_000, fused=True)
+    assert (seconds["fused"] < seconds["cublas"]) == fused
+    why = cuda_epoch.why_not_fused(plan(), sizes, batch, "float32")
+    assert (why is None) == fused
+    if not fused:
+        assert why.option == "estimate" and "cuBLAS path is estimated faster" in str(why)
+    fake = types.ModuleType("nn_gpu.backends.cuda.kernel")   # no numba.cuda in this process
+    fake.make_kernel = lambda constants: ("kernel", constants)
+    monkeypatch.setitem(sys.modules, fake.__name__, fake)
+    epoch = cuda_epoch.FusedEpoch()
+    assert (epoch.kernel(plan(), sizes, batch, "float32") is not None) == fused
+    epoch.by_estimate = False
+    assert epoch.kernel(plan(), sizes, batch, "float32")[1].batch_size == batch
 
 
 @pytest.mark.gpu
@@ -107,50 +138,3 @@ def test_fused_epoch_on_the_device_matches_the_core(hidden, cost, settings):
         is not None
     for a, b in zip(gpu.weights + gpu.biases, cpu.weights + cpu.biases):
         numpy.testing.assert_allclose(gpu.backend.to_host(a), b, rtol=1e-10, atol=1e-11)
-
-
-@pytest.mark.cudasim
-@pytest.mark.parametrize("config", [
-    ((784, 30, 10), 10, "sigmoid", "sigmoid", True, "float32", False, 1),
-    ((784, 100, 10), 1, "relu", "softmax", False, "float64", True, 1),
-    ((784, 30, 10), 100, "tanh", "sigmoid", False, "float32", True, 30)],
-    ids=["f32", "f64", "30-blocks"])
-def test_fused_kernel_compiles_for_hopper(monkeypatch, config):
-    """numba-cuda compiles the kernel to sm_90 PTX (NVVM, no GPU needed), and
-    ptxas, where found, fits a block of THREADS threads in the register file.
-    Skipped without numba-cuda (pip install 'numba-cuda[cu12]': ~0.5 GB)."""
-    pytest.importorskip("numba_cuda")
-    import types
-
-    from numba import cuda
-    from numba import types as nb
-
-    try:
-        cuda.cudadrv.nvvm.NVVM()
-    except Exception as exc:
-        pytest.skip(f"numba-cuda finds no NVVM: {exc}")
-    if not cuda.is_available():  # numba-cuda asks the device for its compute capability
-        monkeypatch.setattr(cuda.dispatcher, "get_current_device",
-                            lambda: types.SimpleNamespace(compute_capability=(9, 0)))
-    from nn_gpu.backends.cuda.kernel import make_kernel
-
-    sizes, batch, hidden, output, quadratic, dtype, momentum, blocks = config
-    units, _ = cuda_epoch.spread(sizes[1], blocks)
-    kernel = make_kernel(sizes, batch, hidden, output, quadratic, dtype, momentum,
-                         cuda_epoch.THREADS, cuda_epoch.split(batch, units, cuda_epoch.THREADS),
-                         blocks)
-    f = getattr(nb, dtype)
-    m2, m1 = nb.Array(f, 2, "C"), nb.Array(f, 1, "C")
-    signature = (m2, m2, nb.Array(nb.int64, 1, "C"), m2, m1, m2, m1, m2, m1, m2, m1,
-                 nb.Array(f, 4, "C")) + (nb.float64,) * 4
-    ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=(9, 0))
-    assert ".entry" in ptx
-    ptxas = shutil.which("ptxas") or next(
-        (str(p) for p in Path(sys.prefix).glob("lib/python*/site-packages/nvidia/*/bin/ptxas")),
-        None)
-    if ptxas:
-        # -c: relocatable, since a grid barrier calls into CUDA's device runtime.
-        done = subprocess.run([ptxas, "-arch=sm_90", "-c", "-v", "-", "-o", os.devnull],
-                              input=ptx, capture_output=True, text=True)
-        registers = int(re.search(r"Used (\d+) registers", done.stderr).group(1))
-        assert registers * cuda_epoch.THREADS <= 65536, done.stderr

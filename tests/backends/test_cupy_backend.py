@@ -1,16 +1,17 @@
 """Every CupyBackend override against its NumPy twin, on a CPU, through a
 NumPy-backed stand-in for CuPy (tests/fake_cupy.py) that evaluates the CUDA
 bodies of its kernels as CuPy would; plus cupy_status's probes, the counter-
-based dropout stream and the backend choice of ``auto``."""
+based dropout stream (``auto``'s choice: test_choice.py)."""
 
 import fake_cupy
 import numpy
 import pytest
 
 from nn_gpu import Network, backends
-from nn_gpu.backends import NumpyBackend, choose_backend
+from nn_gpu.backends import NumpyBackend
 from nn_gpu.backends.base import Backend
 from nn_gpu.backends.cuda import counter_stream
+from nn_gpu.errors import BackendUnavailableError
 from nn_gpu.training.checkpoint import Checkpoint
 
 DTYPES = ["float32", "float64"]
@@ -228,33 +229,5 @@ def test_cupy_status_names_what_failed(cupy, monkeypatch, breakage, named):
     assert named in reason
     if breakage != "driver":
         assert "[cuda12]" in reason
-    with pytest.raises(backends.BackendUnavailableError, match=named.split()[0]):
+    with pytest.raises(BackendUnavailableError, match=named.split()[0]):
         backends.get_backend("cupy")
-
-
-# ------------------------------------------------------------ auto's choice
-@pytest.mark.parametrize("numba_cuda", [True, False])
-def test_auto_picks_the_faster_device_by_the_estimate(cupy, monkeypatch, numba_cuda):
-    from nn_gpu.backends.cuda import cupy_backend
-
-    monkeypatch.setattr(cupy_backend, "numba_cuda_usable", lambda: numba_cuda)
-    small = choose_backend("auto", [784, 30, 10], 10)
-    if numba_cuda:
-        assert small.name == "cupy" and "GPU's fused GPU epoch" in small.reason, small.reason
-    else:  # the cuBLAS path is host-bound at mini-batch 10: slower than the CPU
-        assert small.name == "numpy" and "(numba-cuda cannot launch" in small.reason, small.reason
-    assert "not yet measured" in small.reason
-    large = choose_backend("auto", [784, 30, 10], 1000)
-    assert large.name == "cupy" and "cuBLAS" in large.reason, large.reason
-    deep = choose_backend("auto", [784, 30, 30, 10], 10)
-    assert deep.name == "numpy" and "cuBLAS path (3 weight layers" in deep.reason, deep.reason
-    assert choose_backend("numpy", [784, 30, 10], 10).name == "numpy"
-    requested = choose_backend("cupy", [784, 30, 10], 1000)
-    assert requested.name == "cupy" and requested.reason.startswith("requested; estimated")
-    assert "cuBLAS path (" in requested.reason
-
-
-def test_auto_without_a_gpu_says_why(monkeypatch):
-    monkeypatch.setattr(backends, "cupy_status", lambda: (False, "CuPy is not installed"))
-    chosen = choose_backend("auto", [784, 30, 10], 10)
-    assert chosen.name == "numpy" and "not installed" in chosen.reason

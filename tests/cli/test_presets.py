@@ -4,7 +4,7 @@ import pytest
 
 from nn_gpu import Network
 from nn_gpu.cli import build_parser
-from nn_gpu.cli.train import resolve_train_options
+from nn_gpu.cli.train_run import resolve_train_options
 from nn_gpu.data.expand import expanded_training_set
 from nn_gpu.errors import InvalidArgumentError
 from nn_gpu.options import MONITORS

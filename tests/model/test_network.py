@@ -165,3 +165,13 @@ def test_saved_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "model.npz").stat().st_mode & 0o777 == 0o644
+
+
+def test_an_absurd_declared_size_is_told_in_a_short_line(tmp_path):
+    """A forged file declaring 10^60 parameters: the bytes in a few characters."""
+    path = tmp_path / "model.npz"
+    write_model(path, {"format": "nn_gpu.network", "version": 1, "sizes": [10**30, 10**30],
+                       "cost": "quadratic", "dtype": "float32"}, {})
+    with pytest.raises(ModelFileError, match=r"needs \d\.\de\+\d+ TB") as info:
+        Network.load(path)
+    assert len(str(info.value)) < len(str(path)) + 300

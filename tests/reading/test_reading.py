@@ -26,36 +26,28 @@ from nn_gpu.data.composed import GAPS, PHOTO, TOUCHING, Style, compose_number, e
 from nn_gpu.reading import reader as reading  # noqa: E402
 from nn_gpu.reading.images import ImageError  # noqa: E402
 from nn_gpu.reading.reader import Components, Piece, best_cuts, cut_columns, read_number  # noqa: E402
-from nn_gpu.reading.whole_digit import check_file_name, train_whole_digit_check  # noqa: E402
 
 LINE = re.compile(r"^(?P<name>.+): (?P<digits>\d+)  \((?P<probs>[01]\.\d\d( [01]\.\d\d)*)\)$")
 
 
 # --------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def trained(mnist, tmp_path_factory):
-    """(net, saved model path): [784, 60, 10], cross-entropy, 3 epochs on 10,000 examples."""
-    (X, labels), _, _ = mnist
-    net = Network([784, 60, 10], cost="cross_entropy", init="scaled", backend="numpy", seed=2)
-    net.sgd((X[:10000], labels[:10000]), 3, 10, 0.5)
-    path = tmp_path_factory.mktemp("model") / "model.npz"
-    net.save(path)
-    return net, path
+def trained(reading_model):
+    """(net, saved model path): [784, 60, 10], cross-entropy, 3 epochs on 10,000
+    examples (conftest.py: shared with the tests of `nn-gpu serve`)."""
+    return reading_model
 
 
 @pytest.fixture(scope="module")
-def check(mnist):
+def check(reading_check):
     """A whole-digit check trained on the pieces of 32 composed numbers (seconds)."""
-    return train_whole_digit_check(mnist[0], count=32)
+    return reading_check[0]
 
 
 @pytest.fixture(scope="module")
-def check_dir(mnist, check, tmp_path_factory):
+def check_dir(reading_check):
     """A cache directory holding ``check`` where `nn-gpu read` looks for it."""
-    home = tmp_path_factory.mktemp("cache")
-    (home / "nn_gpu").mkdir()
-    check.save(home / "nn_gpu" / check_file_name(mnist[0]))
-    return home
+    return reading_check[1]
 
 
 @pytest.fixture
@@ -414,18 +406,10 @@ def test_cli_errors_are_one_line(trained, number_files, tmp_path, case, message,
 
 # -------------------------------------------------------- a convolutional model
 @pytest.fixture(scope="module")
-def conv_trained(mnist, tmp_path_factory):
+def conv_trained(reading_conv_model):
     """(net, saved model path): a small conv-pool layer into softmax, one
-    epoch on 3,000 examples (seconds)."""
-    from nn_gpu.convnet import ConvNetwork, ConvPoolLayer, SoftmaxLayer
-
-    (X, labels), _, _ = mnist
-    net = ConvNetwork([ConvPoolLayer((1, 28, 28), (6, 1, 5, 5), activation="relu"),
-                       SoftmaxLayer(6 * 12 * 12, 10)], backend="numpy", seed=3)
-    net.sgd((X[:3000], labels[:3000]), 1, 10, 0.03)
-    path = tmp_path_factory.mktemp("conv") / "conv.npz"
-    net.save(path)
-    return net, path
+    epoch on 3,000 examples (conftest.py)."""
+    return reading_conv_model
 
 
 def test_cli_reads_with_a_conv_model(conv_trained, check, mnist, tmp_path, check_cache):

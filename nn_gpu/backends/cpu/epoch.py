@@ -10,13 +10,14 @@ subtraction pass).
 The math is exactly that of :mod:`nn_gpu.model.core` (equations (1)-(4), δ^L
 pre-scaled by η/m); the tests hold this kernel to the generic core and to
 the per-example reference. It covers the sigmoid, tanh and relu hidden
-layers, the three costs, L2 and momentum; dropout and L1 run on the core's
-loop. All BLAS calls here go to SciPy's BLAS (Numba's
+layers, the three costs, L2 and momentum; what it refuses (dropout, L1...)
+runs on the core's loop (:mod:`nn_gpu.backends.capabilities`). Its
+interface is three named records (:mod:`.records`). All BLAS calls here go to SciPy's BLAS (Numba's
 ``np.dot`` uses it too), never alternating with NumPy's in the inner loop:
 two OpenBLAS thread pools taking turns spin against each other.
 
 Two things keep it fast where the machine is not idle and memory is slow:
-each product gets its own BLAS thread count (:mod:`.cpu_threads`), and
+each product gets its own BLAS thread count (:mod:`.threads`), and
 MNIST-like inputs (every x = k/255, k a byte) are gathered from a uint8 copy
 and converted in the gather, reading a quarter of the bytes for the same
 float values, and the rows of the next gather, known from the shuffle, are
@@ -35,10 +36,12 @@ import numpy
 from numba import njit, types
 from numba.extending import get_cython_function_address, overload
 
+from .. import measured
 from . import small_gemm
 from . import threads as cpu_threads
 from .float32_exp import exp32
 from .prefetch import prefetch_row
+from .records import ACTIVATION_CODES, EpochBuffers, EpochCall, EpochConstants
 
 # SciPy's Fortran xGEMM (every argument by pointer), registered by name so that
 # compiled code calling it can be cached on disk (a ctypes pointer cannot).
@@ -56,31 +59,6 @@ _, _set_threads_address = cpu_threads.scipy_blas()
 llvmlite.binding.add_symbol("nn_gpu_blas_set_threads", _set_threads_address
                             or ctypes.cast(_NO_SWITCH, ctypes.c_void_p).value)
 _set_blas_threads = types.ExternalFunction("nn_gpu_blas_set_threads", types.void(types.intc))
-
-
-#: Up to this many rows, a forward product is computed as z^T = w a^T:
-#: OpenBLAS is faster with the mini-batch as the product's N than as its M
-#: there ((10, 784)·(784, 30): 22 against 36 µs; from 100 rows the plain
-#: layout wins; ``bench/RESULTS.md``).
-TRANSPOSED_FORWARD_MAX_ROWS = 32
-
-#: Smallest training set (examples) whose runs compile their shape kernels
-#: (:mod:`.small_gemm`). Compiling is not free and not cached on disk: ~2.5 s
-#: for [784, 30, 10] at mini-batch 10 (five epochs of 50,000 images took
-#: 4.1-5.2 s with the kernels, 2.3 s without), against ~70 ms saved per such
-#: epoch. MNIST-sized runs make them; the small sets of tests and demos,
-#: which could never earn them back, do not.
-KERNEL_MIN_EXAMPLES = 20_000
-
-#: Rows of the shuffle whose inputs and targets the epoch prefetches ahead of
-#: the gather: all of the next mini-batch up to this size while the current
-#: one computes, and inside a larger gather this many rows ahead of the row it
-#: copies. 10 to 64 measured alike; 12-39% off the [784, 30, 10] epochs, up to
-#: 9% off the [784, 100, 10] ones (``bench/RESULTS.md``).
-PREFETCH_ROWS = 16
-
-#: Activation codes of the compiled loop.
-ACTIVATION_CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "softmax": 3}
 
 
 @njit(cache=True)
@@ -102,10 +80,10 @@ def _gemm_update(c, delta, a_in, alpha, beta, ints, scalars, trans):
 
 
 @njit(cache=True)
-def _use_threads(threads, current, restore):
-    """Switch SciPy's BLAS to ``threads`` unless it is there already, or
-    ``restore`` is 0 (the epoch leaves the threads alone); the new current."""
-    if restore == 0 or threads == current:
+def _use_threads(threads, current, switch):
+    """Switch SciPy's BLAS to ``threads`` unless it is there already, or not
+    to ``switch`` at all (the epoch leaves the threads alone); the new current."""
+    if not switch or threads == current:
         return current
     _set_blas_threads(threads)
     return threads
@@ -229,152 +207,220 @@ def _derivative(code, a):
     return 1.0 if a > 0 else 0.0
 
 
-@njit(cache=True)
-def sgd_epoch(X, Y, order, weights, biases, activations, deltas, targets, batch_size, eta,
-              quadratic, kinds, decay, momentum, velocity_w, velocity_b, threads, restore,
-              transposed, kernels, ahead):
-    """One epoch over the rows ``order`` of X/Y, updating weights and biases in place.
-
-    X holds the inputs, or their uint8 pixel codes (:func:`pixel_codes`).
-    ``threads[l]`` gives SciPy's BLAS threads for layer l's forward, backprop
-    and update products of a full mini-batch (a smaller last one runs on one
-    thread); at the end the BLAS is set back to ``restore`` threads. With
-    ``restore`` 0 the thread count is never touched. ``transposed[l]``
-    (n_{l+1}, batch_size), where given (non-empty), receives layer l's product
-    of a full mini-batch as z^T = w a^T: the faster layout for few rows
-    (:data:`TRANSPOSED_FORWARD_MAX_ROWS`). ``kernels[l]`` holds the addresses
-    of the kernels of layer l's shape (:func:`epoch_kernels`) for that product
-    and for a full mini-batch's update of w (or of its velocity), 0 where the
-    BLAS makes it. ``ahead``: the rows of ``order`` prefetched ahead of the
-    gather (:data:`PREFETCH_ROWS`; 0: none).
-
-    ``activations[l]`` (batch_size, n_l), ``deltas[l]`` (batch_size, n_{l+1})
-    and ``targets`` (batch_size, n_L) are scratch; ``kinds`` holds each
-    layer's activation code; ``quadratic`` selects the quadratic cost's δ^L,
-    else δ^L = a - y (cross-entropy, log-likelihood). ``decay`` = 1 - ηλ₂/n;
-    with ``momentum`` > 0 the velocities are updated and added instead.
-    """
+@njit(cache=True, inline="always")
+def _gather(X, Y, order, start, m, x, y, prefetch_rows, asked):
+    """x, y = the rows order[start:start + m] of X and Y, prefetching the
+    rows after them; the rows asked for so far."""
     n = order.shape[0]
-    layers = len(weights)
-    ints = numpy.empty(6, numpy.int32)
-    scalars = numpy.empty(2, weights[0].dtype)
-    trans = numpy.array([ord("N"), ord("T")], numpy.uint8)
-    current = asked = 0
-    for start in range(0, n, batch_size):
-        m = min(batch_size, n - start)
-        full = m == batch_size
-        x, y = activations[0][:m], targets[:m]
-        for i in range(m):                                   # gather the mini-batch
-            if ahead:
-                asked = _prefetch_rows(X, Y, order, asked, min(n, start + i + 1 + ahead))
-            _gather_row(x[i], X[order[start + i]])
-            y[i, :] = Y[order[start + i]]
-        if ahead:                                            # the next rows, while we compute
-            asked = _prefetch_rows(X, Y, order, asked, min(n, start + m + ahead))
-        for l in range(layers):                              # a^l = f(a^{l-1} w^T + b)
-            a = activations[l + 1][:m]
-            current = _use_threads(threads[l, 0] if full else 1, current, restore)
-            if full and transposed[l].size:
-                if kernels[l, 0]:
-                    small_gemm.call_dot(kernels[l, 0], weights[l], activations[l], transposed[l])
-                else:
-                    numpy.dot(weights[l], activations[l][:m].T, transposed[l])
-                _activate(kinds[l], transposed[l].T, a, biases[l])
+    for i in range(m):
+        if prefetch_rows:
+            asked = _prefetch_rows(X, Y, order, asked, min(n, start + i + 1 + prefetch_rows))
+        _gather_row(x[i], X[order[start + i]])
+        y[i, :] = Y[order[start + i]]
+    if prefetch_rows:                                        # the next rows, while we compute
+        asked = _prefetch_rows(X, Y, order, asked, min(n, start + m + prefetch_rows))
+    return asked
+
+
+@njit(cache=True, inline="always")
+def _forward(weights, biases, constants, buffers, call, m, current):
+    """a^l = f(a^{l-1} w^T + b) for every layer; the BLAS threads now set."""
+    full = m == constants.batch_size
+    activations, transposed = buffers.activations, buffers.transposed
+    for l in range(len(weights)):
+        a = activations[l + 1][:m]
+        kernel = constants.kernels[l, 0] if full else 0
+        current = _use_threads(call.threads[l, 0] if full else 1, current,
+                               constants.switch_threads)
+        if full and transposed[l].size:                      # z^T = w a^T
+            if kernel:
+                small_gemm.call_dot(kernel, weights[l], activations[l], transposed[l])
             else:
-                if full and kernels[l, 0]:
-                    small_gemm.call_dot(kernels[l, 0], activations[l], weights[l], a)
-                else:
-                    numpy.dot(activations[l][:m], weights[l].T, a)
-                _activate(kinds[l], a, a, biases[l])
-        scale = eta / m                                      # (1), scaled by η/m
-        a, delta = activations[layers][:m], deltas[layers - 1][:m]
+                numpy.dot(weights[l], activations[l][:m].T, transposed[l])
+            _activate(constants.activation_codes[l], transposed[l].T, a, biases[l])
+        else:
+            if kernel:
+                small_gemm.call_dot(kernel, activations[l], weights[l], a)
+            else:
+                numpy.dot(activations[l][:m], weights[l].T, a)
+            _activate(constants.activation_codes[l], a, a, biases[l])
+    return current
+
+
+@njit(cache=True, inline="always")
+def _output_error(a, y, delta, scale, quadratic):
+    """δ^L = scale · (a - y), times σ'(z^L) = a(1 - a) for the quadratic cost:
+    equation (1), pre-scaled by η/m."""
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            error = scale * (a[i, j] - y[i, j])
+            delta[i, j] = error * a[i, j] * (1.0 - a[i, j]) if quadratic else error
+
+
+@njit(cache=True, inline="always")
+def _backpropagate(weights, constants, buffers, call, m, current):
+    """δ^l = (δ^{l+1} w^{l+1}) ⊙ f'(z^l): equation (2), down to the first
+    layer; the BLAS threads now set."""
+    full = m == constants.batch_size
+    deltas, activations = buffers.deltas, buffers.activations
+    for l in range(len(weights) - 1, 0, -1):
+        delta = deltas[l - 1][:m]
+        current = _use_threads(call.threads[l, 1] if full else 1, current,
+                               constants.switch_threads)
+        numpy.dot(deltas[l][:m], weights[l], delta)
+        a = activations[l][:m]
+        code = constants.activation_codes[l - 1]
         for i in range(m):
             for j in range(a.shape[1]):
-                error = scale * (a[i, j] - y[i, j])
-                delta[i, j] = error * a[i, j] * (1.0 - a[i, j]) if quadratic else error
-        for l in range(layers - 1, 0, -1):                   # (2)
-            delta = deltas[l - 1][:m]
-            current = _use_threads(threads[l, 1] if full else 1, current, restore)
-            numpy.dot(deltas[l][:m], weights[l], delta)
-            a = activations[l][:m]
-            for i in range(m):
-                for j in range(a.shape[1]):
-                    delta[i, j] *= _derivative(kinds[l - 1], a[i, j])
-        for l in range(layers):                              # (3), (4): the SGD update
-            delta, w, b = deltas[l][:m], weights[l], biases[l]
-            current = _use_threads(threads[l, 2] if full else 1, current, restore)
-            own = full and kernels[l, 1] != 0
-            if momentum == 0.0:
-                for i in range(m):
-                    for j in range(b.shape[0]):
-                        b[j] -= delta[i, j]
-                if own:
-                    small_gemm.call_update(kernels[l, 1], w, delta, activations[l], -1.0, decay)
-                else:
-                    _gemm_update(w, delta, activations[l][:m], -1.0, decay, ints, scalars, trans)
-                continue
-            v, vb = velocity_w[l], velocity_b[l]
-            for j in range(b.shape[0]):
-                vb[j] *= momentum
-                for i in range(m):
-                    vb[j] -= delta[i, j]
-                b[j] += vb[j]
-            if own:
-                small_gemm.call_update(kernels[l, 1], v, delta, activations[l], -1.0, momentum)
-            else:
-                _gemm_update(v, delta, activations[l][:m], -1.0, momentum, ints, scalars, trans)
-            for j in range(w.shape[0]):
-                for k in range(w.shape[1]):
-                    v[j, k] -= (1.0 - decay) * w[j, k]
-                    w[j, k] += v[j, k]
-    _use_threads(restore, current, restore)
+                delta[i, j] *= _derivative(code, a[i, j])
+    return current
+
+
+def _update_layer(velocities, l, w, b, delta, a_in, kernel, decay, momentum, blas):
+    """One layer's SGD step from δ (already η/m Σ ∇C) and its input a_in:
+    equations (3), (4) with L2 ``decay``, and momentum where ``velocities``
+    holds them (None: plain SGD). ``kernel``: the shape kernel of this
+    update's w (0: the BLAS); ``blas``: _gemm_update's scratch."""
+
+
+@overload(_update_layer, inline="always")
+def _update_layer_of(velocities, l, w, b, delta, a_in, kernel, decay, momentum, blas):
+    if isinstance(velocities, types.NoneType):
+        return _plain_update
+    return _momentum_update
+
+
+def _plain_update(velocities, l, w, b, delta, a_in, kernel, decay, momentum, blas):
+    """b -= Σ_rows δ; w = decay·w - δ^T a_in, in one product."""
+    m = delta.shape[0]
+    for i in range(m):
+        for j in range(b.shape[0]):
+            b[j] -= delta[i, j]
+    if kernel:
+        small_gemm.call_update(kernel, w, delta, a_in, -1.0, decay)
+    else:
+        _gemm_update(w, delta, a_in, -1.0, decay, *blas)
+
+
+def _momentum_update(velocities, l, w, b, delta, a_in, kernel, decay, momentum, blas):
+    """v = μv - δ^T a_in - (1 - decay)·w, w += v (and alike for b, undecayed)."""
+    v, vb = velocities[l]
+    m = delta.shape[0]
+    for j in range(b.shape[0]):
+        vb[j] *= momentum
+        for i in range(m):
+            vb[j] -= delta[i, j]
+        b[j] += vb[j]
+    if kernel:
+        small_gemm.call_update(kernel, v, delta, a_in, -1.0, momentum)
+    else:
+        _gemm_update(v, delta, a_in, -1.0, momentum, *blas)
+    for j in range(w.shape[0]):
+        for k in range(w.shape[1]):
+            v[j, k] -= (1.0 - decay) * w[j, k]
+            w[j, k] += v[j, k]
+
+
+@njit(cache=True, inline="always")
+def _update(weights, biases, constants, buffers, call, m, current, blas):
+    """Every layer's SGD step (equations (3), (4)); the BLAS threads now set."""
+    full = m == constants.batch_size
+    for l in range(len(weights)):
+        current = _use_threads(call.threads[l, 2] if full else 1, current,
+                               constants.switch_threads)
+        kernel = constants.kernels[l, 1] if full else 0
+        _update_layer(buffers.velocities, l, weights[l], biases[l], buffers.deltas[l][:m],
+                      buffers.activations[l][:m], kernel, call.decay, constants.momentum, blas)
+    return current
+
+
+@njit(cache=True)
+def sgd_epoch(X, Y, order, weights, biases, constants, buffers, call):
+    """One epoch over the rows ``order`` of X/Y, updating ``weights`` and
+    ``biases`` (tuples of arrays) in place.
+
+    X holds the inputs, or their uint8 pixel codes (:func:`pixel_codes`).
+    ``constants`` (:class:`.records.EpochConstants`), ``buffers``
+    (:class:`.records.EpochBuffers`) and ``call``
+    (:class:`.records.EpochCall`) say the rest. Where the constants say so,
+    SciPy's BLAS threads are set per product and left as the last product
+    had them: :class:`CompiledEpoch` restores them after each call.
+    """
+    n = order.shape[0]
+    blas = (numpy.empty(6, numpy.int32), numpy.empty(2, weights[0].dtype),
+            numpy.array([ord("N"), ord("T")], numpy.uint8))
+    layers = len(weights)
+    current = asked = 0
+    for start in range(0, n, constants.batch_size):
+        m = min(constants.batch_size, n - start)
+        y = buffers.targets[:m]
+        asked = _gather(X, Y, order, start, m, buffers.activations[0][:m], y,
+                        constants.prefetch_rows, asked)
+        current = _forward(weights, biases, constants, buffers, call, m, current)
+        _output_error(buffers.activations[layers][:m], y, buffers.deltas[layers - 1][:m],
+                      call.eta / m, constants.quadratic_error)
+        current = _backpropagate(weights, constants, buffers, call, m, current)
+        current = _update(weights, biases, constants, buffers, call, m, current, blas)
 
 
 def epoch_kernels(sizes, batch_size, dtype, use=True):
-    """:func:`sgd_epoch`'s ``kernels``: per layer, the addresses of the
-    kernels of its shape for the forward product and the update of a full
-    mini-batch, where :func:`.small_gemm.chosen` names them (and ``use``), else
-    0 (the BLAS). The kernels themselves stay in small_gemm's cache."""
+    """:class:`.records.EpochConstants`' ``kernels``: per layer, the
+    addresses of the kernels of its shape for the forward product and the
+    update of a full mini-batch, where :func:`.small_gemm.chosen` names them
+    (and ``use``), else 0 (the BLAS). The kernels themselves stay in
+    small_gemm's cache."""
     name = numpy.dtype(dtype).name
     chosen = small_gemm.chosen(sizes, batch_size, name) if use else []
     addresses = numpy.zeros((len(sizes) - 1, 2), numpy.int64)
     for l, (forward, update) in enumerate(chosen):
         n_in, n_out = sizes[l], sizes[l + 1]
-        if forward and batch_size <= TRANSPOSED_FORWARD_MAX_ROWS:     # z^T = w a^T
+        if forward and batch_size <= measured.TRANSPOSED_FORWARD_MAX_ROWS:   # z^T = w a^T
             addresses[l, 0] = small_gemm.dot_nt(n_out, batch_size, n_in, name).address
-        elif forward:                                                   # z = a w^T
+        elif forward:                                                        # z = a w^T
             addresses[l, 0] = small_gemm.dot_nt(batch_size, n_out, n_in, name).address
         if update:
             addresses[l, 1] = small_gemm.update(n_out, n_in, batch_size, name).address
     return addresses
 
 
+def transposed_buffers(sizes, batch_size, dtype):
+    """:class:`.records.EpochBuffers`' ``transposed``: z^T buffers of the
+    forward products up to :data:`~nn_gpu.backends.measured.TRANSPOSED_FORWARD_MAX_ROWS`
+    rows, else empty ones (the plain layout)."""
+    rows = batch_size if batch_size <= measured.TRANSPOSED_FORWARD_MAX_ROWS else 0
+    return tuple(numpy.empty((n, rows), dtype) for n in sizes[1:])
+
+
 class CompiledEpoch:
     """:func:`sgd_epoch` as the backend's ``compiled_epoch`` for one training
     run: it keeps the uint8 codes of the run's inputs (made once, when they
-    are pixel values) and chooses the BLAS threads of each call.
+    are pixel values), makes the run's records once, and chooses the BLAS
+    threads of each call -- and puts SciPy's BLAS back to its threads after
+    each call, so nothing outside the call sees them changed.
 
-    ``quadratic``: whether δ^L is the quadratic cost's (else a - y).
-    ``threads`` None: one thread for small products, and for the large ones
-    whichever of one thread and the BLAS's configured count
-    :class:`~.cpu_threads.ThreadChoice` finds faster; an int: that many for
-    every product. ``small_gemm``: whether products that
-    :func:`.small_gemm.chosen` names skip the BLAS for kernels of their shape
-    -- in runs on at least :data:`KERNEL_MIN_EXAMPLES` examples.
-    ``ahead`` (attribute): the rows prefetched ahead of the gather,
-    :data:`PREFETCH_ROWS`; the benchmarks set 0 to time the epoch without.
+    ``plan``: the run's :class:`nn_gpu.model.core.Plan` (its activations,
+    cost and momentum are the run's constants). ``threads`` None: one thread
+    for small products, and for the large ones whichever of one thread and
+    the BLAS's configured count :class:`~.threads.ThreadChoice` finds
+    faster; an int: that many for every product. ``small_gemm``: whether
+    products that :func:`.small_gemm.chosen` names skip the BLAS for kernels
+    of their shape -- in runs on at least
+    :data:`~nn_gpu.backends.measured.KERNEL_MIN_EXAMPLES` examples.
+    ``prefetch_rows`` (attribute): the rows prefetched ahead of the gather,
+    :data:`~nn_gpu.backends.measured.PREFETCH_ROWS`; the benchmarks set 0 to
+    time the epoch without.
     """
 
-    def __init__(self, plan, quadratic, threads=None, small_gemm=True):
-        self.kinds = numpy.array([ACTIVATION_CODES[kind] for kind in plan.kinds], numpy.int64)
-        self.quadratic = quadratic
+    def __init__(self, plan, threads=None, small_gemm=True):
+        self.codes = numpy.array([ACTIVATION_CODES[kind] for kind in plan.kinds], numpy.int64)
+        self.quadratic_error = plan.error_form == "quadratic"
+        self.momentum = float(plan.momentum)
         self.threads = threads
         self.choice = None
         self._inputs = (None, None)
-        self._transposed = {}
-        self.small_gemm = small_gemm and plan.train_size >= KERNEL_MIN_EXAMPLES
-        self._kernels = {}
-        self.ahead = PREFETCH_ROWS
+        self._records = None
+        self.small_gemm = small_gemm and plan.train_size >= measured.KERNEL_MIN_EXAMPLES
+        self.prefetch_rows = measured.PREFETCH_ROWS
 
     def inputs(self, X):
         """What the gather reads for X: its pixel codes where it has them."""
@@ -383,67 +429,75 @@ class CompiledEpoch:
             self._inputs = (X, X if codes is None else codes)
         return self._inputs[1]
 
-    def transposed(self, sizes, batch_size, dtype):
-        """The z^T buffers of the forward products (empty ones: plain layout)."""
-        key = (tuple(sizes), batch_size, dtype)
-        if key not in self._transposed:
-            rows = batch_size if batch_size <= TRANSPOSED_FORWARD_MAX_ROWS else 0
-            self._transposed[key] = tuple(numpy.empty((n, rows), dtype) for n in sizes[1:])
-        return self._transposed[key]
+    def constants(self, sizes, batch_size, dtype):
+        """The run's :class:`.records.EpochConstants` (the shape kernels are
+        compiled here)."""
+        _, switch = cpu_threads.scipy_blas()
+        return EpochConstants(
+            batch_size=batch_size, activation_codes=self.codes,
+            quadratic_error=self.quadratic_error, momentum=self.momentum,
+            prefetch_rows=self.prefetch_rows,
+            kernels=epoch_kernels(sizes, batch_size, dtype, self.small_gemm),
+            switch_threads=switch is not None)
 
-    def kernels(self, sizes, batch_size, dtype):
-        """:func:`epoch_kernels` for this run, made once."""
-        key = (tuple(sizes), batch_size, dtype)
-        if key not in self._kernels:
-            self._kernels[key] = epoch_kernels(sizes, batch_size, dtype, self.small_gemm)
-        return self._kernels[key]
+    @staticmethod
+    def buffers(sizes, batch_size, dtype, workspace):
+        """The run's :class:`.records.EpochBuffers`: ``workspace``'s arrays,
+        and the z^T buffers of :func:`transposed_buffers`."""
+        velocities = (None if workspace.velocity_w is None
+                      else tuple(zip(workspace.velocity_w, workspace.velocity_b)))
+        return EpochBuffers(activations=(workspace.inputs[:batch_size], *workspace.hidden),
+                            deltas=tuple(workspace.deltas),
+                            targets=workspace.targets[:batch_size],
+                            transposed=transposed_buffers(sizes, batch_size, dtype),
+                            velocities=velocities)
+
+    def records(self, sizes, batch_size, dtype, workspace):
+        """(constants, buffers) of the run, made once for ``workspace`` (each
+        call of an epoch passes the same; the benchmarks may change
+        :attr:`prefetch_rows` between calls)."""
+        key = (workspace, batch_size, numpy.dtype(dtype), self.prefetch_rows)
+        if self._records is None or self._records[0] != key:
+            self._records = (key, self.constants(sizes, batch_size, dtype),
+                             self.buffers(sizes, batch_size, dtype, workspace))
+        return self._records[1:]
 
     def thread_tables(self, sizes, batch_size):
-        """(thread table of the segment, of its probe or None, threads to
-        restore, the ThreadChoice to tell the times or None)."""
+        """(thread table of the segment, of its probe or None, the
+        ThreadChoice to tell the times or None)."""
         _, switch = cpu_threads.scipy_blas()
         configured = cpu_threads.configured_threads()
         layers = len(sizes) - 1
         if switch is None:      # not an OpenBLAS we can switch: threads as configured
-            return numpy.zeros((layers, 3), numpy.int32), None, 0, None
+            return numpy.zeros((layers, 3), numpy.int32), None, None
         if self.threads is not None:
-            return numpy.full((layers, 3), self.threads, numpy.int32), None, configured, None
+            return numpy.full((layers, 3), self.threads, numpy.int32), None, None
         top = numpy.array(cpu_threads.thread_table(sizes, batch_size, configured), numpy.int32)
         if top.max() <= 1:      # nothing large enough to share out
-            return top, None, configured, None
+            return top, None, None
         if self.choice is None or self.choice.choices[1] != configured:
             self.choice = cpu_threads.ThreadChoice(configured, cpu_threads.IdleCores())
         probe = self.choice.probe()
         return (numpy.minimum(top, self.choice.best),
-                None if probe is None else numpy.minimum(top, probe), configured, self.choice)
+                None if probe is None else numpy.minimum(top, probe), self.choice)
 
     def __call__(self, plan, weights, biases, X, Y, order, batch_size, workspace):
         sizes = [X.shape[1]] + [w.shape[0] for w in weights]
-        table, probe, restore, choice = self.thread_tables(sizes, batch_size)
-        transposed = self.transposed(sizes, batch_size, weights[0].dtype)
-        kernels = self.kernels(sizes, batch_size, weights[0].dtype)
+        dtype = weights[0].dtype
+        table, probe, choice = self.thread_tables(sizes, batch_size)
+        constants, buffers = self.records(sizes, batch_size, dtype, workspace)
         parts = [(order, table)]
         if probe is not None:   # the probe: the segment's first quarter of steps (at least one)
             rows = batch_size * max(1, order.shape[0] // batch_size // 4)
             parts = [(order[:rows], probe), (order[rows:], table)]
-        for part, threads in parts:
-            if part.shape[0]:
-                started = time.perf_counter()
-                self._run(plan, weights, biases, X, Y, part, batch_size, workspace, threads,
-                          restore, transposed, kernels)
-                if choice is not None:
-                    choice.record(int(threads.max()),
-                                       (time.perf_counter() - started) / part.shape[0])
+        inputs, params = self.inputs(X), (tuple(weights), tuple(biases))
+        with cpu_threads.blas_threads_kept():
+            for part, threads in parts:
+                if part.shape[0]:
+                    started = time.perf_counter()
+                    sgd_epoch(inputs, Y, part, *params, constants, buffers,
+                              EpochCall(float(plan.eta), float(plan.decay), threads))
+                    if choice is not None:
+                        choice.record(int(threads.max()),
+                                      (time.perf_counter() - started) / part.shape[0])
         return True
-
-    def _run(self, plan, weights, biases, X, Y, order, batch_size, workspace, threads, restore,
-             transposed, kernels):
-        momentum = workspace.velocity_w is not None
-        sgd_epoch(self.inputs(X), Y, order, tuple(weights), tuple(biases),
-                  (workspace.inputs[:batch_size], *workspace.hidden),
-                  tuple(workspace.deltas), workspace.targets[:batch_size],
-                  batch_size, float(plan.eta), self.quadratic, self.kinds, float(plan.decay),
-                  float(plan.momentum),
-                  tuple(workspace.velocity_w if momentum else workspace.grad_w),
-                  tuple(workspace.velocity_b if momentum else workspace.grad_b),
-                  threads, restore, transposed, kernels, self.ahead)

@@ -1,5 +1,5 @@
 """The CPU backend: NumPy arrays and NumPy's BLAS, SciPy's fused sigmoid, and
-a whole batched epoch compiled with Numba (:mod:`.cpu_epoch`).
+a whole batched epoch compiled with Numba (:mod:`.epoch`).
 
 The primitives below serve everything but the training epoch (scoring,
 ``backprop``) and any cost the compiled epoch does not know. They put every
@@ -12,6 +12,7 @@ on the same cores (a 2-thread mini-batch-100 step went from 0.2 ms to
 import numpy
 
 from ...errors import InvalidArgumentError
+from .. import capabilities
 from ..base import Backend
 
 
@@ -39,13 +40,12 @@ class NumpyBackend(Backend):
         return f"NumPy {numpy.__version__} (CPU)"
 
     def compiled_epoch(self, plan):
-        if plan.dropout or plan.l1 or plan.error_form is None:
+        """The compiled CPU epoch, where the capability table says it runs this training."""
+        if capabilities.refusal("compiled_cpu", plan):
             return None
-        from .epoch import ACTIVATION_CODES, CompiledEpoch  # compiled on first call, then cached
+        from .epoch import CompiledEpoch  # compiled on first call, then cached
 
-        if not all(kind in ACTIVATION_CODES for kind in plan.kinds):
-            return None
-        return CompiledEpoch(plan, plan.error_form == "quadratic", self.threads, self.small_gemm)
+        return CompiledEpoch(plan, self.threads, self.small_gemm)
 
     def sigmoid(self, z, out):
         # One pass, no overflow warning for large |z| (unlike 1/(1+exp(-z))).

@@ -1,4 +1,4 @@
-"""GEMM kernels compiled for one exact shape (issue 13).
+"""GEMM kernels compiled for one exact shape.
 
 The compiled epoch's products are small and skinny ((30, 784)·(784, 10) at
 mini-batch 10), where OpenBLAS reaches a quarter of a core's FMA peak (the
@@ -38,26 +38,20 @@ from llvmlite import ir
 from numba import carray, cfunc, types
 from numba.extending import intrinsic
 
+from .. import measured
+
 #: Dot products computed at once (rows of A x rows of B); rows of a summed per
 #: pass over a row of c. One row of c at a time: with two, LLVM can no longer
 #: rule out that c overlaps a, and leaves the loop scalar.
 RP, RQ = 4, 3
 IC = 10
 
-#: Mini-batches whose forward products get kernels, by dtype: up to where
-#: they were measured faster (float32: 1.3-2.4x at 20-100 rows; float64: at
-#: 100 rows 1.0-1.4x, so only up to 10), from 2 rows: with one, the product is
-#: OpenBLAS's matrix-vector path, nearly as fast (the kernel: 1.06-1.43x),
-#: and the kernel's summation order, not NumPy's, let the mini-batch-1 epoch
-#: (tanh, momentum: it amplifies rounding) drift past 1e-8 of the generic core.
-FORWARD_ROWS = {"float32": range(2, 101), "float64": range(2, 11)}
 #: Largest mini-batch whose updates get kernels: above IC rows the kernel
-#: makes several passes over w and loses (0.5-0.94x at 100 rows).
+#: makes several passes over w and loses (0.5-0.94x at 100 rows). Which
+#: mini-batches get forward kernels and how large a w gets an update kernel
+#: were measured (``nn_gpu.backends.measured``: SMALL_GEMM_FORWARD_ROWS,
+#: SMALL_GEMM_MAX_UPDATE_BYTES).
 MAX_UPDATE_ROWS = IC
-#: Largest w (bytes) given the update kernel at mini-batch 10: it won at
-#: 94 KiB (float32 (30, 784): 1.3-1.5x), tied at 188 KiB (float64) and at
-#: 313 KiB (float32 (100, 784)).
-MAX_UPDATE_BYTES = 128 * 1024
 
 DOT_SIGNATURE = types.void(types.voidptr, types.voidptr, types.voidptr)
 UPDATE_SIGNATURE = types.void(types.voidptr, types.voidptr, types.voidptr, types.float64,
@@ -67,8 +61,8 @@ UPDATE_SIGNATURE = types.void(types.voidptr, types.voidptr, types.voidptr, types
 def chosen(sizes, batch_size, dtype):
     """Per layer: (forward kernel?, update kernel?) for full mini-batches,
     where bench/small_gemm.py measured them faster than OpenBLAS."""
-    forward = batch_size in FORWARD_ROWS.get(dtype, ())
-    update_bytes = MAX_UPDATE_BYTES if batch_size <= MAX_UPDATE_ROWS else 0
+    forward = batch_size in measured.SMALL_GEMM_FORWARD_ROWS.get(dtype, ())
+    update_bytes = measured.SMALL_GEMM_MAX_UPDATE_BYTES if batch_size <= MAX_UPDATE_ROWS else 0
     itemsize = numpy.dtype(dtype).itemsize
     return [(forward, n_in * n_out * itemsize <= update_bytes)
             for n_in, n_out in zip(sizes[:-1], sizes[1:])]

@@ -7,9 +7,10 @@ thread shares a core with another process, and every product waits for it to
 be scheduled again: a mini-batch-100 epoch took 20x its one-thread time
 with one core kept busy. So:
 
-* products below :data:`MIN_MNK_FOR_THREADS` (M·N·K) always run on one thread
-  (``bench/gemm_threads.py`` measures where two threads start to pay; on the
-  2-core machine of ``bench/RESULTS.md`` that was from ~0.8-2.5 M, noisily);
+* products below ``MIN_MNK_FOR_THREADS`` (M·N·K, :mod:`nn_gpu.backends.measured`)
+  always run on one thread (``bench/gemm_threads.py`` measures where two
+  threads start to pay; on the 2-core machine of ``bench/RESULTS.md`` that
+  was from ~0.8-2.5 M, noisily);
 * the larger ones get the BLAS's configured threads only while that is
   measured to be faster: :class:`ThreadChoice` starts on one thread, times
   short probes with all, and keeps the faster;
@@ -18,8 +19,9 @@ with one core kept busy. So:
   round differently from its single-threaded ones, so a timed choice can
   change the last bits of a run.
 
-Only SciPy's BLAS is switched (the one the compiled epoch calls); NumPy's,
-which scores and runs the generic core, is left as configured. The compiled
+Only SciPy's BLAS is switched (the one the compiled epoch calls), and only
+during an epoch call (:func:`blas_threads_kept`); NumPy's, which scores and
+runs the generic core, is left as configured. The compiled
 epoch is a serial Numba function, so Numba's own threading layer is unused.
 """
 
@@ -29,10 +31,7 @@ import os
 import time
 from pathlib import Path
 
-#: Smallest M·N·K at which a product of the epoch may use more than one
-#: thread (below it OpenBLAS's hand-off costs more than the second core gives;
-#: above it, ThreadChoice's probes decide).
-MIN_MNK_FOR_THREADS = 2_000_000
+from .. import measured
 
 _SET_THREADS_NAMES = ("scipy_openblas_set_num_threads", "openblas_set_num_threads",
                       "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_")
@@ -62,8 +61,46 @@ def scipy_blas():
 
 def configured_threads():
     """The threads SciPy's BLAS is set to use (1 where unknown)."""
+    functions = _thread_count_functions()
+    if functions:           # ctypes directly: the epoch asks at each of its calls
+        return functions[0]()
     controller, _ = scipy_blas()
     return controller.get_num_threads() if controller is not None else 1
+
+
+@functools.cache
+def _thread_count_functions():
+    """(get, set): ctypes functions of SciPy's OpenBLAS for its thread count,
+    or None where the epoch cannot switch it."""
+    controller, set_address = scipy_blas()
+    if set_address is None:
+        return None
+    library = ctypes.CDLL(controller.filepath)
+    getter = next((getattr(library, name.replace("set_", "get_"))
+                   for name in _SET_THREADS_NAMES
+                   if hasattr(library, name.replace("set_", "get_"))), None)
+    if getter is None:
+        return None
+    getter.restype, getter.argtypes = ctypes.c_int, []
+    return getter, ctypes.CFUNCTYPE(None, ctypes.c_int)(set_address)
+
+
+class blas_threads_kept:
+    """A block after which SciPy's BLAS has the thread count it had before it
+    (the compiled epoch switches it per product): a scope, so the
+    process-wide setting is the caller's again after every epoch call, even
+    one that raised. (A class, not a generator: it wraps every one of the
+    ~50 calls of an epoch, and costs a microsecond here.)"""
+
+    def __enter__(self):
+        self.functions = _thread_count_functions()
+        self.before = self.functions[0]() if self.functions else None
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.functions and self.functions[0]() != self.before:
+            self.functions[1](self.before)
+        return False
 
 
 def product_sizes(sizes, m):
@@ -74,8 +111,8 @@ def product_sizes(sizes, m):
 
 def thread_table(sizes, m, threads):
     """Threads per (layer, product) for a step on m rows when at most
-    ``threads`` may be used: 1 below :data:`MIN_MNK_FOR_THREADS`."""
-    return [[threads if mnk >= MIN_MNK_FOR_THREADS else 1 for mnk in row]
+    ``threads`` may be used: 1 below :data:`nn_gpu.backends.measured.MIN_MNK_FOR_THREADS`."""
+    return [[threads if mnk >= measured.MIN_MNK_FOR_THREADS else 1 for mnk in row]
             for row in product_sizes(sizes, m)]
 
 

@@ -1,5 +1,5 @@
 """The GPU backend: CuPy arrays, cuBLAS GEMMs and fused elementwise kernels,
-and a whole epoch in one kernel where the network fits it (:mod:`.cuda_epoch`).
+and a whole epoch in one kernel where the network fits it (:mod:`.epoch`).
 
 Only what is faster on a GPU is overridden here; everything else is the
 generic code of :class:`~nn_gpu.backends.base.Backend` running on ``cupy``.
@@ -9,6 +9,7 @@ compare the two on every CI run (through a NumPy-backed stand-in for CuPy,
 host, so a training epoch queues its work without synchronising.
 """
 
+from .. import capabilities
 from ..base import Backend
 from . import counter_stream
 
@@ -84,22 +85,30 @@ class CupyBackend(Backend):
         self.xp.cuda.get_current_stream().synchronize()
 
     def compiled_epoch(self, plan):
-        """The fused one-kernel epoch (numba-cuda) where it can run, else the
-        cuBLAS path; None when numba-cuda is missing."""
-        from .epoch import FusedEpoch, unsupported_plan
+        """The fused one-kernel epoch (numba-cuda) where the capability table
+        lets it run this training (it runs it where :func:`.epoch.why_not_fused`
+        finds nothing against, else leaves it to the cuBLAS path); None
+        where it cannot, or numba-cuda is missing."""
+        from .epoch import FusedEpoch
 
-        if unsupported_plan(plan) or not numba_cuda_usable():
+        if capabilities.refusal("fused_gpu", plan) or not numba_cuda_usable():
             return None
-        from numba import config, cuda
+        from numba import config
 
         if config.ENABLE_CUDASIM:  # Numba's CUDA simulator: host arrays, a thread per thread
             return FusedEpoch(threads=SIMULATED_THREADS, virtual=True, empty=self.empty)
+        return FusedEpoch(device=self._numba_device, empty=self.empty)
+
+    def _numba_device(self):
+        """(view, stream): numba-cuda's view of a CuPy array, and CuPy's
+        current stream as numba-cuda's."""
+        from numba import cuda
+
         stream_ptr = self.xp.cuda.get_current_stream().ptr
         stream = cuda.external_stream(stream_ptr) if stream_ptr else cuda.default_stream()
         # sync=False: CuPy's arrays carry its stream, on which the kernel is queued anyway;
         # the default (True) would make every launch wait for the device.
-        return FusedEpoch(view=lambda array: cuda.as_cuda_array(array, sync=False),
-                          stream=stream, empty=self.empty)
+        return (lambda array: cuda.as_cuda_array(array, sync=False)), stream
 
     def random_generator(self, seed):
         # Dropout masks come from a counter-based stream, saved in checkpoints as two ints.

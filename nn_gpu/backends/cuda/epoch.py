@@ -1,5 +1,5 @@
 """A whole SGD epoch as one CUDA kernel (numba-cuda): the GPU twin of
-:mod:`.cpu_epoch`.
+:mod:`nn_gpu.backends.cpu.epoch`.
 
 Why: on the cuBLAS path one step of [784, 30, 10] is ~11 kernel launches and
 ~25 Python calls, ~100 µs of host time, while its arithmetic takes a few µs
@@ -30,29 +30,35 @@ Weights stay in global memory (95 KB for [784, 30, 10] in float32: L1/L2
 resident across steps); the mini-batch's activations and errors live in
 shared memory, so the kernel serves networks with one hidden layer whose
 mini-batch buffers fit in the 48 KB a block gets without opt-in. Anything
-else (more layers, large mini-batches, dropout) returns to the cuBLAS path;
-that is where large mini-batches are faster anyway.
+else (what the capability table refuses, :mod:`nn_gpu.backends.capabilities`;
+mini-batches too large; trainings where the launch/FLOP model puts the cuBLAS
+path ahead) returns to the cuBLAS path, as does a kernel that fails to
+compile or launch on the device (with one warning line).
 
 The same source runs under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``)
 on NumPy arrays, which is how CI holds it to :func:`nn_gpu.model.core.train_epoch`.
-The kernel is built by a factory with every size, activation, cost and dtype
-as compile-time constants, so the simulator can run tiny networks.
+The kernel is built by a factory (:func:`.kernel.make_kernel`) with every
+size, activation, cost and dtype as compile-time constants
+(:class:`.records.KernelConstants`), so the simulator can run tiny networks.
 """
 
+import logging
 import warnings
 
 import numpy
 
+from .. import capabilities, estimate
+from .records import FusedArguments, KernelConstants
+
 #: Threads of the block on a device (the simulator runs fewer). ptxas gives the
-#: kernel ~166 registers a thread on sm_90 (no spills); 256 x 166 fits the
-#: 64K-register file where 512 would fail to launch.
+#: kernel up to ~210 registers a thread on sm_75 to sm_90, without spills
+#: (tests/backends/test_cuda_compile.py compiles it on every CI run): 256
+#: threads fit the 64K-register file, 512 would fail to launch.
 THREADS = 256
 #: Static shared memory a block may use without opting in to more.
 SHARED_BYTES = 48 * 1024
 #: At most this many threads share one dot product of the first layer.
 MAX_SPLIT = 32
-_HIDDEN = ("sigmoid", "tanh", "relu")  # cuda_kernel.HIDDEN, which does not import this
-_OUTPUT = ("sigmoid", "softmax")
 
 
 def split(batch_size, hidden, threads):
@@ -76,30 +82,35 @@ def shared_bytes(sizes, batch_size, dtype, threads=THREADS, blocks=1):
     return 8 * batch_size + floats * numpy.dtype(dtype).itemsize
 
 
-def unsupported_plan(plan):
-    """Why no fused kernel can run this training whatever its sizes, or None."""
-    if len(plan.kinds) != 2:
-        return f"{len(plan.kinds)} weight layers (the fused epoch has 2)"
-    if plan.dropout:
-        return "dropout"
-    if plan.error_form is None:
-        return f"cost {plan.cost.name!r} (its own output error)"
-    if plan.kinds[0] not in _HIDDEN or plan.kinds[1] not in _OUTPUT:
-        return f"activations {plan.kinds}"
+def unsupported(plan, sizes, batch_size, dtype, threads=THREADS, blocks=1):
+    """Why the fused kernel cannot run this training (a
+    :class:`~nn_gpu.backends.capabilities.Refusal`: the capability table's,
+    or the mini-batch's shared memory), or None."""
+    refused = capabilities.refusal("fused_gpu", plan, dtype)
+    if refused:
+        return refused
+    need = shared_bytes(sizes, batch_size, dtype, threads, blocks)
+    if need > SHARED_BYTES:
+        return capabilities.Refusal(
+            "batch_size", f"mini-batch {batch_size}",
+            f"needs {need // 1024} KB of shared memory (a block has {SHARED_BYTES // 1024} KB)")
     return None
 
 
-def unsupported(plan, sizes, batch_size, dtype, threads=THREADS, blocks=1):
-    """Why the fused kernel cannot run this training (a short phrase), or None."""
-    reason = unsupported_plan(plan)
-    if reason:
-        return reason
-    if numpy.dtype(dtype).name not in ("float32", "float64"):
-        return f"dtype {numpy.dtype(dtype).name}"
-    need = shared_bytes(sizes, batch_size, dtype, threads, blocks)
-    if need > SHARED_BYTES:
-        return (f"mini-batch {batch_size} needs {need // 1024} KB of shared memory "
-                f"(a block has {SHARED_BYTES // 1024} KB)")
+def why_not_fused(plan, sizes, batch_size, dtype, threads=THREADS, blocks=1):
+    """Why the fused epoch does not run this training: it cannot
+    (:func:`unsupported`), or the launch/FLOP model (:mod:`..estimate`) puts
+    the cuBLAS path ahead of it; None where it runs."""
+    refused = unsupported(plan, sizes, batch_size, dtype, threads, blocks)
+    if refused:
+        return refused
+    seconds = estimate.epoch_seconds(sizes, batch_size, plan.train_size, fused=True,
+                                     momentum=plan.momentum > 0, blocks=blocks)
+    if seconds["fused"] >= seconds["cublas"]:
+        return capabilities.Refusal(
+            "estimate", f"mini-batch {batch_size}",
+            f"the cuBLAS path is estimated faster ({seconds['cublas']:.3g} against "
+            f"{seconds['fused']:.3g} s/epoch)")
     return None
 
 
@@ -109,35 +120,71 @@ class FusedEpoch:
 
     ``view`` turns a backend array into what the kernel takes (a Numba device
     array over a CuPy array; the identity for NumPy arrays under the
-    simulator), ``stream`` is the stream to launch on and ``empty`` allocates
-    the backend's arrays. ``blocks`` spreads the hidden units over that many
-    thread blocks (a cooperative launch, one grid barrier per step);
-    ``virtual`` runs them all inside one block instead, as the simulator must
-    (it runs a grid's blocks one after another). A call returns whether it
-    trained: False where the kernel cannot run this training
-    (:func:`unsupported`), which the caller then trains another way.
+    simulator), ``stream`` is the stream to launch on; or ``device``, called
+    at the first launch, returns both (so that finding the device is part of
+    the launch, and fails as one). ``empty`` allocates the backend's arrays.
+    ``blocks`` spreads the hidden units over that many thread blocks (a
+    cooperative launch, one grid barrier per step); ``virtual`` runs them all
+    inside one block instead, as the simulator must (it runs a grid's blocks
+    one after another).
+
+    A call returns whether it trained: False where the kernel does not run
+    this training (:func:`why_not_fused`, or only :func:`unsupported` where
+    ``by_estimate`` is False, as the benchmarks set it to time the kernel
+    wherever it can run), which the caller then trains another way -- the
+    cuBLAS path. A kernel that fails to compile or launch before it has ever
+    run is such a case too: it is reported once, as one warning line on the
+    ``nn_gpu`` logger, and the epoch is not tried again (:attr:`failed`).
     """
 
     def __init__(self, view=lambda array: array, stream=0, threads=THREADS,
-                 blocks=1, virtual=False, empty=numpy.empty):
+                 blocks=1, virtual=False, empty=numpy.empty, device=None):
         self.view, self.stream, self.threads = view, stream, threads
         self.blocks, self.virtual, self.empty = blocks, virtual, empty
+        self.device = device
+        #: Whether the launch/FLOP model decides too (False: the kernel runs
+        #: wherever it can, as the benchmarks time it).
+        self.by_estimate = True
+        #: Why the kernel could not be compiled or launched here, or None.
+        self.failed = None
+        self._launched = False
         self._views = {}  # id -> (array, view): persistent arrays converted once
+        self._kernels = {}
         self._launchers = {}
         self._shares = {}
+        self._no_velocities = {}
+
+    def constants(self, plan, sizes, batch_size, dtype):
+        """The :class:`.records.KernelConstants` of this training."""
+        units, blocks = spread(sizes[1], self.blocks)
+        return KernelConstants(
+            n_in=sizes[0], hidden=sizes[1], n_out=sizes[2], batch_size=batch_size,
+            hidden_activation=plan.kinds[0], output_activation=plan.kinds[1],
+            quadratic_error=plan.error_form == "quadratic", dtype=numpy.dtype(dtype).name,
+            momentum=plan.momentum > 0, threads=self.threads,
+            split=split(batch_size, units, self.threads), blocks=blocks,
+            virtual=blocks if self.virtual else 1)
 
     def kernel(self, plan, sizes, batch_size, dtype):
         """The compiled kernel for this training, or None to fall back."""
-        if unsupported(plan, sizes, batch_size, dtype, self.threads, self.blocks):
-            return None
-        from .kernel import make_kernel  # numba.cuda: imported only to run it
+        return self._kernel(plan, sizes, batch_size, dtype)[0]
 
-        units, blocks = spread(sizes[1], self.blocks)
-        return make_kernel(tuple(sizes), batch_size, plan.kinds[0], plan.kinds[1],
-                           plan.error_form == "quadratic", numpy.dtype(dtype).name,
-                           plan.momentum > 0, self.threads,
-                           split(batch_size, units, self.threads), blocks,
-                           blocks if self.virtual else 1)
+    def _kernel(self, plan, sizes, batch_size, dtype):
+        """(kernel or None, its constants), decided once per training: every
+        call of an epoch asks (η, which changes, decides nothing here)."""
+        key = (plan.cost, plan.kinds, plan.train_size, plan.momentum, plan.l1, plan.l2,
+               plan.dropout, tuple(sizes), batch_size, numpy.dtype(dtype), self.by_estimate,
+               self.blocks, self.threads)
+        if key not in self._kernels:
+            check = why_not_fused if self.by_estimate else unsupported
+            if check(plan, sizes, batch_size, dtype, self.threads, self.blocks):
+                self._kernels[key] = (None, None)
+            else:
+                from .kernel import make_kernel  # numba.cuda: imported only to run it
+
+                constants = self.constants(plan, sizes, batch_size, dtype)
+                self._kernels[key] = (make_kernel(constants), constants)
+        return self._kernels[key]
 
     def _persistent(self, array):
         cached = self._views.get(id(array))
@@ -153,29 +200,58 @@ class FusedEpoch:
             self._shares[key] = self.view(self.empty(shape, dtype))
         return self._shares[key]
 
+    def _velocities(self, workspace, dtype):
+        """The four velocity arguments: the workspace's with momentum, else
+        zero-size arrays of the parameters' dtype (the kernel compiled without
+        momentum never reads them)."""
+        if workspace.velocity_w is not None:
+            return [self._persistent(a) for a in (workspace.velocity_w[0], workspace.velocity_b[0],
+                                                  workspace.velocity_w[1], workspace.velocity_b[1])]
+        key = numpy.dtype(dtype).name
+        if key not in self._no_velocities:
+            self._no_velocities[key] = [self.view(self.empty(shape, dtype))
+                                        for shape in ((0, 0), (0,), (0, 0), (0,))]
+        return self._no_velocities[key]
+
     def __call__(self, plan, weights, biases, X, Y, order, batch_size, workspace):
+        if self.failed:
+            return False
+        if self._launched:
+            return self._launch(plan, weights, biases, X, Y, order, batch_size, workspace)
+        try:
+            if self.device is not None:
+                self.view, self.stream = self.device()
+                self.device = None
+            trained = self._launch(plan, weights, biases, X, Y, order, batch_size, workspace)
+        except Exception as exc:  # noqa: BLE001 - NVVM, ptxas, driver, numba-cuda: all kinds
+            self.failed = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            logging.getLogger("nn_gpu").warning(
+                "nn_gpu: the fused GPU epoch failed to compile or launch here (%s); "
+                "training on the cuBLAS path instead", self.failed)
+            return False
+        self._launched = trained
+        return trained
+
+    def _launch(self, plan, weights, biases, X, Y, order, batch_size, workspace):
         sizes = [X.shape[1]] + [w.shape[0] for w in weights]
-        kernel = self.kernel(plan, sizes, batch_size, X.dtype)
+        kernel, constants = self._kernel(plan, sizes, batch_size, X.dtype)
         if kernel is None:
             return False
-        momentum = workspace.velocity_w is not None
-        velocity_w = workspace.velocity_w if momentum else workspace.grad_w  # unused scratch
-        velocity_b = workspace.velocity_b if momentum else workspace.grad_b
-        persistent = [self._persistent(a) for a in (
-            X, Y, weights[0], biases[0], weights[1], biases[1],
-            velocity_w[0], velocity_b[0], velocity_w[1], velocity_b[1])]
-        X_, Y_, w1, b1, w2, b2, vw1, vb1, vw2, vb2 = persistent
-        self._launcher(kernel, spread(sizes[1], self.blocks)[1])(
-            X_, Y_, self.view(order), w1, b1, w2, b2, vw1, vb1, vw2, vb2,
+        arguments = FusedArguments(
+            *(self._persistent(a) for a in (X, Y)), self.view(order),
+            *(self._persistent(a) for a in (weights[0], biases[0], weights[1], biases[1])),
+            *self._velocities(workspace, X.dtype),
             self._share_buffer(sizes, batch_size, X.dtype),
-            float(plan.eta), float(plan.decay), float(plan.momentum), float(plan.l1_step))
+            eta=float(plan.eta), decay=float(plan.decay), momentum=float(plan.momentum),
+            l1=float(plan.l1_step))
+        self._launcher(kernel, constants.launch)(*arguments)
         return True
 
-    def _launcher(self, kernel, blocks):
+    def _launcher(self, kernel, launch):
         """kernel[grid, block, stream], configured once: numba-cuda warns at
         each configuration of a grid this small, and a small grid is the design."""
         if kernel not in self._launchers:
-            grid, block = (1, self.threads * blocks) if self.virtual else (blocks, self.threads)
+            grid, block = launch
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Grid size .* will likely")
                 self._launchers[kernel] = kernel[grid, block, self.stream]
