@@ -5,14 +5,12 @@ on white paper, four times larger, somewhere off the centre of a 200x140
 picture, saved as PNG (and JPEG, RGBA, 16-bit, palette, inverted) -- and
 must come back as (nearly) the original 28x28 image, and be read correctly
 by a small network trained here (2 epochs on 5,000 examples: ~90% on the
-test set). The CLI runs in-process through :func:`nn_gpu.cli.main`.
+test set). The CLI runs in-process through conftest's ``run``.
 """
 
 import io
 import re
 import sys
-from contextlib import redirect_stderr, redirect_stdout
-from io import StringIO
 
 import numpy
 import pytest
@@ -22,10 +20,10 @@ from hypothesis import strategies as st
 Image = pytest.importorskip("PIL.Image",
                             reason="Pillow is not installed: pip install 'nn_gpu[image]'")
 
+from conftest import run  # noqa: E402
 from fuzzing import memory_cap, mutate  # noqa: E402
 
 from nn_gpu import Network  # noqa: E402
-from nn_gpu.cli import main  # noqa: E402
 from nn_gpu.model.metrics import classify, probabilities  # noqa: E402
 from nn_gpu.reading.images import ImageError, check_model, to_mnist  # noqa: E402
 from nn_gpu.version import install_hint  # noqa: E402
@@ -63,13 +61,6 @@ def best_correlation(converted, original):
     image = converted.reshape(28, 28)
     return max(correlation(numpy.roll(image, (dr, dc), axis=(0, 1)), original)
                for dr in (-1, 0, 1) for dc in (-1, 0, 1))
-
-
-def run(argv):
-    out, err = StringIO(), StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        rc = main(["predict", *argv])
-    return rc, out.getvalue(), err.getvalue()
 
 
 def parse(line):
@@ -250,7 +241,7 @@ def test_without_pillow_the_error_says_how_to_install_it(monkeypatch, tmp_path, 
     monkeypatch.setitem(sys.modules, "PIL", None)  # `from PIL import ...` now fails
     with pytest.raises(ImageError, match=re.escape(install_hint("image"))):
         to_mnist(tmp_path / "digit.png")
-    rc, out, err = run([str(trained[1]), str(tmp_path / "digit.png")])
+    rc, out, err = run("predict", str(trained[1]), str(tmp_path / "digit.png"))
     assert rc == 1 and out == ""
     assert err.startswith("nn-gpu: error: reading images needs Pillow") and err.count("\n") == 1
 
@@ -290,7 +281,7 @@ def test_a_model_for_other_inputs_is_refused(pngs):
 
 # -------------------------------------------------------------- the CLI
 def test_cli_prints_the_digit_and_ten_probabilities(trained, pngs):
-    rc, out, err = run([str(trained[1]), *map(str, pngs)])
+    rc, out, err = run("predict", str(trained[1]), *map(str, pngs))
     assert rc == 0 and err == ""
     lines = out.splitlines()
     assert len(lines) == 10
@@ -305,7 +296,7 @@ def test_cli_prints_the_digit_and_ten_probabilities(trained, pngs):
 
 
 def test_cli_show_draws_what_the_network_sees(trained, pngs):
-    rc, out, _ = run([str(trained[1]), str(pngs[1]), "--show"])
+    rc, out, _ = run("predict", str(trained[1]), str(pngs[1]), "--show")
     lines = out.splitlines()
     assert rc == 0 and len(lines) == 29
     assert all(re.fullmatch(r"  \|.{28}\|", line) for line in lines[1:])
@@ -334,14 +325,14 @@ def test_cli_errors_are_one_line(trained, pngs, tmp_path, case, message):
     else:
         Network([784, 5, 3], backend="numpy").save(tmp_path / "other.npz")
         model = str(tmp_path / "other.npz")
-    rc, out, err = run([model, *images])
+    rc, out, err = run("predict", model, *images)
     assert rc == 1 and out == ""  # nothing printed for the good image either
     assert err.startswith("nn-gpu: error: ") and err.count("\n") == 1
     assert message in err
 
 
-def test_cli_usage_errors(capsys):
-    assert main(["predict"]) == 2
-    assert "nn-gpu predict: error:" in capsys.readouterr().err
-    assert main(["predict", "--help"]) == 0
-    assert "Pillow" in capsys.readouterr().out
+def test_cli_usage_errors():
+    rc, _, err = run("predict")
+    assert rc == 2 and "nn-gpu predict: error:" in err
+    rc, out, _ = run("predict", "--help")
+    assert rc == 0 and "Pillow" in out

@@ -9,8 +9,6 @@ on their own -- so that what is tested is the segmentation, not the network.
 
 import json
 import re
-from contextlib import redirect_stderr, redirect_stdout
-from io import StringIO
 
 import numpy
 import pytest
@@ -18,10 +16,9 @@ import pytest
 Image = pytest.importorskip("PIL.Image",
                             reason="Pillow is not installed: pip install 'nn_gpu[image]'")
 
-from conftest import mnist_dir  # noqa: E402
+from conftest import mnist_dir, run  # noqa: E402
 
 from nn_gpu import Network
-from nn_gpu.cli import main as nn_gpu_main  # noqa: E402
 from nn_gpu.data.composed import GAPS, PHOTO, TOUCHING, Style, compose_number, edit_distance  # noqa: E402
 from nn_gpu.reading import reader as reading  # noqa: E402
 from nn_gpu.reading.images import ImageError  # noqa: E402
@@ -401,13 +398,6 @@ def test_a_model_for_other_inputs_is_refused():
 
 
 # ------------------------------------------------------------------ the CLI
-def run(argv):
-    out, err = StringIO(), StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        rc = nn_gpu_main(["read", *argv])
-    return rc, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def number_files(known, tmp_path_factory):
     """Two numbers as PNG files (dark on light; light on dark) and their digits."""
@@ -422,7 +412,7 @@ def number_files(known, tmp_path_factory):
 
 
 def test_cli_prints_each_number(trained, number_files, check_cache):
-    rc, out, err = run([str(trained[1]), *(f for f, _, _ in number_files)])
+    rc, out, err = run("read", str(trained[1]), *(f for f, _, _ in number_files))
     assert rc == 0 and err == ""
     lines = out.splitlines()
     assert len(lines) == 2
@@ -434,7 +424,7 @@ def test_cli_prints_each_number(trained, number_files, check_cache):
 
 
 def test_cli_json_one_object_per_image(trained, number_files, check_cache):
-    rc, out, _ = run([str(trained[1]), *(f for f, _, _ in number_files), "--json"])
+    rc, out, _ = run("read", str(trained[1]), *(f for f, _, _ in number_files), "--json")
     assert rc == 0
     for line, (path, truth, boxes) in zip(out.splitlines(), number_files):
         found = json.loads(line)
@@ -447,12 +437,12 @@ def test_cli_show_draws_what_it_read(trained, number_files, tmp_path, monkeypatc
     pytest.importorskip("matplotlib")
     path, truth, _ = number_files[0]
     out_file = tmp_path / "read.png"
-    rc, out, err = run([str(trained[1]), path, "--show", str(out_file)])
+    rc, out, err = run("read", str(trained[1]), path, "--show", str(out_file))
     assert rc == 0 and err == "" and truth in out
     with Image.open(out_file) as drawn:
         assert drawn.format == "PNG" and drawn.width > 200
     monkeypatch.chdir(tmp_path)  # --show alone: IMAGE-read.png here, for each image
-    rc, _, _ = run([str(trained[1]), *(f for f, _, _ in number_files), "--show"])
+    rc, _, _ = run("read", str(trained[1]), *(f for f, _, _ in number_files), "--show")
     assert rc == 0 and (tmp_path / "dark-read.png").is_file()
     assert (tmp_path / "light-read.png").is_file()
 
@@ -490,7 +480,7 @@ def test_cli_errors_are_one_line(trained, number_files, tmp_path, case, message,
     else:
         images.append(number_files[1][0])
         extra = ["--show", str(tmp_path / "read.png")]
-    rc, out, err = run([model, *images, *extra])
+    rc, out, err = run("read", model, *images, *extra)
     assert rc == status and out == ""  # nothing printed for the good image either
     assert err.count("\n") == 1 and message in err
 
@@ -513,7 +503,7 @@ def test_cli_reads_with_a_conv_model(conv_trained, check, mnist, tmp_path, check
     picture, truth, boxes = number((X[:1000][right], labels[:1000][right]),
                                    numpy.random.default_rng(4), 5)
     Image.fromarray(numpy.uint8(numpy.round(picture * 255))).save(tmp_path / "number.png")
-    rc, out, err = run([str(path), str(tmp_path / "number.png"), "--json"])
+    rc, out, err = run("read", str(path), str(tmp_path / "number.png"), "--json")
     assert rc == 0 and err == ""
     found = json.loads(out)
     assert found["digits"] == truth == read_number(net, tmp_path / "number.png", check).digits
@@ -604,12 +594,12 @@ def test_cli_trains_the_check_once_and_reads_without_mnist(trained, number_files
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("NN_GPU_DATA", str(mnist_dir()))
     path, truth, _ = number_files[0]
-    rc, out, err = run([str(trained[1]), path])
+    rc, out, err = run("read", str(trained[1]), path)
     assert rc == 0 and truth in out and "training the whole-digit check" in err
     assert list((tmp_path / "cache" / "nn_gpu").glob(f"whole-digit-v{whole_digit.VERSION}-*.npz"))
-    rc, out, err = run([str(trained[1]), path])
+    rc, out, err = run("read", str(trained[1]), path)
     assert rc == 0 and truth in out and err == ""
-    rc, out, err = run([str(trained[1]), path, "--data", str(tmp_path / "nowhere")])
+    rc, out, err = run("read", str(trained[1]), path, "--data", str(tmp_path / "nowhere"))
     assert rc == 0 and truth in out and "no MNIST" in err and err.count("\n") == 1
-    rc, out, err = run([str(trained[1]), path, "--no-check"])
+    rc, out, err = run("read", str(trained[1]), path, "--no-check")
     assert rc == 0 and truth in out and err == ""
