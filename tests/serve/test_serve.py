@@ -20,7 +20,6 @@ import socket
 import threading
 import time
 import zlib
-from contextlib import redirect_stderr, redirect_stdout
 from importlib import resources
 from pathlib import Path
 
@@ -30,12 +29,11 @@ import pytest
 Image = pytest.importorskip("PIL.Image",
                             reason="Pillow is not installed: pip install 'nn_gpu[image]'")
 
-from nn_gpu.cli import main as nn_gpu_main  # noqa: E402
 from nn_gpu.data.composed import GAPS, compose_number  # noqa: E402
 from nn_gpu.serve import Reader, Server  # noqa: E402
 from nn_gpu.serve.server import ASSETS  # noqa: E402
 
-from conftest import mnist_dir  # noqa: E402
+from conftest import mnist_dir, run  # noqa: E402
 from serving import confident_digits, serve_command  # noqa: E402
 
 LIMIT = 2 ** 20  # the test server's body limit (the command's is 10 MiB)
@@ -47,15 +45,6 @@ def png(picture):
     out = io.BytesIO()
     Image.fromarray(numpy.uint8(numpy.round(numpy.asarray(picture) * 255))).save(out, "PNG")
     return out.getvalue()
-
-
-def cli(argv, cwd, monkeypatch):
-    """(status, stdout, stderr) of `nn-gpu ARGV` run here, in ``cwd``."""
-    monkeypatch.chdir(cwd)
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        status = nn_gpu_main(argv)
-    return status, out.getvalue(), err.getvalue()
 
 
 def call(port, method, path, body=None, headers=None, host="127.0.0.1"):
@@ -157,8 +146,8 @@ def check_cache(reading_check, monkeypatch):
 def test_api_answers_what_read_json_prints(port, number, reading_model, tmp_path, check_cache,
                                            monkeypatch):
     (tmp_path / "number.png").write_bytes(number[0])
-    status, out, err = cli(["read", str(reading_model[1]), "number.png", "--json"], tmp_path,
-                           monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run("read", reading_model[1], "number.png", "--json")
     assert status == 0 and err == ""
     printed = json.loads(out)
     assert printed["digits"] == number[1]
@@ -190,7 +179,8 @@ def test_api_reads_with_a_conv_model(reading_conv_model, number, tmp_path, readi
     """A ConvNetwork serves as a Network does (the Reader is what the server calls)."""
     net, path = reading_conv_model
     (tmp_path / "number.png").write_bytes(number[0])
-    status, out, _ = cli(["read", str(path), "number.png", "--json"], tmp_path, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = run("read", path, "number.png", "--json")
     reader = Reader(net, reading_check[0], "conv.npz")
     assert status == 0 and reader.read(number[0], "number.png") + "\n" == out
     assert reader.about() == {"model": "conv.npz", "sizes": [784, 864, 10],
@@ -199,7 +189,8 @@ def test_api_reads_with_a_conv_model(reading_conv_model, number, tmp_path, readi
 
 def test_api_digit_answers_as_predict(port, known, reading_model, tmp_path, monkeypatch):
     (tmp_path / "digit.png").write_bytes(png(1 - known[0][3].reshape(28, 28)))  # dark on light
-    status, out, _ = cli(["predict", str(reading_model[1]), "digit.png"], tmp_path, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = run("predict", reading_model[1], "digit.png")
     assert status == 0
     label, chances = re.match(r"digit\.png: (\d) \([\d.]+\)  (.*)$", out.strip()).groups()
     printed = [float(pair.split(":")[1]) for pair in chances.split()]
@@ -550,7 +541,8 @@ def test_command_errors_are_one_line(reading_model, tmp_path, monkeypatch, case,
     else:
         argv += ["--host", "no-such-host.invalid"]
     try:
-        found, out, err = cli(argv, tmp_path, monkeypatch)
+        monkeypatch.chdir(tmp_path)
+        found, out, err = run(*argv)
     finally:
         if taken is not None:
             taken.close()

@@ -14,7 +14,6 @@ import math
 import os
 import re
 import signal
-from contextlib import redirect_stderr, redirect_stdout
 
 import numpy
 import pytest
@@ -22,9 +21,8 @@ import pytest
 Image = pytest.importorskip("PIL.Image",
                             reason="Pillow is not installed: pip install 'nn_gpu[image]'")
 
-from nn_gpu.cli import main as nn_gpu_main  # noqa: E402
 
-from conftest import mnist_dir  # noqa: E402
+from conftest import mnist_dir, run  # noqa: E402
 from serving import (WAIT, browser_unavailable, confident_digits, draw,  # noqa: E402
                      number_strokes, serve_command, settled, start_chromium)
 
@@ -90,13 +88,12 @@ def canvas_png(driver, canvas_id):
     return base64.b64decode(url.split(",", 1)[1])
 
 
-def cli(argv, cwd, monkeypatch):
+def output_of(monkeypatch, cwd, *argv):
+    """What `nn-gpu ARGV` prints, run in ``cwd``; it must succeed."""
     monkeypatch.chdir(cwd)
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        status = nn_gpu_main(argv)
-    assert status == 0, err.getvalue()
-    return out.getvalue()
+    status, out, err = run(*argv)
+    assert status == 0, err
+    return out
 
 
 def read_json(model, picture, tmp_path, monkeypatch, cache_home):
@@ -104,7 +101,7 @@ def read_json(model, picture, tmp_path, monkeypatch, cache_home):
     (tmp_path / "canvas.png").write_bytes(picture)
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
     monkeypatch.setenv("NN_GPU_DATA", str(mnist_dir()))
-    return json.loads(cli(["read", str(model), "canvas.png", "--json"], tmp_path, monkeypatch))
+    return json.loads(output_of(monkeypatch, tmp_path, "read", model, "canvas.png", "--json"))
 
 
 def percent(p):
@@ -219,7 +216,7 @@ def test_one_digit_written_with_a_finger_shows_the_ten_outputs(
     assert numpy.argmax(heights) == expected["digit"]
 
     (tmp_path / "digit.png").write_bytes(picture)
-    out = cli(["predict", str(reading_model[1]), "digit.png"], tmp_path, monkeypatch)
+    out = output_of(monkeypatch, tmp_path, "predict", reading_model[1], "digit.png")
     assert out.startswith(f"digit.png: {expected['digit']} ")
     assert [float(pair.split(":")[1]) for pair in out.split("  ")[1].split()] == \
         expected["probabilities"]
