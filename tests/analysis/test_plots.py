@@ -147,6 +147,7 @@ def test_plot_misclassified_titles_the_first_wrong_digits(model, mnist, tmp_path
     assert fig.get_suptitle().startswith(f"{len(wrong)} of 10000 test digits misclassified")
 
 
+@pytest.mark.slow
 @needs_mnist
 def test_plot_weights_draws_first_layer_rows_centred_at_zero(model, tmp_path):
     _, net = model
@@ -239,6 +240,7 @@ def test_an_existing_png_is_untouched_when_plotting_fails(tmp_path, monkeypatch)
 
 
 # ------------------------------------------------------------ the command
+@pytest.mark.slow
 @needs_mnist
 @pytest.mark.parametrize("mode, extra, size", [
     ("misclassified", [], plots.grid_figsize(36)),

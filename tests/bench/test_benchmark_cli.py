@@ -134,6 +134,7 @@ def test_json_schema(tiny):
             assert r["speedup_vs_per_example"] == pytest.approx(slow / r["median_seconds"])
 
 
+@pytest.mark.slow
 @needs_mnist
 def test_plot_is_a_png(tmp_path):
     pytest.importorskip("matplotlib")
@@ -208,6 +209,7 @@ def test_help_lists_every_option():
 
 
 # ------------------------------------------------ --busy, --peers, --threads
+@pytest.mark.slow
 @needs_mnist
 def test_busy_times_the_thread_settings_with_a_core_kept_busy(tmp_path):
     path = tmp_path / "busy.json"
@@ -220,6 +222,7 @@ def test_busy_times_the_thread_settings_with_a_core_kept_busy(tmp_path):
     assert result["busy"] == 1
 
 
+@pytest.mark.slow
 @needs_mnist
 def test_peers_compares_with_what_is_installed_and_says_what_is_not():
     rc, out, _ = run("bench", "--data", str(DATA), "--train-size", "1000", "--batch-sizes", "100",

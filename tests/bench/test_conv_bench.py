@@ -45,6 +45,7 @@ def random_network(layers, seed):
     return net
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_torch_model_is_our_network(stack):
     torch = pytest.importorskip("torch")
@@ -66,6 +67,7 @@ def test_the_torch_model_is_our_network(stack):
     numpy.testing.assert_allclose(theirs, ours, rtol=1e-11, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_one_torch_epoch_is_our_sgd_step():
     """From the same seed, one mini-batch of the whole set: the same initial
     parameters, the same η, the same λ/n decay of the weights (not the biases)."""
@@ -89,6 +91,7 @@ def test_one_torch_epoch_is_our_sgd_step():
 
 
 # ------------------------------------------------------------ the command
+@pytest.mark.slow
 @needs_mnist
 def test_bench_conv_prints_the_table_and_writes_json(tmp_path):
     path = tmp_path / "conv.json"
@@ -126,6 +129,7 @@ def test_bench_conv_prints_the_table_and_writes_json(tmp_path):
             result["peer_median_seconds"] / result["median_seconds"])
 
 
+@pytest.mark.slow
 @needs_mnist
 def test_bench_layers_file(tmp_path):
     layers = tmp_path / "layers.json"

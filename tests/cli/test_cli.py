@@ -107,6 +107,7 @@ def test_history_json_schema(trained):
                                           "train_cost", "seconds", "eta"]
 
 
+@pytest.mark.slow
 def test_saved_model_evaluates_to_last_epoch_accuracy(trained):
     _, out, _, model = trained
     last_test, last_validation = epoch_figures(out)[-1]
@@ -117,6 +118,7 @@ def test_saved_model_evaluates_to_last_epoch_accuracy(trained):
     assert rc == 0 and out.startswith(f"validation accuracy: {last_validation} / 10000")
 
 
+@pytest.mark.slow
 def test_quiet_prints_only_the_summary():
     rc, out, _ = run("train", *SMALL, "--quiet")
     assert rc == 0
@@ -125,6 +127,7 @@ def test_quiet_prints_only_the_summary():
     assert_summary(lines)
 
 
+@pytest.mark.slow
 def test_per_example_and_batched_agree():
     figures = {}
     for method in ("per_example", "batched"):
@@ -137,6 +140,7 @@ def test_per_example_and_batched_agree():
     assert figures["per_example"] == figures["batched"]
 
 
+@pytest.mark.slow
 def test_threads_trains_the_same_epochs():
     """--threads N fixes the compiled epoch's BLAS threads; the figures stay."""
     figures = []
@@ -150,6 +154,7 @@ def test_threads_trains_the_same_epochs():
     assert figures[0] == figures[1] == figures[2] and len(figures[0]) == 2
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_history_and_returns_130(tmp_path, monkeypatch):
     """A KeyboardInterrupt after epoch 2 of 5: the file holds both epochs."""
 
@@ -276,6 +281,7 @@ def test_info_names_the_source_of_the_data_dir_and_what_is_missing(tmp_path, mon
                          "t10k-images-idx3-ubyte.gz; run `nn-gpu download`")
 
 
+@pytest.mark.slow
 def test_python_dash_m_entry_point(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), DATA_ENV_VAR: str(DATA)}
     history = tmp_path / "h.json"
@@ -290,6 +296,7 @@ def test_python_dash_m_entry_point(tmp_path):
 
 
 # ------------------------------------------------- chapter 3 options, presets
+@pytest.mark.slow
 def test_new_options_reach_the_network_and_sgd(tmp_path, monkeypatch):
     monkeypatch.setattr("nn_gpu.cli.train.Network", Recording)
     history = tmp_path / "h.json"
@@ -316,6 +323,7 @@ def test_new_options_reach_the_network_and_sgd(tmp_path, monkeypatch):
         "dropout": 0.2, "eta_schedule": 2, "early_stopping": 3, "monitor": ["training-cost"]}
 
 
+@pytest.mark.slow
 def test_monitor_chooses_what_is_measured(tmp_path):
     history = tmp_path / "h.json"
     rc, out, _ = run(*TINY, "--epochs", "1", "--monitor", "--history", str(history))
@@ -333,6 +341,7 @@ def test_monitor_chooses_what_is_measured(tmp_path):
     assert "train_cost" not in entry
 
 
+@pytest.mark.slow
 def test_preset_values_are_used_and_explicit_options_win(tmp_path):
     history = tmp_path / "h.json"
     rc, out, _ = run(*TINY, "--preset", "ch3-l2", "--epochs", "1", "--eta", "0.25",
@@ -358,6 +367,7 @@ def test_preset_values_are_used_and_explicit_options_win(tmp_path):
     assert ", l2 " not in lines[0]
 
 
+@pytest.mark.slow
 def test_off_cancels_a_presets_schedule(monkeypatch):
     monkeypatch.setattr("nn_gpu.cli.train.Network", Recording)
     rc, _, _ = run(*TINY, "--preset", "best-mlp", "--no-expand", "--eta-schedule", "off",
@@ -370,6 +380,7 @@ def test_off_cancels_a_presets_schedule(monkeypatch):
         "relu", "log_likelihood", 1000)
 
 
+@pytest.mark.slow
 def test_expand_trains_on_five_times_the_examples(tmp_path, monkeypatch, mnist):
     from nn_gpu.data.expand import CACHE_NAME, expanded_training_set
 
@@ -393,6 +404,7 @@ def test_expand_trains_on_five_times_the_examples(tmp_path, monkeypatch, mnist):
     assert sorted(DATA.iterdir()) == before  # nothing written next to the data
 
 
+@pytest.mark.slow
 def test_early_stopping_prints_the_stop_and_keeps_the_best_weights(tmp_path,
                                                                    monkeypatch):
     """With eta ~ 0 the accuracy never improves after epoch 1, so epoch 2 stops
@@ -428,6 +440,7 @@ def test_early_stopping_prints_the_stop_and_keeps_the_best_weights(tmp_path,
     assert rc == 0 and out.startswith(f"test accuracy: {figures[0][0]} / 10000")
 
 
+@pytest.mark.slow
 def test_eta_schedule_shows_eta_and_stops_at_eta0_over_128():
     rc, out, _ = run(*TINY, "--epochs", "12", "--eta", "1e-12", "--eta-schedule", "1",
                      "--monitor")
@@ -442,6 +455,7 @@ def test_eta_schedule_shows_eta_and_stops_at_eta0_over_128():
     assert_summary(lines)
 
 
+@pytest.mark.slow
 def test_evaluate_a_relu_softmax_model(tmp_path):
     model = tmp_path / "m.npz"
     rc, out, _ = run(*TINY, "--epochs", "1", "--activation", "relu", "--cost", "log_likelihood",

@@ -28,6 +28,7 @@ def data(monkeypatch, mnist):
     monkeypatch.setenv("NN_GPU_DATA", str(mnist_dir()))
 
 
+@pytest.mark.slow
 def test_two_epochs_and_a_resume_equal_four_epochs(tmp_path):
     assert run("train", *SMALL, "--epochs", "4", "--save", str(tmp_path / "a.npz"))[0] == 0
     assert run("train", *SMALL, "--epochs", "2",
@@ -44,6 +45,7 @@ def test_two_epochs_and_a_resume_equal_four_epochs(tmp_path):
     assert history["config"]["momentum"] == 0.5
 
 
+@pytest.mark.slow
 def test_a_checkpoint_is_never_overwritten_by_another_run(tmp_path):
     run("train", *SMALL, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck"))
     before = (tmp_path / "ck" / "checkpoint.npz").read_bytes()
@@ -54,6 +56,7 @@ def test_a_checkpoint_is_never_overwritten_by_another_run(tmp_path):
     assert (tmp_path / "ck" / "checkpoint.npz").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_resume_from_a_damaged_checkpoint_is_one_clear_line(tmp_path):
     run("train", *SMALL, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck"))
     path = tmp_path / "ck" / "checkpoint.npz"
@@ -88,6 +91,7 @@ def child_env():
     return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "NN_GPU_DATA": str(mnist_dir())}
 
 
+@pytest.mark.slow
 def test_sigterm_stops_cleanly_and_the_run_resumes(tmp_path):
     command = [sys.executable, "-m", "nn_gpu", "train", "--train-size", "5000", "--epochs", "200",
                "--checkpoint-dir", str(tmp_path / "ck")]
@@ -127,6 +131,7 @@ def read_terminal(command):
     return stdout, received.decode(errors="replace"), child.wait(timeout=120)
 
 
+@pytest.mark.slow
 def test_a_progress_bar_only_on_a_terminal():
     command = [sys.executable, "-m", "nn_gpu", "train", "--train-size", "3000", "--epochs", "1"]
     stdout, terminal, status = read_terminal(command)

@@ -71,6 +71,7 @@ def test_the_saved_detector_scores_as_printed(nine, mnist):
     assert net.precision_recall(test) == (last["test_precision"], last["test_recall"])
 
 
+@pytest.mark.slow
 def test_evaluate_a_detector(nine):
     _, _, history_file, model = nine
     last = json.loads(history_file.read_text())["epochs"][-1]
@@ -130,6 +131,7 @@ def test_a_preset_becomes_a_detector_with_one_output(monkeypatch, capsys):
 
 
 # ------------------------------------------------ plot HISTORY.json -o FILE
+@pytest.mark.slow
 def test_plot_a_history_without_naming_the_kind(nine, tmp_path):
     pytest.importorskip("matplotlib")
     _, _, history_file, _ = nine
@@ -162,6 +164,7 @@ def test_load_mnist_counts_match_the_baselines():
     assert [(test == d).sum() for d in (9, 4, 0)] == [1009, 982, 980]
 
 
+@pytest.mark.slow
 def test_a_detector_run_resumes_as_a_detector(tmp_path):
     """--resume takes --digit from the checkpoint: 1 + 1 epochs == 2 epochs, bit for bit."""
     small = ["train", "--digit", "3", "--data", str(DATA), "--train-size", "500", "--seed", "2"]

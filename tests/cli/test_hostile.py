@@ -873,6 +873,7 @@ def test_c07_cli_a_negative_seed_is_a_usage_error(argv):
     assert "--seed" in err
 
 
+@pytest.mark.slow
 def test_c07_a_sweep_whose_trials_fail_exits_non_zero(tmp_path, small_data):
     pytest.importorskip("optuna")
     space = tmp_path / "space.toml"

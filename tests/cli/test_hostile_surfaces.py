@@ -139,6 +139,7 @@ def fetch_labels(dest, url):
     return download._fetch(url.rstrip("/") + "/" + LABELS, dest, LABELS, 5)
 
 
+@pytest.mark.slow
 def test_dl_a_trickling_mirror_is_given_up(tmp_path, monkeypatch):
     monkeypatch.setattr(download, "LOW_SPEED", (1000, 1.0))
     dest = tmp_path / "d"
@@ -151,6 +152,7 @@ def test_dl_a_trickling_mirror_is_given_up(tmp_path, monkeypatch):
     assert leftovers(dest) == [] and not (dest / LABELS).exists()
 
 
+@pytest.mark.slow
 def test_dl_a_mirror_fast_enough_but_never_done_meets_the_deadline(tmp_path, monkeypatch):
     monkeypatch.setattr(download, "LOW_SPEED", (1, 60))
     monkeypatch.setattr(download, "DEADLINE_SECONDS", 1.0)
@@ -161,6 +163,7 @@ def test_dl_a_mirror_fast_enough_but_never_done_meets_the_deadline(tmp_path, mon
     assert problem.startswith("gave up after 1.0 s") and leftovers(dest) == []
 
 
+@pytest.mark.slow
 def test_dl_the_whole_download_names_the_slow_mirror_and_tries_the_next(tmp_path, monkeypatch,
                                                                         synthetic):
     monkeypatch.setattr(download, "LOW_SPEED", (1000, 1.0))
@@ -571,6 +574,7 @@ def test_msg_plot_weights_of_a_conv_model_without_conv_layer_names_the_file(
     assert "not convolutional" in message and not (tmp_path / "w.png").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("mnist")
 @pytest.mark.parametrize("l2", ["1e308", "1e30"])
 def test_msg_divergence_by_l2_names_l2(l2):
@@ -782,6 +786,7 @@ class Bars:
         return bar
 
 
+@pytest.mark.slow
 def test_read_the_checks_training_shows_its_progress(mnist):
     pytest.importorskip("PIL")
     from nn_gpu.reading import whole_digit

@@ -174,6 +174,7 @@ def test_traceback_stored_layers_of_another_network_are_refused(tmp_path,
 
 
 # ------------------------------------------- silent wrong results of a resume
+@pytest.mark.slow
 def test_silent_eta_given_to_a_conv_resume_applies(tmp_path, conv_checkpoint):
     status, out, err = run("train", "--resume", conv_checkpoint.directory, "--eta",
                            "0.05", "--epochs", "2", "--history", tmp_path / "h.json")
@@ -298,6 +299,7 @@ def suggested_command(err):
     return words[1:]
 
 
+@pytest.mark.slow
 def test_friction_the_suggested_resume_keeps_the_whole_history(tmp_path, small_data,
                                                               monkeypatch):
     history, model = tmp_path / "run h.json", tmp_path / "m.npz"
@@ -313,6 +315,7 @@ def test_friction_the_suggested_resume_keeps_the_whole_history(tmp_path, small_d
     assert epochs_of(history) == [1, 2, 3, 4] and model.exists()
 
 
+@pytest.mark.slow
 def test_friction_sigterm_then_the_suggested_command_keeps_the_whole_history(tmp_path,
                                                                             small_mnist):
     """The same flow as a user meets it: a separate process, SIGTERM after epoch 1."""
@@ -349,6 +352,7 @@ def load_history_or_none(path):
         return None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", [[], ["--cost", "cross_entropy"],
                                     ["--activation", "relu", "--cost", "log_likelihood"]])
 def test_friction_a_run_stuck_at_chance_is_an_error_with_advice(tmp_path, small_data,
@@ -361,6 +365,7 @@ def test_friction_a_run_stuck_at_chance_is_an_error_with_advice(tmp_path, small_
     assert len(epochs_of(history)) < 12 and not (tmp_path / "m.npz").exists()
 
 
+@pytest.mark.slow
 def test_friction_a_frozen_run_is_stuck_and_a_checkpoint_resumes_with_another_eta(
         tmp_path, small_data):
     status, _, err = run(*MLP, "--epochs", "12", "--eta", "1e-9",
@@ -371,6 +376,7 @@ def test_friction_a_frozen_run_is_stuck_and_a_checkpoint_resumes_with_another_et
     assert status == 0, err
 
 
+@pytest.mark.slow
 def test_friction_healthy_runs_are_never_stuck(tmp_path, small_data):
     """Runs that learn, fast or slowly: the book's, a slow start (a tiny η that
     still lowers the cost), a conv net, a detector."""
@@ -404,6 +410,7 @@ def test_friction_a_resume_of_a_run_that_stopped_early_has_nothing_to_do(tmp_pat
     assert "the run stopped after epoch 2 (early stopping" in err and out == ""
 
 
+@pytest.mark.slow
 def test_friction_the_saved_epoch_is_said_and_save_best_keeps_the_best(tmp_path,
                                                                        small_data):
     status, out, err = run(*MLP[:-1], "--epochs", "4", "--eta", "3",
@@ -419,6 +426,7 @@ def test_friction_the_saved_epoch_is_said_and_save_best_keeps_the_best(tmp_path,
     assert f"test accuracy: {round(best['test_accuracy'] * 200)} / 200" in out
 
 
+@pytest.mark.slow
 def test_friction_save_best_needs_save_and_resumes_bit_for_bit(tmp_path, small_data):
     status, _, err = run(*MLP, "--save-best")
     one_error(err, status, 2)
@@ -436,6 +444,7 @@ def test_friction_save_best_needs_save_and_resumes_bit_for_bit(tmp_path, small_d
         numpy.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_friction_the_book_is_quoted_only_for_the_presets_own_run(tmp_path, small_data,
                                                                   monkeypatch):
     from nn_gpu.cli.train_run import Run
@@ -454,6 +463,7 @@ def test_friction_the_book_is_quoted_only_for_the_presets_own_run(tmp_path, smal
     assert "Test accuracy at the best validation epoch (1): " in out and "the book" not in out
 
 
+@pytest.mark.slow
 def test_friction_conv_curves_have_costs_and_a_readable_accuracy_axis(tmp_path, small_data):
     pytest.importorskip("matplotlib")
     from nn_gpu.analysis import plots

@@ -244,6 +244,7 @@ def test_ensemble_votes_with_ties_to_the_larger_summed_output(tmp_path):
     assert isinstance(ensemble.load_model(tmp_path / "conv.npz", backend="numpy"), ConvNetwork)
 
 
+@pytest.mark.slow
 def test_plot_filters_draws_every_first_layer_filter(tmp_path):
     pytest.importorskip("matplotlib")
     from nn_gpu.analysis.filters import plot_filters
@@ -349,6 +350,7 @@ def nn_gpu_command(*words):
                           text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_train_a_conv_preset_resume_it_and_use_the_model(tmp_path, mnist):
     """train --preset ch6-conv1 on 200 images, --resume it one epoch further,
     then evaluate (alone and in an ensemble), plot weights (the filters) and

@@ -190,6 +190,7 @@ def test_every_format_gives_the_same_input(digits, tmp_path, variant):
     assert correlation(to_mnist(path), reference) > (0.9 if variant == "tiny" else 0.97)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow: "Corrupt EXIF data" and such
 @settings(max_examples=150, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])

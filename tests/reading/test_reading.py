@@ -310,6 +310,7 @@ def test_the_dynamic_programme_weighs_widths_against_confidence():
 
 
 # ------------------------------------------------------------ reading
+@pytest.mark.slow
 @pytest.mark.parametrize("length", [1, 5, 12])
 def test_numbers_with_gaps_are_read_with_their_boxes(trained, check, known, length):
     rng = numpy.random.default_rng(length + 1)
@@ -322,6 +323,7 @@ def test_numbers_with_gaps_are_read_with_their_boxes(trained, check, known, leng
         assert close(box, true, within=3), (box, true)
 
 
+@pytest.mark.slow
 def test_boxes_are_in_the_pictures_pixels_at_any_scale(trained, check, known, tmp_path):
     rng = numpy.random.default_rng(7)
     picture, truth, boxes = number(known, rng, 4)
@@ -334,6 +336,7 @@ def test_boxes_are_in_the_pictures_pixels_at_any_scale(trained, check, known, tm
         assert close(box, [7 * v for v in true], within=7 * 3), (box, true)
 
 
+@pytest.mark.slow
 def test_touching_digits_are_cut(trained, check, known):
     """Numbers of four digits touching or overlapping by up to 3 MNIST
     pixels: at least half the digits are read (left whole, a number of four
@@ -347,6 +350,7 @@ def test_touching_digits_are_cut(trained, check, known):
     assert errors <= 12, errors
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", [PHOTO, Style(invert=True, grain=0.05, scale=1.5)],
                          ids=["uneven light and grain", "light on dark, grainy"])
 def test_a_photo_of_a_number(trained, check, known, style):
@@ -411,6 +415,7 @@ def number_files(known, tmp_path_factory):
     return files
 
 
+@pytest.mark.slow
 def test_cli_prints_each_number(trained, number_files, check_cache):
     rc, out, err = run("read", str(trained[1]), *(f for f, _, _ in number_files))
     assert rc == 0 and err == ""
@@ -423,6 +428,7 @@ def test_cli_prints_each_number(trained, number_files, check_cache):
         assert len(match["probs"].split()) == len(truth)
 
 
+@pytest.mark.slow
 def test_cli_json_one_object_per_image(trained, number_files, check_cache):
     rc, out, _ = run("read", str(trained[1]), *(f for f, _, _ in number_files), "--json")
     assert rc == 0
@@ -433,6 +439,7 @@ def test_cli_json_one_object_per_image(trained, number_files, check_cache):
         assert all(close(box, true, within=3) for box, true in zip(found["boxes"], boxes))
 
 
+@pytest.mark.slow
 def test_cli_show_draws_what_it_read(trained, number_files, tmp_path, monkeypatch, check_cache):
     pytest.importorskip("matplotlib")
     path, truth, _ = number_files[0]
@@ -447,6 +454,7 @@ def test_cli_show_draws_what_it_read(trained, number_files, tmp_path, monkeypatc
     assert (tmp_path / "light-read.png").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, message, status", [
     ("missing image", "image file not found", 1),
     ("blank image", "no number found", 1),
@@ -493,6 +501,7 @@ def conv_trained(reading_conv_model):
     return reading_conv_model
 
 
+@pytest.mark.slow
 def test_cli_reads_with_a_conv_model(conv_trained, check, mnist, tmp_path, check_cache):
     """`read` takes a ConvNetwork's model file as `predict` does, and reads
     with it what read_number reads with the network itself."""
@@ -569,6 +578,7 @@ def test_pieces_are_judged_by_the_digits_they_cover(mnist):
     assert 0.05 < verdicts.mean() < 0.5  # most candidates are not a digit
 
 
+@pytest.mark.slow
 def test_the_check_tells_whole_digits_from_pairs_and_fragments(check, mnist):
     """On the reader's pieces of numbers made of validation digits, which it
     never saw, it ranks whole digits above pairs and fragments (what the cut
@@ -584,6 +594,7 @@ def test_the_check_tells_whole_digits_from_pairs_and_fragments(check, mnist):
     assert ranked_above > 0.75  # 0.5: chance; ~0.86 here; the full check: ~0.97
 
 
+@pytest.mark.slow
 def test_cli_trains_the_check_once_and_reads_without_mnist(trained, number_files, tmp_path,
                                                           monkeypatch):
     """First `read`: says it trains the check, keeps it in the cache; the

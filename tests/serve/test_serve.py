@@ -143,6 +143,7 @@ def check_cache(reading_check, monkeypatch):
 
 
 # ----------------------------------------------------------------- the API
+@pytest.mark.slow
 def test_api_answers_what_read_json_prints(port, number, reading_model, tmp_path, check_cache,
                                            monkeypatch):
     (tmp_path / "number.png").write_bytes(number[0])
@@ -394,6 +395,7 @@ def test_bodies_without_a_true_length(port, headers, status, message):
 
 
 # ---------------------------------------------------------- slow and many
+@pytest.mark.slow
 def test_slow_clients_time_out_while_others_are_served(port, number):
     """A silent client and one sending a byte every 0.3 s (each within the
     0.5 s timeout, past the 2 s deadline) get 408; the server reads on."""
@@ -418,6 +420,7 @@ def test_slow_clients_time_out_while_others_are_served(port, number):
         assert status == 408 and "too slowly" in found["error"]
 
 
+@pytest.mark.slow
 def test_many_clients_at_once(reading_model, number):
     """Beyond 3 connections at once, the next are told 503 straight away;
     readings run side by side answer the same; then it serves on."""
@@ -485,6 +488,7 @@ def start(model, cwd, cache_home, *extra):
     return process, port
 
 
+@pytest.mark.slow
 def test_the_command_serves_until_ctrl_c_and_writes_nothing(reading_model, reading_check,
                                                              number, tmp_path):
     """The model is read once: removed, then replaced by garbage, while

@@ -28,7 +28,7 @@ from serving import (WAIT, browser_unavailable, confident_digits, draw,  # noqa:
 
 REQUIRED = os.environ.get("NN_GPU_REQUIRE_BROWSER") == "1"
 MISSING = browser_unavailable()
-pytestmark = [pytest.mark.browser,  # (skipped before any model is trained for them)
+pytestmark = [pytest.mark.browser, pytest.mark.slow,  # (skipped before any model is trained)
               pytest.mark.skipif(bool(MISSING) and not REQUIRED, reason=str(MISSING))]
 
 # ----------------------------------------------------------------- fixtures
