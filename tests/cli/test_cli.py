@@ -58,7 +58,7 @@ class Recording(Network):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def small_run(tmp_path_factory):
     """One small training run with --history and --save, shared by several tests."""
     tmp = tmp_path_factory.mktemp("train")
     history, model = tmp / "history.json", tmp / "model.npz"
@@ -66,8 +66,8 @@ def trained(tmp_path_factory):
     return rc, out, history, model
 
 
-def test_train_prints_header_epoch_lines_and_best(trained):
-    rc, out, _, _ = trained
+def test_train_prints_header_epoch_lines_and_best(small_run):
+    rc, out, _, _ = small_run
     assert rc == 0
     lines = out.splitlines()
     assert lines[0].startswith(
@@ -80,8 +80,8 @@ def test_train_prints_header_epoch_lines_and_best(trained):
     assert f"Best validation accuracy: {best_validation / 100:.2f}%" in lines[-1]
 
 
-def test_history_json_schema(trained):
-    _, out, history, _ = trained
+def test_history_json_schema(small_run):
+    _, out, history, _ = small_run
     doc = json.loads(history.read_text())
     config = doc["config"]
     assert config["sizes"] == [784, 16, 10] and config["epochs"] == 2
@@ -108,8 +108,8 @@ def test_history_json_schema(trained):
 
 
 @pytest.mark.slow
-def test_saved_model_evaluates_to_last_epoch_accuracy(trained):
-    _, out, _, model = trained
+def test_saved_model_evaluates_to_last_epoch_accuracy(small_run):
+    _, out, _, model = small_run
     last_test, last_validation = epoch_figures(out)[-1]
     rc, out, _ = run("evaluate", model, "--data", DATA)
     assert rc == 0 and out.strip() == (

@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import signal
 import stat
 import struct
@@ -625,11 +626,23 @@ TRAIN = ["train", "--train-size", "300", "--sizes", "784", "8", "10", "--batch-s
          "--seed", "1", "--quiet"]
 
 
-@pytest.fixture
-def checkpointed(tmp_path, small_data):
-    """A run of 1 epoch checkpointed in tmp_path/ck."""
-    status, _, err = run(*TRAIN, "--epochs", "1", "--checkpoint-dir", tmp_path / "ck")
+@pytest.fixture(scope="module")
+def one_epoch_checkpoint(tmp_path_factory, small_mnist):
+    """The checkpoint directory of a run of 1 epoch, trained once for the module
+    (a checkpoint holds no path: a copy resumes as the original does)."""
+    directory = tmp_path_factory.mktemp("one_epoch") / "ck"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NN_GPU_DATA", str(small_mnist))
+        status, _, err = run(*TRAIN, "--epochs", "1", "--checkpoint-dir", directory)
     assert status == 0, err
+    return directory
+
+
+@pytest.fixture
+def checkpointed(tmp_path, small_data, one_epoch_checkpoint):
+    """A run of 1 epoch checkpointed in tmp_path/ck (a copy of
+    :func:`one_epoch_checkpoint`, for this test to tamper with)."""
+    shutil.copytree(one_epoch_checkpoint, tmp_path / "ck")
     return Checkpoint(tmp_path / "ck")
 
 

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,19 +55,43 @@ def epochs_of(path):
     return [entry["epoch"] for entry in load_history(path)["epochs"]]
 
 
-@pytest.fixture
-def conv_checkpoint(tmp_path, small_data):
-    """A conv run of 1 epoch checkpointed in tmp_path/ck."""
-    status, _, err = run(*conv(tmp_path, "--epochs", "1", "--checkpoint-dir",
-                                       tmp_path / "ck"))
+def one_epoch(tmp_path_factory, small_mnist, argv):
+    """The checkpoint directory of ``nn-gpu ARGV --epochs 1`` on :func:`small_mnist`
+    (a checkpoint holds no path: a copy resumes as the original does)."""
+    directory = tmp_path_factory.mktemp("one_epoch")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NN_GPU_DATA", str(small_mnist))
+        status, _, err = run(*argv(directory), "--epochs", "1",
+                             "--checkpoint-dir", directory / "ck")
     assert status == 0, err
+    return directory / "ck"
+
+
+@pytest.fixture(scope="module")
+def conv_run(tmp_path_factory, small_mnist):
+    """A conv run of 1 epoch's checkpoint directory, trained once for the module."""
+    return one_epoch(tmp_path_factory, small_mnist, lambda directory: conv(directory))
+
+
+@pytest.fixture(scope="module")
+def mlp_run(tmp_path_factory, small_mnist):
+    """A run of 1 epoch of MLP's checkpoint directory, trained once for the module."""
+    return one_epoch(tmp_path_factory, small_mnist, lambda directory: MLP)
+
+
+@pytest.fixture
+def conv_checkpoint(tmp_path, small_data, conv_run):
+    """A conv run of 1 epoch checkpointed in tmp_path/ck (a copy of
+    :func:`conv_run`, for this test to tamper with), its layers file beside it."""
+    layers_file(tmp_path / "layers.json")
+    shutil.copytree(conv_run, tmp_path / "ck")
     return Checkpoint(tmp_path / "ck")
 
 
 @pytest.fixture
-def mlp_checkpoint(tmp_path, small_data):
-    status, _, err = run(*MLP, "--epochs", "1", "--checkpoint-dir", tmp_path / "mk")
-    assert status == 0, err
+def mlp_checkpoint(tmp_path, small_data, mlp_run):
+    """A run of 1 epoch of MLP checkpointed in tmp_path/mk (a copy of :func:`mlp_run`)."""
+    shutil.copytree(mlp_run, tmp_path / "mk")
     return Checkpoint(tmp_path / "mk")
 
 

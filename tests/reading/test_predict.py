@@ -4,8 +4,8 @@ Real MNIST test digits are drawn the way a user would have them -- black ink
 on white paper, four times larger, somewhere off the centre of a 200x140
 picture, saved as PNG (and JPEG, RGBA, 16-bit, palette, inverted) -- and
 must come back as (nearly) the original 28x28 image, and be read correctly
-by a small network trained here (2 epochs on 5,000 examples: ~90% on the
-test set). The CLI runs in-process through conftest's ``run``.
+by the suite's small trained network (conftest's ``trained_model``: about 95%
+on the test set). The CLI runs in-process through conftest's ``run``.
 """
 
 import io
@@ -91,17 +91,6 @@ def pngs(digits, tmp_path_factory):
     return paths
 
 
-@pytest.fixture(scope="module")
-def trained(mnist, tmp_path_factory):
-    """(net, saved model path): [784, 30, 10], cross-entropy, 2 epochs on 5,000 examples."""
-    (X, labels), _, _ = mnist
-    net = Network([784, 30, 10], cost="cross_entropy", init="scaled", backend="numpy", seed=1)
-    net.sgd((X[:5000], labels[:5000]), 2, 10, 0.5)
-    path = tmp_path_factory.mktemp("model") / "model.npz"
-    net.save(path)
-    return net, path
-
-
 # ------------------------------------------------------------- to_mnist
 def test_user_pictures_become_the_original_mnist_images(digits, pngs):
     images, _ = digits
@@ -116,10 +105,10 @@ def test_user_pictures_become_the_original_mnist_images(digits, pngs):
     assert numpy.median(plain) > 0.9 and numpy.mean(plain) > 0.85, numpy.round(plain, 3)
 
 
-def test_a_photo_with_uneven_light_and_grain(digits, trained):
+def test_a_photo_with_uneven_light_and_grain(digits, trained_model):
     """Grey paper darkening by a third across the page, grainy, grey ink."""
     rng = numpy.random.default_rng(0)
-    net, _ = trained
+    net, _ = trained_model
     for x, digit in zip(*digits):
         ink = numpy.asarray(render(x, size=(300, 220), at=(70, 50)), dtype=numpy.float64) / 255
         height, width = ink.shape
@@ -238,18 +227,18 @@ def test_a_truncated_image_is_an_error(digits, tmp_path):
         to_mnist(path)
 
 
-def test_without_pillow_the_error_says_how_to_install_it(monkeypatch, tmp_path, trained):
+def test_without_pillow_the_error_says_how_to_install_it(monkeypatch, tmp_path, trained_model):
     monkeypatch.setitem(sys.modules, "PIL", None)  # `from PIL import ...` now fails
     with pytest.raises(ImageError, match=re.escape(install_hint("image"))):
         to_mnist(tmp_path / "digit.png")
-    rc, out, err = run("predict", str(trained[1]), str(tmp_path / "digit.png"))
+    rc, out, err = run("predict", str(trained_model[1]), str(tmp_path / "digit.png"))
     assert rc == 1 and out == ""
     assert err.startswith("nn-gpu: error: reading images needs Pillow") and err.count("\n") == 1
 
 
 # ------------------------------------------------------------ predicting
-def test_a_small_trained_network_reads_the_pictures(trained, digits, pngs):
-    net, _ = trained
+def test_a_small_trained_network_reads_the_pictures(trained_model, digits, pngs):
+    net, _ = trained_model
     results = predict_images(net, pngs)
     assert len(results) == 10
     for label, probs in results:
@@ -281,8 +270,8 @@ def test_a_model_for_other_inputs_is_refused(pngs):
 
 
 # -------------------------------------------------------------- the CLI
-def test_cli_prints_the_digit_and_ten_probabilities(trained, pngs):
-    rc, out, err = run("predict", str(trained[1]), *map(str, pngs))
+def test_cli_prints_the_digit_and_ten_probabilities(trained_model, pngs):
+    rc, out, err = run("predict", str(trained_model[1]), *map(str, pngs))
     assert rc == 0 and err == ""
     lines = out.splitlines()
     assert len(lines) == 10
@@ -296,8 +285,8 @@ def test_cli_prints_the_digit_and_ten_probabilities(trained, pngs):
     assert right >= 8
 
 
-def test_cli_show_draws_what_the_network_sees(trained, pngs):
-    rc, out, _ = run("predict", str(trained[1]), str(pngs[1]), "--show")
+def test_cli_show_draws_what_the_network_sees(trained_model, pngs):
+    rc, out, _ = run("predict", str(trained_model[1]), str(pngs[1]), "--show")
     lines = out.splitlines()
     assert rc == 0 and len(lines) == 29
     assert all(re.fullmatch(r"  \|.{28}\|", line) for line in lines[1:])
@@ -311,8 +300,8 @@ def test_cli_show_draws_what_the_network_sees(trained, pngs):
     ("missing model", "model file not found"),
     ("wrong model", "do not fit digit images"),
 ])
-def test_cli_errors_are_one_line(trained, pngs, tmp_path, case, message):
-    model, images = str(trained[1]), [str(pngs[0])]
+def test_cli_errors_are_one_line(trained_model, pngs, tmp_path, case, message):
+    model, images = str(trained_model[1]), [str(pngs[0])]
     if case == "missing image":
         images.append(str(tmp_path / "nope.png"))
     elif case == "blank image":

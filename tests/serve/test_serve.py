@@ -94,9 +94,9 @@ def post(port, body, path="/api/read?file=number.png", kind="image/png"):
 
 # ----------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def known(mnist, reading_model):
+def known(mnist, trained_model):
     """Test digits the small network reads right on their own, confidently."""
-    return confident_digits(reading_model[0], mnist[2], 2000, 0.9)
+    return confident_digits(trained_model[0], mnist[2], 2000, 0.9)
 
 
 @pytest.fixture(scope="module")
@@ -109,12 +109,12 @@ def number(known):
 
 
 @pytest.fixture(scope="module")
-def server(reading_model, reading_check):
+def server(trained_model, reading_check):
     """The API on a free loopback port, in this process, with short
     timeouts, at most 6 clients and a 1 MiB body limit; ``said`` collects
     what it logs."""
     said = []
-    reader = Reader(reading_model[0], reading_check[0], "model.npz")
+    reader = Reader(trained_model[0], reading_check[0], "model.npz")
     running = Server("127.0.0.1", 0, reader, max_clients=6, timeout=0.5, deadline=2.0,
                      max_body=LIMIT, say=said.append)
     running.said = said
@@ -144,11 +144,11 @@ def check_cache(reading_check, monkeypatch):
 
 # ----------------------------------------------------------------- the API
 @pytest.mark.slow
-def test_api_answers_what_read_json_prints(port, number, reading_model, tmp_path, check_cache,
+def test_api_answers_what_read_json_prints(port, number, trained_model, tmp_path, check_cache,
                                            monkeypatch):
     (tmp_path / "number.png").write_bytes(number[0])
     monkeypatch.chdir(tmp_path)
-    status, out, err = run("read", reading_model[1], "number.png", "--json")
+    status, out, err = run("read", trained_model[1], "number.png", "--json")
     assert status == 0 and err == ""
     printed = json.loads(out)
     assert printed["digits"] == number[1]
@@ -188,10 +188,10 @@ def test_api_reads_with_a_conv_model(reading_conv_model, number, tmp_path, readi
                               "kind": "convolutional", "check": True}
 
 
-def test_api_digit_answers_as_predict(port, known, reading_model, tmp_path, monkeypatch):
+def test_api_digit_answers_as_predict(port, known, trained_model, tmp_path, monkeypatch):
     (tmp_path / "digit.png").write_bytes(png(1 - known[0][3].reshape(28, 28)))  # dark on light
     monkeypatch.chdir(tmp_path)
-    status, out, _ = run("predict", reading_model[1], "digit.png")
+    status, out, _ = run("predict", trained_model[1], "digit.png")
     assert status == 0
     label, chances = re.match(r"digit\.png: (\d) \([\d.]+\)  (.*)$", out.strip()).groups()
     printed = [float(pair.split(":")[1]) for pair in chances.split()]
@@ -421,11 +421,11 @@ def test_slow_clients_time_out_while_others_are_served(port, number):
 
 
 @pytest.mark.slow
-def test_many_clients_at_once(reading_model, number):
+def test_many_clients_at_once(trained_model, number):
     """Beyond 3 connections at once, the next are told 503 straight away;
     readings run side by side answer the same; then it serves on."""
     said = []
-    crowded = Server("127.0.0.1", 0, Reader(reading_model[0], None), max_clients=3,
+    crowded = Server("127.0.0.1", 0, Reader(trained_model[0], None), max_clients=3,
                      timeout=10, say=said.append)
     threading.Thread(target=crowded.serve_forever, daemon=True).start()
     port = crowded.server_port
@@ -489,7 +489,7 @@ def start(model, cwd, cache_home, *extra):
 
 
 @pytest.mark.slow
-def test_the_command_serves_until_ctrl_c_and_writes_nothing(reading_model, reading_check,
+def test_the_command_serves_until_ctrl_c_and_writes_nothing(trained_model, reading_check,
                                                              number, tmp_path):
     """The model is read once: removed, then replaced by garbage, while
     serving, it changes nothing. Nothing is written in the working or
@@ -497,7 +497,7 @@ def test_the_command_serves_until_ctrl_c_and_writes_nothing(reading_model, readi
     work = tmp_path / "work"
     work.mkdir()
     model = tmp_path / "copy.npz"
-    model.write_bytes(Path(reading_model[1]).read_bytes())
+    model.write_bytes(Path(trained_model[1]).read_bytes())
     cache = sorted(p.name for p in (reading_check[1] / "nn_gpu").iterdir())
     process, port = start(model, work, reading_check[1])
     try:
@@ -526,11 +526,11 @@ def test_the_command_serves_until_ctrl_c_and_writes_nothing(reading_model, readi
     ("port taken", 1, "another program listens there"),
     ("no such host", 1, "not an address of this machine"),
 ])
-def test_command_errors_are_one_line(reading_model, tmp_path, monkeypatch, case, status,
+def test_command_errors_are_one_line(trained_model, tmp_path, monkeypatch, case, status,
                                      message):
     from nn_gpu import Network
 
-    argv = ["serve", str(reading_model[1]), "--no-check", "--port", "0"]
+    argv = ["serve", str(trained_model[1]), "--no-check", "--port", "0"]
     taken = None
     if case == "port out of range":
         argv[-1] = "70000"

@@ -54,10 +54,10 @@ def chromium(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def served(chromium, reading_model, reading_check, tmp_path_factory):
+def served(chromium, trained_model, reading_check, tmp_path_factory):
     """The URL of `nn-gpu serve` run as a process with the small model."""
     work = tmp_path_factory.mktemp("serve-work")
-    process, port, line = serve_command(reading_model[1], work, reading_check[1])
+    process, port, line = serve_command(trained_model[1], work, reading_check[1])
     if port is None:
         process.kill()
         pytest.fail(f"nn-gpu serve printed {line!r}; stderr: {process.communicate()[1]}")
@@ -75,9 +75,9 @@ def page(chromium, served):
 
 
 @pytest.fixture(scope="module")
-def drawable(mnist, reading_model):
+def drawable(mnist, trained_model):
     """Test digits the small network reads right, surely, on their own: (images, labels)."""
-    return confident_digits(reading_model[0], mnist[2], 1000, 0.97)
+    return confident_digits(trained_model[0], mnist[2], 1000, 0.97)
 
 
 # ------------------------------------------------------------------ helpers
@@ -134,7 +134,7 @@ def shown_reading(driver):
 
 
 # -------------------------------------------------------------------- tests
-def test_the_page_reads_a_written_number_as_read_json_does(page, drawable, reading_model,
+def test_the_page_reads_a_written_number_as_read_json_does(page, drawable, trained_model,
                                                            reading_check, tmp_path,
                                                            monkeypatch):
     """Four MNIST test digits written side by side: the page shows the
@@ -147,7 +147,7 @@ def test_the_page_reads_a_written_number_as_read_json_does(page, drawable, readi
     draw(page, "number-ink", number_strokes(drawable[0][rows], 8, 60, 45, 40))
     assert settled(page, "number") == "done"
     shown = shown_reading(page)
-    printed = read_json(reading_model[1], canvas_png(page, "number-ink"), tmp_path, monkeypatch,
+    printed = read_json(trained_model[1], canvas_png(page, "number-ink"), tmp_path, monkeypatch,
                         reading_check[1])
     assert shown == printed
     assert shown["digits"] == truth
@@ -155,7 +155,7 @@ def test_the_page_reads_a_written_number_as_read_json_does(page, drawable, readi
                         r"whole-digit check on", text(page, "model"))
 
 
-def test_undo_and_clear_with_a_pen(page, drawable, reading_model, reading_check, tmp_path,
+def test_undo_and_clear_with_a_pen(page, drawable, trained_model, reading_check, tmp_path,
                                    monkeypatch):
     rng = numpy.random.default_rng(12)
     rows = rng.choice(len(drawable[0]), size=2, replace=False)
@@ -169,7 +169,7 @@ def test_undo_and_clear_with_a_pen(page, drawable, reading_model, reading_check,
         page.find_element("id", "number-undo").click()
     assert settled(page, "number") == "done"
     shown = shown_reading(page)
-    assert shown == read_json(reading_model[1], canvas_png(page, "number-ink"), tmp_path,
+    assert shown == read_json(trained_model[1], canvas_png(page, "number-ink"), tmp_path,
                               monkeypatch, reading_check[1])
     assert shown["digits"] == str(drawable[1][rows[0]])
 
@@ -187,7 +187,7 @@ def test_undo_and_clear_with_a_pen(page, drawable, reading_model, reading_check,
 
 
 def test_one_digit_written_with_a_finger_shows_the_ten_outputs(
-        page, drawable, reading_model, served, tmp_path, monkeypatch):
+        page, drawable, trained_model, served, tmp_path, monkeypatch):
     """The second tab: the bars are the output layer's activations, as
     /api/digit answers for the canvas's image, and the answer `predict` gives."""
     import urllib.request
@@ -216,7 +216,7 @@ def test_one_digit_written_with_a_finger_shows_the_ten_outputs(
     assert numpy.argmax(heights) == expected["digit"]
 
     (tmp_path / "digit.png").write_bytes(picture)
-    out = output_of(monkeypatch, tmp_path, "predict", reading_model[1], "digit.png")
+    out = output_of(monkeypatch, tmp_path, "predict", trained_model[1], "digit.png")
     assert out.startswith(f"digit.png: {expected['digit']} ")
     assert [float(pair.split(":")[1]) for pair in out.split("  ")[1].split()] == \
         expected["probabilities"]
