@@ -126,6 +126,38 @@ def backend(request):
     return get_backend(request.param)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def genuine_mnist_decompressed_once():
+    """The suite's in-process commands load the genuine MNIST a hundred times
+    or more, from the same four unchanged files: their decompressed arrays
+    (read-only, so safely shared) are kept for the session, and each load
+    still builds its own Datasets. Files anywhere else, a file that changed,
+    or a test that replaced one of the readers go through the readers."""
+    from nn_gpu.data import mnist as module
+
+    original = module._load_pair
+    readers = (module.read_input, module._read_idx, module.read_idx_images,
+               module.read_idx_labels)
+    genuine = mnist_dir().resolve() if have_mnist() else None
+    kept = {}
+
+    def load_pair(directory, images_key, labels_key):
+        if (genuine is None or Path(directory).resolve() != genuine
+                or (module.read_input, module._read_idx, module.read_idx_images,
+                    module.read_idx_labels) != readers):
+            return original(directory, images_key, labels_key)
+        files = [Path(directory) / module.FILES[key] for key in (images_key, labels_key)]
+        key = tuple((str(path), found.st_ino, found.st_size, found.st_mtime_ns)
+                    for path in files for found in [path.stat()])
+        if key not in kept:
+            kept[key] = original(directory, images_key, labels_key)
+        return kept[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "_load_pair", load_pair)
+        yield
+
+
 @pytest.fixture(scope="session")
 def mnist():
     """(training, validation, test) of the genuine MNIST, loaded once."""
