@@ -3,7 +3,7 @@
 Each preset: ``description``, ``book_accuracy`` (the test accuracy the book
 reports: network3.py prints the test accuracy of the epoch with the best
 validation accuracy, and so does :func:`book_figure`), ``layers`` (layer
-descriptions, as :meth:`Layer.spec` writes them) and ``options`` (the
+descriptions, as :meth:`~nn_gpu.convnet.layers.FullyConnectedLayer.spec` writes them) and ``options`` (the
 ``sgd`` settings, plus ``expand``: train on the expanded data of
 :mod:`nn_gpu.data.expand`).
 
