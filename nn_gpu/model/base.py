@@ -91,7 +91,8 @@ class Model:
         labels = self.backend.asarray(labels)
         if labels.shape != (X.shape[0],):
             raise InvalidArgumentError(
-                f"{what} labels must have shape ({X.shape[0]},) to match X, got {tuple(labels.shape)}")
+                f"{what} labels must have shape ({X.shape[0]},) to match X, "
+                f"got {tuple(labels.shape)}")
         if labels.dtype.kind not in "iu":
             raise InvalidArgumentError(f"{what} labels must be integers, got dtype {labels.dtype}")
         xp = self.backend.xp

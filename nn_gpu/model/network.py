@@ -131,7 +131,8 @@ class Network(Model):
     def feedforward(self, X):
         """Output activations a^L, shape (m, n_out), as a backend array."""
         X = self._inputs(X)
-        activations = [X] + [self.backend.empty((X.shape[0], n), self.dtype) for n in self.sizes[1:]]
+        activations = [X] + [self.backend.empty((X.shape[0], n), self.dtype)
+                             for n in self.sizes[1:]]
         return core.feedforward(self.backend, self.weights, self.biases, activations, self.kinds)
 
     def backprop(self, X, Y):

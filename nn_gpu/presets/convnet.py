@@ -3,9 +3,9 @@
 Each preset: ``description``, ``book_accuracy`` (the test accuracy the book
 reports: network3.py prints the test accuracy of the epoch with the best
 validation accuracy, and so does :func:`book_figure`), ``layers`` (layer
-descriptions, as :meth:`~nn_gpu.convnet.layers.FullyConnectedLayer.spec` writes them) and ``options`` (the
-``sgd`` settings, plus ``expand``: train on the expanded data of
-:mod:`nn_gpu.data.expand`).
+descriptions, as :meth:`~nn_gpu.convnet.layers.FullyConnectedLayer.spec`
+writes them) and ``options`` (the ``sgd`` settings, plus ``expand``: train on
+the expanded data of :mod:`nn_gpu.data.expand`).
 
 λ is the library's (see :mod:`nn_gpu.convnet.network`): network3.py's
 λ = 0.1 at mini-batch 10 is ``l2`` = 1.0 here.

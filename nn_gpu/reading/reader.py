@@ -378,7 +378,8 @@ def cut_columns(projection, height, edges=()):
     for left, right in zip(cuts, cuts[1:]):
         run = right - left
         if projection[left:right].any():
-            filled.extend(left + round(k * run / (run // step + 1)) for k in range(1, run // step + 1))
+            gaps = run // step + 1
+            filled.extend(left + round(k * run / gaps) for k in range(1, gaps))
         filled.append(right)
     return filled
 

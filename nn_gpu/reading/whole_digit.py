@@ -40,7 +40,8 @@ from ..model.network import Network
 from . import images
 from . import reader as reading
 
-VERSION = 3          # of the check and of the reader's pieces it learns from: bump when either changes
+VERSION = 3          # of the check and of the reader's pieces it learns from:
+                     # bump it when either changes
 NUMBERS = 480        # composed numbers whose pieces it learns from (some 80,000 pieces)
 DIGITS = (2, 6)      # digits per composed number
 EDGES = (0.1, 0.25)  # a whole digit: both edges within the first (digit heights) of its best

@@ -199,7 +199,8 @@ class ThreadChoice:
             else:
                 self.interval = min(2 * self.interval, self.MAX_INTERVAL)
             self.countdown = self.interval
-        elif choice != 1 and reference is not None and seconds_per_example * self.MARGIN > reference:
+        elif (choice != 1 and reference is not None
+              and seconds_per_example * self.MARGIN > reference):
             self.best, self.interval = 1, self.FIRST_INTERVAL  # busy now: back to one thread
             self.countdown = self.interval
         else:
