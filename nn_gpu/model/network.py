@@ -139,10 +139,7 @@ class Network(Model):
         """(nabla_b, nabla_w): the gradient of the mean per-example cost over
         the rows of X with one-hot targets Y, computed for the whole batch at once."""
         X = self._inputs(X)
-        Y = self.backend.asarray(Y, self.dtype)
-        if Y.shape != (X.shape[0], self.sizes[-1]):
-            raise InvalidArgumentError(
-                f"Y must have shape ({X.shape[0]}, {self.sizes[-1]}), got {tuple(Y.shape)}")
+        Y = self._targets(X, Y)
         return core.gradient(self.backend, self.cost, self.kinds, self.weights, self.biases, X, Y)
 
     def count_correct(self, X, labels):

@@ -17,6 +17,7 @@ from ..convnet.layers import layer_from_spec
 from ..convnet.network import ConvNetwork, check_layers
 from ..errors import InvalidArgumentError
 from ..io.fileio import read_input
+from . import named
 
 #: The largest layers file read: a description of a few layers is a few
 #: hundred bytes.
@@ -86,11 +87,8 @@ CONV_PRESETS = {
 
 
 def get_conv_preset(name):
-    try:
-        return CONV_PRESETS[name]
-    except KeyError:
-        raise InvalidArgumentError(f"unknown conv preset {name!r}; choose one of "
-                                   f"{', '.join(CONV_PRESETS)}") from None
+    """The conv preset called ``name``; one clear error otherwise."""
+    return named(CONV_PRESETS, name, "conv preset")
 
 
 def build(name, backend="auto", dtype="float32", seed=None):
