@@ -24,8 +24,8 @@ import os
 
 import pytest
 
-from nn_gpu.bench.conv_flops import conv_epoch_flops, conv_step_gemms
-from nn_gpu.bench.timing import environment, measure_gemm_rate
+from nn_gpu.bench.conv_flops import conv_epoch_flops, conv_step_gemms, sparse_from
+from nn_gpu.bench.timing import environment, floor_of, measure_gemm_rate
 from nn_gpu.presets.convnet import build, get_conv_preset
 
 PRESET = os.environ.get("NN_GPU_CONV_BENCH_PRESET", "ch6-conv1")
@@ -50,17 +50,22 @@ def examples(mnist_training):
 
 
 def describe(benchmark, backend, median_of, timer, layers, mini_batch_size, n, who):
-    """Group, FLOPs and floor of one case (the floor from ``backend``'s GEMM rate)."""
-    flops = conv_epoch_flops(layers, mini_batch_size, n)
-    rate = measure_gemm_rate(backend, conv_step_gemms(layers, mini_batch_size), clock=timer)
+    """Group, FLOPs and floor of one case (the floor from ``backend``'s best
+    GEMM rate at the products nn_gpu's epoch does on it, never above the
+    fastest round: :func:`nn_gpu.bench.timing.floor_of`)."""
+    sparse = sparse_from(backend)
+    flops = conv_epoch_flops(layers, mini_batch_size, n, sparse)
+    rate = measure_gemm_rate(backend, conv_step_gemms(layers, mini_batch_size, sparse),
+                             clock=timer)
     benchmark.group = f"{PRESET} mb{mini_batch_size} ({n} examples)"
     benchmark.extra_info.update({"who": who, "preset": PRESET, "mini_batch_size": mini_batch_size,
                                  "examples": n, "flops": flops, "gemm_flops_per_second": rate,
                                  "floor_seconds": flops / rate})
     seconds = median_of(benchmark)
     if seconds:
-        benchmark.extra_info["examples_per_second"] = n / seconds
-        benchmark.extra_info["x_floor"] = seconds / (flops / rate)
+        floor, clipped = floor_of(flops, rate, list(benchmark.stats.stats.data))
+        benchmark.extra_info.update({"examples_per_second": n / seconds, "floor_seconds": floor,
+                                     "floor_clipped": clipped, "x_floor": seconds / floor})
 
 
 @pytest.mark.parametrize("mini_batch_size", BATCH_SIZES)

@@ -12,11 +12,24 @@ import time
 from ..analysis.plots import plot_bench, require_matplotlib
 from ..backends import get_backend
 from ..bench.busy import busy_benchmark, format_busy_table
-from ..bench.conv import conv_benchmark, format_conv_table
+from ..bench.conv import (
+    clipped_note,
+    conv_benchmark,
+    disturbance_line,
+    floor_cell,
+    format_conv_table,
+)
+from ..bench.disturbance import Watch
 from ..bench.peers import compare_peers, format_peer_table
-from ..bench.timing import environment, run_benchmark
+from ..bench.timing import environment, plural, run_benchmark
 from ..convnet.layers import layer_from_spec
-from ..data.mnist import NUM_CLASSES, PIXELS, TRAINING_SIZE, load_mnist, resolve_data_dir
+from ..data.mnist import (
+    NUM_CLASSES,
+    PIXELS,
+    TRAINING_SIZE,
+    load_mnist,
+    resolve_data_dir,
+)
 from ..io.fileio import check_outputs, write_json
 from ..model.network import check_buildable
 from ..options import METHODS
@@ -76,7 +89,7 @@ def format_table(results, repeats):
             f"{r['examples_per_second']:,.0f}",
             "-" if speedup is None else f"{speedup:.1f}x",
             f"{r['gemm_flops_per_second'] / 1e9:.1f}", f"{r['floor_seconds']:.3f}",
-            f"{r['times_floor']:.1f}",
+            floor_cell(r),
         ])
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
 
@@ -85,17 +98,18 @@ def format_table(results, repeats):
                          for i, (cell, w) in enumerate(zip(cells, widths))).rstrip()
 
     lines = [line(columns)] + [line(row) for row in rows]
+    lines.append(disturbance_line(results))
     notes = []
     if any(r["method"] != "per_example" for r in results):
-        notes.append(f"batched: median of {repeats} epoch{'s' if repeats != 1 else ''} "
-                     "after 1 warm-up epoch")
+        notes.append(f"batched: median of {plural(repeats, 'epoch')} after 1 warm-up epoch")
     if any(r["method"] == "per_example" for r in results):
         notes.append("* per_example: a single epoch, no warm-up (it is slow)")
     lines.append("s/epoch: " + "; ".join(notes))
     lines.append("speed-up: per_example s/epoch / batched s/epoch at the same mini-batch; "
-                 "floor s: the epoch's GEMM FLOPs (batched algorithm) / the GEMM rate at "
-                 "its shapes; x floor: s/epoch / floor s")
-    return lines
+                 "floor s: the epoch's GEMM FLOPs (batched algorithm) / the best GEMM rate "
+                 "at their shapes sampled between the epochs; x floor: s/epoch / floor s")
+    return lines + clipped_note(sorted({r["batch_size"]: r for r in results}.values(),
+                                       key=lambda r: r["batch_size"]))
 
 
 # ------------------------------------------------------------ the command
@@ -156,7 +170,8 @@ def cmd_bench(args):
             header = header_line(env, config)
             print(header, file=sys.stderr, flush=True)
             results = run_benchmark(training, args.sizes, batch_sizes, methods, backend,
-                                    args.dtype, args.repeats, show_progress)
+                                    args.dtype, args.repeats, show_progress,
+                                    one_thread=1 in (args.threads, args.blas_threads))
     except KeyboardInterrupt:
         print("Interrupted; no results written", file=sys.stderr, flush=True)
         return 130
@@ -184,14 +199,17 @@ def cpu_comparison(args, training, batch_sizes, config, env):
         results = busy_benchmark(training, [args.sizes], batch_sizes, args.repeats, args.busy,
                                  progress=show_progress)
         lines = format_busy_table(results)
-        lines.append(f"{args.busy} core(s) kept busy by a spinning process; median of "
-                     f"{args.repeats} epochs each, taken in turn; chosen: BLAS threads chosen "
-                     "per product (the default); 1 thread / all threads: forced")
+        lines.append(f"{plural(args.busy, 'core')} kept busy by "
+                     f"{'a spinning process' if args.busy == 1 else 'spinning processes'}; "
+                     f"median of {plural(args.repeats, 'epoch')} each, taken in turn; chosen: "
+                     "BLAS threads chosen per product (the default); 1 thread / all threads: "
+                     "forced")
         missing = {}
     else:
-        results, missing = compare_peers(training, args.sizes, batch_sizes, args.threads,
-                                         args.repeats, progress=show_progress)
-        lines = format_peer_table(results)
+        with Watch() as watch:
+            results, missing = compare_peers(training, args.sizes, batch_sizes, args.threads,
+                                             args.repeats, progress=show_progress)
+        lines = format_peer_table(results) + [watch.report({}, args.threads == 1).line()]
         lines += [f"{name}: skipped, {why}" for name, why in missing.items()]
     print(header_line(env, config))
     print("\n".join(lines))

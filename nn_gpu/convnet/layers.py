@@ -25,6 +25,7 @@ probability while training. We use inverted dropout (kept inputs scaled by
 weights by (1-p) at evaluation; the two agree in expectation.
 """
 
+import contextlib
 import math
 
 import numpy
@@ -77,7 +78,8 @@ class FullyConnectedLayer:
         xp = backend.xp
         if mask is not None:
             a_in = a_in * mask
-        a = xp.matmul(a_in, w.T)
+        with one_blas_thread(backend):
+            a = xp.matmul(a_in, w.T)
         xp.add(a, b, out=a)
         backend.activate(self.activation, a, out=a)
         return a, (a_in, a, mask)
@@ -87,10 +89,11 @@ class FullyConnectedLayer:
 
     def gradients(self, backend, w, cache, delta, grad_w, grad_b, want_input):
         a_in, _, mask = cache
-        backend.weight_gradient(delta, a_in, grad_w, grad_b)
-        if not want_input:
-            return None
-        grad_in = backend.xp.matmul(delta, w)
+        with one_blas_thread(backend):
+            backend.weight_gradient(delta, a_in, grad_w, grad_b)
+            if not want_input:
+                return None
+            grad_in = backend.xp.matmul(delta, w)
         if mask is not None:
             backend.xp.multiply(grad_in, mask, out=grad_in)
         return grad_in
@@ -148,7 +151,13 @@ class ConvPoolLayer:
     pool² contiguous blocks of m·Hp·Wp rows, and max-pooling and its
     backprop are elementwise passes over whole blocks. (Conv outputs that
     pooling drops are never computed.) The buffers hold one mini-batch (or
-    one scoring chunk), never a whole data set.
+    one scoring chunk), never a whole data set. This lowering is what the
+    CuPy backend runs (``_forward_lowered``, ``_gradients_lowered``).
+
+    On the NumPy backend the same math runs compiled, a few images at a time
+    so that it stays in the cache, and backprop from the pooled units alone
+    where a filter row is long (:mod:`.kernels`; ``_forward_compiled``,
+    ``_gradients_compiled``; the lowering is their tests' twin).
     """
 
     kind = "conv_pool"
@@ -220,6 +229,52 @@ class ConvPoolLayer:
 
     # ---------------------------------------------------------- the math
     def forward(self, backend, w, b, a_in, mask=None):
+        if compiled_here(backend, w, a_in):
+            return self._forward_compiled(backend, w, b, a_in)
+        return self._forward_lowered(backend, w, b, a_in)
+
+    def gradients(self, backend, w, cache, delta, grad_w, grad_b, want_input):
+        if len(cache) == 4:  # (x, where, a, "compiled"): the compiled forward pass's
+            return self._gradients_compiled(backend, w, cache, delta, grad_w, grad_b,
+                                            want_input)
+        return self._gradients_lowered(backend, w, cache, delta, grad_w, grad_b, want_input)
+
+    def delta(self, backend, cache, grad_a):
+        return backend.times_derivative(self.activation, cache[2], out=grad_a)
+
+    # ------------------------------------------------- compiled, on the CPU
+    def _forward_compiled(self, backend, w, b, a_in):
+        """The forward pass by :mod:`.kernels`, a block of images at a time;
+        the cache holds the input and each window's first maximum."""
+        from . import kernels  # here: Numba only where the CPU runs the layer
+
+        x = numpy.ascontiguousarray(a_in)
+        a = numpy.empty((x.shape[0], self.n_out), x.dtype)
+        where = numpy.empty(a.shape, numpy.int8)
+        with kernels.blas_threads() as blas:
+            plan = kernels.plan(self, x.dtype, x.shape[0], backend.threads, blas)
+            plan.forward(x, w.reshape(w.shape[0], -1), b, a, where)
+        return a, (x, where, a, "compiled")
+
+    def _gradients_compiled(self, backend, w, cache, delta, grad_w, grad_b, want_input):
+        """Backprop by :mod:`.kernels` into grad_w and grad_b (contiguous,
+        as the network keeps them)."""
+        from . import kernels
+
+        x, where, _, _ = cache
+        delta = numpy.ascontiguousarray(delta)
+        m = delta.shape[0]
+        grad_in = numpy.empty((m if want_input else 0, self.n_in), delta.dtype)
+        with kernels.blas_threads() as blas:
+            plan = kernels.plan(self, delta.dtype, m, backend.threads, blas)
+            plan.backward(x, w.reshape(w.shape[0], -1), delta, where,
+                          grad_w.reshape(w.shape[0], -1), grad_b, grad_in)
+        return grad_in if want_input else None
+
+    # ---------------------------------------- lowered to NumPy/CuPy arrays
+    def _forward_lowered(self, backend, w, b, a_in):
+        """The forward pass over the whole mini-batch's im2col matrix (the
+        CuPy backend's, and the compiled kernels' twin)."""
         xp = backend.xp
         m, pool = a_in.shape[0], self.pool
         filters, channels, k, _ = self.filter_shape
@@ -240,10 +295,8 @@ class ConvPoolLayer:
         backend.activate(self.activation, a, out=a)
         return a, (P, first_max, a)
 
-    def delta(self, backend, cache, grad_a):
-        return backend.times_derivative(self.activation, cache[2], out=grad_a)
-
-    def gradients(self, backend, w, cache, delta, grad_w, grad_b, want_input):
+    def _gradients_lowered(self, backend, w, cache, delta, grad_w, grad_b, want_input):
+        """Backprop through the lowered forward pass's cache."""
         xp = backend.xp
         P, first_max, _ = cache
         m, pool = delta.shape[0], self.pool
@@ -274,6 +327,25 @@ class ConvPoolLayer:
         grad_in = xp.empty((m, self.n_in), dtype=delta.dtype)
         self._images(grad_in)[...] = images
         return grad_in
+
+
+def one_blas_thread(backend):
+    """On the NumPy backend, a context holding the BLAS to one thread
+    (:class:`.kernels.BlasThreads`: a multi-threaded BLAS on a busy machine
+    spins waiting for cores; the conv layers' second thread is their own);
+    elsewhere nothing."""
+    if backend.name != "numpy":
+        return contextlib.nullcontext()
+    from . import kernels
+
+    return kernels.blas_threads()
+
+
+def compiled_here(backend, w, a):
+    """Whether the conv-pool passes run compiled (:mod:`.kernels`): on the
+    NumPy backend, float32 or float64 throughout."""
+    return (backend.name == "numpy" and type(a) is numpy.ndarray and a.ndim == 2
+            and a.dtype == w.dtype and a.dtype.type in (numpy.float32, numpy.float64))
 
 
 LAYER_KINDS = {cls.kind: cls for cls in (ConvPoolLayer, FullyConnectedLayer, SoftmaxLayer)}

@@ -18,7 +18,7 @@ from nn_gpu.convnet import ConvNetwork, ConvPoolLayer, FullyConnectedLayer, Soft
 from nn_gpu.presets.convnet import CONV_PRESETS, build
 
 DATA = mnist_dir()
-ROW = re.compile(r"^(\d+) +(\d+\.\d{3}) +([\d,]+) +(\d+\.\d) +(\d+\.\d{3}) +(\d+\.\d)"
+ROW = re.compile(r"^(\d+) +(\d+\.\d{3}) +([\d,]+) +(\d+\.\d) +(\d+\.\d{3}) +(\d+\.\d)!?"
                  r"(?: +(\d+\.\d{3}) +(\d+\.\d\d)x)?$")
 
 STACKS = {
@@ -123,7 +123,8 @@ def test_bench_conv_prints_the_table_and_writes_json(tmp_path):
     assert result["batch_size"] == 10 and len(result["seconds"]) == 1
     assert result["epoch_flops"] == conv_epoch_flops(build("ch6-conv1").layers, 10, 20)
     assert result["floor_seconds"] == pytest.approx(
-        result["epoch_flops"] / result["gemm_flops_per_second"])
+        min(result["epoch_flops"] / result["gemm_flops_per_second"], min(result["seconds"])))
+    assert result["times_floor"] >= 1
     assert result["times_floor"] == pytest.approx(result["median_seconds"] / result["floor_seconds"])
     if doc["skipped"]:  # no PyTorch here: one line says so, and no column
         assert "PyTorch: skipped, PyTorch is not installed" in out and row[7] is None
@@ -171,3 +172,23 @@ def test_unknown_preset_bad_layers_file_and_mlp_cpu_time_are_one_line(tmp_path, 
     assert nn_gpu_main(["bench", "--layers", str(bad), "--data", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a JSON list of layers" in err, err
+
+
+def test_conv_flops_count_the_backprop_the_epoch_does():
+    """Where the CPU kernels backprop from the pooled units (k·C >= 8: the
+    second layer of ch6-conv2, 20 maps x 5), its two backward products run
+    over one row per pooled unit, 10·4·4, not per conv output, 10·8·8."""
+    from nn_gpu.backends import get_backend
+    from nn_gpu.bench.conv_flops import conv_step_gemms, sparse_from
+    from nn_gpu.bench.timing import Gemm
+    from nn_gpu.convnet.kernels import SPARSE_MIN_RUN
+
+    layers = build("ch6-conv2").layers
+    dense, pooled = conv_step_gemms(layers, 10), conv_step_gemms(layers, 10, sparse_from=8)
+    assert dense[3:5] == [Gemm("conv weight gradient 2", 40, 640, 500, "TN"),
+                          Gemm("conv backprop 2", 640, 40, 500, "NN")]
+    assert pooled[3:5] == [Gemm("conv weight gradient (pooled units) 2", 40, 160, 500, "TN"),
+                           Gemm("conv backprop (pooled units) 2", 160, 40, 500, "NN")]
+    assert pooled[:3] == dense[:3] and pooled[5:] == dense[5:]   # the first layer: k·C = 5
+    assert conv_epoch_flops(layers, 10, 100, 8) == 10 * sum(g.flops for g in pooled)
+    assert sparse_from(get_backend("numpy")) == SPARSE_MIN_RUN
