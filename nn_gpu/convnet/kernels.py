@@ -494,9 +494,10 @@ class BlasThreads:
     :func:`gemm` calls) and NumPy's (the fully connected layers') -- to one
     thread inside a ``with`` block and back to their counts after;
     ``previous`` is SciPy's count. An OpenBLAS left on two threads spins
-    while it waits for a busy core: a ch6-conv1 epoch at mini-batch 10 took
-    1.1 s of wall time instead of 0.17 s on this machine under load. The
-    layers' second thread is :class:`Helper`'s, chosen by :class:`Plan`."""
+    while it waits for a busy core: under load, a ch6-conv1 epoch at
+    mini-batch 10 measured 1.1 s of wall time with NumPy's OpenBLAS on two
+    threads, 0.17 s with it held to one (``docs/log.md``, the 2026-12-07 conv section).
+    The layers' second thread is :class:`Helper`'s, chosen by :class:`Plan`."""
 
     NAMES = tuple((f"{prefix}_get_num_threads{suffix}", f"{prefix}_set_num_threads{suffix}")
                   for prefix in ("scipy_openblas", "openblas") for suffix in ("", "64_"))
