@@ -46,6 +46,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import llvmlite.binding
@@ -546,33 +547,42 @@ class Helper:
     the caller, done with the work it could claim, swaps 0 to 2
     (withdrawn): a helper that never got a CPU is not waited for, and one
     that started is (:meth:`wait`, re-raising what it raised). Idle, the
-    thread waits on a queue, using no CPU."""
+    thread waits on a queue, using no CPU; it ends once this object is
+    collected (with the state of the Python thread that owns it)."""
 
     def __init__(self):
         self._jobs = queue.SimpleQueue()
         self._done = threading.Semaphore(0)
-        self._error = None
-        threading.Thread(target=self._loop, name="nn_gpu-conv", daemon=True).start()
-
-    def _loop(self):
-        while True:
-            function, args, state = self._jobs.get()
-            if swap_if(state, 0, 1) != 0:       # withdrawn: the caller did the work
-                continue
-            try:
-                function(*args)
-            except BaseException as exc:  # noqa: BLE001  (handed to the caller)
-                self._error = exc
-            self._done.release()
+        self._errors = []
+        threading.Thread(target=_serve, args=(self._jobs, self._done, self._errors),
+                         name="nn_gpu-conv", daemon=True).start()
+        weakref.finalize(self, self._jobs.put, None)
 
     def post(self, function, args, state):
         self._jobs.put((function, args, state))
 
     def wait(self):
         self._done.acquire()
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
+        if self._errors:
+            raise self._errors.pop()
+
+
+def _serve(jobs, done, errors):
+    """:class:`Helper`'s thread: the posted calls it gets to first, until
+    None. (It holds the Helper's queue, not the Helper, so that the Helper
+    can be collected and end it.)"""
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        function, args, state = job
+        if swap_if(state, 0, 1) != 0:       # withdrawn: the caller did the work
+            continue
+        try:
+            function(*args)
+        except BaseException as exc:  # noqa: BLE001  (handed to the caller)
+            errors.append(exc)
+        done.release()
 
 
 #: Least forward-product work (FLOPs) of one call for which a second thread
