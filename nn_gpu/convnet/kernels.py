@@ -614,13 +614,9 @@ class SpareCores:
 
     @staticmethod
     def reading():
-        try:
-            with open("/proc/stat", "rb") as handle:
-                fields = handle.readline().split()
-            busy = sum(int(fields[i]) for i in (1, 2, 3, 6, 7, 8)) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return None
-        return time.monotonic(), busy, time.process_time()
+        """(now, the machine's busy CPU seconds, this process's), or None."""
+        busy = cpu_threads.machine_busy_seconds()
+        return None if busy is None else (time.monotonic(), busy, time.process_time())
 
     def __call__(self):
         now = time.monotonic()
