@@ -6,8 +6,9 @@ For each preset and mini-batch size, one epoch over the first
 (:class:`nn_gpu.bench.conv_peers.TorchConvEpoch`). Each round times, in turn:
 
 * ``nn_gpu`` and ``PyTorch`` at their default threads (nn_gpu: the conv
-  layers' second thread chosen by timing, :mod:`nn_gpu.convnet.kernels`;
-  PyTorch: ``torch.get_num_threads()`` as it starts) -- compared by wall time;
+  layers' second thread offered a share while other processes leave a core
+  spare, :func:`nn_gpu.convnet.kernels.helped`; PyTorch:
+  ``torch.get_num_threads()`` as it starts) -- compared by wall time;
 * both on one thread and one CPU (``NumpyBackend(threads=1)``,
   ``torch.set_num_threads(1)``, the process's affinity cut to one CPU for
   the epoch) -- compared by the process's CPU time.
