@@ -41,6 +41,7 @@ CuPy backend's) in float64 and float32, on one thread and two.
 """
 
 import ctypes
+import functools
 import math
 import os
 import queue
@@ -504,23 +505,8 @@ class BlasThreads:
                   for prefix in ("scipy_openblas", "openblas") for suffix in ("", "64_"))
 
     def __init__(self):
-        from threadpoolctl import ThreadpoolController
-
-        _, scipy_address = cpu_threads.scipy_blas()  # loads SciPy's BLAS first
-        self.switches = []                # (get, set), SciPy's first
-        for controller in ThreadpoolController().lib_controllers:
-            if controller.user_api != "blas" or controller.internal_api != "openblas":
-                continue
-            library = ctypes.CDLL(controller.filepath)
-            for get_name, set_name in self.NAMES:
-                if hasattr(library, get_name) and hasattr(library, set_name):
-                    get, set_ = getattr(library, get_name), getattr(library, set_name)
-                    get.restype, get.argtypes = ctypes.c_int, []
-                    set_.restype, set_.argtypes = None, [ctypes.c_int]
-                    scipy = ctypes.cast(set_, ctypes.c_void_p).value == scipy_address
-                    self.switches.insert(0 if scipy else len(self.switches), (get, set_))
-                    break
-        self.scipy = bool(scipy_address) and bool(self.switches)
+        switches, self.scipy = openblas_switches()
+        self.switches = list(switches)    # (get, set), SciPy's first
         self.stack = []                   # the counts to restore, innermost block last
         self.previous = 1
 
@@ -537,6 +523,32 @@ class BlasThreads:
         for (_, set_), count in zip(self.switches, self.stack.pop()):
             if count != 1:
                 set_(count)
+
+
+@functools.cache
+def openblas_switches():
+    """((get, set), ...): the ctypes thread-count functions of every OpenBLAS
+    this process has loaded (:attr:`BlasThreads.NAMES`), SciPy's first; and
+    whether SciPy's BLAS is a switchable OpenBLAS. Found once per process
+    (a scan of the loaded libraries takes a millisecond; every Python thread
+    has its own :class:`BlasThreads`)."""
+    from threadpoolctl import ThreadpoolController
+
+    _, scipy_address = cpu_threads.scipy_blas()  # loads SciPy's BLAS first
+    switches = []
+    for controller in ThreadpoolController().lib_controllers:
+        if controller.user_api != "blas" or controller.internal_api != "openblas":
+            continue
+        library = ctypes.CDLL(controller.filepath)
+        for get_name, set_name in BlasThreads.NAMES:
+            if hasattr(library, get_name) and hasattr(library, set_name):
+                get, set_ = getattr(library, get_name), getattr(library, set_name)
+                get.restype, get.argtypes = ctypes.c_int, []
+                set_.restype, set_.argtypes = None, [ctypes.c_int]
+                scipy = ctypes.cast(set_, ctypes.c_void_p).value == scipy_address
+                switches.insert(0 if scipy else len(switches), (get, set_))
+                break
+    return tuple(switches), bool(scipy_address) and bool(switches)
 
 
 class Helper:
