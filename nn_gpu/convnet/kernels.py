@@ -574,9 +574,22 @@ class Helper:
         self._jobs.put((function, args, state))
 
     def wait(self):
-        self._done.acquire()
-        if self._errors:
-            raise self._errors.pop()
+        """Until the started call has returned; then re-raise what it raised.
+        An interrupt (Ctrl-C) while waiting is raised only after that: the
+        call writes into the caller's arrays until it returns, and its
+        completion left behind would end the next wait early."""
+        interrupted = None
+        while True:
+            try:
+                self._done.acquire()
+                break
+            except BaseException as exc:  # noqa: BLE001  (raised once the call is over)
+                interrupted = exc
+        error = self._errors.pop() if self._errors else None
+        if interrupted is not None:
+            raise interrupted
+        if error is not None:
+            raise error
 
 
 def _serve(jobs, done, errors):
