@@ -808,8 +808,8 @@ def run(function, calls):
     if state.helper is None:
         state.helper = Helper()
     posted = numpy.zeros(1, numpy.int64)
-    state.helper.post(function, calls[1], posted)
     try:
+        state.helper.post(function, calls[1], posted)
         function(*calls[0])
     finally:
         if swap_if(posted, 0, 2) != 0:     # the helper started: let it finish
