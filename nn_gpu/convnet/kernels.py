@@ -663,19 +663,19 @@ class SpareCores:
 MIN_SPARE_CPUS = 1.5
 
 
-def helped(threads, blas_threads, m, flops, spare=None):
+def helped(threads, blas_configured, m, flops, spare=None):
     """Whether a call over m images whose forward product is ``flops`` offers
     the helper thread a share: never with ``threads`` = 1 (``NumpyBackend(
     threads=1)``, ``--threads 1``), always with more where there are two
     images; left to nn_gpu (None), while SciPy's BLAS is configured for two
-    or more threads, the process may run on two or more CPUs, the call is
-    worth a hand-over and the other processes leave ``spare`` CPUs enough
-    (:data:`MIN_SPARE_CPUS`; None: unknown, offered)."""
+    or more threads (``blas_configured``), the process may run on two or
+    more CPUs, the call is worth a hand-over and the other processes leave
+    ``spare`` CPUs enough (:data:`MIN_SPARE_CPUS`; None: unknown, offered)."""
     if m < 2 or threads == 1:
         return False
     if threads is not None:
         return True
-    return (blas_threads >= 2 and flops >= MIN_SPLIT_FLOPS and usable_cpus() >= 2
+    return (blas_configured >= 2 and flops >= MIN_SPLIT_FLOPS and usable_cpus() >= 2
             and (spare is None or spare >= MIN_SPARE_CPUS))
 
 
