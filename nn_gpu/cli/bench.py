@@ -108,8 +108,7 @@ def format_table(results, repeats):
     lines.append("speed-up: per_example s/epoch / batched s/epoch at the same mini-batch; "
                  "floor s: the epoch's GEMM FLOPs (batched algorithm) / the best GEMM rate "
                  "at their shapes sampled between the epochs; x floor: s/epoch / floor s")
-    return lines + clipped_note(sorted({r["batch_size"]: r for r in results}.values(),
-                                       key=lambda r: r["batch_size"]))
+    return lines + clipped_note(results)
 
 
 # ------------------------------------------------------------ the command

@@ -117,6 +117,19 @@ def thread_table(sizes, m, threads):
             for row in product_sizes(sizes, m)]
 
 
+def machine_busy_seconds():
+    """CPU seconds the whole machine has spent busy since boot, all CPUs
+    together (Linux's ``/proc/stat``: user, nice, system, irq, softirq,
+    steal), or None where that cannot be read."""
+    try:
+        with open("/proc/stat", "rb") as handle:
+            fields = handle.readline().split()
+        busy = sum(int(fields[i]) for i in (1, 2, 3, 6, 7, 8))
+        return busy / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class IdleCores:
     """How many cores the whole machine left idle lately, from Linux's
     /proc/stat: over the time since the last estimate, once that is at least
