@@ -6,8 +6,9 @@ For each preset and mini-batch size, one epoch over the first
 (:class:`nn_gpu.bench.conv_peers.TorchConvEpoch`). Each round times, in turn:
 
 * ``nn_gpu`` and ``PyTorch`` at their default threads (nn_gpu: the conv
-  layers' second thread chosen by timing, :mod:`nn_gpu.convnet.kernels`;
-  PyTorch: ``torch.get_num_threads()`` as it starts) -- compared by wall time;
+  layers' second thread offered a share while other processes leave a core
+  spare, :func:`nn_gpu.convnet.kernels.helped`; PyTorch:
+  ``torch.get_num_threads()`` as it starts) -- compared by wall time;
 * both on one thread and one CPU (``NumpyBackend(threads=1)``,
   ``torch.set_num_threads(1)``, the process's affinity cut to one CPU for
   the epoch) -- compared by the process's CPU time.
@@ -54,27 +55,34 @@ def torch_default_threads():
 
 
 def runners(preset, training, batch_size, peers=True):
-    """label -> (function training one epoch, one thread?); PyTorch's too with ``peers``."""
+    """(label -> (function training one epoch, one thread?), PyTorch's
+    default threads); PyTorch's epochs too with ``peers`` (without, PyTorch
+    is neither imported nor built: the default threads are None)."""
     options = get_conv_preset(preset)["options"]
     eta, l2 = options["eta"], options["l2"]
-    import torch
-
-    default = torch_default_threads()
+    default = torch_default_threads() if peers else None
     made = {}
     for label, threads in (("default", None), ("1 thread", 1)):
         net = build(preset, backend=NumpyBackend(threads=threads), seed=SEED)
-        ours = net.epoch_runner(training, batch_size, eta, l2=l2)
-        theirs = TorchConvEpoch(net.layers, *training, batch_size, eta, l2, threads or default,
-                                seed=SEED)
-
-        def peer(run=theirs, count=threads or default):
-            torch.set_num_threads(count)
-            run()
-
-        made[f"nn_gpu {label}"] = (ours, threads == 1)
+        made[f"nn_gpu {label}"] = (net.epoch_runner(training, batch_size, eta, l2=l2),
+                                   threads == 1)
         if peers:
-            made[f"PyTorch {label}"] = (peer, threads == 1)
+            made[f"PyTorch {label}"] = (torch_epoch(net.layers, training, batch_size, eta, l2,
+                                                    threads or default), threads == 1)
     return made, default
+
+
+def torch_epoch(layers, training, batch_size, eta, l2, threads):
+    """A function training one PyTorch epoch of ``layers`` on ``threads`` threads."""
+    import torch
+
+    run = TorchConvEpoch(layers, *training, batch_size, eta, l2, threads, seed=SEED)
+
+    def epoch():
+        torch.set_num_threads(threads)
+        run()
+
+    return epoch
 
 
 def timed(run, one_cpu):
@@ -120,7 +128,8 @@ def main():
     (X, labels), _, _ = load_mnist(os.environ.get("NN_GPU_DATA"))
     training = (X[:args.train_size], labels[:args.train_size])
     median = statistics.median
-    torch_default_threads()
+    if not args.without_pytorch:
+        torch_default_threads()
     print(f"# {args.train_size} images, median of {plural(args.repeats, 'round')} after 1 "
           f"warm-up, {plural(args.busy, 'core')} kept busy; default threads: wall s, one "
           "thread: CPU s")

@@ -17,4 +17,5 @@ from .model.network import Network
 from .model.perceptron import Perceptron
 from .version import __version__
 
-__all__ = ["Dataset", "Network", "NNGpuError", "Perceptron", "cupy_status", "get_backend", "load_mnist", "__version__"]
+__all__ = ["Dataset", "Network", "NNGpuError", "Perceptron", "cupy_status", "get_backend",
+           "load_mnist", "__version__"]

@@ -26,7 +26,7 @@ import numpy
 from ..data.mnist import COLS, PIXELS, ROWS
 from ..errors import InvalidArgumentError, NNGpuError
 from ..io.fileio import atomic_write
-from ..io.history import HistoryError, check_history, load_history
+from ..io.history import check_history, load_history
 from ..model.metrics import confusion_matrix, predictions
 from ..options import positive_int
 from ..version import install_hint
@@ -57,7 +57,8 @@ def require_matplotlib():
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise NNGpuError(f"plotting needs matplotlib, which is not installed: {PLOT_HINT}") from None
+        raise NNGpuError(f"plotting needs matplotlib, which is not installed: {PLOT_HINT}"
+                         ) from None
 
 
 def check_picture_size(figsize, dpi):

@@ -92,7 +92,8 @@ def get_backend(name="auto", reason="requested"):
     if name == "cupy":
         usable, status = cupy_status()
         if not usable:
-            hint = "" if CUPY_INSTALL_HINT in status else f" (for an NVIDIA GPU: {CUPY_INSTALL_HINT})"
+            hint = ("" if CUPY_INSTALL_HINT in status
+                    else f" (for an NVIDIA GPU: {CUPY_INSTALL_HINT})")
             raise BackendUnavailableError(f"backend 'cupy' is unavailable: {status}{hint}")
         return cupy_backend(reason)
     if name == "auto":

@@ -1,7 +1,7 @@
 """Which device trains a given network faster: a launch-count and FLOP model.
 
-These are ESTIMATES, not measurements: no GPU run has checked them yet (see
-bench/RESULTS.md, "GPU"). The first device run's table of
+These are ESTIMATES, not measurements: no GPU run has checked them yet
+(``docs/performance.md``, "GPU: not measured yet"). The first device run's table of
 ``scripts/gpu_check.sh`` is what should replace the model's constants, which
 live in :mod:`.measured` with the rest of the backends' tuned numbers.
 
@@ -9,8 +9,9 @@ Per SGD step of a network with one FLOP count F (2·(multiply-adds) of the
 forward pass, backprop and the weight update: 3 GEMMs' worth per layer):
 
 * CPU (the compiled Numba epoch): CPU_STEP_S + F / CPU_FLOPS, fitted to the
-  measured 2-core figures of bench/RESULTS.md (12 µs per step at
-  mini-batch 1, 0.1 s per epoch of [784, 30, 10] from mini-batch 10 on);
+  2-core Skylake-X figures of ``docs/log.md`` (2026-11-25: 12 µs per step
+  at mini-batch 1, 0.1 s per epoch of [784, 30, 10] from mini-batch 10 on;
+  the 2-vCPU EPYC of ``docs/performance.md`` takes 0.13-0.17 s);
 * GPU, cuBLAS path: host-bound at small mini-batches, each of its
   kernel launches costing ~LAUNCH_S of Python and driver time, so
   max(launches · LAUNCH_S, F / GPU_GEMM_FLOPS);

@@ -75,7 +75,8 @@ def busy_benchmark(training, networks, batch_sizes, repeats=5, busy=1, pin=None,
             for batch_size in batch_sizes:
                 say(f"{sizes}, mini-batch {batch_size} ...")
                 runners = epoch_runners(training, sizes, batch_size, threads)
-                alone = {label: runners.pop(label) for label in ("all threads",) if label in runners}
+                alone = {label: runners.pop(label)
+                         for label in ("all threads",) if label in runners}
                 seconds = time_interleaved(runners, repeats)
                 seconds.update(time_interleaved(alone, repeats))
                 medians = {label: statistics.median(s) for label, s in seconds.items()}

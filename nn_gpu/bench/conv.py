@@ -83,11 +83,13 @@ def floor_cell(row):
 
 
 def clipped_note(rows):
-    """The note under a table with a clipped floor (none without one)."""
-    clipped = [str(r["batch_size"]) for r in rows if r.get("floor_clipped")]
+    """The note under a table with a clipped floor (none without one), each
+    mini-batch size named once (the MLP table has a row per method)."""
+    clipped = sorted({r["batch_size"] for r in rows if r.get("floor_clipped")})
     if not clipped:
         return []
-    return [(f"! mini-batch {', '.join(clipped)}: an epoch ran faster than its GEMMs at the "
+    sizes = ", ".join(map(str, clipped))
+    return [(f"! mini-batch {sizes}: an epoch ran faster than its GEMMs at the "
              "best rate sampled (the GEMM samples were slowed, or the epoch does less than "
              "counted); the floor is set to the fastest epoch")]
 

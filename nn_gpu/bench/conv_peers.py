@@ -84,8 +84,9 @@ class TorchConvEpoch:
         rng = numpy.random.default_rng(seed)
         copy_parameters(torch, self.model, *zip(*[layer.initial_parameters(rng)
                                                   for layer in layers]))
-        self.X = torch.as_tensor(numpy.asarray(X), dtype=getattr(torch, dtype), device=device)
-        self.labels = torch.as_tensor(numpy.asarray(labels), dtype=torch.int64, device=device)
+        # Copies: the data sets are read-only, and torch shares no read-only array.
+        self.X = torch.as_tensor(numpy.array(X, dtype=dtype), device=device)
+        self.labels = torch.as_tensor(numpy.array(labels, dtype=numpy.int64), device=device)
         n = self.X.shape[0]
         modules = weighted_modules(torch, self.model)
         self.optimizer = torch.optim.SGD(

@@ -28,25 +28,14 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 
+from ..backends.cpu.threads import machine_busy_seconds
+
 #: Other processes using this many cores on average disturb a measurement.
 OTHERS_CORES = 0.25
 #: A one-thread measurement on a CPU less than this share of its wall time waited for one.
 CPU_SHARE = 0.85
 #: (slowest - fastest) / median of one thing's repeats above this: disturbed.
 SPREAD = 0.25
-
-
-def machine_busy_seconds():
-    """CPU seconds the whole machine has spent busy since boot, all CPUs
-    together (``/proc/stat``: user, nice, system, irq, softirq, steal), or
-    None where that cannot be read."""
-    try:
-        with open("/proc/stat", "rb") as handle:
-            fields = handle.readline().split()
-        busy = sum(int(fields[i]) for i in (1, 2, 3, 6, 7, 8))
-        return busy / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def machine_cpus():

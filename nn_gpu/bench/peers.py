@@ -5,8 +5,9 @@ that cannot run here raises :class:`PeerUnavailable` with the reason.
 Every peer trains the book's network as nn_gpu does: sigmoid layers,
 quadratic cost C = mean over the mini-batch of ½‖a - y‖², plain SGD at η,
 N(0, 1) initial parameters, one epoch of the training set in a fresh shuffled
-order, float32. The data is converted once, outside the timing. ``make(name, ...)`` returns a function that trains
-one epoch per call and returns when the work is done.
+order, float32. The data is converted once, outside the timing.
+``make(name, ...)`` returns a function that trains one epoch per call and
+returns when the work is done.
 
 * ``torch autograd``: what a PyTorch user writes: nn.Linear layers,
   loss.backward(), torch.optim.SGD;
@@ -168,7 +169,8 @@ def _torch_manual(X, labels, sizes, mini_batch_size, eta, threads, seed):
     generator = torch.Generator().manual_seed(seed)
     X, Y = torch.from_numpy(X.astype("float32")), torch.from_numpy(_one_hot(labels, sizes[-1]))
     m = mini_batch_size
-    W = [torch.randn((n_out, n_in), generator=generator) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    W = [torch.randn((n_out, n_in), generator=generator)
+         for n_in, n_out in zip(sizes[:-1], sizes[1:])]
     b = [torch.randn((n_out,), generator=generator) for n_out in sizes[1:]]
     a = [torch.empty((m, n)) for n in sizes]          # a[0]: the gathered inputs
     d = [torch.empty((m, n)) for n in sizes[1:]]

@@ -108,8 +108,7 @@ def format_table(results, repeats):
     lines.append("speed-up: per_example s/epoch / batched s/epoch at the same mini-batch; "
                  "floor s: the epoch's GEMM FLOPs (batched algorithm) / the best GEMM rate "
                  "at their shapes sampled between the epochs; x floor: s/epoch / floor s")
-    return lines + clipped_note(sorted({r["batch_size"]: r for r in results}.values(),
-                                       key=lambda r: r["batch_size"]))
+    return lines + clipped_note(results)
 
 
 # ------------------------------------------------------------ the command
@@ -126,9 +125,39 @@ def blas_thread_limit(threads):
 
 def cmd_bench(args):
     """Time training epochs per method and mini-batch size; print the table."""
-    parser = args.parser
     if args.conv or args.layers:
         return cmd_bench_conv(args)
+    backend, batch_sizes, methods = check_mlp_args(args)
+    config = {"sizes": args.sizes, "batch_sizes": batch_sizes, "methods": methods,
+              "dtype": args.dtype, "repeats": args.repeats, "train_size": args.train_size,
+              "backend": backend.name, "blas_threads": args.blas_threads,
+              "threads": args.threads, "busy": args.busy, "peers": args.peers,
+              "data": str(resolve_data_dir(args.data))}
+    try:
+        training = first_examples(args.data, args.train_size)
+        if args.busy or args.peers:
+            with blas_thread_limit(args.blas_threads):
+                return cpu_comparison(args, training, batch_sizes, config, environment(backend))
+        with blas_thread_limit(args.blas_threads):
+            env = environment(backend)
+            header = header_line(env, config)
+            print(header, file=sys.stderr, flush=True)
+            results = run_benchmark(training, args.sizes, batch_sizes, methods, backend,
+                                    args.dtype, args.repeats, show_progress,
+                                    one_thread=1 in (args.threads, args.blas_threads))
+    except KeyboardInterrupt:
+        return interrupted()
+    print(header)
+    for line in format_table(results, args.repeats):
+        print(line)
+    write_outputs(args, config, env, results, f"sizes {args.sizes}", args.train_size)
+    return 0
+
+
+def check_mlp_args(args):
+    """Fill in the defaults of an MLP benchmark and check its arguments
+    (a usage error for each bad one); returns (backend, batch sizes, methods)."""
+    parser = args.parser
     if args.cpu_time:
         parser.error("--cpu-time applies to --conv and --layers (the conv epoch) only")
     args.sizes = args.sizes or list(DEFAULT_SIZES)
@@ -154,37 +183,24 @@ def cmd_bench(args):
         parser.error("--busy compares thread settings itself: drop --peers and --threads")
     if (args.busy or args.peers) and (args.dtype != "float32" or args.plot):
         parser.error("--busy and --peers measure float32 epochs and draw no plot")
+    return backend, batch_sizes, methods
 
-    config = {"sizes": args.sizes, "batch_sizes": batch_sizes, "methods": methods,
-              "dtype": args.dtype, "repeats": args.repeats, "train_size": args.train_size,
-              "backend": backend.name, "blas_threads": args.blas_threads,
-              "threads": args.threads, "busy": args.busy, "peers": args.peers,
-              "data": str(resolve_data_dir(args.data))}
-    try:
-        training = first_examples(args.data, args.train_size)
-        if args.busy or args.peers:
-            with blas_thread_limit(args.blas_threads):
-                return cpu_comparison(args, training, batch_sizes, config, environment(backend))
-        with blas_thread_limit(args.blas_threads):
-            env = environment(backend)
-            header = header_line(env, config)
-            print(header, file=sys.stderr, flush=True)
-            results = run_benchmark(training, args.sizes, batch_sizes, methods, backend,
-                                    args.dtype, args.repeats, show_progress,
-                                    one_thread=1 in (args.threads, args.blas_threads))
-    except KeyboardInterrupt:
-        print("Interrupted; no results written", file=sys.stderr, flush=True)
-        return 130
-    print(header)
-    for line in format_table(results, args.repeats):
-        print(line)
+
+def interrupted():
+    """Ctrl-C during a benchmark: say that nothing was written; the exit status."""
+    print("Interrupted; no results written", file=sys.stderr, flush=True)
+    return 130
+
+
+def write_outputs(args, config, env, results, network, train_size, **extra):
+    """``--json`` (with ``extra``) and ``--plot`` of a finished benchmark;
+    ``network`` names it in the plot's title."""
     if args.json:
-        write_results(args.json, config, env, results)
+        write_results(args.json, config, env, results, **extra)
     if args.plot:
-        plot_bench(results, args.plot, f"{env['backend']}, {args.dtype}, sizes {args.sizes}, "
-                                      f"{args.train_size} examples/epoch\nBLAS {env['blas']}")
+        plot_bench(results, args.plot, f"{env['backend']}, {args.dtype}, {network}, "
+                                      f"{train_size} examples/epoch\nBLAS {env['blas']}")
         print(f"Plot written to {args.plot}")
-    return 0
 
 
 def show_progress(line):
@@ -221,6 +237,41 @@ def cpu_comparison(args, training, batch_sizes, config, env):
 def cmd_bench_conv(args):
     """``--conv PRESET`` / ``--layers FILE``: time that network's epoch per
     mini-batch size (with ``--peers``, PyTorch's too); print the table."""
+    backend, train_size, batch_sizes = check_conv_args(args)
+    name, layers, options = conv_network(args)
+    threads = args.threads or args.blas_threads  # ours and PyTorch's alike
+    config = {"conv": name, "layers": [layer.spec() for layer in layers],
+              "batch_sizes": batch_sizes, "eta": options["eta"], "l2": options["l2"],
+              "dtype": args.dtype, "repeats": args.repeats, "train_size": train_size,
+              "backend": backend.name, "threads": threads, "peers": args.peers,
+              "cpu_time": args.cpu_time, "data": str(resolve_data_dir(args.data))}
+    try:
+        training = first_examples(args.data, train_size)
+        with blas_thread_limit(threads):
+            env = environment(backend)
+            header = header_line(env, config)
+            print(header, file=sys.stderr, flush=True)
+            results, skipped = conv_benchmark(
+                training, layers, batch_sizes, backend, options["eta"], options["l2"],
+                args.dtype, args.repeats, threads, args.peers,
+                clock=time.process_time if args.cpu_time else time.perf_counter,
+                progress=show_progress)
+    except KeyboardInterrupt:
+        return interrupted()
+    print(header)
+    print("\n".join(format_conv_table(results, args.repeats)))
+    if args.cpu_time:
+        print("s/epoch, PyTorch s and the GEMM rate: CPU seconds of this process (all its "
+              "threads), not wall time")
+    for peer, why in skipped.items():
+        print(f"{peer}: skipped, {why}")
+    write_outputs(args, config, env, results, f"conv {name}", train_size, skipped=skipped)
+    return 0
+
+
+def check_conv_args(args):
+    """Check the arguments of a conv benchmark (a usage error for each bad
+    one); returns (backend, train size, batch sizes)."""
     parser = args.parser
     refused = [flag for flag, given in (("--sizes", args.sizes), ("--busy", args.busy),
                                         ("--methods per_example",
@@ -241,46 +292,16 @@ def cmd_bench_conv(args):
     backend = apply_threads(get_backend(args.backend), args.threads, parser)
     if args.cpu_time and backend.name != "numpy":
         parser.error("--cpu-time counts the CPU seconds of the CPU epoch: use --backend numpy")
+    return backend, train_size, batch_sizes
+
+
+def conv_network(args):
+    """(name, layers, options) of ``--layers FILE`` (the conv defaults) or
+    ``--conv PRESET``."""
     if args.layers:
-        name, layers, options = args.layers, read_layers(args.layers), CONV_DEFAULTS
-    else:
-        preset = CONV_PRESETS[args.conv]
-        name, options = args.conv, preset["options"]
-        layers = [layer_from_spec(spec) for spec in preset["layers"]]
-    threads = args.threads or args.blas_threads  # ours and PyTorch's alike
-    config = {"conv": name, "layers": [layer.spec() for layer in layers],
-              "batch_sizes": batch_sizes, "eta": options["eta"], "l2": options["l2"],
-              "dtype": args.dtype, "repeats": args.repeats, "train_size": train_size,
-              "backend": backend.name, "threads": threads, "peers": args.peers,
-              "cpu_time": args.cpu_time, "data": str(resolve_data_dir(args.data))}
-    try:
-        training = first_examples(args.data, train_size)
-        with blas_thread_limit(threads):
-            env = environment(backend)
-            header = header_line(env, config)
-            print(header, file=sys.stderr, flush=True)
-            results, skipped = conv_benchmark(
-                training, layers, batch_sizes, backend, options["eta"], options["l2"],
-                args.dtype, args.repeats, threads, args.peers,
-                clock=time.process_time if args.cpu_time else time.perf_counter,
-                progress=show_progress)
-    except KeyboardInterrupt:
-        print("Interrupted; no results written", file=sys.stderr, flush=True)
-        return 130
-    print(header)
-    print("\n".join(format_conv_table(results, args.repeats)))
-    if args.cpu_time:
-        print("s/epoch, PyTorch s and the GEMM rate: CPU seconds of this process (all its "
-              "threads), not wall time")
-    for peer, why in skipped.items():
-        print(f"{peer}: skipped, {why}")
-    if args.json:
-        write_results(args.json, config, env, results, skipped=skipped)
-    if args.plot:
-        plot_bench(results, args.plot, f"{env['backend']}, {args.dtype}, conv {name}, "
-                                      f"{train_size} examples/epoch\nBLAS {env['blas']}")
-        print(f"Plot written to {args.plot}")
-    return 0
+        return args.layers, read_layers(args.layers), CONV_DEFAULTS
+    preset = CONV_PRESETS[args.conv]
+    return args.conv, [layer_from_spec(spec) for spec in preset["layers"]], preset["options"]
 
 
 def add_parser(commands):

@@ -126,7 +126,7 @@ def add_model(parser):
 # ------------------------------------------------------------------ checks
 def check_output_path(path, flag, inputs=()):
     """Fail now, not after training, if ``path`` can never be written or is
-    one of the ``inputs`` ((label, path) pairs; see :func:`fileio.check_outputs`)."""
+    one of the ``inputs`` ((label, path) pairs; see :func:`nn_gpu.io.fileio.check_outputs`)."""
     check_outputs([(flag, path)], inputs)
 
 

@@ -109,7 +109,7 @@ def draw_weights(args):
 
 
 def add_parser(commands):
-    """Register ``plot`` (with its modes) on the subparsers object of ``nn-gpu``'s parser."""
+    """Register ``plot`` (with its kinds) on the subparsers object of ``nn-gpu``'s parser."""
     plot = commands.add_parser(
         "plot", help="draw learning curves, misclassified digits, a confusion matrix "
                      "or weights (needs matplotlib)",
@@ -117,57 +117,64 @@ def add_parser(commands):
                     f"{PLOT_HINT}.",
         epilog=f"See `{PROG} plot KIND --help` for each kind's options. The kind may be "
                f"left out for a history file: `{PROG} plot HISTORY.json -o curves.png`.")
-    modes = plot.add_subparsers(dest="mode", metavar="KIND", required=True)
+    kinds = plot.add_subparsers(dest="mode", metavar="KIND", required=True)
+    _add_curves(kinds)
+    _add_model_kinds(kinds)
+    return plot
 
-    def output(parser):
-        parser.add_argument("-o", "--output", required=True, metavar="FILE.png",
-                            help="write the picture here (PNG, replaced atomically)")
 
-    def common(parser, draw):
-        parser.add_argument("--dpi", type=positive_int, default=DEFAULT_DPI, metavar="N",
-                            help=f"pixels per inch (default: {DEFAULT_DPI})")
-        parser.set_defaults(func=cmd_plot, draw=draw, parser=parser)
+def _add_output(parser):
+    parser.add_argument("-o", "--output", required=True, metavar="FILE.png",
+                        help="write the picture here (PNG, replaced atomically)")
 
-    def model(parser, data=True):
-        add_model(parser)
-        output(parser)
-        if data:
-            add_data(parser)
-            add_split(parser)
-        add_backend(parser)
 
-    curves = modes.add_parser(
+def _add_dpi(parser, draw):
+    """--dpi, and what runs: :func:`cmd_plot` with the kind's ``draw``."""
+    parser.add_argument("--dpi", type=positive_int, default=DEFAULT_DPI, metavar="N",
+                        help=f"pixels per inch (default: {DEFAULT_DPI})")
+    parser.set_defaults(func=cmd_plot, draw=draw, parser=parser)
+
+
+def _add_curves(kinds):
+    curves = kinds.add_parser(
         "curves", help="cost and accuracy per epoch, from `train --history`",
         description="Plot cost and accuracy against epoch (train, validation and test, "
                     "where the history has them) from a file written by "
                     f"`{PROG} train --history`.")
     curves.add_argument("history", metavar="HISTORY", help="JSON file from `train --history`")
-    output(curves)
-    common(curves, draw_curves)
+    _add_output(curves)
+    _add_dpi(curves, draw_curves)
 
-    wrong = modes.add_parser(
-        "misclassified", help="a grid of the digits a model gets wrong",
+
+def _add_model_kinds(kinds):
+    """The kinds drawn from a trained model: misclassified, confusion, weights."""
+    def model_kind(name, draw, help, description, data=True, count=None):
+        """A kind's parser; ``count``: (default, help) of its --count, if any."""
+        parser = kinds.add_parser(name, help=help, description=description)
+        add_model(parser)
+        _add_output(parser)
+        if data:
+            add_data(parser)
+            add_split(parser)
+        add_backend(parser)
+        if count is not None:
+            parser.add_argument("--count", type=positive_int, default=count[0], metavar="N",
+                                help=count[1])
+        _add_dpi(parser, draw)
+
+    model_kind(
+        "misclassified", draw_misclassified, help="a grid of the digits a model gets wrong",
         description="Draw the first N digits of the test (or validation) set that the "
-                    "model misclassifies, each titled with its true and predicted digit.")
-    model(wrong)
-    wrong.add_argument("--count", type=positive_int, default=DEFAULT_MISCLASSIFIED,
-                       metavar="N", help=f"how many digits (default: {DEFAULT_MISCLASSIFIED})")
-    common(wrong, draw_misclassified)
-
-    confusion = modes.add_parser(
-        "confusion", help="the 10x10 confusion matrix of a model",
+                    "model misclassifies, each titled with its true and predicted digit.",
+        count=(DEFAULT_MISCLASSIFIED, f"how many digits (default: {DEFAULT_MISCLASSIFIED})"))
+    model_kind(
+        "confusion", draw_confusion, help="the 10x10 confusion matrix of a model",
         description="Draw the confusion matrix of the model on the test (or validation) "
                     "set: rows are the true digit, columns the predicted one.")
-    model(confusion)
-    common(confusion, draw_confusion)
-
-    weights = modes.add_parser(
-        "weights", help="first-layer weights of hidden neurons as 28x28 images",
+    model_kind(
+        "weights", draw_weights, data=False,
+        help="first-layer weights of hidden neurons as 28x28 images",
         description="Draw the weights from the 784 input pixels into each of the first "
-                    "N hidden neurons as a 28x28 image (red positive, blue negative).")
-    model(weights, data=False)
-    weights.add_argument("--count", type=positive_int, default=DEFAULT_WEIGHTS,
-                         metavar="N", help=f"how many hidden neurons, at most all of the "
-                                           f"first layer (default: {DEFAULT_WEIGHTS})")
-    common(weights, draw_weights)
-    return plot
+                    "N hidden neurons as a 28x28 image (red positive, blue negative).",
+        count=(DEFAULT_WEIGHTS, "how many hidden neurons, at most all of the first layer "
+                                f"(default: {DEFAULT_WEIGHTS})"))

@@ -76,22 +76,53 @@ def add_parser(commands):
 
 def cmd_sweep(args):
     """Run (or continue) the study; print, export and plot its results."""
-    try:
-        import optuna
-    except ImportError as exc:
-        raise CliError(f"nn-gpu sweep needs Optuna ({exc}); {INSTALL_HINT}") from None
-    from ..sweep import report, runner
+    optuna = _import_optuna()
     from ..sweep import study as sweep_study
-    from ..sweep.space import NAME_RULE, STUDY_NAME, load_space
+    from ..sweep.space import load_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load_space(args.space)
     name = args.study_name or space.name
+    url = _storage_url(args, name)
+    environments = _check_before_running(args, url)
+    say = (lambda *_: None) if args.quiet else (lambda line: print(line, flush=True))
+
+    storage = sweep_study.open_storage(url)
+    study = sweep_study.create(storage, name, space)
+    failed_before = sweep_study.failed_trials(study)
+    outcome = _run_study(args, space, name, url, environments, storage, study, say)
+    _report(args, space, name, study, say)
+    return _exit_status(outcome, url, sorted(sweep_study.failed_trials(study) - failed_before))
+
+
+def _import_optuna():
+    """Optuna, or a :class:`CliError` that says how to install it."""
+    try:
+        import optuna
+    except ImportError as exc:
+        raise CliError(f"nn-gpu sweep needs Optuna ({exc}); {INSTALL_HINT}") from None
+    return optuna
+
+
+def _storage_url(args, name):
+    """The study's storage URL: --storage, else $NN_GPU_SWEEP_STORAGE, else
+    the SQLite file NAME.db here (so NAME must be a plain file name)."""
+    from ..sweep import study as sweep_study
+    from ..sweep.space import NAME_RULE, STUDY_NAME
+
     storage = args.storage or os.environ.get(STORAGE_ENV_VAR)
     if storage is None and not STUDY_NAME.fullmatch(name):  # it names the file NAME.db
         raise CliError(f"--study-name {name!r}: without --storage it names the file "
                        f"NAME.db, so it must be {NAME_RULE}")
-    url = sweep_study.storage_url(storage or f"{name}.db")
+    return sweep_study.storage_url(storage or f"{name}.db")
+
+
+def _check_before_running(args, url):
+    """Everything that can fail before a trial runs: the output files, the
+    plotting library, the GPUs of --backend cupy and the data; returns the
+    workers' environments."""
+    from ..sweep import runner
+
     sqlite = [("the study's SQLite file", url[len("sqlite:///"):])] \
         if url.startswith("sqlite:///") else []
     check_outputs([("--export", args.export), ("--plot", args.plot)],
@@ -106,39 +137,50 @@ def cmd_sweep(args):
     environments = runner.worker_environments(args.workers, gpus, os.cpu_count() or 1,
                                               args.threads)
     load_mnist(args.data)  # one clear error here rather than one per worker
-    say = (lambda *_: None) if args.quiet else (lambda line: print(line, flush=True))
+    return environments
 
-    storage = sweep_study.open_storage(url)
-    study = sweep_study.create(storage, name, space)
+
+def _run_study(args, space, name, url, environments, storage, study, say):
+    """Run the study's missing trials with the workers; "done" where it has
+    --trials already, else the runner's outcome."""
+    from ..sweep import runner
+    from ..sweep import study as sweep_study
+
     requeued = sweep_study.requeue_interrupted(study)
-    failed_before = sweep_study.failed_trials(study)
     done = sweep_study.trials_done(study)
     where = f"Sweep {name!r} in {sweep_study.shown_url(url)}"
-    outcome = "done"
     if sweep_study.is_done(study, args.trials):
         say(f"{where} already has {done} trials (--trials {args.trials}): nothing to run; "
             "raise --trials to continue it")
-    else:
-        say(f"{where}: {done} of {args.trials} trials done; {len(environments)} "
-            f"worker{'s' if len(environments) > 1 else ''}, {args.sampler} sampler, "
-            f"{args.pruner} pruner")
-        if requeued:
-            say(f"Rerunning trial{'s' if len(requeued) > 1 else ''} "
-                f"{', '.join(map(str, requeued))}, interrupted last time")
-        config = {"space": space.document, "space_file": str(args.space), "storage": url,
-                  "study": name, "sampler": args.sampler, "pruner": args.pruner,
-                  "seed": args.seed, "data": args.data, "backend": args.backend,
-                  "trials": args.trials, "timeout": args.timeout, "quiet": args.quiet}
-        # SIGTERM (a scheduler) and SIGHUP (the terminal closed) stop the
-        # workers as Ctrl-C does: they run in sessions of their own and would
-        # otherwise go on without anyone watching them.
-        previous = {signum: signal.signal(signum, interrupt)
-                    for signum in (signal.SIGTERM, signal.SIGHUP)}
-        try:
-            outcome = runner.Runner(config, environments, storage, study, say).run()
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+        return "done"
+    say(f"{where}: {done} of {args.trials} trials done; {len(environments)} "
+        f"worker{'s' if len(environments) > 1 else ''}, {args.sampler} sampler, "
+        f"{args.pruner} pruner")
+    if requeued:
+        say(f"Rerunning trial{'s' if len(requeued) > 1 else ''} "
+            f"{', '.join(map(str, requeued))}, interrupted last time")
+    config = {"space": space.document, "space_file": str(args.space), "storage": url,
+              "study": name, "sampler": args.sampler, "pruner": args.pruner,
+              "seed": args.seed, "data": args.data, "backend": args.backend,
+              "trials": args.trials, "timeout": args.timeout, "quiet": args.quiet}
+    # SIGTERM (a scheduler) and SIGHUP (the terminal closed) stop the
+    # workers as Ctrl-C does: they run in sessions of their own and would
+    # otherwise go on without anyone watching them.
+    previous = {signum: signal.signal(signum, interrupt)
+                for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return runner.Runner(config, environments, storage, study, say).run()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _report(args, space, name, study, say):
+    """The counts, the best --top trials and the command that reproduces the
+    best; the CSV of --export and the picture of --plot."""
+    from ..sweep import report
+    from ..sweep import study as sweep_study
+
     trials = sweep_study.shown_trials(study)
     print(f"\n{report.counts_line(trials)}\n{report.top_table(trials, args.top)}", flush=True)
     best = next(iter(report.ranked(trials)), None)
@@ -156,6 +198,13 @@ def cmd_sweep(args):
             say(f"Plot written to {args.plot}")
         except ValueError as exc:
             say(f"No plot: {exc}")
+
+
+def _exit_status(outcome, url, failed):
+    """130 after an interruption, 1 where setup or a trial of this run
+    (``failed``) failed, else 0; says why on stderr."""
+    from ..sweep import study as sweep_study
+
     if outcome == "interrupted":
         print(f"Interrupted: finished trials are kept in {sweep_study.shown_url(url)}; rerun the "
               "same command to continue (interrupted trials are rerun first)",
@@ -163,7 +212,6 @@ def cmd_sweep(args):
         return 130
     if outcome == "setup failed":
         return 1
-    failed = sorted(sweep_study.failed_trials(study) - failed_before)
     if failed:
         print(f"nn-gpu sweep: error: trial{'s' if len(failed) > 1 else ''} "
               f"{', '.join(map(str, failed))} failed in this run (their errors are above and "

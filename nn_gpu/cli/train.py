@@ -350,7 +350,7 @@ def add_network_arguments(train):
                             "presets`; ch6-*: the book's convolutional networks)")
     train.add_argument("--layers", metavar="FILE.json",
                        help="train a convolutional network whose layers this JSON file "
-                            "describes (a list like a ch6 preset's layers; see the README)")
+                            "describes (a list like a ch6 preset's layers; see docs/conv.md)")
     # (*) options: default None here, resolved as explicit > preset > built-in.
     train.add_argument("--sizes", type=positive_int, nargs="+", metavar="N",
                        help="(*) layer widths, 784 first and 10 last (1 with --digit) "

@@ -99,8 +99,9 @@ class Run:
         if self.preset is None or self.train_size is not None or self.changes:
             return False
         preset = CONV_PRESETS.get(self.preset) or presets.PRESETS[self.preset]
-        return all(self.options.get(key) == value for key, value in preset["options"].items()
-                   ) and not (self.options.get("eta_schedule") or self.options.get("early_stopping"))
+        if self.options.get("eta_schedule") or self.options.get("early_stopping"):
+            return False
+        return all(self.options.get(key) == value for key, value in preset["options"].items())
 
 
 def resolve_train_options(args):

@@ -41,11 +41,13 @@ CuPy backend's) in float64 and float32, on one thread and two.
 """
 
 import ctypes
+import functools
 import math
 import os
 import queue
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import llvmlite.binding
@@ -494,31 +496,17 @@ class BlasThreads:
     :func:`gemm` calls) and NumPy's (the fully connected layers') -- to one
     thread inside a ``with`` block and back to their counts after;
     ``previous`` is SciPy's count. An OpenBLAS left on two threads spins
-    while it waits for a busy core: a ch6-conv1 epoch at mini-batch 10 took
-    1.1 s of wall time instead of 0.17 s on this machine under load. The
-    layers' second thread is :class:`Helper`'s, chosen by :class:`Plan`."""
+    while it waits for a busy core: under load, a ch6-conv1 epoch at
+    mini-batch 10 measured 1.1 s of wall time with NumPy's OpenBLAS on two
+    threads, 0.17 s with it held to one (``docs/log.md``, the 2026-12-07 conv section).
+    The layers' second thread is :class:`Helper`'s, chosen by :class:`Plan`."""
 
     NAMES = tuple((f"{prefix}_get_num_threads{suffix}", f"{prefix}_set_num_threads{suffix}")
                   for prefix in ("scipy_openblas", "openblas") for suffix in ("", "64_"))
 
     def __init__(self):
-        from threadpoolctl import ThreadpoolController
-
-        _, scipy_address = cpu_threads.scipy_blas()  # loads SciPy's BLAS first
-        self.switches = []                # (get, set), SciPy's first
-        for controller in ThreadpoolController().lib_controllers:
-            if controller.user_api != "blas" or controller.internal_api != "openblas":
-                continue
-            library = ctypes.CDLL(controller.filepath)
-            for get_name, set_name in self.NAMES:
-                if hasattr(library, get_name) and hasattr(library, set_name):
-                    get, set_ = getattr(library, get_name), getattr(library, set_name)
-                    get.restype, get.argtypes = ctypes.c_int, []
-                    set_.restype, set_.argtypes = None, [ctypes.c_int]
-                    scipy = ctypes.cast(set_, ctypes.c_void_p).value == scipy_address
-                    self.switches.insert(0 if scipy else len(self.switches), (get, set_))
-                    break
-        self.scipy = bool(scipy_address) and bool(self.switches)
+        switches, self.scipy = openblas_switches()
+        self.switches = list(switches)    # (get, set), SciPy's first
         self.stack = []                   # the counts to restore, innermost block last
         self.previous = 1
 
@@ -537,6 +525,32 @@ class BlasThreads:
                 set_(count)
 
 
+@functools.cache
+def openblas_switches():
+    """((get, set), ...): the ctypes thread-count functions of every OpenBLAS
+    this process has loaded (:attr:`BlasThreads.NAMES`), SciPy's first; and
+    whether SciPy's BLAS is a switchable OpenBLAS. Found once per process
+    (a scan of the loaded libraries takes a millisecond; every Python thread
+    has its own :class:`BlasThreads`)."""
+    from threadpoolctl import ThreadpoolController
+
+    _, scipy_address = cpu_threads.scipy_blas()  # loads SciPy's BLAS first
+    switches = []
+    for controller in ThreadpoolController().lib_controllers:
+        if controller.user_api != "blas" or controller.internal_api != "openblas":
+            continue
+        library = ctypes.CDLL(controller.filepath)
+        for get_name, set_name in BlasThreads.NAMES:
+            if hasattr(library, get_name) and hasattr(library, set_name):
+                get, set_ = getattr(library, get_name), getattr(library, set_name)
+                get.restype, get.argtypes = ctypes.c_int, []
+                set_.restype, set_.argtypes = None, [ctypes.c_int]
+                scipy = ctypes.cast(set_, ctypes.c_void_p).value == scipy_address
+                switches.insert(0 if scipy else len(switches), (get, set_))
+                break
+    return tuple(switches), bool(scipy_address) and bool(switches)
+
+
 class Helper:
     """A worker thread that may take part in a compiled (nogil) call: the
     caller posts ``function(*args)`` (:meth:`post`) with a one-element
@@ -545,33 +559,55 @@ class Helper:
     the caller, done with the work it could claim, swaps 0 to 2
     (withdrawn): a helper that never got a CPU is not waited for, and one
     that started is (:meth:`wait`, re-raising what it raised). Idle, the
-    thread waits on a queue, using no CPU."""
+    thread waits on a queue, using no CPU; it ends once this object is
+    collected (with the state of the Python thread that owns it)."""
 
     def __init__(self):
         self._jobs = queue.SimpleQueue()
         self._done = threading.Semaphore(0)
-        self._error = None
-        threading.Thread(target=self._loop, name="nn_gpu-conv", daemon=True).start()
-
-    def _loop(self):
-        while True:
-            function, args, state = self._jobs.get()
-            if swap_if(state, 0, 1) != 0:       # withdrawn: the caller did the work
-                continue
-            try:
-                function(*args)
-            except BaseException as exc:  # noqa: BLE001  (handed to the caller)
-                self._error = exc
-            self._done.release()
+        self._errors = []
+        threading.Thread(target=_serve, args=(self._jobs, self._done, self._errors),
+                         name="nn_gpu-conv", daemon=True).start()
+        weakref.finalize(self, self._jobs.put, None)
 
     def post(self, function, args, state):
         self._jobs.put((function, args, state))
 
     def wait(self):
-        self._done.acquire()
-        error, self._error = self._error, None
+        """Until the started call has returned; then re-raise what it raised.
+        An interrupt (Ctrl-C) while waiting is raised only after that: the
+        call writes into the caller's arrays until it returns, and its
+        completion left behind would end the next wait early."""
+        interrupted = None
+        while True:
+            try:
+                self._done.acquire()
+                break
+            except BaseException as exc:  # noqa: BLE001  (raised once the call is over)
+                interrupted = exc
+        error = self._errors.pop() if self._errors else None
+        if interrupted is not None:
+            raise interrupted
         if error is not None:
             raise error
+
+
+def _serve(jobs, done, errors):
+    """:class:`Helper`'s thread: the posted calls it gets to first, until
+    None. (It holds the Helper's queue, not the Helper, so that the Helper
+    can be collected and end it.)"""
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        function, args, state = job
+        if swap_if(state, 0, 1) != 0:       # withdrawn: the caller did the work
+            continue
+        try:
+            function(*args)
+        except BaseException as exc:  # noqa: BLE001  (handed to the caller)
+            errors.append(exc)
+        done.release()
 
 
 #: Least forward-product work (FLOPs) of one call for which a second thread
@@ -603,13 +639,9 @@ class SpareCores:
 
     @staticmethod
     def reading():
-        try:
-            with open("/proc/stat", "rb") as handle:
-                fields = handle.readline().split()
-            busy = sum(int(fields[i]) for i in (1, 2, 3, 6, 7, 8)) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return None
-        return time.monotonic(), busy, time.process_time()
+        """(now, the machine's busy CPU seconds, this process's), or None."""
+        busy = cpu_threads.machine_busy_seconds()
+        return None if busy is None else (time.monotonic(), busy, time.process_time())
 
     def __call__(self):
         now = time.monotonic()
@@ -631,19 +663,19 @@ class SpareCores:
 MIN_SPARE_CPUS = 1.5
 
 
-def helped(threads, blas_threads, m, flops, spare=None):
+def helped(threads, blas_configured, m, flops, spare=None):
     """Whether a call over m images whose forward product is ``flops`` offers
     the helper thread a share: never with ``threads`` = 1 (``NumpyBackend(
     threads=1)``, ``--threads 1``), always with more where there are two
     images; left to nn_gpu (None), while SciPy's BLAS is configured for two
-    or more threads, the process may run on two or more CPUs, the call is
-    worth a hand-over and the other processes leave ``spare`` CPUs enough
-    (:data:`MIN_SPARE_CPUS`; None: unknown, offered)."""
+    or more threads (``blas_configured``), the process may run on two or
+    more CPUs, the call is worth a hand-over and the other processes leave
+    ``spare`` CPUs enough (:data:`MIN_SPARE_CPUS`; None: unknown, offered)."""
     if m < 2 or threads == 1:
         return False
     if threads is not None:
         return True
-    return (blas_threads >= 2 and flops >= MIN_SPLIT_FLOPS and usable_cpus() >= 2
+    return (blas_configured >= 2 and flops >= MIN_SPLIT_FLOPS and usable_cpus() >= 2
             and (spare is None or spare >= MIN_SPARE_CPUS))
 
 
@@ -776,8 +808,8 @@ def run(function, calls):
     if state.helper is None:
         state.helper = Helper()
     posted = numpy.zeros(1, numpy.int64)
-    state.helper.post(function, calls[1], posted)
     try:
+        state.helper.post(function, calls[1], posted)
         function(*calls[0])
     finally:
         if swap_if(posted, 0, 2) != 0:     # the helper started: let it finish

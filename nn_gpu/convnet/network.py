@@ -177,10 +177,7 @@ class ConvNetwork(Model):
         given, is a fixed dropout mask (already divided by 1 - p) on layer
         l's input."""
         X = self._inputs(X)
-        Y = self.backend.asarray(Y, self.dtype)
-        if Y.shape != (X.shape[0], self.sizes[-1]):
-            raise InvalidArgumentError(
-                f"Y must have shape ({X.shape[0]}, {self.sizes[-1]}), got {tuple(Y.shape)}")
+        Y = self._targets(X, Y)
         masks = [None if mask is None else self.backend.asarray(mask, self.dtype)
                  for mask in (masks or [None] * len(self.layers))]
         nabla_b, nabla_w = [None] * len(self.layers), [None] * len(self.layers)

@@ -8,7 +8,6 @@ the memory available now: what the kernel reports as available
 (``MemAvailable``), and under a ``ulimit -v`` what that limit still leaves.
 """
 
-import os
 
 from ..errors import MemoryBudgetError
 

@@ -2,9 +2,10 @@
 trusting them.
 
 ``numpy.load`` reads every member and allocates whatever a member's .npy
-header promises before anything can be checked; fuzzing showed a forged
-header asking for terabytes, members that are not .npy data, and metadata
-JSON nested deep enough to blow the stack. Here the metadata is read with a
+header promises before anything can be checked, and a hostile file (the
+fuzzing tests make them) can hold a forged header asking for terabytes,
+members that are not .npy data, or metadata JSON nested deep enough to blow
+the stack. Here the metadata is read with a
 size bound, and each array only after its header's shape and dtype are
 checked, in chunks that grow with the bytes really present.
 """

@@ -74,6 +74,15 @@ class Model:
                 f"{what} must have shape (m, {self.sizes[0]}) with m >= 1, got {tuple(X.shape)}")
         return X
 
+    def _targets(self, X, Y):
+        """One-hot targets Y for the rows of the device array ``X``, as a
+        (m, n_out) device array of the network's dtype."""
+        Y = self.backend.asarray(Y, self.dtype)
+        if Y.shape != (X.shape[0], self.sizes[-1]):
+            raise InvalidArgumentError(
+                f"Y must have shape ({X.shape[0]}, {self.sizes[-1]}), got {tuple(Y.shape)}")
+        return Y
+
     def to_device(self, data, what="data"):
         """Validate ``(X, labels)`` and move it to the device: once per run,
         or once for good for a :class:`~nn_gpu.data.dataset.Dataset`, which
@@ -91,7 +100,8 @@ class Model:
         labels = self.backend.asarray(labels)
         if labels.shape != (X.shape[0],):
             raise InvalidArgumentError(
-                f"{what} labels must have shape ({X.shape[0]},) to match X, got {tuple(labels.shape)}")
+                f"{what} labels must have shape ({X.shape[0]},) to match X, "
+                f"got {tuple(labels.shape)}")
         if labels.dtype.kind not in "iu":
             raise InvalidArgumentError(f"{what} labels must be integers, got dtype {labels.dtype}")
         xp = self.backend.xp

@@ -17,9 +17,10 @@ def predictions(net, data):
 
 def confusion_matrix(net, data):
     """Counts ``C[true, predicted]`` over ``(X, labels)``: a (k, k) NumPy
-    int64 array for the k classes, (10, 10) for MNIST, (2, 2) for one output neuron. Computed on the network's backend
-    with one device-to-host copy; ``C.sum()`` is the number of examples and
-    the trace is :meth:`Network.evaluate`."""
+    int64 array for the k classes, (10, 10) for MNIST, (2, 2) for one output
+    neuron. Computed on the network's backend with one device-to-host copy;
+    ``C.sum()`` is the number of examples and the trace is
+    :meth:`~nn_gpu.model.base.Model.evaluate`."""
     X, labels = net.to_device(data)
     xp, k = net.backend.xp, net.num_classes
     pairs = labels.astype(xp.int64) * k + net.predicted_labels(X).astype(xp.int64)

@@ -131,17 +131,15 @@ class Network(Model):
     def feedforward(self, X):
         """Output activations a^L, shape (m, n_out), as a backend array."""
         X = self._inputs(X)
-        activations = [X] + [self.backend.empty((X.shape[0], n), self.dtype) for n in self.sizes[1:]]
+        activations = [X] + [self.backend.empty((X.shape[0], n), self.dtype)
+                             for n in self.sizes[1:]]
         return core.feedforward(self.backend, self.weights, self.biases, activations, self.kinds)
 
     def backprop(self, X, Y):
         """(nabla_b, nabla_w): the gradient of the mean per-example cost over
         the rows of X with one-hot targets Y, computed for the whole batch at once."""
         X = self._inputs(X)
-        Y = self.backend.asarray(Y, self.dtype)
-        if Y.shape != (X.shape[0], self.sizes[-1]):
-            raise InvalidArgumentError(
-                f"Y must have shape ({X.shape[0]}, {self.sizes[-1]}), got {tuple(Y.shape)}")
+        Y = self._targets(X, Y)
         return core.gradient(self.backend, self.cost, self.kinds, self.weights, self.biases, X, Y)
 
     def count_correct(self, X, labels):

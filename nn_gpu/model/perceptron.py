@@ -12,7 +12,7 @@ stops making mistakes after finitely many epochs (Novikoff's theorem); when
 they cannot (XOR) it never does, and ``fit`` says so.
 
 A sigmoid neuron is a smooth perceptron: σ(c(w·x + b)) → p(x) as c → ∞ for
-every x off the hyperplane w·x + b = 0 (``tests/test_perceptron.py``).
+every x off the hyperplane w·x + b = 0 (``tests/model/test_perceptron.py``).
 """
 
 import math

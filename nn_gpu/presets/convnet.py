@@ -3,9 +3,9 @@
 Each preset: ``description``, ``book_accuracy`` (the test accuracy the book
 reports: network3.py prints the test accuracy of the epoch with the best
 validation accuracy, and so does :func:`book_figure`), ``layers`` (layer
-descriptions, as :meth:`Layer.spec` writes them) and ``options`` (the
-``sgd`` settings, plus ``expand``: train on the expanded data of
-:mod:`nn_gpu.data.expand`).
+descriptions, as :meth:`~nn_gpu.convnet.layers.FullyConnectedLayer.spec`
+writes them) and ``options`` (the ``sgd`` settings, plus ``expand``: train on
+the expanded data of :mod:`nn_gpu.data.expand`).
 
 λ is the library's (see :mod:`nn_gpu.convnet.network`): network3.py's
 λ = 0.1 at mini-batch 10 is ``l2`` = 1.0 here.
@@ -17,6 +17,7 @@ from ..convnet.layers import layer_from_spec
 from ..convnet.network import ConvNetwork, check_layers
 from ..errors import InvalidArgumentError
 from ..io.fileio import read_input
+from . import named
 
 #: The largest layers file read: a description of a few layers is a few
 #: hundred bytes.
@@ -86,11 +87,8 @@ CONV_PRESETS = {
 
 
 def get_conv_preset(name):
-    try:
-        return CONV_PRESETS[name]
-    except KeyError:
-        raise InvalidArgumentError(f"unknown conv preset {name!r}; choose one of "
-                                   f"{', '.join(CONV_PRESETS)}") from None
+    """The conv preset called ``name``; one clear error otherwise."""
+    return named(CONV_PRESETS, name, "conv preset")
 
 
 def build(name, backend="auto", dtype="float32", seed=None):

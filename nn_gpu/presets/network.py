@@ -15,8 +15,8 @@ lands within a few tenths of a percent of them, on either side.
 """
 
 from ..data.mnist import NUM_CLASSES, PIXELS
-from ..errors import InvalidArgumentError
 from ..options import PATIENCE_OPTIONS, off_if_zero
+from . import named
 
 #: The built-in value of every option a preset may set (argparse dest names):
 #: chapter 1's network. ``monitor`` lists what is measured after each epoch
@@ -84,11 +84,7 @@ PRESETS = {
 
 def get_preset(name):
     """The preset called ``name``; one clear error otherwise."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise InvalidArgumentError(f"unknown preset {name!r}; choose one of "
-                                   f"{', '.join(PRESETS)}") from None
+    return named(PRESETS, name)
 
 
 def resolve(explicit, preset=None):

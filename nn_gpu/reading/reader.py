@@ -51,8 +51,8 @@ from ..model.metrics import probabilities
 from . import images
 from .images import ImageError
 
-# The costs and bonus below were chosen on numbers made of MNIST *validation*
-# digits, never on the test digits the README's figures are measured on.
+# The costs and bonus below are chosen on numbers made of MNIST *validation*
+# digits, never on the test digits that docs/reading.md's figures are measured on.
 GRAIN_SIGMA = 1.0       # Gaussian smoothing of grain, in working pixels
 MIN_SIDE = 12           # the smallest picture (working pixels, each way) a line is read from
 BACKGROUND_CELLS = 24   # grid of the paper level: cells per shorter side
@@ -88,7 +88,7 @@ class Reading:
     the classifier's probability and its box ``(x0, y0, x1, y1)`` in the
     picture's pixels (x1, y1 exclusive, as Pillow's crop boxes); ``inputs``
     are the digits as the classifier saw them, (784,) float32 each (MNIST-like
-    28x28: :func:`nn_gpu.images.mnist_field`)."""
+    28x28: :func:`nn_gpu.reading.images.mnist_field`)."""
 
     digits: str
     probabilities: tuple
@@ -378,7 +378,8 @@ def cut_columns(projection, height, edges=()):
     for left, right in zip(cuts, cuts[1:]):
         run = right - left
         if projection[left:right].any():
-            filled.extend(left + round(k * run / (run // step + 1)) for k in range(1, run // step + 1))
+            gaps = run // step + 1
+            filled.extend(left + round(k * run / gaps) for k in range(1, gaps))
         filled.append(right)
     return filled
 
@@ -462,9 +463,8 @@ def _without_slivers(strokes, height, cut_left, cut_right):
 
 def width_prior(aspect):
     """log prior of a piece ``aspect`` times as wide as it is tall: flat up
-    to WIDEST, falling off beyond. (A prior per digit, from the spread of
-    each digit's widths in MNIST, was tried: with the whole-digit check,
-    which sees the piece's shape, it added nothing on validation numbers.)"""
+    to WIDEST, falling off beyond: one prior for every digit, as the
+    whole-digit check sees the piece's shape."""
     return -WIDTH_SLOPE * max(aspect - WIDEST, 0.0)
 
 

@@ -11,11 +11,8 @@ that a piece is exactly one whole digit. It sees each piece twice
 (:func:`nn_gpu.reading.reader.check_input`): made MNIST-like, as the classifier
 sees it, and at its line's scale, where half a digit stays half as wide as
 its neighbours and two digits twice as wide -- sizes the MNIST-like view
-scales away. (On pieces of numbers made of validation digits, either view
-alone judged 89-90% right, both 91-92%; with the reader's digit bonus
-retuned for it, touching digits read right went from 79% to 85% (ch3-l2)
-and from 82% to 87% (best-mlp after 8 epochs), against the earlier
-``[784, 30, 1]`` check of one view: ``bench/RESULTS.md``.)
+scales away. (Two views judge more pieces right than either alone:
+``docs/log.md``, 2026-12-02, has the figures.)
 
 Its examples are the reader's own candidate pieces
 (:func:`nn_gpu.reading.reader.candidate_pieces`) of numbers composed from MNIST
@@ -24,12 +21,10 @@ digits touching or overlapping): a piece is a whole digit when both its
 edges lie where the best straight cuts around one digit lie (its ink's
 ends, or the middle of an overlap with a neighbour: :func:`digit_edges`),
 not one when an edge is clearly elsewhere; pieces in between are left out.
-(Judged by columns covered instead -- most of one digit's, little of
-another's -- a piece holding a whole digit and the strokes of an
-overlapping neighbour counted as whole, and the reader chose such pieces
-and misread them: touching digits read right, ch3-l2 on validation
-numbers, 84.2% then, 86.0% now.) Training
-takes a few minutes; :func:`whole_digit_check` keeps the network in
+Labels come from the edges rather than from the columns a piece covers, so
+that a whole digit carrying an overlapping neighbour's strokes counts as not
+whole (the reader would otherwise choose such pieces and misread them).
+Training takes a few minutes; :func:`whole_digit_check` keeps the network in
 the cache directory (as the expanded data set), named after the training
 set's digest, so it is trained once per machine.
 """
@@ -45,7 +40,8 @@ from ..model.network import Network
 from . import images
 from . import reader as reading
 
-VERSION = 3          # of the check and of the reader's pieces it learns from: bump when either changes
+VERSION = 3          # of the check and of the reader's pieces it learns from:
+                     # bump it when either changes
 NUMBERS = 480        # composed numbers whose pieces it learns from (some 80,000 pieces)
 DIGITS = (2, 6)      # digits per composed number
 EDGES = (0.1, 0.25)  # a whole digit: both edges within the first (digit heights) of its best

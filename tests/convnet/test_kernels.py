@@ -5,7 +5,9 @@ arrays, and the whole compiled layer against the lowered one
 backend's), in float64 to rounding and in float32 to its precision, on one
 thread and on two, in one block and in many."""
 
+import gc
 import os
+import signal
 import threading
 import time
 
@@ -383,3 +385,67 @@ def test_the_blas_threads_are_restored():
             pass
         assert get() == 1 and switch.previous == before
     assert get() == before
+
+
+def conv_helpers():
+    return sum(thread.name == "nn_gpu-conv" for thread in threading.enumerate())
+
+
+def test_a_helper_thread_ends_with_the_thread_that_owns_it():
+    """Each Python thread that runs a two-thread call gets its own helper
+    (nn-gpu serve answers every request on a new thread): once that thread
+    is gone, so is its helper."""
+    def call():
+        started = threading.Event()
+        kernels.run(lambda on_helper: started.set() if on_helper else started.wait(10),
+                    [(False,), (True,)])
+        assert started.is_set()
+
+    before = conv_helpers()
+    for _ in range(5):
+        thread = threading.Thread(target=call)
+        thread.start()
+        thread.join()
+    deadline = time.monotonic() + 10
+    while conv_helpers() > before and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.05)
+    assert conv_helpers() == before
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1") or
+                    threading.current_thread() is not threading.main_thread(),
+                    reason="needs a signal delivered to the main thread (POSIX)")
+def test_an_interrupted_wait_still_waits_for_the_helpers_call():
+    """An interrupt (a signal handler raising, as Ctrl-C does) while the
+    caller waits is raised only once the helper's call is over -- it writes
+    into the caller's arrays -- and leaves no completion behind that would
+    end the next wait before its own call."""
+    done, freed = [], threading.Event()
+    started = numpy.zeros(1, numpy.int64)
+    helper().post(lambda: (freed.wait(10), time.sleep(0.1), done.append("first")), (), started)
+    while started[0] != 1:
+        time.sleep(0.01)
+
+    def interrupt(signum, frame):
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        threading.Timer(0.3, freed.set).start()
+        with pytest.raises(Interrupted):
+            helper().wait()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert done == ["first"]
+    started[0] = 0
+    helper().post(lambda: (time.sleep(0.2), done.append("second")), (), started)
+    while started[0] != 1:
+        time.sleep(0.01)
+    helper().wait()
+    assert done == ["first", "second"]

@@ -141,7 +141,7 @@ def pixel_codes(X):
 
 
 def _sigmoid(x):
-    """σ(x) in compiled code: float32 through :func:`.exp32`, which
+    """σ(x) in compiled code: float32 through :func:`.float32_exp.exp32`, which
     vectorises, float64 through ``math.exp``."""
 
 

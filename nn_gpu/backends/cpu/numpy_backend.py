@@ -5,8 +5,9 @@ The primitives below serve everything but the training epoch (scoring,
 ``backprop``) and any cost the compiled epoch does not know. They put every
 GEMM through NumPy: SciPy ships its own OpenBLAS with its own thread pool,
 and alternating the two in one loop makes the pools spin against each other
-on the same cores (a 2-thread mini-batch-100 step went from 0.2 ms to
-9.5 ms). The compiled epoch, conversely, uses only SciPy's BLAS.
+on the same cores (a 2-thread mini-batch-100 step takes ~50x as long:
+9.5 ms against 0.2 ms, ``docs/log.md``, 2026-11-25). The compiled epoch,
+conversely, uses only SciPy's BLAS.
 """
 
 import numpy
@@ -21,7 +22,7 @@ class NumpyBackend(Backend):
 
     def __init__(self, reason="", threads=None, small_gemm=True):
         """``threads``: BLAS threads of every product of the compiled epoch
-        (default None: chosen per product, see :mod:`.cpu_threads`).
+        (default None: chosen per product, see :mod:`.threads`).
         ``small_gemm``: let the compiled epoch use kernels compiled for the
         run's shapes where they beat the BLAS (:mod:`.small_gemm`); False:
         the BLAS for every product."""

@@ -1,5 +1,5 @@
-"""The compiled CPU epoch's interface: three named records instead of a row
-of positional arguments.
+"""The compiled CPU epoch's interface: three named records, grouped by how
+long their values live.
 
 :func:`nn_gpu.backends.cpu.epoch.sgd_epoch` takes the data (X, Y, the
 shuffled ``order``), the parameters (tuples of weights and biases, updated in

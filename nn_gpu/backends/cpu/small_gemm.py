@@ -1,8 +1,9 @@
 """GEMM kernels compiled for one exact shape.
 
 The compiled epoch's products are small and skinny ((30, 784)·(784, 10) at
-mini-batch 10), where OpenBLAS reaches a quarter of a core's FMA peak (the
-kernel here 73%, ``bench/RESULTS.md``). A training run's sizes and mini-batch never
+mini-batch 10), where OpenBLAS reaches a quarter of a core's FMA peak and
+the kernel here 73% (``docs/performance.md``; ``bench/small_gemm.py``
+measures it). A training run's sizes and mini-batch never
 change, so each product can be compiled for its exact shape: the sizes are
 constants of the generated source (trip counts, strides), the register block
 is written out statement by statement, and no remainder logic runs (the edge
@@ -22,7 +23,7 @@ checked against its NumPy twin:
   w -= δ^T a, beta = 1 - ηλ/n, straight into w): one row of c at a time,
   vectorised along K, the M rows of a taken IC at a time. No FMA contraction
   here: with it, the mini-batch-1 test epoch (tanh, momentum, 200 steps)
-  drifted past 1e-8 of the generic core, as rounding differences do there.
+  drifts past 1e-8 of the generic core, as rounding differences do there.
 
 ``bench/small_gemm.py`` times them against SciPy's OpenBLAS; :func:`chosen`
 says where they won there.

@@ -4,13 +4,14 @@ OpenBLAS splits a GEMM among its threads and waits, spinning, until each has
 finished its share. On a quiet machine a second thread pays once a product is
 large enough; on a busy one (a laptop always runs something else) the second
 thread shares a core with another process, and every product waits for it to
-be scheduled again: a mini-batch-100 epoch took 20x its one-thread time
-with one core kept busy. So:
+be scheduled again: a mini-batch-100 epoch can take 20x its one-thread
+time with one core kept busy (``nn-gpu bench --busy``; ``docs/log.md``,
+2026-12-02). So:
 
 * products below ``MIN_MNK_FOR_THREADS`` (M·N·K, :mod:`nn_gpu.backends.measured`)
   always run on one thread (``bench/gemm_threads.py`` measures where two
-  threads start to pay; on the 2-core machine of ``bench/RESULTS.md`` that
-  was from ~0.8-2.5 M, noisily);
+  threads start to pay: from ~0.8-2.5 M on the 2-vCPU machine of
+  ``docs/performance.md``, noisily);
 * the larger ones get the BLAS's configured threads only while that is
   measured to be faster: :class:`ThreadChoice` starts on one thread, times
   short probes with all, and keeps the faster;
@@ -116,6 +117,19 @@ def thread_table(sizes, m, threads):
             for row in product_sizes(sizes, m)]
 
 
+def machine_busy_seconds():
+    """CPU seconds the whole machine has spent busy since boot, all CPUs
+    together (Linux's ``/proc/stat``: user, nice, system, irq, softirq,
+    steal), or None where that cannot be read."""
+    try:
+        with open("/proc/stat", "rb") as handle:
+            fields = handle.readline().split()
+        busy = sum(int(fields[i]) for i in (1, 2, 3, 6, 7, 8))
+        return busy / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class IdleCores:
     """How many cores the whole machine left idle lately, from Linux's
     /proc/stat: over the time since the last estimate, once that is at least
@@ -156,7 +170,7 @@ class ThreadChoice:
     time per example decides. Many threads are probed only while the machine
     has the cores idle for them (``idle_cores()``; None: unknown, probe),
     as a probe on a busy machine can take many times a segment's time. The
-    other count is taken only when its probe is faster by :data:`MARGIN`
+    other count is taken only when its probe is faster by :attr:`MARGIN`
     than the median of the last three segments; probes that lose are repeated
     ever more rarely (after 8, 16, ... segments, at most every
     :attr:`MAX_INTERVAL`), and a segment on many threads slower than that
@@ -198,7 +212,8 @@ class ThreadChoice:
             else:
                 self.interval = min(2 * self.interval, self.MAX_INTERVAL)
             self.countdown = self.interval
-        elif choice != 1 and reference is not None and seconds_per_example * self.MARGIN > reference:
+        elif (choice != 1 and reference is not None
+              and seconds_per_example * self.MARGIN > reference):
             self.best, self.interval = 1, self.FIRST_INTERVAL  # busy now: back to one thread
             self.countdown = self.interval
         else:

@@ -21,7 +21,7 @@ w^2. Per step, with a block-level barrier (``syncthreads``) between phases:
    every block, so each keeps its own copy of b^2 and updates it alike;
 3. δ^1 = (δ^2 w^2) ⊙ f'(z^1) for the block's units (equation (2));
 4. the block's weights and biases updated in place from δ and a (equations
-   (3), (4)), with L2 decay, L1 and momentum as in :meth:`Backend.sgd_update`.
+   (3), (4)), with L2 decay, L1 and momentum as in :meth:`~nn_gpu.backends.base.Backend.sgd_update`.
 
 The share buffer alternates between two halves from step to step, so a block
 that runs ahead into the next step never overwrites shares still being read.
@@ -115,7 +115,7 @@ def why_not_fused(plan, sizes, batch_size, dtype, threads=THREADS, blocks=1):
 
 
 class FusedEpoch:
-    """A :meth:`Backend.compiled_epoch` replacement for ``core.train_epoch``
+    """A :meth:`~nn_gpu.backends.base.Backend.compiled_epoch` replacement for ``core.train_epoch``
     that launches the kernel once per call (one epoch segment).
 
     ``view`` turns a backend array into what the kernel takes (a Numba device
