@@ -434,7 +434,8 @@ def test_cli_json_one_object_per_image(trained_model, number_files, check_cache)
 
 
 @pytest.mark.slow
-def test_cli_show_draws_what_it_read(trained_model, number_files, tmp_path, monkeypatch, check_cache):
+def test_cli_show_draws_what_it_read(trained_model, number_files, tmp_path, monkeypatch,
+                                     check_cache):
     pytest.importorskip("matplotlib")
     path, truth, _ = number_files[0]
     out_file = tmp_path / "read.png"
