@@ -85,12 +85,11 @@ class _Stream(io.StringIO):
         return self.terminal
 
 
-def run(*argv, terminal=False, warnings_fail=True):
+def run(*argv, terminal=False):
     """``nn-gpu ARGV`` in this process (each word through str()): its status,
     stdout and stderr. stderr claims to be a terminal where ``terminal`` is
-    true. A RuntimeWarning or UserWarning raised while it runs fails the test
-    (what a user is told is the command's own output, nothing beside it)
-    unless ``warnings_fail`` is false: for a third party's own warnings."""
+    true. A RuntimeWarning or UserWarning raised while it runs fails the test:
+    what a user is told is the command's own output, nothing beside it."""
     from nn_gpu.cli import main
 
     out, err = _Stream(False), _Stream(terminal)
@@ -100,7 +99,7 @@ def run(*argv, terminal=False, warnings_fail=True):
         status = main([str(word) for word in argv])
     shown = [str(w.message) for w in caught
              if issubclass(w.category, (RuntimeWarning, UserWarning))]
-    assert not (shown and warnings_fail), shown
+    assert not shown, shown
     return Ran(status, out.getvalue(), err.getvalue())
 
 

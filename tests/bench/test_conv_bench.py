@@ -97,8 +97,7 @@ def test_bench_conv_prints_the_table_and_writes_json(tmp_path):
     path = tmp_path / "conv.json"
     rc, out, _ = run("bench", "--conv", "ch6-conv1", "--data", str(DATA), "--train-size", "20",
                      "--batch-sizes", "10", "--repeats", "1", "--backend", "numpy", "--threads",
-                     "1", "--peers", "--json", str(path),
-                     warnings_fail=False)  # PyTorch warns of read-only arrays: bench/peers.py
+                     "1", "--peers", "--json", str(path))
     assert rc == 0, out
     lines = out.splitlines()
     assert lines[0].startswith("nn-gpu bench: NumPy ") and "conv ch6-conv1" in lines[0]
