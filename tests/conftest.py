@@ -5,9 +5,12 @@ wherever no CUDA device is usable (CI has none).
 """
 
 import contextlib
+import io
 import os
 import uuid
+import warnings
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import numpy
@@ -62,10 +65,96 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
+# ------------------------------------------------------------ the command line
+class Ran(NamedTuple):
+    """What one ``nn-gpu`` command did: its exit status and everything it printed."""
+
+    status: int
+    out: str
+    err: str
+
+
+class _Stream(io.StringIO):
+    """Captured output that says it is a terminal when asked to be one."""
+
+    def __init__(self, terminal):
+        super().__init__()
+        self.terminal = terminal
+
+    def isatty(self):
+        return self.terminal
+
+
+def run(*argv, terminal=False):
+    """``nn-gpu ARGV`` in this process (each word through str()): its status,
+    stdout and stderr. stderr claims to be a terminal where ``terminal`` is
+    true. A RuntimeWarning or UserWarning raised while it runs fails the test:
+    what a user is told is the command's own output, nothing beside it."""
+    from nn_gpu.cli import main
+
+    out, err = _Stream(False), _Stream(terminal)
+    with warnings.catch_warnings(record=True) as caught, \
+            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        warnings.simplefilter("always")
+        status = main([str(word) for word in argv])
+    shown = [str(w.message) for w in caught
+             if issubclass(w.category, (RuntimeWarning, UserWarning))]
+    assert not shown, shown
+    return Ran(status, out.getvalue(), err.getvalue())
+
+
+def one_line(text, longest=400):
+    """A message meant for a user: one line, no traceback, shorter than
+    ``longest`` characters; returned as it is."""
+    text = str(text)
+    assert "\n" not in text and "Traceback" not in text and len(text) < longest, text
+    return text
+
+
+def one_error(err, status, expected_status=1):
+    """The one error line (newline stripped) of a command that failed with
+    ``expected_status``: 1 for files and data, 2 for usage."""
+    assert status == expected_status, err
+    assert err.endswith("\n") and err.startswith("nn-gpu"), err
+    return one_line(err[:-1], longest=600)
+
+
 @pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
 def backend(request):
     """Each real backend in turn (CuPy only where a device is usable)."""
     return get_backend(request.param)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def genuine_mnist_decompressed_once():
+    """The suite's in-process commands load the genuine MNIST a hundred times
+    or more, from the same four unchanged files: their decompressed arrays
+    (read-only, so safely shared) are kept for the session, and each load
+    still builds its own Datasets. Files anywhere else, a file that changed,
+    or a test that replaced one of the readers go through the readers."""
+    from nn_gpu.data import mnist as module
+
+    original = module._load_pair
+    readers = (module.read_input, module._read_idx, module.read_idx_images,
+               module.read_idx_labels)
+    genuine = mnist_dir().resolve() if have_mnist() else None
+    kept = {}
+
+    def load_pair(directory, images_key, labels_key):
+        if (genuine is None or Path(directory).resolve() != genuine
+                or (module.read_input, module._read_idx, module.read_idx_images,
+                    module.read_idx_labels) != readers):
+            return original(directory, images_key, labels_key)
+        files = [Path(directory) / module.FILES[key] for key in (images_key, labels_key)]
+        key = tuple((str(path), found.st_ino, found.st_size, found.st_mtime_ns)
+                    for path in files for found in [path.stat()])
+        if key not in kept:
+            kept[key] = original(directory, images_key, labels_key)
+        return kept[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "_load_pair", load_pair)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +173,37 @@ def mnist_slice(mnist):
     """A small deterministic slice of training and test data for quick runs."""
     (X, y), _, (X_test, y_test) = mnist
     return (X[:1000], y[:1000]), (X_test[:500], y_test[:500])
+
+
+@pytest.fixture(scope="session")
+def small_mnist(mnist, tmp_path_factory):
+    """An MNIST directory small enough for dozens of command runs: 300
+    training images then the 10,000 validation ones (as the real file orders
+    them), 200 test images."""
+    import gzip
+    import struct
+
+    from nn_gpu.data.mnist import FILES, IMAGES_MAGIC, LABELS_MAGIC
+
+    (X, y), (X_val, y_val), (X_test, y_test) = mnist
+    directory = tmp_path_factory.mktemp("mnist")
+    for key, images, labels in (("train", numpy.concatenate([X[:300], X_val]),
+                                 numpy.concatenate([y[:300], y_val])),
+                                ("test", X_test[:200], y_test[:200])):
+        pixels = numpy.rint(images * 255).astype(numpy.uint8).tobytes()
+        for kind, magic, dims, payload in (
+                ("images", IMAGES_MAGIC, (len(labels), 28, 28), pixels),
+                ("labels", LABELS_MAGIC, (len(labels),), labels.astype(numpy.uint8))):
+            (directory / FILES[f"{key}_{kind}"]).write_bytes(gzip.compress(
+                struct.pack(f">I{len(dims)}I", magic, *dims) + bytes(payload), 1))
+    return directory
+
+
+@pytest.fixture
+def small_data(monkeypatch, small_mnist):
+    """Commands find :func:`small_mnist` through $NN_GPU_DATA."""
+    monkeypatch.setenv("NN_GPU_DATA", str(small_mnist))
+    return small_mnist
 
 
 def random_problem(rng, sizes, m):
@@ -188,17 +308,21 @@ def postgres_storage_url(postgres_url):
 
 
 # Small digit classifiers (fully connected, convolutional) and whole-digit
-# check, trained in seconds, for the tests of `nn-gpu read` and `nn-gpu serve`.
+# check, trained in seconds once per session: the models the tests of
+# predict, read, serve and the plots share.
 
 @pytest.fixture(scope="session")
-def reading_model(mnist, tmp_path_factory):
-    """(net, saved model path): [784, 60, 10], cross-entropy, 3 epochs on 10,000 examples."""
+def trained_model(mnist, tmp_path_factory):
+    """(net, saved model path): [784, 60, 10], cross-entropy, 3 epochs on
+    10,000 examples (about 95% on the test set). The one trained digit
+    classifier of the suite: a test that only needs *a* trained model uses
+    this one rather than training its own."""
     from nn_gpu import Network
 
     (X, labels), _, _ = mnist
     net = Network([784, 60, 10], cost="cross_entropy", init="scaled", backend="numpy", seed=2)
     net.sgd((X[:10000], labels[:10000]), 3, 10, 0.5)
-    path = tmp_path_factory.mktemp("reading_model") / "model.npz"
+    path = tmp_path_factory.mktemp("trained_model") / "model.npz"
     net.save(path)
     return net, path
 

@@ -1,22 +1,19 @@
 """`nn-gpu plot` and the functions behind it, on a small model trained here.
 
 The model is [784, 16, 10] after one epoch on 2,000 MNIST examples (about a
-second). The command runs in-process through :func:`nn_gpu.cli.main`.
+second). The command runs in-process through conftest's ``run``.
 """
 
 import builtins
 import json
 import re
-from contextlib import redirect_stdout
-from io import StringIO
 from pathlib import Path
 
 import numpy
 import pytest
-from conftest import mnist_dir, needs_mnist
+from conftest import mnist_dir, needs_mnist, run
 
 from nn_gpu.analysis import plots
-from nn_gpu.cli import main as nn_gpu_main
 from nn_gpu.errors import NNGpuError
 from nn_gpu.io.history import HistoryError
 from nn_gpu.model import metrics
@@ -28,18 +25,6 @@ from matplotlib.image import imread  # noqa: E402
 DATA = mnist_dir()
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ERROR_LINE = re.compile(r"^nn-gpu: error: [^\n]+\n$")
-
-
-def plot_main(argv):
-    """``nn-gpu plot ARGV``: the exit status."""
-    return nn_gpu_main(["plot", *argv])
-
-
-def run(argv):
-    out = StringIO()
-    with redirect_stdout(out):
-        rc = plot_main([str(a) for a in argv])
-    return rc, out.getvalue()
 
 
 def check_png(path, size_inches=None, dpi=plots.DEFAULT_DPI):
@@ -162,6 +147,7 @@ def test_plot_misclassified_titles_the_first_wrong_digits(model, mnist, tmp_path
     assert fig.get_suptitle().startswith(f"{len(wrong)} of 10000 test digits misclassified")
 
 
+@pytest.mark.slow
 @needs_mnist
 def test_plot_weights_draws_first_layer_rows_centred_at_zero(model, tmp_path):
     _, net = model
@@ -254,6 +240,7 @@ def test_an_existing_png_is_untouched_when_plotting_fails(tmp_path, monkeypatch)
 
 
 # ------------------------------------------------------------ the command
+@pytest.mark.slow
 @needs_mnist
 @pytest.mark.parametrize("mode, extra, size", [
     ("misclassified", [], plots.grid_figsize(36)),
@@ -266,8 +253,9 @@ def test_an_existing_png_is_untouched_when_plotting_fails(tmp_path, monkeypatch)
 def test_model_modes_write_a_png(mode, extra, size, model, tmp_path):
     path, _ = model
     out_png = tmp_path / f"{mode}.png"
-    rc, out = run([mode, path, "-o", out_png, "--data", DATA, "--backend", "numpy", *extra]
-                  if mode != "weights" else [mode, path, "-o", out_png, *extra])
+    argv = ([mode, path, "-o", out_png, "--data", DATA, "--backend", "numpy", *extra]
+            if mode != "weights" else [mode, path, "-o", out_png, *extra])
+    rc, out, _ = run("plot", *argv)
     assert rc == 0
     assert out.count("\n") == 1 and str(out_png) in out
     if mode == "weights":
@@ -280,7 +268,7 @@ def test_model_modes_write_a_png(mode, extra, size, model, tmp_path):
 
 def test_curves_mode_writes_a_png(history_file, tmp_path):
     out_png = tmp_path / "curves.png"
-    rc, out = run(["curves", history_file, "-o", out_png])
+    rc, out, _ = run("plot", "curves", history_file, "-o", out_png)
     assert rc == 0
     assert out == f"Learning curves (5 epochs) written to {out_png}\n"
     check_png(out_png, plots.CURVES_SIZE)
@@ -299,24 +287,22 @@ def test_curves_mode_writes_a_png(history_file, tmp_path):
     ('{"epochs": [{"epoch": 1, "test_accuracy": "high"}]}', "test_accuracy is not a number"),
     ('{"config": [], "epochs": [{"epoch": 1}]}', '"config" must be a JSON object'),
 ])
-def test_bad_history_files_are_one_line_errors(content, message, tmp_path, capsys):
+def test_bad_history_files_are_one_line_errors(content, message, tmp_path):
     history = tmp_path / "h.json"
     if isinstance(content, bytes):
         history.write_bytes(content)
     elif content is not None:
         history.write_text(content)
     out_png = tmp_path / "c.png"
-    rc = plot_main(["curves", str(history), "-o", str(out_png)])
-    out, err = capsys.readouterr()
+    rc, out, err = run("plot", "curves", str(history), "-o", str(out_png))
     assert rc == 1 and out == ""
     assert ERROR_LINE.match(err), err
     assert err.startswith(f"nn-gpu: error: {history}: ") and message in err, err
     assert not out_png.exists()
 
 
-def test_history_that_is_a_directory(tmp_path, capsys):
-    rc = plot_main(["curves", str(tmp_path), "-o", str(tmp_path / "c.png")])
-    err = capsys.readouterr().err
+def test_history_that_is_a_directory(tmp_path):
+    rc, _, err = run("plot", "curves", str(tmp_path), "-o", str(tmp_path / "c.png"))
     assert rc == 1 and ERROR_LINE.match(err) and "is a directory" in err
 
 
@@ -336,38 +322,34 @@ def test_history_that_is_a_directory(tmp_path, capsys):
     (["curves", "h.json", "-o", "c.png", "--dpi", "0"], "argument --dpi: must be a positive integer"),
     (["weights", "m.npz", "-o", "w.png", "--data", "DIR"], "unrecognized arguments: --data"),
 ])
-def test_bad_arguments_are_one_line_usage_errors(argv, message, capsys):
-    rc = plot_main(argv)
-    out, err = capsys.readouterr()
+def test_bad_arguments_are_one_line_usage_errors(argv, message):
+    rc, out, err = run("plot", *argv)
     assert rc == 2 and out == ""
     assert err.count("\n") == 1, err
     assert re.match(r"nn-gpu( plot( \w+)?)?: error: ", err) and message in err, err
 
 
 @pytest.mark.parametrize("mode", ["misclassified", "confusion", "weights"])
-def test_a_missing_model_is_a_one_line_error(mode, tmp_path, capsys):
-    rc = plot_main([mode, str(tmp_path / "nope.npz"), "-o", str(tmp_path / "p.png")])
-    err = capsys.readouterr().err
+def test_a_missing_model_is_a_one_line_error(mode, tmp_path):
+    rc, _, err = run("plot", mode, str(tmp_path / "nope.npz"), "-o", str(tmp_path / "p.png"))
     assert rc == 1 and ERROR_LINE.match(err)
     assert "nope.npz: model file not found" in err
     assert not (tmp_path / "p.png").exists()
 
 
-def test_an_unwritable_output_fails_before_any_work(tmp_path, capsys):
+def test_an_unwritable_output_fails_before_any_work(tmp_path):
     # the model does not exist either: the output path is checked first
-    rc = plot_main(["confusion", str(tmp_path / "nope.npz"),
-                     "-o", str(tmp_path / "no-such-dir" / "c.png")])
-    err = capsys.readouterr().err
+    rc, _, err = run("plot", "confusion", str(tmp_path / "nope.npz"),
+                     "-o", str(tmp_path / "no-such-dir" / "c.png"))
     assert rc == 1 and ERROR_LINE.match(err)
     assert "--output" in err and "does not exist" in err
 
 
 @needs_mnist
-def test_a_model_that_is_not_for_mnist(tmp_path, capsys):
+def test_a_model_that_is_not_for_mnist(tmp_path):
     path = tmp_path / "small.npz"
     Network([4, 3, 2], backend="numpy", seed=0).save(path)
-    rc = plot_main(["weights", str(path), "-o", str(tmp_path / "w.png")])
-    err = capsys.readouterr().err
+    rc, _, err = run("plot", "weights", str(path), "-o", str(tmp_path / "w.png"))
     assert rc == 1 and ERROR_LINE.match(err) and "do not fit MNIST" in err
 
 
@@ -380,7 +362,7 @@ def test_api_rejects_bad_counts_and_non_image_networks(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_without_matplotlib_is_one_line(history_file, tmp_path, monkeypatch, capsys):
+def test_without_matplotlib_is_one_line(history_file, tmp_path, monkeypatch):
     real_import = builtins.__import__
 
     def no_matplotlib(name, *args, **kwargs):
@@ -390,8 +372,7 @@ def test_without_matplotlib_is_one_line(history_file, tmp_path, monkeypatch, cap
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     for argv in (["curves", str(history_file)], ["weights", str(tmp_path / "m.npz")]):
-        rc = plot_main([*argv, "-o", str(tmp_path / "p.png")])
-        err = capsys.readouterr().err
+        rc, _, err = run("plot", *argv, "-o", str(tmp_path / "p.png"))
         assert rc == 1 and ERROR_LINE.match(err), err
         assert "plotting needs matplotlib" in err and "install nn_gpu[plot]" in err
     with pytest.raises(NNGpuError, match=re.escape("install nn_gpu[plot]")):

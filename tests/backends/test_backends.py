@@ -150,6 +150,7 @@ def test_dropout_mask_is_inverted_dropout(backend, p):
     assert (mask == 0).mean() == pytest.approx(p, abs=0.02)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cost, activation, settings", [
     ("quadratic", "sigmoid", {}),
     ("cross_entropy", "sigmoid", {"l2": 5.0}),

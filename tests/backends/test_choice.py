@@ -119,6 +119,7 @@ def data(n=200, n_in=784, classes=10, seed=0):
     return rng.random((n, n_in)), rng.integers(0, classes, n)
 
 
+@pytest.mark.slow
 def test_an_auto_network_stays_on_the_host_until_training_chooses(gpu):
     net = Network([784, 12, 10], dtype="float64", seed=1)
     assert net.backend.name == "numpy" and net.backend_choice is None

@@ -175,6 +175,7 @@ def test_transposed_forward_products_give_the_same_epoch(mnist_slice):
         numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype, rtol, batch_size, sizes", [
     ("float64", 1e-10, 7, [784, 17, 10]), ("float32", 1e-4, 7, [784, 17, 10]),
     ("float32", 1e-4, 50, [784, 17, 10])])
@@ -292,6 +293,7 @@ def test_only_mnist_sized_runs_compile_shape_kernels(monkeypatch):
     assert (kernels_of(50_000) == [[1, 2], [1, 2]]).all()
 
 
+@pytest.mark.slow
 def test_weights_in_fortran_order_train_as_c_ordered_ones(monkeypatch):
     """The native epoch reads parameters as C-ordered memory (BLAS calls and
     shape kernels on raw pointers): weights a user set in Fortran order

@@ -27,7 +27,7 @@ from cuda_compile import TARGETS
 from nn_gpu import Network, backends
 from nn_gpu.backends.cuda import epoch as cuda_epoch
 
-pytestmark = pytest.mark.cudacompile
+pytestmark = [pytest.mark.cudacompile, pytest.mark.slow]
 DTYPES = ("float32", "float64")
 
 

@@ -41,6 +41,7 @@ def simulated():
 
 
 @pytest.mark.cudasim
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_fused_epoch_matches_the_core_under_the_simulator(simulated, case):
     tolerance = 1e-5 if "float32" in case else 1e-12
@@ -48,6 +49,7 @@ def test_fused_epoch_matches_the_core_under_the_simulator(simulated, case):
 
 
 @pytest.mark.cudasim
+@pytest.mark.slow
 def test_every_case_ran(simulated):
     assert sorted(simulated) == sorted(CASES)
 

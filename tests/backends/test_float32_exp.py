@@ -16,6 +16,7 @@ def exp32_of(x, out):
     return out
 
 
+@pytest.mark.slow
 def test_exp32_is_within_float32_rounding_of_e_to_the_x():
     x = numpy.linspace(LOWEST, HIGHEST, 1_000_001, dtype=numpy.float32)
     got = exp32_of(x, numpy.empty_like(x)).astype(numpy.float64)

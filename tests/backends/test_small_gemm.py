@@ -13,6 +13,7 @@ def close(got, expected, dtype):
     return numpy.abs(got - expected).max() <= TOLERANCE[dtype] * numpy.abs(expected).max()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("P, Q, K", [(7, 5, 13), (8, 6, 16), (1, 1, 1)])
 def test_dot_nt_is_a_times_b_transposed(dtype, P, Q, K):
@@ -23,6 +24,7 @@ def test_dot_nt_is_a_times_b_transposed(dtype, P, Q, K):
     assert close(out, A @ B.T, dtype)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("N, K, M", [(5, 13, 23), (4, 16, 10), (1, 1, 1)])
 def test_update_is_beta_c_plus_alpha_d_transposed_a(dtype, N, K, M):

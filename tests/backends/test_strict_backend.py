@@ -37,6 +37,7 @@ def test_stand_in_allows_the_explicit_doors(strict):
     assert float(a.sum()) == 3.0
 
 
+@pytest.mark.slow
 def test_full_epoch_through_the_stand_in(strict, mnist):
     """A complete epoch of real MNIST on the batched core, scored on the device,
     must touch no host NumPy, and give what the NumPy backend gives (float64:

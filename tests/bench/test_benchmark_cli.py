@@ -1,6 +1,6 @@
 """`nn-gpu bench` on a tiny configuration, and its FLOP counting.
 
-The command runs in-process through :func:`nn_gpu.cli.main`.
+The command runs in-process through conftest's ``run``.
 Everything here takes a few seconds: 2,000 examples, mini-batches 10 and 100,
 one timed epoch.
 """
@@ -9,15 +9,12 @@ import json
 import os
 import re
 import threading
-from contextlib import redirect_stdout
-from io import StringIO
 
 import pytest
-from conftest import have_mnist, mnist_dir, needs_mnist
+from conftest import have_mnist, mnist_dir, needs_mnist, run
 
 from nn_gpu.bench import timing as benchmark
 from nn_gpu.bench.timing import Gemm, epoch_flops, step_flops, step_gemms
-from nn_gpu.cli import main as nn_gpu_main
 
 DATA = mnist_dir()
 
@@ -25,18 +22,6 @@ TINY = ["--data", str(DATA), "--train-size", "2000", "--batch-sizes", "10", "100
         "--repeats", "1", "--methods", "batched", "per_example"]
 ROW = re.compile(r"^(batched|per_example) +(\d+) +(\d+\.\d{3})([ *]) +([\d,]+) +(-|\d+\.\dx) +"
                  r"(\d+\.\d) +(\d+\.\d{3}) +(\d+\.\d)!?$")
-
-
-def main(argv):
-    """``nn-gpu bench ARGV``: the exit status."""
-    return nn_gpu_main(["bench", *argv])
-
-
-def run(argv):
-    out = StringIO()
-    with redirect_stdout(out):
-        rc = main(argv)
-    return rc, out.getvalue()
 
 
 # ----------------------------------------------------------- FLOP counting
@@ -81,7 +66,7 @@ def tiny(tmp_path_factory):
     if not have_mnist():
         pytest.skip(f"MNIST not found in {DATA}")
     path = tmp_path_factory.mktemp("bench") / "bench.json"
-    rc, out = run([*TINY, "--backend", "numpy", "--json", str(path)])
+    rc, out, _ = run("bench", *TINY, "--backend", "numpy", "--json", str(path))
     return rc, out, path
 
 
@@ -149,13 +134,14 @@ def test_json_schema(tiny):
             assert r["speedup_vs_per_example"] == pytest.approx(slow / r["median_seconds"])
 
 
+@pytest.mark.slow
 @needs_mnist
 def test_plot_is_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     path = tmp_path / "epochs.png"
-    rc, out = run(["--data", str(DATA), "--train-size", "500", "--batch-sizes", "10", "100",
-                   "--repeats", "1", "--methods", "batched", "--backend", "numpy",
-                   "--blas-threads", "1", "--plot", str(path)])
+    rc, out, _ = run("bench", "--data", str(DATA), "--train-size", "500", "--batch-sizes", "10",
+                     "100", "--repeats", "1", "--methods", "batched", "--backend", "numpy",
+                     "--blas-threads", "1", "--plot", str(path))
     assert rc == 0, out
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["epochs.png"]  # no temporary file left
@@ -163,7 +149,7 @@ def test_plot_is_a_png(tmp_path):
     assert "threads)" not in out.splitlines()[0]
 
 
-def test_plot_without_matplotlib_is_one_line(tmp_path, monkeypatch, capsys):
+def test_plot_without_matplotlib_is_one_line(tmp_path, monkeypatch):
     import builtins
 
     real_import = builtins.__import__
@@ -174,8 +160,7 @@ def test_plot_without_matplotlib_is_one_line(tmp_path, monkeypatch, capsys):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    rc = main(["--data", str(tmp_path), "--plot", str(tmp_path / "p.png")])
-    err = capsys.readouterr().err
+    rc, _, err = run("bench", "--data", str(tmp_path), "--plot", str(tmp_path / "p.png"))
     assert rc == 1
     assert err.count("\n") == 1 and "install nn_gpu[plot]" in err
     assert err.startswith("nn-gpu: error: plotting needs matplotlib")
@@ -195,9 +180,8 @@ def test_plot_without_matplotlib_is_one_line(tmp_path, monkeypatch, capsys):
     (["--sizes", "100", "30", "10"], "do not fit MNIST"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
 ])
-def test_bad_arguments_are_one_line_usage_errors(argv, message, capsys, tmp_path):
-    rc = main(["--data", str(tmp_path), *argv])
-    out, err = capsys.readouterr()
+def test_bad_arguments_are_one_line_usage_errors(argv, message, tmp_path):
+    rc, out, err = run("bench", "--data", str(tmp_path), *argv)
     assert rc == 2
     assert out == ""
     assert err.count("\n") == 1, err
@@ -205,32 +189,32 @@ def test_bad_arguments_are_one_line_usage_errors(argv, message, capsys, tmp_path
     assert re.match(r"nn-gpu( bench)?: error: ", err) and message in err, err
 
 
-def test_unwritable_json_path_fails_before_measuring(tmp_path, capsys):
-    rc = main(["--data", str(tmp_path), "--json", str(tmp_path / "missing" / "b.json")])
-    err = capsys.readouterr().err
+def test_unwritable_json_path_fails_before_measuring(tmp_path):
+    rc, _, err = run("bench", "--data", str(tmp_path), "--json",
+                     str(tmp_path / "missing" / "b.json"))
     assert rc == 1 and err.count("\n") == 1 and "does not exist" in err
 
 
-def test_missing_data_is_one_line(tmp_path, capsys):
-    rc = main(["--data", str(tmp_path / "nowhere"), "--batch-sizes", "10"])
-    err = capsys.readouterr().err
+def test_missing_data_is_one_line(tmp_path):
+    rc, _, err = run("bench", "--data", str(tmp_path / "nowhere"), "--batch-sizes", "10")
     assert rc == 1 and err.count("\n") == 1 and "MNIST directory not found" in err
 
 
-def test_help_lists_every_option(capsys):
-    assert main(["--help"]) == 0
-    out = capsys.readouterr().out
+def test_help_lists_every_option():
+    rc, out, _ = run("bench", "--help")
+    assert rc == 0
     for option in ("--data", "--backend", "--sizes", "--batch-sizes", "--methods", "--dtype",
                    "--repeats", "--train-size", "--json", "--plot", "--blas-threads"):
         assert option in out
 
 
 # ------------------------------------------------ --busy, --peers, --threads
+@pytest.mark.slow
 @needs_mnist
 def test_busy_times_the_thread_settings_with_a_core_kept_busy(tmp_path):
     path = tmp_path / "busy.json"
-    rc, out = run(["--data", str(DATA), "--train-size", "1000", "--batch-sizes", "100",
-                   "--repeats", "1", "--busy", "--json", str(path)])
+    rc, out, _ = run("bench", "--data", str(DATA), "--train-size", "1000", "--batch-sizes", "100",
+                     "--repeats", "1", "--busy", "--json", str(path))
     assert rc == 0
     assert re.search(r"^784-30-10 +100( +\d+\.\d{3}){3} +\d+\.\d\dx$", out, re.M)
     result, = json.loads(path.read_text())["results"]
@@ -238,10 +222,11 @@ def test_busy_times_the_thread_settings_with_a_core_kept_busy(tmp_path):
     assert result["busy"] == 1
 
 
+@pytest.mark.slow
 @needs_mnist
 def test_peers_compares_with_what_is_installed_and_says_what_is_not():
-    rc, out = run(["--data", str(DATA), "--train-size", "1000", "--batch-sizes", "100",
-                   "--repeats", "1", "--peers", "--threads", "1"])
+    rc, out, _ = run("bench", "--data", str(DATA), "--train-size", "1000", "--batch-sizes", "100",
+                     "--repeats", "1", "--peers", "--threads", "1")
     assert rc == 0
     for peer in ("torch autograd", "torch manual", "jax scan"):
         assert re.search(rf"^{peer} +100 +\d+\.\d{{3}} +\d+\.\d{{3}} +\d+\.\dx$", out, re.M) \
@@ -254,9 +239,9 @@ def test_peers_compares_with_what_is_installed_and_says_what_is_not():
     (["--peers", "--dtype", "float64"], "measure float32 epochs"),
     (["--threads", "0"], "must be a positive integer"),
 ])
-def test_bad_cpu_comparison_options_are_one_line(capsys, argv, message):
-    assert main(["--data", str(DATA), *argv]) == 2
-    err = capsys.readouterr().err
+def test_bad_cpu_comparison_options_are_one_line(argv, message):
+    rc, _, err = run("bench", "--data", str(DATA), *argv)
+    assert rc == 2
     assert message in err and len(err.strip().splitlines()) == 1
 
 

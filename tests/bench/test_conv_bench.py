@@ -5,15 +5,12 @@ same outputs and the same SGD step, in float64. Seconds in all."""
 
 import json
 import re
-from contextlib import redirect_stdout
-from io import StringIO
 
 import numpy
 import pytest
-from conftest import mnist_dir, needs_mnist
+from conftest import mnist_dir, needs_mnist, run
 
 from nn_gpu.bench.conv_flops import conv_epoch_flops
-from nn_gpu.cli import main as nn_gpu_main
 from nn_gpu.convnet import ConvNetwork, ConvPoolLayer, FullyConnectedLayer, SoftmaxLayer
 from nn_gpu.presets.convnet import CONV_PRESETS, build
 
@@ -48,6 +45,7 @@ def random_network(layers, seed):
     return net
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_torch_model_is_our_network(stack):
     torch = pytest.importorskip("torch")
@@ -69,6 +67,7 @@ def test_the_torch_model_is_our_network(stack):
     numpy.testing.assert_allclose(theirs, ours, rtol=1e-11, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_one_torch_epoch_is_our_sgd_step():
     """From the same seed, one mini-batch of the whole set: the same initial
     parameters, the same η, the same λ/n decay of the weights (not the biases)."""
@@ -92,19 +91,13 @@ def test_one_torch_epoch_is_our_sgd_step():
 
 
 # ------------------------------------------------------------ the command
-def run(argv):
-    out = StringIO()
-    with redirect_stdout(out):
-        rc = nn_gpu_main(["bench", *argv])
-    return rc, out.getvalue()
-
-
+@pytest.mark.slow
 @needs_mnist
 def test_bench_conv_prints_the_table_and_writes_json(tmp_path):
     path = tmp_path / "conv.json"
-    rc, out = run(["--conv", "ch6-conv1", "--data", str(DATA), "--train-size", "20",
-                   "--batch-sizes", "10", "--repeats", "1", "--backend", "numpy", "--threads",
-                   "1", "--peers", "--json", str(path)])
+    rc, out, _ = run("bench", "--conv", "ch6-conv1", "--data", str(DATA), "--train-size", "20",
+                     "--batch-sizes", "10", "--repeats", "1", "--backend", "numpy", "--threads",
+                     "1", "--peers", "--json", str(path))
     assert rc == 0, out
     lines = out.splitlines()
     assert lines[0].startswith("nn-gpu bench: NumPy ") and "conv ch6-conv1" in lines[0]
@@ -135,14 +128,15 @@ def test_bench_conv_prints_the_table_and_writes_json(tmp_path):
             result["peer_median_seconds"] / result["median_seconds"])
 
 
+@pytest.mark.slow
 @needs_mnist
 def test_bench_layers_file(tmp_path):
     layers = tmp_path / "layers.json"
     layers.write_text(json.dumps([
         {"kind": "conv_pool", "image_shape": [1, 28, 28], "filter_shape": [2, 1, 5, 5]},
         {"kind": "softmax", "n_in": 288, "n_out": 10}]))
-    rc, out = run(["--layers", str(layers), "--data", str(DATA), "--train-size", "20",
-                   "--batch-sizes", "5", "20", "--repeats", "1", "--backend", "numpy"])
+    rc, out, _ = run("bench", "--layers", str(layers), "--data", str(DATA), "--train-size", "20",
+                     "--batch-sizes", "5", "20", "--repeats", "1", "--backend", "numpy")
     assert rc == 0, out
     assert f"conv {layers};" in out.splitlines()[0]
     assert [ROW.match(line)[1] for line in out.splitlines()[2:4]] == ["5", "20"]
@@ -156,21 +150,21 @@ def test_bench_layers_file(tmp_path):
     (["--peers", "--dtype", "float64"], "--peers measures float32 epochs"),
     (["--train-size", "5", "--batch-sizes", "10"], "larger than the training set"),
 ])
-def test_bad_combinations_are_one_line(argv, message, capsys):
-    assert nn_gpu_main(["bench", "--conv", "ch6-conv1", "--data", str(DATA), *argv]) == 2
-    out, err = capsys.readouterr()
+def test_bad_combinations_are_one_line(argv, message):
+    rc, out, err = run("bench", "--conv", "ch6-conv1", "--data", str(DATA), *argv)
+    assert rc == 2
     assert out == "" and err.count("\n") == 1 and message in err, err
 
 
-def test_unknown_preset_bad_layers_file_and_mlp_cpu_time_are_one_line(tmp_path, capsys):
-    assert nn_gpu_main(["bench", "--conv", "ch6-nope"]) == 2
-    assert "argument --conv: invalid choice: 'ch6-nope'" in capsys.readouterr().err
-    assert nn_gpu_main(["bench", "--cpu-time"]) == 2
-    assert "--cpu-time applies to --conv" in capsys.readouterr().err
+def test_unknown_preset_bad_layers_file_and_mlp_cpu_time_are_one_line(tmp_path):
+    rc, _, err = run("bench", "--conv", "ch6-nope")
+    assert rc == 2 and "argument --conv: invalid choice: 'ch6-nope'" in err
+    rc, _, err = run("bench", "--cpu-time")
+    assert rc == 2 and "--cpu-time applies to --conv" in err
     bad = tmp_path / "layers.json"
     bad.write_text('{"kind": "softmax"}')
-    assert nn_gpu_main(["bench", "--layers", str(bad), "--data", str(tmp_path)]) == 1
-    err = capsys.readouterr().err
+    rc, _, err = run("bench", "--layers", str(bad), "--data", str(tmp_path))
+    assert rc == 1
     assert err.count("\n") == 1 and "not a JSON list of layers" in err, err
 
 

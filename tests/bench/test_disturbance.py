@@ -102,6 +102,7 @@ def spin_here(seconds):
         sum(range(1000))
 
 
+@pytest.mark.slow
 @needs_proc_stat
 def test_a_spinning_process_is_seen_as_other_processes_cpu():
     with competing_processes(1) as pids, Watch() as watch:
@@ -113,6 +114,7 @@ def test_a_spinning_process_is_seen_as_other_processes_cpu():
     assert 0 < d.cpu_share <= 1.05
 
 
+@pytest.mark.slow
 @needs_mnist
 @needs_proc_stat
 def test_bench_conv_says_its_measurement_was_disturbed(tmp_path):
@@ -131,6 +133,7 @@ def test_bench_conv_says_its_measurement_was_disturbed(tmp_path):
     assert result["disturbance"]["disturbed"] and result["times_floor"] >= 1
 
 
+@pytest.mark.slow
 @needs_proc_stat
 def test_a_benchmark_record_gets_the_disturbance_and_a_warning():
     extra_info = {}

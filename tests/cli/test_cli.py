@@ -1,8 +1,8 @@
 """End-to-end tests of the `nn-gpu` command line, at the level a user sees it.
 
-Most tests call ``main([...])`` in-process on a small slice of the genuine
-MNIST data; one runs ``python -m nn_gpu`` in a subprocess to prove the entry
-point works. Nothing here touches the network.
+Most tests run ``nn-gpu ARGV`` in-process (conftest's ``run``) on a small
+slice of the genuine MNIST data; one runs ``python -m nn_gpu`` in a subprocess
+to prove the entry point works. Nothing here touches the network.
 """
 
 import importlib.metadata
@@ -12,16 +12,13 @@ import platform
 import re
 import subprocess
 import sys
-from contextlib import redirect_stdout
-from io import StringIO
 from pathlib import Path
 
 import numpy
 import pytest
-from conftest import mnist_dir, needs_mnist
+from conftest import mnist_dir, needs_mnist, one_error, run
 
 from nn_gpu import Network, cupy_status, get_backend
-from nn_gpu.cli import main
 from nn_gpu.data.mnist import DATA_ENV_VAR
 from nn_gpu.options import TrainingSettings
 
@@ -49,12 +46,6 @@ def assert_summary(lines):
     assert BEST_VALIDATION_LINE.match(lines[-1]), lines[-1]
 
 
-def run(argv, capsys):
-    """main(argv) in-process: (status, stdout lines)."""
-    rc = main(argv)
-    return rc, capsys.readouterr().out.splitlines()
-
-
 class Recording(Network):
     """A Network that keeps the last instance and the arguments sgd got."""
 
@@ -67,18 +58,16 @@ class Recording(Network):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def small_run(tmp_path_factory):
     """One small training run with --history and --save, shared by several tests."""
     tmp = tmp_path_factory.mktemp("train")
     history, model = tmp / "history.json", tmp / "model.npz"
-    out = StringIO()
-    with redirect_stdout(out):
-        rc = main(["train", *SMALL, "--seed", "3", "--history", str(history), "--save", str(model)])
-    return rc, out.getvalue(), history, model
+    rc, out, _ = run("train", *SMALL, "--seed", "3", "--history", history, "--save", model)
+    return rc, out, history, model
 
 
-def test_train_prints_header_epoch_lines_and_best(trained):
-    rc, out, _, _ = trained
+def test_train_prints_header_epoch_lines_and_best(small_run):
+    rc, out, _, _ = small_run
     assert rc == 0
     lines = out.splitlines()
     assert lines[0].startswith(
@@ -91,8 +80,8 @@ def test_train_prints_header_epoch_lines_and_best(trained):
     assert f"Best validation accuracy: {best_validation / 100:.2f}%" in lines[-1]
 
 
-def test_history_json_schema(trained):
-    _, out, history, _ = trained
+def test_history_json_schema(small_run):
+    _, out, history, _ = small_run
     doc = json.loads(history.read_text())
     config = doc["config"]
     assert config["sizes"] == [784, 16, 10] and config["epochs"] == 2
@@ -118,47 +107,55 @@ def test_history_json_schema(trained):
                                           "train_cost", "seconds", "eta"]
 
 
-def test_saved_model_evaluates_to_last_epoch_accuracy(trained, capsys):
-    _, out, _, model = trained
+@pytest.mark.slow
+def test_saved_model_evaluates_to_last_epoch_accuracy(small_run):
+    _, out, _, model = small_run
     last_test, last_validation = epoch_figures(out)[-1]
-    assert main(["evaluate", str(model), "--data", str(DATA)]) == 0
-    assert capsys.readouterr().out.strip() == (
+    rc, out, _ = run("evaluate", model, "--data", DATA)
+    assert rc == 0 and out.strip() == (
         f"test accuracy: {last_test} / 10000 ({last_test / 100:.2f}%)")
-    assert main(["evaluate", str(model), "--data", str(DATA), "--split", "validation"]) == 0
-    assert capsys.readouterr().out.startswith(f"validation accuracy: {last_validation} / 10000")
+    rc, out, _ = run("evaluate", model, "--data", DATA, "--split", "validation")
+    assert rc == 0 and out.startswith(f"validation accuracy: {last_validation} / 10000")
 
 
-def test_quiet_prints_only_the_summary(capsys):
-    assert main(["train", *SMALL, "--quiet"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+@pytest.mark.slow
+def test_quiet_prints_only_the_summary():
+    rc, out, _ = run("train", *SMALL, "--quiet")
+    assert rc == 0
+    lines = out.splitlines()
     assert len(lines) == 2
     assert_summary(lines)
 
 
-def test_per_example_and_batched_agree(capsys):
+@pytest.mark.slow
+def test_per_example_and_batched_agree():
     figures = {}
     for method in ("per_example", "batched"):
         args = ["train", "--data", str(DATA), "--sizes", "784", "16", "10", "--dtype", "float64",
                 "--seed", "1", "--train-size", "500", "--epochs", "2", "--method", method]
-        assert main(args) == 0
-        figures[method] = epoch_figures(capsys.readouterr().out)
+        rc, out, _ = run(*args)
+        assert rc == 0
+        figures[method] = epoch_figures(out)
     assert len(figures["batched"]) == 2
     assert figures["per_example"] == figures["batched"]
 
 
-def test_threads_trains_the_same_epochs(capsys):
+@pytest.mark.slow
+def test_threads_trains_the_same_epochs():
     """--threads N fixes the compiled epoch's BLAS threads; the figures stay."""
     figures = []
     for threads in ([], ["--threads", "1"], ["--threads", "2"]):
         args = ["train", "--data", str(DATA), "--sizes", "784", "40", "10", "--dtype", "float64",
                 "--seed", "1", "--train-size", "500", "--epochs", "2", "--batch-size", "100",
                 "--backend", "numpy", *threads]
-        assert main(args) == 0
-        figures.append(epoch_figures(capsys.readouterr().out))
+        rc, out, _ = run(*args)
+        assert rc == 0
+        figures.append(epoch_figures(out))
     assert figures[0] == figures[1] == figures[2] and len(figures[0]) == 2
 
 
-def test_ctrl_c_keeps_history_and_returns_130(tmp_path, capsys, monkeypatch):
+@pytest.mark.slow
+def test_ctrl_c_keeps_history_and_returns_130(tmp_path, monkeypatch):
     """A KeyboardInterrupt after epoch 2 of 5: the file holds both epochs."""
 
     class InterruptedNetwork(Network):
@@ -173,21 +170,20 @@ def test_ctrl_c_keeps_history_and_returns_130(tmp_path, capsys, monkeypatch):
     history = tmp_path / "h.json"
     args = ["train", "--data", str(DATA), "--train-size", "500", "--epochs", "5",
             "--sizes", "784", "16", "10", "--history", str(history)]
-    assert main(args) == 130
-    captured = capsys.readouterr()
-    assert captured.err == f"Interrupted after epoch 2; history kept in {history}\n"
+    rc, _, err = run(*args)
+    assert rc == 130
+    assert err == f"Interrupted after epoch 2; history kept in {history}\n"
     assert len(json.loads(history.read_text())["epochs"]) == 2
     assert list(tmp_path.iterdir()) == [history]  # no temporary file left behind
 
 
-def assert_one_line_error(rc, capsys, mentions=""):
-    captured = capsys.readouterr()
-    assert rc != 0
-    assert len(captured.err.splitlines()) == 1, captured.err
-    assert "Traceback" not in captured.err + captured.out
-    assert "Epoch" not in captured.out  # training never started
-    assert mentions in captured.err
-    return captured.err
+def assert_one_line_error(ran, status, mentions=""):
+    """The one error line of a command that failed with ``status`` before
+    training started, mentioning ``mentions``."""
+    err = one_error(ran.err, ran.status, status)
+    assert "Traceback" not in ran.out and "Epoch" not in ran.out  # training never started
+    assert mentions in err
+    return err
 
 
 @pytest.mark.parametrize("bad, status, mentions", [
@@ -220,52 +216,50 @@ def assert_one_line_error(rc, capsys, mentions=""):
     (["--history", "/nonexistent/dir/h.json"], 1, "/nonexistent/dir"),
     (["--save", "/nonexistent/dir/m.npz"], 1, "/nonexistent/dir"),
 ])
-def test_bad_train_arguments_give_one_line(bad, status, mentions, capsys):
-    rc = main(["train", "--data", str(DATA), "--train-size", "500", *bad])
-    assert rc == status
-    assert_one_line_error(rc, capsys, mentions)
+def test_bad_train_arguments_give_one_line(bad, status, mentions):
+    assert_one_line_error(run("train", "--data", DATA, "--train-size", "500", *bad), status,
+                          mentions)
 
 
-def test_usage_error_format(capsys):
-    err = assert_one_line_error(main(["train", "--epochs", "0"]), capsys)
-    assert err.startswith("nn-gpu train: error: ") and err.rstrip().endswith("(see --help)")
+def test_usage_error_format():
+    err = assert_one_line_error(run("train", "--epochs", "0"), 2)
+    assert err.startswith("nn-gpu train: error: ") and err.endswith("(see --help)")
 
 
-def test_no_subcommand_prints_help_and_returns_2(capsys):
-    assert main([]) == 2
-    assert "train" in capsys.readouterr().err
+def test_no_subcommand_prints_help_and_returns_2():
+    rc, _, err = run()
+    assert rc == 2 and "train" in err
 
 
-def test_cupy_backend_without_gpu_fails_in_one_line(capsys):
+def test_cupy_backend_without_gpu_fails_in_one_line():
     if cupy_status()[0]:
         pytest.skip("CuPy is usable here")
-    rc = main(["train", *SMALL, "--backend", "cupy"])
-    assert rc == 1
-    err = assert_one_line_error(rc, capsys, "CuPy")
+    err = assert_one_line_error(run("train", *SMALL, "--backend", "cupy"), 1, "CuPy")
     assert err.startswith("nn-gpu: error: ")
 
 
-def test_evaluate_non_model_file(tmp_path, capsys):
+def test_evaluate_non_model_file(tmp_path):
     bogus = tmp_path / "model.npz"
     bogus.write_text("not a model\n")
-    assert_one_line_error(main(["evaluate", str(bogus), "--data", str(DATA)]), capsys, str(bogus))
+    assert_one_line_error(run("evaluate", bogus, "--data", DATA), 1, str(bogus))
 
 
-def test_evaluate_missing_file(tmp_path, capsys):
+def test_evaluate_missing_file(tmp_path):
     missing = tmp_path / "missing.npz"
-    assert_one_line_error(main(["evaluate", str(missing), "--data", str(DATA)]), capsys, "not found")
+    assert_one_line_error(run("evaluate", missing, "--data", DATA), 1, "not found")
 
 
-def test_evaluate_rejects_non_mnist_model(tmp_path, capsys):
+def test_evaluate_rejects_non_mnist_model(tmp_path):
     model = tmp_path / "xor.npz"
     Network([2, 3, 1], seed=0).save(model)
-    assert_one_line_error(main(["evaluate", str(model), "--data", str(DATA)]), capsys, "784")
+    assert_one_line_error(run("evaluate", model, "--data", DATA), 1, "784")
 
 
-def test_info_reports_the_real_versions_backend_and_data(capsys, monkeypatch):
+def test_info_reports_the_real_versions_backend_and_data(monkeypatch):
     monkeypatch.delenv(DATA_ENV_VAR, raising=False)
-    assert main(["info", "--data", str(DATA)]) == 0
-    lines = dict(line.split(" ", 1) for line in capsys.readouterr().out.splitlines())
+    rc, out, _ = run("info", "--data", DATA)
+    assert rc == 0
+    lines = dict(line.split(" ", 1) for line in out.splitlines())
     assert lines["numpy"] == numpy.__version__
     assert lines["python"] == f"{platform.python_version()} ({sys.executable})"
     auto = get_backend("auto")
@@ -275,18 +269,19 @@ def test_info_reports_the_real_versions_backend_and_data(capsys, monkeypatch):
     assert lines["sweep"] == f"(Optuna): {importlib.metadata.version('optuna')}"
 
 
-def test_info_names_the_source_of_the_data_dir_and_what_is_missing(tmp_path, capsys,
-                                                                   monkeypatch):
+def test_info_names_the_source_of_the_data_dir_and_what_is_missing(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_ENV_VAR, str(tmp_path))
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"")
-    assert main(["info"]) == 0
-    data_line = next(line for line in capsys.readouterr().out.splitlines()
+    rc, out, _ = run("info")
+    assert rc == 0
+    data_line = next(line for line in out.splitlines()
                      if line.startswith("data dir:"))
     assert data_line == (f"data dir: {tmp_path} (from {DATA_ENV_VAR}): missing "
                          "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
                          "t10k-images-idx3-ubyte.gz; run `nn-gpu download`")
 
 
+@pytest.mark.slow
 def test_python_dash_m_entry_point(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), DATA_ENV_VAR: str(DATA)}
     history = tmp_path / "h.json"
@@ -301,14 +296,16 @@ def test_python_dash_m_entry_point(tmp_path):
 
 
 # ------------------------------------------------- chapter 3 options, presets
-def test_new_options_reach_the_network_and_sgd(tmp_path, capsys, monkeypatch):
+@pytest.mark.slow
+def test_new_options_reach_the_network_and_sgd(tmp_path, monkeypatch):
     monkeypatch.setattr("nn_gpu.cli.train.Network", Recording)
     history = tmp_path / "h.json"
-    rc, lines = run([*TINY, "--epochs", "1", "--activation", "tanh", "--cost", "log_likelihood",
+    rc, out, _ = run(*TINY, "--epochs", "1", "--activation", "tanh", "--cost", "log_likelihood",
                      "--init", "scaled", "--eta", "0.1", "--batch-size", "20", "--l2", "1.5",
                      "--l1", "0.25", "--momentum", "0.5", "--dropout", "0.2", "--eta-schedule", "2",
                      "--early-stopping", "3", "--monitor", "training-cost", "--seed", "4",
-                     "--history", str(history)], capsys)
+                     "--history", str(history))
+    lines = out.splitlines()
     assert rc == 0
     net = Recording.last
     assert (net.activation, net.cost.name, net.init) == ("tanh", "log_likelihood", "scaled")
@@ -326,25 +323,30 @@ def test_new_options_reach_the_network_and_sgd(tmp_path, capsys, monkeypatch):
         "dropout": 0.2, "eta_schedule": 2, "early_stopping": 3, "monitor": ["training-cost"]}
 
 
-def test_monitor_chooses_what_is_measured(tmp_path, capsys):
+@pytest.mark.slow
+def test_monitor_chooses_what_is_measured(tmp_path):
     history = tmp_path / "h.json"
-    rc, lines = run([*TINY, "--epochs", "1", "--monitor", "--history", str(history)], capsys)
+    rc, out, _ = run(*TINY, "--epochs", "1", "--monitor", "--history", str(history))
+    lines = out.splitlines()
     assert rc == 0
     match = EPOCH_LINE.match(lines[1])
     assert match and match[4] is None  # no train cost on the line
     (entry,) = json.loads(history.read_text())["epochs"]
     assert set(entry) == {"epoch", "validation_accuracy", "test_accuracy", "seconds", "eta"}
-    rc, lines = run([*TINY, "--epochs", "1", "--monitor", "training-accuracy", "evaluation-cost",
-                     "--history", str(history)], capsys)
+    rc, out, _ = run(*TINY, "--epochs", "1", "--monitor", "training-accuracy", "evaluation-cost",
+                     "--history", str(history))
+    lines = out.splitlines()
     (entry,) = json.loads(history.read_text())["epochs"]
     assert {"train_accuracy", "validation_cost", "test_cost"} <= entry.keys()
     assert "train_cost" not in entry
 
 
-def test_preset_values_are_used_and_explicit_options_win(tmp_path, capsys):
+@pytest.mark.slow
+def test_preset_values_are_used_and_explicit_options_win(tmp_path):
     history = tmp_path / "h.json"
-    rc, lines = run([*TINY, "--preset", "ch3-l2", "--epochs", "1", "--eta", "0.25",
-                     "--history", str(history)], capsys)
+    rc, out, _ = run(*TINY, "--preset", "ch3-l2", "--epochs", "1", "--eta", "0.25",
+                     "--history", str(history))
+    lines = out.splitlines()
     assert rc == 0
     assert lines[0].startswith("Training [784, 16, 10] (preset ch3-l2: cross_entropy cost, "
                                "sigmoid, normal init, eta 0.25, mini-batch 10, l2 5, ")
@@ -357,17 +359,19 @@ def test_preset_values_are_used_and_explicit_options_win(tmp_path, capsys):
     # built in
     assert (config["momentum"], config["dropout"], config["expand"]) == (0.0, 0.0, False)
 
-    rc, lines = run([*TINY, "--preset", "ch3-l2", "--epochs", "1", "--l2", "0",
-                     "--history", str(history)], capsys)
+    rc, out, _ = run(*TINY, "--preset", "ch3-l2", "--epochs", "1", "--l2", "0",
+                     "--history", str(history))
+    lines = out.splitlines()
     config = json.loads(history.read_text())["config"]
     assert rc == 0 and config["l2"] == 0.0 and config["eta"] == 0.5  # an explicit 0 wins too
     assert ", l2 " not in lines[0]
 
 
-def test_off_cancels_a_presets_schedule(capsys, monkeypatch):
+@pytest.mark.slow
+def test_off_cancels_a_presets_schedule(monkeypatch):
     monkeypatch.setattr("nn_gpu.cli.train.Network", Recording)
-    rc, _ = run([*TINY, "--preset", "best-mlp", "--no-expand", "--eta-schedule", "off",
-                 "--epochs", "1", "--sizes", "784", "16", "10", "--dropout", "0"], capsys)
+    rc, _, _ = run(*TINY, "--preset", "best-mlp", "--no-expand", "--eta-schedule", "off",
+                   "--epochs", "1", "--sizes", "784", "16", "10", "--dropout", "0")
     assert rc == 0
     net = Recording.last
     settings = net.sgd_kwargs["settings"]
@@ -376,7 +380,8 @@ def test_off_cancels_a_presets_schedule(capsys, monkeypatch):
         "relu", "log_likelihood", 1000)
 
 
-def test_expand_trains_on_five_times_the_examples(tmp_path, capsys, monkeypatch, mnist):
+@pytest.mark.slow
+def test_expand_trains_on_five_times_the_examples(tmp_path, monkeypatch, mnist):
     from nn_gpu.data.expand import CACHE_NAME, expanded_training_set
 
     cache_home = tmp_path / "cache"
@@ -384,9 +389,9 @@ def test_expand_trains_on_five_times_the_examples(tmp_path, capsys, monkeypatch,
     monkeypatch.setattr("nn_gpu.cli.train.Network", Recording)
     before = sorted(DATA.iterdir())
     history = tmp_path / "h.json"
-    rc, lines = run(["train", "--data", str(DATA), "--train-size", "500", "--expand",
-                     "--epochs", "1", "--sizes", "784", "16", "10", "--history", str(history)],
-                    capsys)
+    rc, out, _ = run("train", "--data", str(DATA), "--train-size", "500", "--expand",
+                     "--epochs", "1", "--sizes", "784", "16", "10", "--history", str(history))
+    lines = out.splitlines()
     assert rc == 0
     assert ", 2500 expanded examples, " in lines[0]
     X, labels = Recording.last.training_data
@@ -399,7 +404,8 @@ def test_expand_trains_on_five_times_the_examples(tmp_path, capsys, monkeypatch,
     assert sorted(DATA.iterdir()) == before  # nothing written next to the data
 
 
-def test_early_stopping_prints_the_stop_and_keeps_the_best_weights(tmp_path, capsys,
+@pytest.mark.slow
+def test_early_stopping_prints_the_stop_and_keeps_the_best_weights(tmp_path,
                                                                    monkeypatch):
     """With eta ~ 0 the accuracy never improves after epoch 1, so epoch 2 stops
     training; the weights are then wrecked, and must come back as epoch 1's."""
@@ -415,8 +421,9 @@ def test_early_stopping_prints_the_stop_and_keeps_the_best_weights(tmp_path, cap
 
     monkeypatch.setattr("nn_gpu.cli.train.Network", Wrecking)
     model, history = tmp_path / "m.npz", tmp_path / "h.json"
-    rc, lines = run([*TINY, "--epochs", "5", "--eta", "1e-12", "--early-stopping", "1",
-                     "--seed", "2", "--save", str(model), "--history", str(history)], capsys)
+    rc, out, _ = run(*TINY, "--epochs", "5", "--eta", "1e-12", "--early-stopping", "1",
+                     "--seed", "2", "--save", str(model), "--history", str(history))
+    lines = out.splitlines()
     assert rc == 0
     figures = epoch_figures("\n".join(lines))
     assert len(figures) == 2 and figures[0] == figures[1]
@@ -429,13 +436,15 @@ def test_early_stopping_prints_the_stop_and_keeps_the_best_weights(tmp_path, cap
     doc = json.loads(history.read_text())
     assert "stopped" in doc["epochs"][-1] and "stopped" not in doc["epochs"][0]
     assert doc["kept_weights"] == {"epoch": 1, "test_accuracy": figures[0][0] / 10000}
-    assert main(["evaluate", str(model), "--data", str(DATA)]) == 0
-    assert capsys.readouterr().out.startswith(f"test accuracy: {figures[0][0]} / 10000")
+    rc, out, _ = run("evaluate", model, "--data", DATA)
+    assert rc == 0 and out.startswith(f"test accuracy: {figures[0][0]} / 10000")
 
 
-def test_eta_schedule_shows_eta_and_stops_at_eta0_over_128(capsys):
-    rc, lines = run([*TINY, "--epochs", "12", "--eta", "1e-12", "--eta-schedule", "1",
-                     "--monitor"], capsys)
+@pytest.mark.slow
+def test_eta_schedule_shows_eta_and_stops_at_eta0_over_128():
+    rc, out, _ = run(*TINY, "--epochs", "12", "--eta", "1e-12", "--eta-schedule", "1",
+                     "--monitor")
+    lines = out.splitlines()
     assert rc == 0
     etas = [EPOCH_LINE.match(line)[6] for line in lines if line.startswith("Epoch")]
     # unchanged accuracy: halved after every epoch but the first, stop at eta0/128
@@ -446,22 +455,25 @@ def test_eta_schedule_shows_eta_and_stops_at_eta0_over_128(capsys):
     assert_summary(lines)
 
 
-def test_evaluate_a_relu_softmax_model(tmp_path, capsys):
+@pytest.mark.slow
+def test_evaluate_a_relu_softmax_model(tmp_path):
     model = tmp_path / "m.npz"
-    rc, lines = run([*TINY, "--epochs", "1", "--activation", "relu", "--cost", "log_likelihood",
-                     "--init", "scaled", "--eta", "0.1", "--save", str(model)], capsys)
+    rc, out, _ = run(*TINY, "--epochs", "1", "--activation", "relu", "--cost", "log_likelihood",
+                     "--init", "scaled", "--eta", "0.1", "--save", str(model))
+    lines = out.splitlines()
     assert rc == 0
     (test, _), = epoch_figures("\n".join(lines))
     assert Network.load(model).activation == "relu"
-    assert main(["evaluate", str(model), "--data", str(DATA)]) == 0
-    assert capsys.readouterr().out.startswith(f"test accuracy: {test} / 10000")
+    rc, out, _ = run("evaluate", model, "--data", DATA)
+    assert rc == 0 and out.startswith(f"test accuracy: {test} / 10000")
 
 
-def test_presets_table_lists_every_preset_with_the_books_figure(capsys):
+def test_presets_table_lists_every_preset_with_the_books_figure():
     from nn_gpu.presets.network import PRESETS
 
-    assert main(["presets"]) == 0
-    fully_connected, convolutional = capsys.readouterr().out.split("\n\n")
+    rc, out, _ = run("presets")
+    assert rc == 0
+    fully_connected, convolutional = out.split("\n\n")
     rows = {line.split()[0]: line for line in fully_connected.splitlines()[1:]
             if not line.startswith(" ")}
     assert list(rows) == list(PRESETS)

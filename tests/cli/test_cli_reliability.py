@@ -14,9 +14,9 @@ import time
 
 import numpy
 import pytest
-from conftest import REPO_ROOT, mnist_dir
+from conftest import REPO_ROOT, mnist_dir, run
 
-from nn_gpu import Network, cli
+from nn_gpu import Network
 from nn_gpu.training.checkpoint import Checkpoint
 
 SMALL = ["--train-size", "2000", "--sizes", "784", "16", "10", "--seed", "3", "--momentum", "0.5",
@@ -28,17 +28,12 @@ def data(monkeypatch, mnist):
     monkeypatch.setenv("NN_GPU_DATA", str(mnist_dir()))
 
 
-def run(capsys, *argv):
-    status = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def test_two_epochs_and_a_resume_equal_four_epochs(capsys, tmp_path):
-    assert run(capsys, "train", *SMALL, "--epochs", "4", "--save", str(tmp_path / "a.npz"))[0] == 0
-    assert run(capsys, "train", *SMALL, "--epochs", "2",
+@pytest.mark.slow
+def test_two_epochs_and_a_resume_equal_four_epochs(tmp_path):
+    assert run("train", *SMALL, "--epochs", "4", "--save", str(tmp_path / "a.npz"))[0] == 0
+    assert run("train", *SMALL, "--epochs", "2",
                "--checkpoint-dir", str(tmp_path / "ck"))[0] == 0
-    status, out, _ = run(capsys, "train", "--resume", str(tmp_path / "ck"), "--epochs", "4",
+    status, out, _ = run("train", "--resume", str(tmp_path / "ck"), "--epochs", "4",
                          "--save", str(tmp_path / "b.npz"), "--history", str(tmp_path / "h.json"))
     assert status == 0 and "Resuming after epoch 2" in out and "Epoch 3:" in out
     with numpy.load(tmp_path / "a.npz") as a, numpy.load(tmp_path / "b.npz") as b:
@@ -50,42 +45,44 @@ def test_two_epochs_and_a_resume_equal_four_epochs(capsys, tmp_path):
     assert history["config"]["momentum"] == 0.5
 
 
-def test_a_checkpoint_is_never_overwritten_by_another_run(capsys, tmp_path):
-    run(capsys, "train", *SMALL, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck"))
+@pytest.mark.slow
+def test_a_checkpoint_is_never_overwritten_by_another_run(tmp_path):
+    run("train", *SMALL, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck"))
     before = (tmp_path / "ck" / "checkpoint.npz").read_bytes()
-    status, out, err = run(capsys, "train", *SMALL, "--epochs", "1",
+    status, out, err = run("train", *SMALL, "--epochs", "1",
                            "--checkpoint-dir", str(tmp_path / "ck"))
     assert status == 1 and "already holds a checkpoint" in err and "Epoch" not in out
     assert len(err.strip().splitlines()) == 1
     assert (tmp_path / "ck" / "checkpoint.npz").read_bytes() == before
 
 
-def test_resume_from_a_damaged_checkpoint_is_one_clear_line(capsys, tmp_path):
-    run(capsys, "train", *SMALL, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck"))
+@pytest.mark.slow
+def test_resume_from_a_damaged_checkpoint_is_one_clear_line(tmp_path):
+    run("train", *SMALL, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck"))
     path = tmp_path / "ck" / "checkpoint.npz"
     path.write_bytes(path.read_bytes()[:1000])
-    status, _, err = run(capsys, "train", "--resume", str(tmp_path / "ck"))
+    status, _, err = run("train", "--resume", str(tmp_path / "ck"))
     assert status == 1 and "damaged or not an nn_gpu checkpoint" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_divergence_exits_non_zero_with_the_epoch_and_the_cause(capsys, tmp_path):
+def test_divergence_exits_non_zero_with_the_epoch_and_the_cause(tmp_path):
     with numpy.errstate(all="ignore"):
-        status, out, err = run(capsys, "train", "--train-size", "1000", "--epochs", "3",
+        status, out, err = run("train", "--train-size", "1000", "--epochs", "3",
                                "--activation", "relu", "--cost", "cross_entropy",
                                "--init", "scaled", "--eta", "1e30")
     assert status == 1
     assert "diverged in epoch 1" in err and "too large" in err and "Traceback" not in err
 
 
-def test_out_of_gpu_memory_is_one_line_with_a_suggestion(capsys, monkeypatch):
+def test_out_of_gpu_memory_is_one_line_with_a_suggestion(monkeypatch):
     class OutOfMemoryError(Exception):  # what cupy raises, by name
         pass
 
     def exhausted(*args, **kwargs):
         raise OutOfMemoryError("Out of memory allocating 4,000,000,000 bytes")
     monkeypatch.setattr(Network, "sgd", exhausted)
-    status, _, err = run(capsys, "train", "--train-size", "100", "--epochs", "1")
+    status, _, err = run("train", "--train-size", "100", "--epochs", "1")
     assert status == 1
     assert "out of GPU memory" in err and "4,000,000,000 bytes" in err and "--batch-size" in err
 
@@ -94,6 +91,7 @@ def child_env():
     return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "NN_GPU_DATA": str(mnist_dir())}
 
 
+@pytest.mark.slow
 def test_sigterm_stops_cleanly_and_the_run_resumes(tmp_path):
     command = [sys.executable, "-m", "nn_gpu", "train", "--train-size", "5000", "--epochs", "200",
                "--checkpoint-dir", str(tmp_path / "ck")]
@@ -133,6 +131,7 @@ def read_terminal(command):
     return stdout, received.decode(errors="replace"), child.wait(timeout=120)
 
 
+@pytest.mark.slow
 def test_a_progress_bar_only_on_a_terminal():
     command = [sys.executable, "-m", "nn_gpu", "train", "--train-size", "3000", "--epochs", "1"]
     stdout, terminal, status = read_terminal(command)

@@ -3,12 +3,10 @@ of such a model, and `plot HISTORY.json` without the kind, as a user runs them."
 
 import json
 import re
-from contextlib import redirect_stdout
-from io import StringIO
 
 import numpy
 import pytest
-from conftest import mnist_dir, needs_mnist
+from conftest import mnist_dir, needs_mnist, one_error, run
 
 from nn_gpu import Network
 from nn_gpu.cli import main
@@ -26,10 +24,11 @@ BASELINE_9 = ("Detecting 9s: 1009 of the 10000 test images are 9s, so always ans
               "show what it misses")
 
 
-def assert_one_line_error(rc, capsys, status, *fragments):
-    out, err = capsys.readouterr()
-    assert rc == status and out == "" and err.count("\n") == 1, err
-    assert all(fragment in err for fragment in fragments), err
+def assert_one_line_error(ran, status, *fragments):
+    """A command that failed with ``status``, printing only one error line
+    holding every fragment."""
+    err = one_error(ran.err, ran.status, status)
+    assert ran.out == "" and all(fragment in err for fragment in fragments), err
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +36,8 @@ def nine(tmp_path_factory):
     """One detector run of the digit 9 with --history and --save."""
     tmp = tmp_path_factory.mktemp("nine")
     history, model = tmp / "history.json", tmp / "nine.npz"
-    out = StringIO()
-    with redirect_stdout(out):
-        rc = main(["train", "--digit", "9", *RUN, "--history", str(history), "--save", str(model)])
-    return rc, out.getvalue().splitlines(), history, model
+    rc, out, _ = run("train", "--digit", "9", *RUN, "--history", history, "--save", model)
+    return rc, out.splitlines(), history, model
 
 
 def test_train_digit_reports_precision_recall_and_the_baseline(nine):
@@ -74,29 +71,31 @@ def test_the_saved_detector_scores_as_printed(nine, mnist):
     assert net.precision_recall(test) == (last["test_precision"], last["test_recall"])
 
 
-def test_evaluate_a_detector(nine, capsys):
+@pytest.mark.slow
+def test_evaluate_a_detector(nine):
     _, _, history_file, model = nine
     last = json.loads(history_file.read_text())["epochs"][-1]
-    assert main(["evaluate", str(model), "--data", str(DATA)]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    rc, out, _ = run("evaluate", model, "--data", DATA)
+    assert rc == 0
+    lines = out.splitlines()
     correct = round(10000 * last["test_accuracy"])
     assert lines == [
         f"test accuracy: {correct} / 10000 ({correct / 100:.2f}%)",
         f"detecting 9s: precision {100 * last['test_precision']:.2f}%, recall "
         f"{100 * last['test_recall']:.2f}%; always answering \"not a 9\" scores 89.91%"]
     # As a detector of 4s (which it is not): 982 of the test digits are 4s.
-    assert main(["evaluate", str(model), "--data", str(DATA), "--digit", "4"]) == 0
-    assert "always answering \"not a 4\" scores 90.18%" in capsys.readouterr().out
+    rc, out, _ = run("evaluate", model, "--data", DATA, "--digit", "4")
+    assert rc == 0 and "always answering \"not a 4\" scores 90.18%" in out
 
 
-def test_evaluate_needs_to_know_the_digit(tmp_path, capsys):
+def test_evaluate_needs_to_know_the_digit(tmp_path):
     detector, digits = tmp_path / "detector.npz", tmp_path / "digits.npz"
     Network([784, 5, 1], seed=0).save(detector)  # trained from Python: no digit saved
     Network([784, 5, 10], seed=0).save(digits)
-    assert_one_line_error(main(["evaluate", str(detector), "--data", str(DATA)]), capsys, 1,
+    assert_one_line_error(run("evaluate", detector, "--data", DATA), 1,
                           f"{detector} has one output neuron", "pass --digit D")
-    assert_one_line_error(main(["evaluate", str(digits), "--data", str(DATA), "--digit", "3"]),
-                          capsys, 1, "classifies all ten digits")
+    assert_one_line_error(run("evaluate", digits, "--data", DATA, "--digit", "3"), 1,
+                          "classifies all ten digits")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -109,8 +108,8 @@ def test_evaluate_needs_to_know_the_digit(tmp_path, capsys):
      "--digit: cost 'log_likelihood' puts a softmax on the output layer"),
     (["--digit", "9", "--preset", "best-mlp"], "--digit: cost 'log_likelihood'"),
 ])
-def test_bad_detector_options_are_usage_errors(argv, message, capsys):
-    assert_one_line_error(main(["train", "--data", str(DATA), *argv]), capsys, 2, message)
+def test_bad_detector_options_are_usage_errors(argv, message):
+    assert_one_line_error(run("train", "--data", DATA, *argv), 2, message)
 
 
 def test_a_preset_becomes_a_detector_with_one_output(monkeypatch, capsys):
@@ -132,20 +131,21 @@ def test_a_preset_becomes_a_detector_with_one_output(monkeypatch, capsys):
 
 
 # ------------------------------------------------ plot HISTORY.json -o FILE
-def test_plot_a_history_without_naming_the_kind(nine, tmp_path, capsys):
+@pytest.mark.slow
+def test_plot_a_history_without_naming_the_kind(nine, tmp_path):
     pytest.importorskip("matplotlib")
     _, _, history_file, _ = nine
     renamed = tmp_path / "run-log.txt"  # judged by its content, not its name
     renamed.write_bytes(history_file.read_bytes())
     for source, png in ((history_file, tmp_path / "a.png"), (renamed, tmp_path / "b.png")):
-        assert main(["plot", str(source), "-o", str(png)]) == 0
-        assert capsys.readouterr().out == f"Learning curves (2 epochs) written to {png}\n"
+        rc, out, _ = run("plot", source, "-o", png)
+        assert rc == 0 and out == f"Learning curves (2 epochs) written to {png}\n"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_plot_of_a_file_that_is_no_history_says_so(nine, tmp_path, capsys):
+def test_plot_of_a_file_that_is_no_history_says_so(nine, tmp_path):
     _, _, _, model = nine
-    assert_one_line_error(main(["plot", str(model), "-o", str(tmp_path / "x.png")]), capsys, 1,
+    assert_one_line_error(run("plot", model, "-o", tmp_path / "x.png"), 1,
                           f"plot {model}: neither a plot kind (curves, misclassified, "
                           "confusion, weights) nor a history file", "not UTF-8")
     assert not (tmp_path / "x.png").exists()
@@ -164,14 +164,16 @@ def test_load_mnist_counts_match_the_baselines():
     assert [(test == d).sum() for d in (9, 4, 0)] == [1009, 982, 980]
 
 
-def test_a_detector_run_resumes_as_a_detector(tmp_path, capsys):
+@pytest.mark.slow
+def test_a_detector_run_resumes_as_a_detector(tmp_path):
     """--resume takes --digit from the checkpoint: 1 + 1 epochs == 2 epochs, bit for bit."""
     small = ["train", "--digit", "3", "--data", str(DATA), "--train-size", "500", "--seed", "2"]
-    assert main([*small, "--epochs", "2", "--save", str(tmp_path / "straight.npz")]) == 0
-    assert main([*small, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck")]) == 0
-    assert main(["train", "--resume", str(tmp_path / "ck"), "--epochs", "2",
-                 "--save", str(tmp_path / "resumed.npz")]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    assert run(*small, "--epochs", "2", "--save", tmp_path / "straight.npz").status == 0
+    assert run(*small, "--epochs", "1", "--checkpoint-dir", tmp_path / "ck").status == 0
+    rc, out, _ = run("train", "--resume", tmp_path / "ck", "--epochs", "2",
+                     "--save", tmp_path / "resumed.npz")
+    assert rc == 0
+    lines = out.splitlines()
     resumed_at = lines.index(f"Resuming after epoch 1 from {tmp_path / 'ck' / 'checkpoint.npz'}, "
                              "with --epochs 2 (was 1)")
     assert lines[resumed_at + 2].startswith("Detecting 3s: 1010 of the 10000 test images are 3s")
@@ -182,7 +184,7 @@ def test_a_detector_run_resumes_as_a_detector(tmp_path, capsys):
         numpy.testing.assert_array_equal(a, b)
 
 
-def test_predict_with_a_detector(nine, mnist, tmp_path, capsys):
+def test_predict_with_a_detector(nine, mnist, tmp_path):
     """`predict` answers "a 9" / "not a 9" with the probability of that answer."""
     Image = pytest.importorskip("PIL.Image")
     from nn_gpu.model.metrics import classify
@@ -196,8 +198,9 @@ def test_predict_with_a_detector(nine, mnist, tmp_path, capsys):
         ink = X[i].reshape(28, 28)
         Image.fromarray(numpy.uint8(255 * (1 - ink))).resize((112, 112)).save(path)
         paths.append(path)
-    assert main(["predict", str(model), *map(str, paths), "--backend", "numpy"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    rc, out, _ = run("predict", model, *paths, "--backend", "numpy")
+    assert rc == 0
+    lines = out.splitlines()
     net = Network.load(model, backend="numpy")
     expected = classify(net, numpy.stack([to_mnist(p) for p in paths]))
     for path, line, (label, probs) in zip(paths, lines, expected):

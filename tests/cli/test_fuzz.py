@@ -85,6 +85,7 @@ def valid_idx(kind, n):
 
 
 # ------------------------------------------------------------ IDX readers
+@pytest.mark.slow
 @FUZZ
 @given(raw=st.binary(max_size=300))
 def test_idx_readers_on_arbitrary_bytes(tmp_path, raw):
@@ -93,6 +94,7 @@ def test_idx_readers_on_arbitrary_bytes(tmp_path, raw):
     read_either(path)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(raw=st.binary(max_size=300), level=st.integers(0, 9))
 def test_idx_readers_on_gzipped_arbitrary_bytes(tmp_path, raw, level):
@@ -101,6 +103,7 @@ def test_idx_readers_on_gzipped_arbitrary_bytes(tmp_path, raw, level):
     read_either(path)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(magic=st.one_of(st.sampled_from([IMAGES_MAGIC, LABELS_MAGIC]), st.integers(0, 2**32 - 1)),
        dims=st.lists(st.one_of(st.integers(0, 40), st.sampled_from([28] * 4 + HUGE_DIMS),
@@ -117,6 +120,7 @@ def test_idx_readers_on_random_headers(tmp_path, magic, dims, payload, header_cu
     read_either(path)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(n=st.integers(0, 40), kind=st.sampled_from(["images", "labels"]),
        extra=st.integers(-785, 785), huge=st.sampled_from(HUGE_DIMS))
@@ -156,6 +160,7 @@ def zeros_member():
     return _ZEROS_MEMBER
 
 
+@pytest.mark.slow
 @FUZZ_SHORT
 @given(kind=st.sampled_from(["images", "labels"]), copies=st.integers(1, 24),
        n=st.sampled_from([0, 3, 1000, 2**31 - 1, 2**31, 2**32 - 1]))
@@ -172,6 +177,7 @@ def test_idx_readers_on_gzip_bombs(tmp_path, kind, copies, n):
     assert str(path) in str(info.value)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=st.data(), kind=st.sampled_from(["images", "labels"]), n=st.integers(0, 3),
        where=st.sampled_from(["compressed", "uncompressed"]))
@@ -188,6 +194,7 @@ def test_idx_readers_on_mutated_valid_files(tmp_path, data, kind, n, where):
     read_either(path)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=st.data(), victim=st.sampled_from(sorted(FILES)))
 def test_load_mnist_with_one_damaged_file(tmp_path, monkeypatch, data, victim):
@@ -438,6 +445,7 @@ def test_model_loader_on_arbitrary_bytes(tmp_path, hardened_loader, raw):
     load_either(path)
 
 
+@pytest.mark.slow
 @fuzz(400)
 @given(archive=npz_models())
 def test_model_loader_on_random_npz_archives(tmp_path, hardened_loader, archive):
@@ -459,6 +467,7 @@ def saved_models(tmp_path_factory):
     return models
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=st.data(), which=st.integers(0, 1))
 def test_model_loader_on_damaged_saved_models(tmp_path, hardened_loader, saved_models, data, which):
@@ -478,6 +487,7 @@ def test_model_loader_on_damaged_saved_models(tmp_path, hardened_loader, saved_m
     load_either(path)
 
 
+@pytest.mark.slow
 @FUZZ_SHORT
 @given(data=st.data())
 def test_model_loader_reads_back_every_valid_model(tmp_path, data):
@@ -647,6 +657,7 @@ def test_checkpoint_loader_on_arbitrary_bytes(tmp_path, raw):
     assert load_checkpoint_bytes(tmp_path / "ck", raw) is None
 
 
+@pytest.mark.slow
 @FUZZ_SHORT
 @given(data=st.data())
 def test_checkpoint_loader_on_damaged_checkpoints(tmp_path_factory, data):

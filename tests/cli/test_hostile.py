@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import signal
 import stat
 import struct
@@ -25,7 +26,7 @@ import zlib
 
 import numpy
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, one_error, one_line, run
 from fuzzing import memory_cap
 
 from nn_gpu import Network
@@ -43,13 +44,6 @@ from nn_gpu.io import fileio
 from nn_gpu.training.checkpoint import Checkpoint
 
 SMALL = [5, 4, 3]
-
-
-def one_line(error):
-    """The message of an error meant for a user: one line, no traceback text."""
-    text = str(error)
-    assert "\n" not in text and "Traceback" not in text and len(text) < 400, text
-    return text
 
 
 class Blocked(BaseException):
@@ -628,77 +622,40 @@ def test_c13_a_huge_dpi_is_refused_before_drawing(tmp_path, dpi):
 
 # ===========================================================================
 # The command line: one line on stderr, a non-zero status, nothing lost.
-from nn_gpu import cli  # noqa: E402 - the library cases above need none of it
-
 TRAIN = ["train", "--train-size", "300", "--sizes", "784", "8", "10", "--batch-size", "10",
          "--seed", "1", "--quiet"]
 
 
-@pytest.fixture(scope="session")
-def small_mnist(tmp_path_factory, request):
-    """An MNIST directory small enough for dozens of runs: 300 training images
-    then the 10,000 validation ones (as the real file orders them), 200 test."""
-    (X, y), (X_val, y_val), (X_test, y_test) = request.getfixturevalue("mnist")
-    directory = tmp_path_factory.mktemp("mnist")
-    for key, images, labels in (("train", numpy.concatenate([X[:300], X_val]),
-                                 numpy.concatenate([y[:300], y_val])),
-                                ("test", X_test[:200], y_test[:200])):
-        pixels = numpy.rint(images * 255).astype(numpy.uint8).tobytes()
-        for kind, magic, dims, payload in (
-                ("images", mnist_magic("images"), (len(labels), 28, 28), pixels),
-                ("labels", mnist_magic("labels"), (len(labels),), labels.astype(numpy.uint8))):
-            (directory / mnist.FILES[f"{key}_{kind}"]).write_bytes(gzip.compress(
-                struct.pack(f">I{len(dims)}I", magic, *dims) + bytes(payload), 1))
+@pytest.fixture(scope="module")
+def one_epoch_checkpoint(tmp_path_factory, small_mnist):
+    """The checkpoint directory of a run of 1 epoch, trained once for the module
+    (a checkpoint holds no path: a copy resumes as the original does)."""
+    directory = tmp_path_factory.mktemp("one_epoch") / "ck"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NN_GPU_DATA", str(small_mnist))
+        status, _, err = run(*TRAIN, "--epochs", "1", "--checkpoint-dir", directory)
+    assert status == 0, err
     return directory
 
 
-def mnist_magic(kind):
-    return mnist.IMAGES_MAGIC if kind == "images" else mnist.LABELS_MAGIC
-
-
 @pytest.fixture
-def data(monkeypatch, small_mnist):
-    monkeypatch.setenv("NN_GPU_DATA", str(small_mnist))
-    return small_mnist
-
-
-def run(capsys, *argv):
-    """(status, stdout, stderr) of ``nn-gpu ARGV``, with every warning recorded
-    as a failure: one line means one line."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        status = cli.main([str(word) for word in argv])
-    out, err = capsys.readouterr()
-    assert not [w for w in caught if issubclass(w.category, (RuntimeWarning, UserWarning))], \
-        [str(w.message) for w in caught]
-    return status, out, err
-
-
-def one_error(err, status, expected_status=1):
-    """The single error line of a failed command."""
-    assert status == expected_status, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    return err
-
-
-@pytest.fixture
-def checkpointed(tmp_path, data, capsys):
-    """A run of 1 epoch checkpointed in tmp_path/ck."""
-    status, _, err = run(capsys, *TRAIN, "--epochs", "1", "--checkpoint-dir", tmp_path / "ck")
-    assert status == 0, err
+def checkpointed(tmp_path, small_data, one_epoch_checkpoint):
+    """A run of 1 epoch checkpointed in tmp_path/ck (a copy of
+    :func:`one_epoch_checkpoint`, for this test to tamper with)."""
+    shutil.copytree(one_epoch_checkpoint, tmp_path / "ck")
     return Checkpoint(tmp_path / "ck")
 
 
 # 1. ----------------------------------------------- a checkpoint is data
 @pytest.mark.parametrize("key", ["history", "save", "checkpoint_dir", "data", "quiet",
                                  "backend"])
-def test_c01_cli_a_checkpoint_never_chooses_outputs_or_side_effects(tmp_path, capsys,
+def test_c01_cli_a_checkpoint_never_chooses_outputs_or_side_effects(tmp_path,
                                                                     checkpointed, key):
     victim = tmp_path / "victim.txt"
     victim.write_text("the user's file")
     value = {"quiet": False, "backend": "numpy"}.get(key, str(victim))
     rewrite_checkpoint(checkpointed, change_meta=lambda m: m["config"].update({key: value}))
-    status, out, err = run(capsys, "train", "--resume", tmp_path / "ck", "--epochs", "2")
+    status, out, err = run("train", "--resume", tmp_path / "ck", "--epochs", "2")
     assert err.startswith(f"nn-gpu: error: {checkpointed.path}: ") and repr(key) in err
     one_error(err, status)
     assert victim.read_text() == "the user's file" and "Epoch" not in out
@@ -710,41 +667,41 @@ def test_c01_cli_a_checkpoint_never_chooses_outputs_or_side_effects(tmp_path, ca
     ("batch_size", 10**9), ("dtype", "float16"), ("method", "evil"), ("epochs", 0),
     ("expand", "yes"), ("monitor", ["everything"]), ("train_size", 10**9),
 ])
-def test_c01_cli_malformed_stored_settings_name_the_checkpoint(tmp_path, capsys, checkpointed,
+def test_c01_cli_malformed_stored_settings_name_the_checkpoint(tmp_path, checkpointed,
                                                                key, value):
     def tamper(meta):
         where = meta["config"] if key in meta["config"] else meta["config"]["options"]
         where[key] = value
     rewrite_checkpoint(checkpointed, change_meta=tamper)
-    status, out, err = run(capsys, "train", "--resume", tmp_path / "ck", "--epochs", "2")
+    status, out, err = run("train", "--resume", tmp_path / "ck", "--epochs", "2")
     one_error(err, status)
     assert err.startswith(f"nn-gpu: error: {checkpointed.path}: its stored settings"), err
     assert "Epoch" not in out
 
 
-def test_c01_cli_nan_weights_are_damage_not_divergence(tmp_path, capsys, checkpointed):
+def test_c01_cli_nan_weights_are_damage_not_divergence(tmp_path, checkpointed):
     rewrite_checkpoint(checkpointed, change_arrays=lambda a: a["w1"].fill(numpy.nan))
-    status, _, err = run(capsys, "train", "--resume", tmp_path / "ck", "--epochs", "2")
+    status, _, err = run("train", "--resume", tmp_path / "ck", "--epochs", "2")
     one_error(err, status)
     assert "checkpoint is damaged" in err and "diverged" not in err and "last good" not in err
 
 
 # 2. ------------------------------------------- options given with --resume
-def test_c02_resume_with_a_new_eta_applies_it_and_says_so_first(tmp_path, capsys,
+def test_c02_resume_with_a_new_eta_applies_it_and_says_so_first(tmp_path,
                                                                 checkpointed):
     history = tmp_path / "h.json"
-    status, out, err = run(capsys, "train", "--resume", tmp_path / "ck", "--epochs", "2",
+    status, out, err = run("train", "--resume", tmp_path / "ck", "--epochs", "2",
                            "--eta", "0.125", "--history", history)
     assert status == 0, err
-    status, out, err = run(capsys, "train", "--resume", tmp_path / "ck", "--epochs", "3",
+    status, out, err = run("train", "--resume", tmp_path / "ck", "--epochs", "3",
                            "--history", history)
     assert status == 0, err
     etas = [entry["eta"] for entry in json.loads(history.read_text())["epochs"]]
     assert etas == [3.0, 0.125, 0.125]  # and a later resume keeps it
 
 
-def test_c02_the_first_line_says_what_the_resume_changes(tmp_path, capsys, checkpointed):
-    status, out, err = run(capsys, "train", "--resume", tmp_path / "ck", "--epochs", "2",
+def test_c02_the_first_line_says_what_the_resume_changes(tmp_path, checkpointed):
+    status, out, err = run("train", "--resume", tmp_path / "ck", "--epochs", "2",
                            "--eta", "0.5", "--backend", "numpy")
     assert status == 0, err
     assert out.splitlines()[0] == (f"Resuming after epoch 1 from {checkpointed.path}, with "
@@ -758,10 +715,10 @@ def test_c02_the_first_line_says_what_the_resume_changes(tmp_path, capsys, check
     ["--cost", "cross_entropy"], ["--l2", "1"], ["--expand"], ["--method", "per_example"],
     ["--momentum", "0.5"], ["--monitor", "training-cost"],
 ])
-def test_c02_options_a_resume_cannot_change_are_refused(tmp_path, capsys, checkpointed,
+def test_c02_options_a_resume_cannot_change_are_refused(tmp_path, checkpointed,
                                                         option):
     before = checkpointed.path.read_bytes()
-    status, out, err = run(capsys, "train", "--resume", tmp_path / "ck", *option)
+    status, out, err = run("train", "--resume", tmp_path / "ck", *option)
     one_error(err, status, 2)
     assert f"{option[0]} cannot be given with it" in err
     assert "may change only --epochs, --eta, --history, --save" in err
@@ -769,17 +726,17 @@ def test_c02_options_a_resume_cannot_change_are_refused(tmp_path, capsys, checkp
 
 
 # 3. ------------------------------------ outputs never destroy the user's files
-def test_c03_cli_save_and_history_on_one_file_are_refused(tmp_path, capsys, data):
+def test_c03_cli_save_and_history_on_one_file_are_refused(tmp_path, small_data):
     mine = tmp_path / "mine.json"
     mine.write_text("keep me")
-    status, out, err = run(capsys, *TRAIN, "--epochs", "1", "--save", mine, "--history", mine)
+    status, out, err = run(*TRAIN, "--epochs", "1", "--save", mine, "--history", mine)
     one_error(err, status)
     assert "is the same file as --history" in err and mine.read_text() == "keep me"
 
 
-def test_c03_cli_save_into_the_checkpoint_is_refused(tmp_path, capsys, data):
+def test_c03_cli_save_into_the_checkpoint_is_refused(tmp_path, small_data):
     (tmp_path / "ck").mkdir()
-    status, _, err = run(capsys, *TRAIN, "--epochs", "1", "--checkpoint-dir", tmp_path / "ck",
+    status, _, err = run(*TRAIN, "--epochs", "1", "--checkpoint-dir", tmp_path / "ck",
                          "--save", tmp_path / "ck" / "checkpoint.npz")
     one_error(err, status)
     assert "is the same file as" in err
@@ -787,7 +744,7 @@ def test_c03_cli_save_into_the_checkpoint_is_refused(tmp_path, capsys, data):
 
 @pytest.mark.parametrize("kind", ["weights", "misclassified", "confusion"])
 @pytest.mark.parametrize("same", ["path", "hard link", "symlink"])
-def test_c03_cli_a_plot_never_replaces_its_model(tmp_path, capsys, data, kind, same):
+def test_c03_cli_a_plot_never_replaces_its_model(tmp_path, small_data, kind, same):
     pytest.importorskip("matplotlib")
     model = saved_model(tmp_path / "m.npz", [784, 8, 10])
     before = model.read_bytes()
@@ -796,23 +753,23 @@ def test_c03_cli_a_plot_never_replaces_its_model(tmp_path, capsys, data, kind, s
         os.link(model, output)
     elif same == "symlink":
         output.symlink_to(model)
-    status, _, err = run(capsys, "plot", kind, model, "-o", output)
+    status, _, err = run("plot", kind, model, "-o", output)
     one_error(err, status)
     assert "is the same file as MODEL" in err and model.read_bytes() == before
 
 
-def test_c03_cli_a_plot_never_replaces_its_history(tmp_path, capsys):
+def test_c03_cli_a_plot_never_replaces_its_history(tmp_path):
     pytest.importorskip("matplotlib")
     history = history_file(tmp_path / "h.json", [{"epoch": 1, "test_accuracy": 0.5}])
     before = history.read_bytes()
-    status, _, err = run(capsys, "plot", "curves", history, "-o", history)
+    status, _, err = run("plot", "curves", history, "-o", history)
     one_error(err, status)
     assert history.read_bytes() == before
 
 
 @pytest.mark.parametrize("flag", ["--save", "--history"])
 @pytest.mark.parametrize("special", ["fifo", "device", "link to /dev/stdout"])
-def test_c03_cli_special_files_as_outputs_are_refused_before_training(tmp_path, capsys, data,
+def test_c03_cli_special_files_as_outputs_are_refused_before_training(tmp_path, small_data,
                                                                      flag, special):
     path = tmp_path / "out"
     if special == "fifo":
@@ -822,14 +779,14 @@ def test_c03_cli_special_files_as_outputs_are_refused_before_training(tmp_path, 
     else:
         path.symlink_to("/dev/stdout")
     with deadline(10):
-        status, out, err = run(capsys, *TRAIN, "--epochs", "1", flag, path)
+        status, out, err = run(*TRAIN, "--epochs", "1", flag, path)
     one_error(err, status)
     assert err.startswith(f"nn-gpu: error: {flag} {path}: is ") and "Epoch" not in out
     assert not stat.S_ISREG(os.lstat(path).st_mode)  # still what it was
 
 
-def test_c03_cli_bench_outputs_on_one_file_are_refused(tmp_path, capsys, data):
-    status, _, err = run(capsys, "bench", "--json", tmp_path / "b", "--plot", tmp_path / "b")
+def test_c03_cli_bench_outputs_on_one_file_are_refused(tmp_path, small_data):
+    status, _, err = run("bench", "--json", tmp_path / "b", "--plot", tmp_path / "b")
     one_error(err, status)
     assert "--plot" in err and "is the same file as --json" in err
 
@@ -848,19 +805,19 @@ def test_c03_a_space_name_is_never_a_path(tmp_path, name):
 # 4. ----------------------------------------- found before any work starts
 @pytest.mark.parametrize("flag", ["--save", "--history"])
 @pytest.mark.parametrize("where", ["/proc/nn-gpu-model.npz", "/sys/kernel/nn-gpu-model.npz"])
-def test_c04_cli_an_unwritable_output_is_refused_before_training(tmp_path, capsys, data, flag,
+def test_c04_cli_an_unwritable_output_is_refused_before_training(tmp_path, small_data, flag,
                                                                  where):
-    status, out, err = run(capsys, *TRAIN, "--epochs", "1", flag, where)
+    status, out, err = run(*TRAIN, "--epochs", "1", flag, where)
     one_error(err, status)
     assert err.startswith(f"nn-gpu: error: {flag} {where}: ") and ".tmp" not in err
     assert "Epoch" not in out and "Best" not in out
 
 
-def test_c04_cli_a_checkpoint_dir_that_is_a_file_is_refused_before_training(tmp_path, capsys,
-                                                                           data):
+def test_c04_cli_a_checkpoint_dir_that_is_a_file_is_refused_before_training(tmp_path,
+                                                                           small_data):
     notes = tmp_path / "notes.txt"
     notes.write_text("mine")
-    status, out, err = run(capsys, *TRAIN, "--epochs", "1", "--checkpoint-dir", notes)
+    status, out, err = run(*TRAIN, "--epochs", "1", "--checkpoint-dir", notes)
     one_error(err, status)
     assert "is a file, not a directory" in err and notes.read_text() == "mine"
     assert "Best" not in out
@@ -873,15 +830,15 @@ def test_c04_cli_a_checkpoint_dir_that_is_a_file_is_refused_before_training(tmp_
     ["bench", "--sizes", "784", "100000", "100000", "10", "--train-size", "100",
      "--batch-sizes", "10"],
 ])
-def test_c05_cli_a_network_too_large_is_one_line_before_loading(capsys, data, argv):
+def test_c05_cli_a_network_too_large_is_one_line_before_loading(small_data, argv):
     with memory_cap(1 << 30):
-        status, out, err = run(capsys, *argv)
+        status, out, err = run(*argv)
     one_error(err, status)
     assert "of memory available" in err and "choose smaller layer sizes" in err
 
 
 @pytest.mark.parametrize("command", ["evaluate", "train"])
-def test_c05_cli_running_out_of_memory_is_one_line(tmp_path, capsys, data, monkeypatch,
+def test_c05_cli_running_out_of_memory_is_one_line(tmp_path, small_data, monkeypatch,
                                                    command):
     from numpy._core._exceptions import _ArrayMemoryError
 
@@ -890,46 +847,47 @@ def test_c05_cli_running_out_of_memory_is_one_line(tmp_path, capsys, data, monke
     monkeypatch.setattr(Network, "evaluate" if command == "evaluate" else "sgd", exhausted)
     argv = (["evaluate", saved_model(tmp_path / "m.npz", [784, 8, 10])] if command == "evaluate"
             else [*TRAIN, "--epochs", "1"])
-    status, _, err = run(capsys, *argv)
+    status, _, err = run(*argv)
     one_error(err, status)
     assert "out of memory" in err and "--batch-size" in err
 
 
 @pytest.mark.parametrize("kind", ["curves", "weights", "confusion", "misclassified"])
-def test_c05_cli_a_huge_dpi_is_refused_before_anything_is_read(tmp_path, capsys, kind):
+def test_c05_cli_a_huge_dpi_is_refused_before_anything_is_read(tmp_path, kind):
     pytest.importorskip("matplotlib")
-    status, _, err = run(capsys, "plot", kind, tmp_path / "absent", "-o", tmp_path / "p.png",
+    status, _, err = run("plot", kind, tmp_path / "absent", "-o", tmp_path / "p.png",
                          "--dpi", "100000")
     one_error(err, status)
     assert "--dpi" in err and "use a dpi of at most" in err
 
 
 # 6. ----------------------------------------------- one line means one line
-def test_c06_cli_divergence_is_the_only_line(capsys, data):
-    status, _, err = run(capsys, *TRAIN, "--epochs", "2", "--eta", "1e30", "--cost",
+def test_c06_cli_divergence_is_the_only_line(small_data):
+    status, _, err = run(*TRAIN, "--epochs", "2", "--eta", "1e30", "--cost",
                          "cross_entropy")
     one_error(err, status)
     assert "diverged" in err
 
 
-def test_c06_cli_a_model_with_huge_weights_evaluates_without_warnings(tmp_path, capsys, data):
+def test_c06_cli_a_model_with_huge_weights_evaluates_without_warnings(tmp_path, small_data):
     net = Network([784, 8, 10], backend="numpy", seed=0)
     net.weights[0][...] = 3e38  # finite, but their sums overflow
     net.save(tmp_path / "m.npz")
-    status, out, err = run(capsys, "evaluate", tmp_path / "m.npz")
+    status, out, err = run("evaluate", tmp_path / "m.npz")
     assert status == 0 and err == "" and "accuracy" in out
 
 
 # 7. --------------------------------------------------------------- seeds
 @pytest.mark.parametrize("argv", [["train", "--seed", "-1"], ["train", "--seed", "-99"],
                                   ["sweep", "space.toml", "--seed", "-3"]])
-def test_c07_cli_a_negative_seed_is_a_usage_error(capsys, argv):
-    status, _, err = run(capsys, *argv)
+def test_c07_cli_a_negative_seed_is_a_usage_error(argv):
+    status, _, err = run(*argv)
     one_error(err, status, 2)
     assert "--seed" in err
 
 
-def test_c07_a_sweep_whose_trials_fail_exits_non_zero(tmp_path, data, capsys):
+@pytest.mark.slow
+def test_c07_a_sweep_whose_trials_fail_exits_non_zero(tmp_path, small_data):
     pytest.importorskip("optuna")
     space = tmp_path / "space.toml"
     space.write_text('name = "failing"\ntrain_size = 100\n[fixed]\nepochs = 1\n'
@@ -943,14 +901,14 @@ def test_c07_a_sweep_whose_trials_fail_exits_non_zero(tmp_path, data, capsys):
 
 
 # 8. -------------------------------------------------------- special files
-def test_c08_cli_a_fifo_in_the_data_dir_never_hangs(tmp_path, capsys, monkeypatch, small_mnist):
+def test_c08_cli_a_fifo_in_the_data_dir_never_hangs(tmp_path, monkeypatch, small_mnist):
     for name in mnist.FILES.values():
         (tmp_path / name).symlink_to(small_mnist / name)
     (tmp_path / mnist.FILES["test_labels"]).unlink()
     fifo(tmp_path / mnist.FILES["test_labels"])
     model = saved_model(tmp_path / "m.npz", [784, 8, 10])
     with deadline(10):
-        status, _, err = run(capsys, "evaluate", model, "--data", tmp_path)
+        status, _, err = run("evaluate", model, "--data", tmp_path)
     one_error(err, status)
     assert "FIFO" in err
 
@@ -961,34 +919,34 @@ def test_c08_cli_a_fifo_in_the_data_dir_never_hangs(tmp_path, capsys, monkeypatc
     lambda d: ["evaluate", fifo(d / "model.npz")],
     lambda d: ["sweep", fifo(d / "space.toml")],
 ])
-def test_c08_cli_fifos_as_inputs_never_hang(tmp_path, capsys, data, command):
+def test_c08_cli_fifos_as_inputs_never_hang(tmp_path, small_data, command):
     pytest.importorskip("PIL")
     argv = command(tmp_path)
     with deadline(10):
-        status, _, err = run(capsys, *argv)
+        status, _, err = run(*argv)
     one_error(err, status)
 
 
 # 9. ------------------------------------- messages name the file, say what to do
-def test_c09_cli_a_history_whose_entries_lack_epochs_names_the_file(tmp_path, capsys):
+def test_c09_cli_a_history_whose_entries_lack_epochs_names_the_file(tmp_path):
     pytest.importorskip("matplotlib")
     history = history_file(tmp_path / "h.json", [{"test_accuracy": 0.5}, {"seconds": 3}])
-    status, _, err = run(capsys, "plot", "curves", history, "-o", tmp_path / "c.png")
+    status, _, err = run("plot", "curves", history, "-o", tmp_path / "c.png")
     one_error(err, status)
     assert err.startswith(f"nn-gpu: error: {history}: epoch entry 1: \"epoch\"")
     assert "nn-gpu train --history" in err
 
 
-def test_c09_cli_a_bad_space_name_is_reported_as_the_name(tmp_path, capsys):
+def test_c09_cli_a_bad_space_name_is_reported_as_the_name(tmp_path):
     pytest.importorskip("optuna")
     space = tmp_path / "space.toml"
     space.write_text('name = "runs/old/study"\n[search]\neta = { low = 0.1, high = 1.0 }\n')
-    status, _, err = run(capsys, "sweep", space)
+    status, _, err = run("sweep", space)
     one_error(err, status)
     assert err.startswith(f"nn-gpu: error: {space}: name: ") and "--storage" not in err
 
 
-def test_c09_cli_an_empty_test_set_names_the_file(tmp_path, capsys, small_mnist):
+def test_c09_cli_an_empty_test_set_names_the_file(tmp_path, small_mnist):
     for name in mnist.FILES.values():
         (tmp_path / name).symlink_to(small_mnist / name)
     for key, magic, dims in (("test_images", mnist.IMAGES_MAGIC, (0, 28, 28)),
@@ -996,7 +954,7 @@ def test_c09_cli_an_empty_test_set_names_the_file(tmp_path, capsys, small_mnist)
         (tmp_path / mnist.FILES[key]).unlink()
         gzipped_idx(tmp_path / mnist.FILES[key], magic, dims)
     model = saved_model(tmp_path / "m.npz", [784, 8, 10])
-    status, _, err = run(capsys, "evaluate", model, "--data", tmp_path)
+    status, _, err = run("evaluate", model, "--data", tmp_path)
     one_error(err, status)
     assert f"{tmp_path / mnist.FILES['test_images']}: holds no images" in err
 
@@ -1015,7 +973,7 @@ def interrupt(*args, **kwargs):
     (lambda d: ["plot", "misclassified", saved_model(d / "m.npz", [784, 8, 10]), "-o",
                 d / "c.png"], "mnist"),
 ])
-def test_c10_ctrl_c_outside_training_is_one_line_and_130(tmp_path, capsys, data, monkeypatch,
+def test_c10_ctrl_c_outside_training_is_one_line_and_130(tmp_path, small_data, monkeypatch,
                                                          argv, where):
     if where == "predict":
         pytest.importorskip("PIL")
@@ -1024,28 +982,28 @@ def test_c10_ctrl_c_outside_training_is_one_line_and_130(tmp_path, capsys, data,
         monkeypatch.setattr("nn_gpu.model.network.input_stream", interrupt)
     else:
         monkeypatch.setattr(mnist, "read_input", interrupt)
-    status, _, err = run(capsys, *argv)
+    status, _, err = run(*argv)
     one_error(err, status, 130)
     assert "nn-gpu: interrupted" in err
 
 
 # 11. --------------------------------------------------- silently wrong
-def test_c11_cli_predict_refuses_an_image_with_an_infinite_pixel(tmp_path, capsys, data):
+def test_c11_cli_predict_refuses_an_image_with_an_infinite_pixel(tmp_path, small_data):
     Image = pytest.importorskip("PIL.Image")
     pixels = numpy.zeros((28, 28), numpy.float32)
     pixels[6:22, 13:15] = 1.0
     pixels[20, 3] = numpy.inf
     Image.fromarray(pixels, mode="F").save(tmp_path / "one.tif")
     model = saved_model(tmp_path / "m.npz", [784, 8, 10])
-    status, out, err = run(capsys, "predict", model, tmp_path / "one.tif")
+    status, out, err = run("predict", model, tmp_path / "one.tif")
     one_error(err, status)
     assert "NaN or infinite" in err and out == ""
 
 
 # 12. ------------------------------------------- leftovers of kill -9
-def test_c12_cli_a_save_cleans_the_leftovers_of_a_killed_save(tmp_path, capsys, data):
+def test_c12_cli_a_save_cleans_the_leftovers_of_a_killed_save(tmp_path, small_data):
     leftover = stale(tmp_path / f".m.npz.{dead_pid()}.q1w2e3r4.tmp", 600)
-    status, _, err = run(capsys, *TRAIN, "--epochs", "1", "--save", tmp_path / "m.npz")
+    status, _, err = run(*TRAIN, "--epochs", "1", "--save", tmp_path / "m.npz")
     assert status == 0, err
     assert not leftover.exists() and (tmp_path / "m.npz").is_file()
 
@@ -1053,20 +1011,20 @@ def test_c12_cli_a_save_cleans_the_leftovers_of_a_killed_save(tmp_path, capsys, 
 # 13. --------------------------------------------------- absurd plot inputs
 @pytest.mark.parametrize("epochs", [[{"epoch": 1, "validation_accuracy": 1e308}],
                                     [{"epoch": 1e308, "test_accuracy": 0.5}]])
-def test_c13_cli_absurd_history_values_are_one_line(tmp_path, capsys, epochs):
+def test_c13_cli_absurd_history_values_are_one_line(tmp_path, epochs):
     pytest.importorskip("matplotlib")
     history = history_file(tmp_path / "h.json", epochs)
-    status, _, err = run(capsys, "plot", "curves", history, "-o", tmp_path / "c.png")
+    status, _, err = run("plot", "curves", history, "-o", tmp_path / "c.png")
     one_error(err, status)
     assert err.startswith(f"nn-gpu: error: {history}: epoch entry 1: ")
     assert not (tmp_path / "c.png").exists()
 
 
-def test_c13_cli_deeply_nested_history_is_one_line(tmp_path, capsys):
+def test_c13_cli_deeply_nested_history_is_one_line(tmp_path):
     pytest.importorskip("matplotlib")
     history = tmp_path / "h.json"
     history.write_text('{"epochs": ' + "[" * 100_000 + "]" * 100_000 + "}")
-    status, _, err = run(capsys, "plot", "curves", history, "-o", tmp_path / "c.png")
+    status, _, err = run("plot", "curves", history, "-o", tmp_path / "c.png")
     one_error(err, status)
     assert "nested too deeply" in err
 

@@ -22,45 +22,17 @@ import sys
 import threading
 import time
 import urllib.request
-import warnings
 from types import SimpleNamespace
 
 import numpy
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, one_error, one_line, run
 
-from nn_gpu import cli
 from nn_gpu.data import download
-from nn_gpu.data.download import MIRRORS_ENV_VAR, DownloadError, download_mnist
-from nn_gpu.data.mnist import DATA_ENV_VAR, FILES
+from nn_gpu.data.download import MIRRORS_ENV_VAR, download_mnist
+from nn_gpu.data.mnist import FILES
 
 LABELS = FILES["test_labels"]  # the smallest file: 10,008 bytes of content
-
-
-def one_line(text):
-    """A message meant for a user: one line, no traceback."""
-    text = str(text).strip()
-    assert "\n" not in text and "Traceback" not in text and len(text) < 600, text
-    return text
-
-
-def run(capsys, *argv):
-    """(status, stdout, stderr) of ``nn-gpu ARGV`` in this process."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        status = cli.main([str(word) for word in argv])
-    out, err = capsys.readouterr()
-    assert not [w for w in caught if issubclass(w.category, (RuntimeWarning, UserWarning))], \
-        [str(w.message) for w in caught]
-    return status, out, err
-
-
-def one_error(err, status, expected_status=1):
-    """The one error line of a failed command (and its status checked)."""
-    assert status == expected_status, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("nn-gpu"), err
-    return one_line(lines[0])
 
 
 # ---------------------------------------------------------------------------
@@ -167,6 +139,7 @@ def fetch_labels(dest, url):
     return download._fetch(url.rstrip("/") + "/" + LABELS, dest, LABELS, 5)
 
 
+@pytest.mark.slow
 def test_dl_a_trickling_mirror_is_given_up(tmp_path, monkeypatch):
     monkeypatch.setattr(download, "LOW_SPEED", (1000, 1.0))
     dest = tmp_path / "d"
@@ -179,6 +152,7 @@ def test_dl_a_trickling_mirror_is_given_up(tmp_path, monkeypatch):
     assert leftovers(dest) == [] and not (dest / LABELS).exists()
 
 
+@pytest.mark.slow
 def test_dl_a_mirror_fast_enough_but_never_done_meets_the_deadline(tmp_path, monkeypatch):
     monkeypatch.setattr(download, "LOW_SPEED", (1, 60))
     monkeypatch.setattr(download, "DEADLINE_SECONDS", 1.0)
@@ -189,6 +163,7 @@ def test_dl_a_mirror_fast_enough_but_never_done_meets_the_deadline(tmp_path, mon
     assert problem.startswith("gave up after 1.0 s") and leftovers(dest) == []
 
 
+@pytest.mark.slow
 def test_dl_the_whole_download_names_the_slow_mirror_and_tries_the_next(tmp_path, monkeypatch,
                                                                         synthetic):
     monkeypatch.setattr(download, "LOW_SPEED", (1000, 1.0))
@@ -308,34 +283,34 @@ def test_dl_later_downloads_remove_what_killed_ones_left(tmp_path, synthetic, mo
     assert leftovers(dest) == [fresh.name]
 
 
-def test_dl_mirror_option_is_used_and_named_in_the_advice(tmp_path, capsys, monkeypatch,
+def test_dl_mirror_option_is_used_and_named_in_the_advice(tmp_path, monkeypatch,
                                                           synthetic):
     monkeypatch.setattr(download, "FILES", {"test_labels": LABELS})
     monkeypatch.setenv(MIRRORS_ENV_VAR, "http://127.0.0.1:9/")  # the option wins over it
     dest = tmp_path / "d"
     with mirror(serve(synthetic)) as url:
-        status, out, err = run(capsys, "download", "--data", dest, "--mirror", url)
+        status, out, err = run("download", "--data", dest, "--mirror", url)
     assert status == 0, err
     assert f"{LABELS}: downloaded from {url}{LABELS}, SHA-256 verified" in out
     with mirror(serve(b"", length=10 ** 12)) as url:
         (dest / LABELS).unlink()
-        status, out, err = run(capsys, "download", "--data", dest, "--mirror", url)
+        status, out, err = run("download", "--data", dest, "--mirror", url)
     message = one_error(err, status)
     assert "`nn-gpu download --mirror URL`" in message and MIRRORS_ENV_VAR in message
 
 
 @pytest.mark.parametrize("url", ["example.com/mnist", "ftp//x", "http://", "/srv/mnist"])
-def test_dl_a_mirror_that_is_not_a_url_is_a_usage_error(capsys, url):
-    status, out, err = run(capsys, "download", "--mirror", url)
+def test_dl_a_mirror_that_is_not_a_url_is_a_usage_error(url):
+    status, out, err = run("download", "--mirror", url)
     assert "--mirror" in one_error(err, status, 2) and url in err
 
 
 @pytest.mark.parametrize("command", ["download", "train", "info", "read"])
-def test_dl_help_names_the_default_directory_of_this_environment(capsys, tmp_path,
+def test_dl_help_names_the_default_directory_of_this_environment(tmp_path,
                                                                 monkeypatch, command):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("COLUMNS", "300")
-    status, out, err = run(capsys, command, "--help")
+    status, out, err = run(command, "--help")
     assert status == 0
     assert f"else {tmp_path / 'xdg' / 'nn_gpu' / 'mnist'})" in " ".join(out.split())
 
@@ -357,29 +332,29 @@ def no_cupy(monkeypatch):
 
 
 @pytest.mark.usefixtures("no_cupy", "mnist")
-def test_hint_a_cpu_run_without_a_driver_gives_no_cupy_advice(monkeypatch, capsys):
+def test_hint_a_cpu_run_without_a_driver_gives_no_cupy_advice(monkeypatch):
     monkeypatch.setattr(devices, "nvidia_driver_found", lambda: False)
-    status, out, err = run(capsys, *TINY_TRAIN)
+    status, out, err = run(*TINY_TRAIN)
     assert status == 0, err
     first = out.splitlines()[0]
     assert "no NVIDIA driver" in first and "pip install" not in first and "cuda1" not in first
 
 
 @pytest.mark.usefixtures("no_cupy", "mnist")
-def test_hint_a_machine_with_a_driver_is_told_how_to_use_it(monkeypatch, capsys):
+def test_hint_a_machine_with_a_driver_is_told_how_to_use_it(monkeypatch):
     monkeypatch.setattr(devices, "nvidia_driver_found", lambda: True)
-    status, out, err = run(capsys, *TINY_TRAIN)
+    status, out, err = run(*TINY_TRAIN)
     assert status == 0 and "pip install" in out.splitlines()[0] and "[cuda12]" in out
 
 
 @pytest.mark.usefixtures("no_cupy")
 @pytest.mark.parametrize("driver", [False, True])
-def test_hint_asking_for_cupy_or_info_always_says_how_to_install_it(monkeypatch, capsys,
+def test_hint_asking_for_cupy_or_info_always_says_how_to_install_it(monkeypatch,
                                                                     driver):
     monkeypatch.setattr(devices, "nvidia_driver_found", lambda: driver)
-    status, out, err = run(capsys, *TINY_TRAIN, "--backend", "cupy")
+    status, out, err = run(*TINY_TRAIN, "--backend", "cupy")
     assert "[cuda12]" in one_error(err, status)
-    status, out, err = run(capsys, "info")
+    status, out, err = run("info")
     assert status == 0 and "[cuda12]" in next(line for line in out.splitlines()
                                                 if line.startswith("CuPy usable"))
 
@@ -421,8 +396,8 @@ def test_hint_every_extras_hint_is_the_installs(monkeypatch):
     (["plot", "weights", "model.npz", "-o", "w.png", "--cou", "3"], "--cou"),
     (["download", "--mirr", "http://127.0.0.1:9/"], "--mirr"),
 ])
-def test_opt_abbreviations_are_refused(capsys, argv, wrong):
-    status, out, err = run(capsys, *argv)
+def test_opt_abbreviations_are_refused(argv, wrong):
+    status, out, err = run(*argv)
     message = one_error(err, status, 2)
     assert "unrecognized arguments" in message and wrong in message
 
@@ -430,15 +405,15 @@ def test_opt_abbreviations_are_refused(capsys, argv, wrong):
 # ---------------------------------------------------------------------------
 # A run given no seed records the seed it drew, and that seed repeats it.
 @pytest.mark.usefixtures("mnist")
-def test_opt_a_run_without_seed_records_the_seed_it_drew(tmp_path, capsys):
+def test_opt_a_run_without_seed_records_the_seed_it_drew(tmp_path):
     first, second = tmp_path / "a.json", tmp_path / "b.json"
-    assert run(capsys, *TINY_TRAIN, "--history", first, "--quiet")[0] == 0
+    assert run(*TINY_TRAIN, "--history", first, "--quiet")[0] == 0
     import json
 
     recorded = json.loads(first.read_text())
     seed = recorded["config"]["seed"]
     assert isinstance(seed, int) and seed >= 0
-    assert run(capsys, *TINY_TRAIN, "--history", second, "--quiet", "--seed", seed)[0] == 0
+    assert run(*TINY_TRAIN, "--history", second, "--quiet", "--seed", seed)[0] == 0
     again = json.loads(second.read_text())
     keys = ("test_correct", "validation_correct", "train_cost")
     assert [{k: e.get(k) for k in keys} for e in again["epochs"]] == \
@@ -551,8 +526,8 @@ def model_files(tmp_path_factory):
 
 
 @pytest.mark.usefixtures("mnist")
-def test_msg_ensemble_with_digit_is_refused(model_files, capsys):
-    status, out, err = run(capsys, "evaluate", "--ensemble", model_files / "ten.npz",
+def test_msg_ensemble_with_digit_is_refused(model_files):
+    status, out, err = run("evaluate", "--ensemble", model_files / "ten.npz",
                            model_files / "ten.npz", "--digit", "9")
     message = one_error(err, status, 2)
     assert "--digit" in message and "--ensemble" in message and out == ""
@@ -560,8 +535,8 @@ def test_msg_ensemble_with_digit_is_refused(model_files, capsys):
 
 @pytest.mark.usefixtures("mnist")
 @pytest.mark.parametrize("digit", [[], ["--digit", "9"]])
-def test_msg_a_detector_in_an_ensemble_gets_the_right_hint(model_files, capsys, digit):
-    status, out, err = run(capsys, "evaluate", "--ensemble", model_files / "ten.npz",
+def test_msg_a_detector_in_an_ensemble_gets_the_right_hint(model_files, digit):
+    status, out, err = run("evaluate", "--ensemble", model_files / "ten.npz",
                            model_files / "nine.npz", *digit)
     message = one_error(err, status, 2 if digit else 1)
     assert "add --digit" not in message
@@ -571,38 +546,39 @@ def test_msg_a_detector_in_an_ensemble_gets_the_right_hint(model_files, capsys, 
 
 @pytest.mark.usefixtures("mnist")
 @pytest.mark.parametrize("kind", ["confusion", "misclassified"])
-def test_msg_a_detector_in_plots_of_ten_digits_gets_the_right_hint(model_files, capsys,
+def test_msg_a_detector_in_plots_of_ten_digits_gets_the_right_hint(model_files,
                                                                    tmp_path, kind):
     pytest.importorskip("matplotlib")
-    status, out, err = run(capsys, "plot", kind, model_files / "nine.npz",
+    status, out, err = run("plot", kind, model_files / "nine.npz",
                            "-o", tmp_path / "p.png")
     message = one_error(err, status)
     assert "add --digit" not in message and "nn-gpu evaluate" in message
     assert str(model_files / "nine.npz") in message
 
 
-def test_msg_plot_weights_draws_a_detectors_first_layer(model_files, capsys, tmp_path):
+def test_msg_plot_weights_draws_a_detectors_first_layer(model_files, tmp_path):
     pytest.importorskip("matplotlib")
-    status, out, err = run(capsys, "plot", "weights", model_files / "nine.npz",
+    status, out, err = run("plot", "weights", model_files / "nine.npz",
                            "-o", tmp_path / "w.png", "--count", "4")
     assert status == 0, err
     assert (tmp_path / "w.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_msg_plot_weights_of_a_conv_model_without_conv_layer_names_the_file(
-        model_files, capsys, tmp_path):
+        model_files, tmp_path):
     pytest.importorskip("matplotlib")
-    status, out, err = run(capsys, "plot", "weights", model_files / "flat-conv.npz",
+    status, out, err = run("plot", "weights", model_files / "flat-conv.npz",
                            "-o", tmp_path / "w.png")
     message = one_error(err, status)
     assert message.startswith(f"nn-gpu: error: {model_files / 'flat-conv.npz'}: ")
     assert "not convolutional" in message and not (tmp_path / "w.png").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("mnist")
 @pytest.mark.parametrize("l2", ["1e308", "1e30"])
-def test_msg_divergence_by_l2_names_l2(capsys, l2):
-    status, out, err = run(capsys, *TINY_TRAIN, "--l2", l2, "--quiet")
+def test_msg_divergence_by_l2_names_l2(l2):
+    status, out, err = run(*TINY_TRAIN, "--l2", l2, "--quiet")
     message = one_error(err, status)
     assert "diverged" in message and "--l2" in message and "eta = 3" in message
 
@@ -629,13 +605,13 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     ("fixed:\n  epochs: " + "[" * 30 + "]" * 30 + "\n" + SPACE_YAML, "fixed.epochs",
      "nested more than"),
 ])
-def test_sweep_space_values_that_are_not_plain_data_are_one_line(tmp_path, capsys, text, key,
+def test_sweep_space_values_that_are_not_plain_data_are_one_line(tmp_path, text, key,
                                                                  problem):
     pytest.importorskip("optuna")
     path = tmp_path / "space.yaml"
     path.write_text(text)
     started = time.monotonic()
-    status, out, err = run(capsys, "sweep", path, "--storage", tmp_path / "s.db")
+    status, out, err = run("sweep", path, "--storage", tmp_path / "s.db")
     message = one_error(err, status)
     assert time.monotonic() - started < 10
     assert message.startswith(f"nn-gpu: error: {path}: ") and key in message, message
@@ -716,9 +692,9 @@ def optuna_state(name):
     return getattr(TrialState, name)
 
 
-def test_sweep_trials_help_says_it_is_the_total(capsys, monkeypatch):
+def test_sweep_trials_help_says_it_is_the_total(monkeypatch):
     monkeypatch.setenv("COLUMNS", "300")
-    status, out, err = run(capsys, "sweep", "--help")
+    status, out, err = run("sweep", "--help")
     assert status == 0 and "the study's total" in " ".join(out.split())
 
 
@@ -747,9 +723,9 @@ def no_check_training(monkeypatch):
 
 
 @pytest.mark.usefixtures("no_check_training")
-def test_read_a_detector_is_refused_before_anything_is_trained(model_files, tmp_path, capsys):
+def test_read_a_detector_is_refused_before_anything_is_trained(model_files, tmp_path):
     pytest.importorskip("PIL")
-    status, out, err = run(capsys, "read", model_files / "nine.npz",
+    status, out, err = run("read", model_files / "nine.npz",
                            number_png(tmp_path / "n.png"))
     message = one_error(err, status)
     assert message.startswith(f"nn-gpu: error: {model_files / 'nine.npz'}: ")
@@ -788,10 +764,10 @@ def test_read_a_picture_too_flat_for_digits_is_refused(tmp_path, size, problem):
 
 
 @pytest.mark.usefixtures("no_check_training")
-def test_read_cli_refuses_a_flat_picture_in_one_line(model_files, tmp_path, capsys):
+def test_read_cli_refuses_a_flat_picture_in_one_line(model_files, tmp_path):
     pytest.importorskip("PIL")
     path = number_png(tmp_path / "flat.png", (20000, 40))
-    status, out, err = run(capsys, "read", model_files / "ten.npz", path, "--no-check")
+    status, out, err = run("read", model_files / "ten.npz", path, "--no-check")
     assert "too flat" in one_error(err, status) and out == ""
 
 
@@ -810,6 +786,7 @@ class Bars:
         return bar
 
 
+@pytest.mark.slow
 def test_read_the_checks_training_shows_its_progress(mnist):
     pytest.importorskip("PIL")
     from nn_gpu.reading import whole_digit
@@ -824,7 +801,7 @@ def test_read_the_checks_training_shows_its_progress(mnist):
 
 
 @pytest.mark.parametrize("terminal", [True, False])
-def test_read_cli_draws_bars_on_a_terminal_and_says_how_long(model_files, tmp_path, capsys,
+def test_read_cli_draws_bars_on_a_terminal_and_says_how_long(model_files, tmp_path,
                                                              monkeypatch, terminal):
     pytest.importorskip("PIL")
     from nn_gpu.cli import read
@@ -838,9 +815,8 @@ def test_read_cli_draws_bars_on_a_terminal_and_says_how_long(model_files, tmp_pa
         say(f"training the whole-digit check ... ({whole_digit.TRAINING_TIME})")
         return None
     monkeypatch.setattr(read, "default_check", check)
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
-    status, out, err = run(capsys, "read", model_files / "ten.npz",
-                           number_png(tmp_path / "n.png"))
+    status, out, err = run("read", model_files / "ten.npz", number_png(tmp_path / "n.png"),
+                           terminal=terminal)
     assert status == 0, err
     assert asked["progress"] is (terminal_bar if terminal else None)
     assert "minutes" in whole_digit.TRAINING_TIME

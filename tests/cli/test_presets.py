@@ -56,6 +56,7 @@ def test_preset_is_well_formed(name):
     assert set(preset["options"]) <= set(TRAIN_DEFAULTS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_preset_trains_one_epoch(name, mnist):
     """Every value is one Network and sgd accept (catches typos)."""

@@ -4,6 +4,7 @@ combinations the book uses; then training, scoring in chunks and model files."""
 
 import numpy
 import pytest
+from conftest import run
 
 from nn_gpu.convnet import ConvNetwork, ConvPoolLayer, FullyConnectedLayer, SoftmaxLayer, reference
 from nn_gpu.convnet import network as convnetwork
@@ -244,6 +245,7 @@ def test_ensemble_votes_with_ties_to_the_larger_summed_output(tmp_path):
     assert isinstance(ensemble.load_model(tmp_path / "conv.npz", backend="numpy"), ConvNetwork)
 
 
+@pytest.mark.slow
 def test_plot_filters_draws_every_first_layer_filter(tmp_path):
     pytest.importorskip("matplotlib")
     from nn_gpu.analysis.filters import plot_filters
@@ -341,37 +343,30 @@ def test_layers_file_is_checked_data(tmp_path):
 
 
 # ---------------------------------------------------------------- commands
-def nn_gpu_command(*words):
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-m", "nn_gpu", *words], capture_output=True,
-                          text=True, timeout=600)
-
-
+@pytest.mark.slow
 def test_train_a_conv_preset_resume_it_and_use_the_model(tmp_path, mnist):
     """train --preset ch6-conv1 on 200 images, --resume it one epoch further,
     then evaluate (alone and in an ensemble), plot weights (the filters) and
     the confusion matrix with the saved model."""
     model, checkpoint = tmp_path / "conv.npz", tmp_path / "run"
-    first = nn_gpu_command("train", "--preset", "ch6-conv1", "--train-size", "200",
-                           "--epochs", "1", "--seed", "1", "--checkpoint-dir", str(checkpoint),
-                           "--history", str(tmp_path / "history.json"))
-    assert first.returncode == 0, first.stderr
-    assert "Epoch 1: " in first.stdout and "the book" not in first.stdout  # not its settings
-    resumed = nn_gpu_command("train", "--resume", str(checkpoint), "--epochs", "2",
-                             "--save", str(model))
-    assert resumed.returncode == 0, resumed.stderr
-    assert "Resuming after epoch 1" in resumed.stdout and "Epoch 2: " in resumed.stdout
+    first = run("train", "--preset", "ch6-conv1", "--train-size", "200",
+                "--epochs", "1", "--seed", "1", "--checkpoint-dir", str(checkpoint),
+                "--history", str(tmp_path / "history.json"))
+    assert first.status == 0, first.err
+    assert "Epoch 1: " in first.out and "the book" not in first.out  # not its settings
+    resumed = run("train", "--resume", str(checkpoint), "--epochs", "2",
+                  "--save", str(model))
+    assert resumed.status == 0, resumed.err
+    assert "Resuming after epoch 1" in resumed.out and "Epoch 2: " in resumed.out
     assert isinstance(ConvNetwork.load(model, backend="numpy"), ConvNetwork)
-    scored = nn_gpu_command("evaluate", "--ensemble", str(model), str(model))
-    assert scored.returncode == 0, scored.stderr
-    assert "ensemble of 2 (majority vote): test accuracy" in scored.stdout
+    scored = run("evaluate", "--ensemble", str(model), str(model))
+    assert scored.status == 0, scored.err
+    assert "ensemble of 2 (majority vote): test accuracy" in scored.out
     if __import__("importlib.util").util.find_spec("matplotlib"):
-        drawn = nn_gpu_command("plot", "weights", str(model), "-o", str(tmp_path / "f.png"))
-        assert drawn.returncode == 0 and "The 20 5x5 filters" in drawn.stdout, drawn.stderr
-        confusion = nn_gpu_command("plot", "confusion", str(model), "-o", str(tmp_path / "c.png"))
-        assert confusion.returncode == 0, confusion.stderr
+        drawn = run("plot", "weights", str(model), "-o", str(tmp_path / "f.png"))
+        assert drawn.status == 0 and "The 20 5x5 filters" in drawn.out, drawn.err
+        confusion = run("plot", "confusion", str(model), "-o", str(tmp_path / "c.png"))
+        assert confusion.status == 0, confusion.err
 
 
 @pytest.mark.parametrize("option, words", [

@@ -58,6 +58,7 @@ def close(got, expected, dtype):
 
 
 # ------------------------------------------------------------ each kernel
+@pytest.mark.slow
 @pytest.mark.parametrize("numpy_blas", [True, False], ids=["NumPy's BLAS", "SciPy's BLAS"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("ta, tb", [("N", "N"), ("T", "N"), ("N", "T"), ("T", "T")])
@@ -199,6 +200,7 @@ def both_ways(layer, m, dtype, threads, want_input=True, seed=3):
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backprop", ["as chosen", "sparse", "products"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

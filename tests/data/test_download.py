@@ -338,6 +338,7 @@ def test_first_run_without_a_network_says_where_to_put_the_files(fresh_machine, 
 TRAIN = ["train", "--epochs", "1", "--train-size", "300", "--sizes", "784", "10", "10"]
 
 
+@pytest.mark.slow
 def test_train_on_a_fresh_machine_downloads_mnist_and_trains(fresh_machine, real_mirror, capsys):
     assert main(TRAIN) == 0
     out, err = capsys.readouterr()
@@ -381,6 +382,7 @@ def test_train_without_a_network_says_where_to_put_the_files(fresh_machine, monk
                           "(`nn-gpu download --mirror URL`), or pass --data DIR where they are")
 
 
+@pytest.mark.slow
 def test_on_a_terminal_each_file_gets_a_progress_bar(fresh_machine, real_mirror, monkeypatch,
                                                      capsys):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)

@@ -2,9 +2,12 @@
 mini-batches of 10, η = 3.0, 30 epochs reach about 95% on the test set
 (Nielsen's best run: 95.42% at epoch 28)."""
 
+import pytest
+
 from nn_gpu import Network
 
 
+@pytest.mark.slow
 def test_chapter_one_run_reaches_95_percent(mnist):
     training, _, test = mnist
     net = Network([784, 30, 10], cost="quadratic", backend="numpy", seed=1)

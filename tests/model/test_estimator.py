@@ -203,6 +203,7 @@ def test_predict_proba(api, digits, cost):
         np.testing.assert_allclose(proba, outputs / outputs.sum(axis=1, keepdims=True))
 
 
+@pytest.mark.slow
 def test_predict_proba_of_a_saturated_row_is_uniform(api):
     X, y = blobs()
     clf = api.MLPClassifier(hidden_layer_sizes=(), epochs=1, random_state=0).fit(X, y)
@@ -254,6 +255,7 @@ def test_in_a_pipeline_with_a_scaler():
 
 
 # ------------------------------------------------------ reproducibility
+@pytest.mark.slow
 @pytest.mark.parametrize("settings", [{}, {"dropout": 0.2, "momentum": 0.5}])
 def test_reproducible_with_random_state(api, digits, settings):
     (X, y), (X_test, _) = digits
@@ -392,9 +394,11 @@ if parametrize_with_checks is not None:
     if "xfail_strict" in _options:  # >= 1.8: a listed check that passes fails the run
         _kwargs["xfail_strict"] = True
 
+    @pytest.mark.slow
     @parametrize_with_checks(CHECKED_ESTIMATORS, **_kwargs)
     def test_sklearn_estimator_checks(estimator, check):
         check(estimator)
 else:
+    @pytest.mark.slow
     def test_sklearn_estimator_checks():
         pytest.importorskip("sklearn")

@@ -115,6 +115,7 @@ def test_scaled_init_has_variance_one_over_n_in():
     assert net.biases[0].std() == pytest.approx(1.0, rel=0.1)
 
 
+@pytest.mark.slow
 def test_methods_agree_on_full_mnist_until_rounding_chaos_takes_over(mnist):
     """The book's run in float64: both methods give the same first epoch on all
     50,000 digits. After that SGD at η = 3 amplifies rounding differences, so

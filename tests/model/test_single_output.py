@@ -175,6 +175,7 @@ def test_save_load_round_trip(backend, tmp_path, mnist_slice):
     assert again.evaluate(test) == net.evaluate(test)
 
 
+@pytest.mark.slow
 def test_learns_to_tell_nines_from_other_digits(mnist):
     """One epoch of [784, 30, 1]: better than the 90% of always saying "no"."""
     training, validation, test = (nines(d) for d in mnist)

@@ -4,15 +4,13 @@ Real MNIST test digits are drawn the way a user would have them -- black ink
 on white paper, four times larger, somewhere off the centre of a 200x140
 picture, saved as PNG (and JPEG, RGBA, 16-bit, palette, inverted) -- and
 must come back as (nearly) the original 28x28 image, and be read correctly
-by a small network trained here (2 epochs on 5,000 examples: ~90% on the
-test set). The CLI runs in-process through :func:`nn_gpu.cli.main`.
+by the suite's small trained network (conftest's ``trained_model``: about 95%
+on the test set). The CLI runs in-process through conftest's ``run``.
 """
 
 import io
 import re
 import sys
-from contextlib import redirect_stderr, redirect_stdout
-from io import StringIO
 
 import numpy
 import pytest
@@ -22,10 +20,10 @@ from hypothesis import strategies as st
 Image = pytest.importorskip("PIL.Image",
                             reason="Pillow is not installed: pip install 'nn_gpu[image]'")
 
+from conftest import run  # noqa: E402
 from fuzzing import memory_cap, mutate  # noqa: E402
 
 from nn_gpu import Network  # noqa: E402
-from nn_gpu.cli import main  # noqa: E402
 from nn_gpu.model.metrics import classify, probabilities  # noqa: E402
 from nn_gpu.reading.images import ImageError, check_model, to_mnist  # noqa: E402
 from nn_gpu.version import install_hint  # noqa: E402
@@ -65,13 +63,6 @@ def best_correlation(converted, original):
                for dr in (-1, 0, 1) for dc in (-1, 0, 1))
 
 
-def run(argv):
-    out, err = StringIO(), StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        rc = main(["predict", *argv])
-    return rc, out.getvalue(), err.getvalue()
-
-
 def parse(line):
     match = RESULT.match(line)
     assert match, line
@@ -100,17 +91,6 @@ def pngs(digits, tmp_path_factory):
     return paths
 
 
-@pytest.fixture(scope="module")
-def trained(mnist, tmp_path_factory):
-    """(net, saved model path): [784, 30, 10], cross-entropy, 2 epochs on 5,000 examples."""
-    (X, labels), _, _ = mnist
-    net = Network([784, 30, 10], cost="cross_entropy", init="scaled", backend="numpy", seed=1)
-    net.sgd((X[:5000], labels[:5000]), 2, 10, 0.5)
-    path = tmp_path_factory.mktemp("model") / "model.npz"
-    net.save(path)
-    return net, path
-
-
 # ------------------------------------------------------------- to_mnist
 def test_user_pictures_become_the_original_mnist_images(digits, pngs):
     images, _ = digits
@@ -125,10 +105,10 @@ def test_user_pictures_become_the_original_mnist_images(digits, pngs):
     assert numpy.median(plain) > 0.9 and numpy.mean(plain) > 0.85, numpy.round(plain, 3)
 
 
-def test_a_photo_with_uneven_light_and_grain(digits, trained):
+def test_a_photo_with_uneven_light_and_grain(digits, trained_model):
     """Grey paper darkening by a third across the page, grainy, grey ink."""
     rng = numpy.random.default_rng(0)
-    net, _ = trained
+    net, _ = trained_model
     for x, digit in zip(*digits):
         ink = numpy.asarray(render(x, size=(300, 220), at=(70, 50)), dtype=numpy.float64) / 255
         height, width = ink.shape
@@ -199,6 +179,7 @@ def test_every_format_gives_the_same_input(digits, tmp_path, variant):
     assert correlation(to_mnist(path), reference) > (0.9 if variant == "tiny" else 0.97)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow: "Corrupt EXIF data" and such
 @settings(max_examples=150, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -246,18 +227,18 @@ def test_a_truncated_image_is_an_error(digits, tmp_path):
         to_mnist(path)
 
 
-def test_without_pillow_the_error_says_how_to_install_it(monkeypatch, tmp_path, trained):
+def test_without_pillow_the_error_says_how_to_install_it(monkeypatch, tmp_path, trained_model):
     monkeypatch.setitem(sys.modules, "PIL", None)  # `from PIL import ...` now fails
     with pytest.raises(ImageError, match=re.escape(install_hint("image"))):
         to_mnist(tmp_path / "digit.png")
-    rc, out, err = run([str(trained[1]), str(tmp_path / "digit.png")])
+    rc, out, err = run("predict", str(trained_model[1]), str(tmp_path / "digit.png"))
     assert rc == 1 and out == ""
     assert err.startswith("nn-gpu: error: reading images needs Pillow") and err.count("\n") == 1
 
 
 # ------------------------------------------------------------ predicting
-def test_a_small_trained_network_reads_the_pictures(trained, digits, pngs):
-    net, _ = trained
+def test_a_small_trained_network_reads_the_pictures(trained_model, digits, pngs):
+    net, _ = trained_model
     results = predict_images(net, pngs)
     assert len(results) == 10
     for label, probs in results:
@@ -289,8 +270,8 @@ def test_a_model_for_other_inputs_is_refused(pngs):
 
 
 # -------------------------------------------------------------- the CLI
-def test_cli_prints_the_digit_and_ten_probabilities(trained, pngs):
-    rc, out, err = run([str(trained[1]), *map(str, pngs)])
+def test_cli_prints_the_digit_and_ten_probabilities(trained_model, pngs):
+    rc, out, err = run("predict", str(trained_model[1]), *map(str, pngs))
     assert rc == 0 and err == ""
     lines = out.splitlines()
     assert len(lines) == 10
@@ -304,8 +285,8 @@ def test_cli_prints_the_digit_and_ten_probabilities(trained, pngs):
     assert right >= 8
 
 
-def test_cli_show_draws_what_the_network_sees(trained, pngs):
-    rc, out, _ = run([str(trained[1]), str(pngs[1]), "--show"])
+def test_cli_show_draws_what_the_network_sees(trained_model, pngs):
+    rc, out, _ = run("predict", str(trained_model[1]), str(pngs[1]), "--show")
     lines = out.splitlines()
     assert rc == 0 and len(lines) == 29
     assert all(re.fullmatch(r"  \|.{28}\|", line) for line in lines[1:])
@@ -319,8 +300,8 @@ def test_cli_show_draws_what_the_network_sees(trained, pngs):
     ("missing model", "model file not found"),
     ("wrong model", "do not fit digit images"),
 ])
-def test_cli_errors_are_one_line(trained, pngs, tmp_path, case, message):
-    model, images = str(trained[1]), [str(pngs[0])]
+def test_cli_errors_are_one_line(trained_model, pngs, tmp_path, case, message):
+    model, images = str(trained_model[1]), [str(pngs[0])]
     if case == "missing image":
         images.append(str(tmp_path / "nope.png"))
     elif case == "blank image":
@@ -334,14 +315,14 @@ def test_cli_errors_are_one_line(trained, pngs, tmp_path, case, message):
     else:
         Network([784, 5, 3], backend="numpy").save(tmp_path / "other.npz")
         model = str(tmp_path / "other.npz")
-    rc, out, err = run([model, *images])
+    rc, out, err = run("predict", model, *images)
     assert rc == 1 and out == ""  # nothing printed for the good image either
     assert err.startswith("nn-gpu: error: ") and err.count("\n") == 1
     assert message in err
 
 
-def test_cli_usage_errors(capsys):
-    assert main(["predict"]) == 2
-    assert "nn-gpu predict: error:" in capsys.readouterr().err
-    assert main(["predict", "--help"]) == 0
-    assert "Pillow" in capsys.readouterr().out
+def test_cli_usage_errors():
+    rc, _, err = run("predict")
+    assert rc == 2 and "nn-gpu predict: error:" in err
+    rc, out, _ = run("predict", "--help")
+    assert rc == 0 and "Pillow" in out

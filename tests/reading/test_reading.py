@@ -2,15 +2,14 @@
 
 The geometry (components, cut candidates, cut costs, the dynamic programme)
 is tested on drawn blobs and hand-made classifier outputs; reading itself on
-numbers composed from MNIST *test* digits with a small network trained here
-(3 epochs on 10,000 examples), using only digits that network reads right
-on their own -- so that what is tested is the segmentation, not the network.
+numbers composed from MNIST *test* digits with the suite's small trained
+network (conftest's ``trained_model``: 3 epochs on 10,000 examples), using
+only digits that network reads right on their own -- so that what is tested
+is the segmentation, not the network.
 """
 
 import json
 import re
-from contextlib import redirect_stderr, redirect_stdout
-from io import StringIO
 
 import numpy
 import pytest
@@ -18,10 +17,9 @@ import pytest
 Image = pytest.importorskip("PIL.Image",
                             reason="Pillow is not installed: pip install 'nn_gpu[image]'")
 
-from conftest import mnist_dir  # noqa: E402
+from conftest import mnist_dir, run  # noqa: E402
 
 from nn_gpu import Network
-from nn_gpu.cli import main as nn_gpu_main  # noqa: E402
 from nn_gpu.data.composed import GAPS, PHOTO, TOUCHING, Style, compose_number, edit_distance  # noqa: E402
 from nn_gpu.reading import reader as reading  # noqa: E402
 from nn_gpu.reading.images import ImageError  # noqa: E402
@@ -31,13 +29,6 @@ LINE = re.compile(r"^(?P<name>.+): (?P<digits>\d+)  \((?P<probs>[01]\.\d\d( [01]
 
 
 # --------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def trained(reading_model):
-    """(net, saved model path): [784, 60, 10], cross-entropy, 3 epochs on 10,000
-    examples (conftest.py: shared with the tests of `nn-gpu serve`)."""
-    return reading_model
-
-
 @pytest.fixture(scope="module")
 def check(reading_check):
     """A whole-digit check trained on the pieces of 32 composed numbers (seconds)."""
@@ -58,12 +49,12 @@ def check_cache(check_dir, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def known(mnist, trained):
+def known(mnist, trained_model):
     """Test digits the small network reads right on their own, confidently:
     (images, labels)."""
     _, _, (X, labels) = mnist
     X, labels = X[:2000], labels[:2000]
-    outputs = numpy.asarray(trained[0].feedforward(X))
+    outputs = numpy.asarray(trained_model[0].feedforward(X))
     right = (numpy.argmax(outputs, axis=1) == labels) & (outputs.max(axis=1) > 0.9)
     return X[right], labels[right]
 
@@ -313,11 +304,12 @@ def test_the_dynamic_programme_weighs_widths_against_confidence():
 
 
 # ------------------------------------------------------------ reading
+@pytest.mark.slow
 @pytest.mark.parametrize("length", [1, 5, 12])
-def test_numbers_with_gaps_are_read_with_their_boxes(trained, check, known, length):
+def test_numbers_with_gaps_are_read_with_their_boxes(trained_model, check, known, length):
     rng = numpy.random.default_rng(length + 1)
     picture, truth, boxes = number(known, rng, length)
-    found = read_number(trained[0], picture, check)
+    found = read_number(trained_model[0], picture, check)
     assert found.digits == truth
     assert len(found.probabilities) == len(found.boxes) == length
     assert all(0 < p <= 1 for p in found.probabilities)
@@ -325,19 +317,21 @@ def test_numbers_with_gaps_are_read_with_their_boxes(trained, check, known, leng
         assert close(box, true, within=3), (box, true)
 
 
-def test_boxes_are_in_the_pictures_pixels_at_any_scale(trained, check, known, tmp_path):
+@pytest.mark.slow
+def test_boxes_are_in_the_pictures_pixels_at_any_scale(trained_model, check, known, tmp_path):
     rng = numpy.random.default_rng(7)
     picture, truth, boxes = number(known, rng, 4)
     image = Image.fromarray(numpy.uint8(numpy.round(picture * 255)))
     large = image.resize((image.width * 7, image.height * 7), Image.BILINEAR)  # over 1024 px
     large.save(tmp_path / "number.png")
-    found = read_number(trained[0], tmp_path / "number.png", check)
+    found = read_number(trained_model[0], tmp_path / "number.png", check)
     assert found.digits == truth
     for box, true in zip(found.boxes, boxes):
         assert close(box, [7 * v for v in true], within=7 * 3), (box, true)
 
 
-def test_touching_digits_are_cut(trained, check, known):
+@pytest.mark.slow
+def test_touching_digits_are_cut(trained_model, check, known):
     """Numbers of four digits touching or overlapping by up to 3 MNIST
     pixels: at least half the digits are read (left whole, a number of four
     touching digits would give one, three errors at least: 18 in all). This
@@ -346,18 +340,19 @@ def test_touching_digits_are_cut(trained, check, known):
     errors = 0
     for _ in range(6):
         picture, truth, _ = number(known, rng, 4, TOUCHING)
-        errors += edit_distance(truth, read_number(trained[0], picture, check).digits)
+        errors += edit_distance(truth, read_number(trained_model[0], picture, check).digits)
     assert errors <= 12, errors
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", [PHOTO, Style(invert=True, grain=0.05, scale=1.5)],
                          ids=["uneven light and grain", "light on dark, grainy"])
-def test_a_photo_of_a_number(trained, check, known, style):
+def test_a_photo_of_a_number(trained_model, check, known, style):
     rng = numpy.random.default_rng(11)
     right = 0
     for _ in range(4):
         picture, truth, _ = number(known, rng, 6, style)
-        right += read_number(trained[0], picture, check).digits == truth
+        right += read_number(trained_model[0], picture, check).digits == truth
     assert right >= 3
 
 
@@ -368,11 +363,11 @@ def test_a_photo_of_a_number(trained, check, known, style):
     (lambda p: Image.new("L", (300, 100), 255).save(p, format="PNG"), "blank"),
     (lambda p: Image.new("L", (300, 100), 40).save(p, format="PNG"), "blank"),
 ])
-def test_bad_files_are_one_line_errors(trained, tmp_path, make, message):
+def test_bad_files_are_one_line_errors(trained_model, tmp_path, make, message):
     path = tmp_path / "number.png"
     make(path)
     with pytest.raises(ImageError, match=message) as info:
-        read_number(trained[0], path)
+        read_number(trained_model[0], path)
     assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
 
 
@@ -383,16 +378,16 @@ def test_bad_files_are_one_line_errors(trained, tmp_path, make, message):
     (numpy.full((40, 80), 3.0), r"\[0, 1\]"),
     (numpy.ones((4, 40, 80)), "2-D"),
 ])
-def test_bad_arrays_are_one_line_errors(trained, array, message):
+def test_bad_arrays_are_one_line_errors(trained_model, array, message):
     with pytest.raises(ImageError, match=message):
-        read_number(trained[0], array)
+        read_number(trained_model[0], array)
 
 
-def test_non_finite_float_image_is_refused(trained, tmp_path):
+def test_non_finite_float_image_is_refused(trained_model, tmp_path):
     picture = numpy.ones((40, 80), dtype=numpy.float32)
     picture[10:30, 20:30] = numpy.inf
     with pytest.raises(ImageError, match="NaN or infinite"):
-        read_number(trained[0], Image.fromarray(picture, mode="F"))
+        read_number(trained_model[0], Image.fromarray(picture, mode="F"))
 
 
 def test_a_model_for_other_inputs_is_refused():
@@ -401,13 +396,6 @@ def test_a_model_for_other_inputs_is_refused():
 
 
 # ------------------------------------------------------------------ the CLI
-def run(argv):
-    out, err = StringIO(), StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        rc = nn_gpu_main(["read", *argv])
-    return rc, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def number_files(known, tmp_path_factory):
     """Two numbers as PNG files (dark on light; light on dark) and their digits."""
@@ -421,8 +409,9 @@ def number_files(known, tmp_path_factory):
     return files
 
 
-def test_cli_prints_each_number(trained, number_files, check_cache):
-    rc, out, err = run([str(trained[1]), *(f for f, _, _ in number_files)])
+@pytest.mark.slow
+def test_cli_prints_each_number(trained_model, number_files, check_cache):
+    rc, out, err = run("read", str(trained_model[1]), *(f for f, _, _ in number_files))
     assert rc == 0 and err == ""
     lines = out.splitlines()
     assert len(lines) == 2
@@ -433,8 +422,9 @@ def test_cli_prints_each_number(trained, number_files, check_cache):
         assert len(match["probs"].split()) == len(truth)
 
 
-def test_cli_json_one_object_per_image(trained, number_files, check_cache):
-    rc, out, _ = run([str(trained[1]), *(f for f, _, _ in number_files), "--json"])
+@pytest.mark.slow
+def test_cli_json_one_object_per_image(trained_model, number_files, check_cache):
+    rc, out, _ = run("read", str(trained_model[1]), *(f for f, _, _ in number_files), "--json")
     assert rc == 0
     for line, (path, truth, boxes) in zip(out.splitlines(), number_files):
         found = json.loads(line)
@@ -443,20 +433,23 @@ def test_cli_json_one_object_per_image(trained, number_files, check_cache):
         assert all(close(box, true, within=3) for box, true in zip(found["boxes"], boxes))
 
 
-def test_cli_show_draws_what_it_read(trained, number_files, tmp_path, monkeypatch, check_cache):
+@pytest.mark.slow
+def test_cli_show_draws_what_it_read(trained_model, number_files, tmp_path, monkeypatch,
+                                     check_cache):
     pytest.importorskip("matplotlib")
     path, truth, _ = number_files[0]
     out_file = tmp_path / "read.png"
-    rc, out, err = run([str(trained[1]), path, "--show", str(out_file)])
+    rc, out, err = run("read", str(trained_model[1]), path, "--show", str(out_file))
     assert rc == 0 and err == "" and truth in out
     with Image.open(out_file) as drawn:
         assert drawn.format == "PNG" and drawn.width > 200
     monkeypatch.chdir(tmp_path)  # --show alone: IMAGE-read.png here, for each image
-    rc, _, _ = run([str(trained[1]), *(f for f, _, _ in number_files), "--show"])
+    rc, _, _ = run("read", str(trained_model[1]), *(f for f, _, _ in number_files), "--show")
     assert rc == 0 and (tmp_path / "dark-read.png").is_file()
     assert (tmp_path / "light-read.png").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, message, status", [
     ("missing image", "image file not found", 1),
     ("blank image", "no number found", 1),
@@ -467,9 +460,9 @@ def test_cli_show_draws_what_it_read(trained, number_files, tmp_path, monkeypatc
     ("show file, two images", "--show FILE draws one image", 2),
     ("show over the image", "IMAGE", 1),
 ])
-def test_cli_errors_are_one_line(trained, number_files, tmp_path, case, message, status,
+def test_cli_errors_are_one_line(trained_model, number_files, tmp_path, case, message, status,
                                  check_cache):
-    model, images, extra = str(trained[1]), [number_files[0][0]], []
+    model, images, extra = str(trained_model[1]), [number_files[0][0]], []
     if case == "missing image":
         images.append(str(tmp_path / "nope.png"))
     elif case == "blank image":
@@ -490,7 +483,7 @@ def test_cli_errors_are_one_line(trained, number_files, tmp_path, case, message,
     else:
         images.append(number_files[1][0])
         extra = ["--show", str(tmp_path / "read.png")]
-    rc, out, err = run([model, *images, *extra])
+    rc, out, err = run("read", model, *images, *extra)
     assert rc == status and out == ""  # nothing printed for the good image either
     assert err.count("\n") == 1 and message in err
 
@@ -503,6 +496,7 @@ def conv_trained(reading_conv_model):
     return reading_conv_model
 
 
+@pytest.mark.slow
 def test_cli_reads_with_a_conv_model(conv_trained, check, mnist, tmp_path, check_cache):
     """`read` takes a ConvNetwork's model file as `predict` does, and reads
     with it what read_number reads with the network itself."""
@@ -513,7 +507,7 @@ def test_cli_reads_with_a_conv_model(conv_trained, check, mnist, tmp_path, check
     picture, truth, boxes = number((X[:1000][right], labels[:1000][right]),
                                    numpy.random.default_rng(4), 5)
     Image.fromarray(numpy.uint8(numpy.round(picture * 255))).save(tmp_path / "number.png")
-    rc, out, err = run([str(path), str(tmp_path / "number.png"), "--json"])
+    rc, out, err = run("read", str(path), str(tmp_path / "number.png"), "--json")
     assert rc == 0 and err == ""
     found = json.loads(out)
     assert found["digits"] == truth == read_number(net, tmp_path / "number.png", check).digits
@@ -579,6 +573,7 @@ def test_pieces_are_judged_by_the_digits_they_cover(mnist):
     assert 0.05 < verdicts.mean() < 0.5  # most candidates are not a digit
 
 
+@pytest.mark.slow
 def test_the_check_tells_whole_digits_from_pairs_and_fragments(check, mnist):
     """On the reader's pieces of numbers made of validation digits, which it
     never saw, it ranks whole digits above pairs and fragments (what the cut
@@ -594,7 +589,8 @@ def test_the_check_tells_whole_digits_from_pairs_and_fragments(check, mnist):
     assert ranked_above > 0.75  # 0.5: chance; ~0.86 here; the full check: ~0.97
 
 
-def test_cli_trains_the_check_once_and_reads_without_mnist(trained, number_files, tmp_path,
+@pytest.mark.slow
+def test_cli_trains_the_check_once_and_reads_without_mnist(trained_model, number_files, tmp_path,
                                                           monkeypatch):
     """First `read`: says it trains the check, keeps it in the cache; the
     second is silent; without MNIST it says so and reads with the model alone."""
@@ -604,12 +600,12 @@ def test_cli_trains_the_check_once_and_reads_without_mnist(trained, number_files
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("NN_GPU_DATA", str(mnist_dir()))
     path, truth, _ = number_files[0]
-    rc, out, err = run([str(trained[1]), path])
+    rc, out, err = run("read", str(trained_model[1]), path)
     assert rc == 0 and truth in out and "training the whole-digit check" in err
     assert list((tmp_path / "cache" / "nn_gpu").glob(f"whole-digit-v{whole_digit.VERSION}-*.npz"))
-    rc, out, err = run([str(trained[1]), path])
+    rc, out, err = run("read", str(trained_model[1]), path)
     assert rc == 0 and truth in out and err == ""
-    rc, out, err = run([str(trained[1]), path, "--data", str(tmp_path / "nowhere")])
+    rc, out, err = run("read", str(trained_model[1]), path, "--data", str(tmp_path / "nowhere"))
     assert rc == 0 and truth in out and "no MNIST" in err and err.count("\n") == 1
-    rc, out, err = run([str(trained[1]), path, "--no-check"])
+    rc, out, err = run("read", str(trained_model[1]), path, "--no-check")
     assert rc == 0 and truth in out and err == ""

@@ -20,7 +20,6 @@ import socket
 import threading
 import time
 import zlib
-from contextlib import redirect_stderr, redirect_stdout
 from importlib import resources
 from pathlib import Path
 
@@ -30,12 +29,11 @@ import pytest
 Image = pytest.importorskip("PIL.Image",
                             reason="Pillow is not installed: pip install 'nn_gpu[image]'")
 
-from nn_gpu.cli import main as nn_gpu_main  # noqa: E402
 from nn_gpu.data.composed import GAPS, compose_number  # noqa: E402
 from nn_gpu.serve import Reader, Server  # noqa: E402
 from nn_gpu.serve.server import ASSETS  # noqa: E402
 
-from conftest import mnist_dir  # noqa: E402
+from conftest import mnist_dir, run  # noqa: E402
 from serving import confident_digits, serve_command  # noqa: E402
 
 LIMIT = 2 ** 20  # the test server's body limit (the command's is 10 MiB)
@@ -47,15 +45,6 @@ def png(picture):
     out = io.BytesIO()
     Image.fromarray(numpy.uint8(numpy.round(numpy.asarray(picture) * 255))).save(out, "PNG")
     return out.getvalue()
-
-
-def cli(argv, cwd, monkeypatch):
-    """(status, stdout, stderr) of `nn-gpu ARGV` run here, in ``cwd``."""
-    monkeypatch.chdir(cwd)
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        status = nn_gpu_main(argv)
-    return status, out.getvalue(), err.getvalue()
 
 
 def call(port, method, path, body=None, headers=None, host="127.0.0.1"):
@@ -105,9 +94,9 @@ def post(port, body, path="/api/read?file=number.png", kind="image/png"):
 
 # ----------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def known(mnist, reading_model):
+def known(mnist, trained_model):
     """Test digits the small network reads right on their own, confidently."""
-    return confident_digits(reading_model[0], mnist[2], 2000, 0.9)
+    return confident_digits(trained_model[0], mnist[2], 2000, 0.9)
 
 
 @pytest.fixture(scope="module")
@@ -120,12 +109,12 @@ def number(known):
 
 
 @pytest.fixture(scope="module")
-def server(reading_model, reading_check):
+def server(trained_model, reading_check):
     """The API on a free loopback port, in this process, with short
     timeouts, at most 6 clients and a 1 MiB body limit; ``said`` collects
     what it logs."""
     said = []
-    reader = Reader(reading_model[0], reading_check[0], "model.npz")
+    reader = Reader(trained_model[0], reading_check[0], "model.npz")
     running = Server("127.0.0.1", 0, reader, max_clients=6, timeout=0.5, deadline=2.0,
                      max_body=LIMIT, say=said.append)
     running.said = said
@@ -154,11 +143,12 @@ def check_cache(reading_check, monkeypatch):
 
 
 # ----------------------------------------------------------------- the API
-def test_api_answers_what_read_json_prints(port, number, reading_model, tmp_path, check_cache,
+@pytest.mark.slow
+def test_api_answers_what_read_json_prints(port, number, trained_model, tmp_path, check_cache,
                                            monkeypatch):
     (tmp_path / "number.png").write_bytes(number[0])
-    status, out, err = cli(["read", str(reading_model[1]), "number.png", "--json"], tmp_path,
-                           monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run("read", trained_model[1], "number.png", "--json")
     assert status == 0 and err == ""
     printed = json.loads(out)
     assert printed["digits"] == number[1]
@@ -190,16 +180,18 @@ def test_api_reads_with_a_conv_model(reading_conv_model, number, tmp_path, readi
     """A ConvNetwork serves as a Network does (the Reader is what the server calls)."""
     net, path = reading_conv_model
     (tmp_path / "number.png").write_bytes(number[0])
-    status, out, _ = cli(["read", str(path), "number.png", "--json"], tmp_path, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = run("read", path, "number.png", "--json")
     reader = Reader(net, reading_check[0], "conv.npz")
     assert status == 0 and reader.read(number[0], "number.png") + "\n" == out
     assert reader.about() == {"model": "conv.npz", "sizes": [784, 864, 10],
                               "kind": "convolutional", "check": True}
 
 
-def test_api_digit_answers_as_predict(port, known, reading_model, tmp_path, monkeypatch):
+def test_api_digit_answers_as_predict(port, known, trained_model, tmp_path, monkeypatch):
     (tmp_path / "digit.png").write_bytes(png(1 - known[0][3].reshape(28, 28)))  # dark on light
-    status, out, _ = cli(["predict", str(reading_model[1]), "digit.png"], tmp_path, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = run("predict", trained_model[1], "digit.png")
     assert status == 0
     label, chances = re.match(r"digit\.png: (\d) \([\d.]+\)  (.*)$", out.strip()).groups()
     printed = [float(pair.split(":")[1]) for pair in chances.split()]
@@ -403,6 +395,7 @@ def test_bodies_without_a_true_length(port, headers, status, message):
 
 
 # ---------------------------------------------------------- slow and many
+@pytest.mark.slow
 def test_slow_clients_time_out_while_others_are_served(port, number):
     """A silent client and one sending a byte every 0.3 s (each within the
     0.5 s timeout, past the 2 s deadline) get 408; the server reads on."""
@@ -427,11 +420,12 @@ def test_slow_clients_time_out_while_others_are_served(port, number):
         assert status == 408 and "too slowly" in found["error"]
 
 
-def test_many_clients_at_once(reading_model, number):
+@pytest.mark.slow
+def test_many_clients_at_once(trained_model, number):
     """Beyond 3 connections at once, the next are told 503 straight away;
     readings run side by side answer the same; then it serves on."""
     said = []
-    crowded = Server("127.0.0.1", 0, Reader(reading_model[0], None), max_clients=3,
+    crowded = Server("127.0.0.1", 0, Reader(trained_model[0], None), max_clients=3,
                      timeout=10, say=said.append)
     threading.Thread(target=crowded.serve_forever, daemon=True).start()
     port = crowded.server_port
@@ -494,7 +488,8 @@ def start(model, cwd, cache_home, *extra):
     return process, port
 
 
-def test_the_command_serves_until_ctrl_c_and_writes_nothing(reading_model, reading_check,
+@pytest.mark.slow
+def test_the_command_serves_until_ctrl_c_and_writes_nothing(trained_model, reading_check,
                                                              number, tmp_path):
     """The model is read once: removed, then replaced by garbage, while
     serving, it changes nothing. Nothing is written in the working or
@@ -502,7 +497,7 @@ def test_the_command_serves_until_ctrl_c_and_writes_nothing(reading_model, readi
     work = tmp_path / "work"
     work.mkdir()
     model = tmp_path / "copy.npz"
-    model.write_bytes(Path(reading_model[1]).read_bytes())
+    model.write_bytes(Path(trained_model[1]).read_bytes())
     cache = sorted(p.name for p in (reading_check[1] / "nn_gpu").iterdir())
     process, port = start(model, work, reading_check[1])
     try:
@@ -531,11 +526,11 @@ def test_the_command_serves_until_ctrl_c_and_writes_nothing(reading_model, readi
     ("port taken", 1, "another program listens there"),
     ("no such host", 1, "not an address of this machine"),
 ])
-def test_command_errors_are_one_line(reading_model, tmp_path, monkeypatch, case, status,
+def test_command_errors_are_one_line(trained_model, tmp_path, monkeypatch, case, status,
                                      message):
     from nn_gpu import Network
 
-    argv = ["serve", str(reading_model[1]), "--no-check", "--port", "0"]
+    argv = ["serve", str(trained_model[1]), "--no-check", "--port", "0"]
     taken = None
     if case == "port out of range":
         argv[-1] = "70000"
@@ -550,7 +545,8 @@ def test_command_errors_are_one_line(reading_model, tmp_path, monkeypatch, case,
     else:
         argv += ["--host", "no-such-host.invalid"]
     try:
-        found, out, err = cli(argv, tmp_path, monkeypatch)
+        monkeypatch.chdir(tmp_path)
+        found, out, err = run(*argv)
     finally:
         if taken is not None:
             taken.close()

@@ -14,7 +14,6 @@ import math
 import os
 import re
 import signal
-from contextlib import redirect_stderr, redirect_stdout
 
 import numpy
 import pytest
@@ -22,15 +21,14 @@ import pytest
 Image = pytest.importorskip("PIL.Image",
                             reason="Pillow is not installed: pip install 'nn_gpu[image]'")
 
-from nn_gpu.cli import main as nn_gpu_main  # noqa: E402
 
-from conftest import mnist_dir  # noqa: E402
+from conftest import mnist_dir, run  # noqa: E402
 from serving import (WAIT, browser_unavailable, confident_digits, draw,  # noqa: E402
                      number_strokes, serve_command, settled, start_chromium)
 
 REQUIRED = os.environ.get("NN_GPU_REQUIRE_BROWSER") == "1"
 MISSING = browser_unavailable()
-pytestmark = [pytest.mark.browser,  # (skipped before any model is trained for them)
+pytestmark = [pytest.mark.browser, pytest.mark.slow,  # (skipped before any model is trained)
               pytest.mark.skipif(bool(MISSING) and not REQUIRED, reason=str(MISSING))]
 
 # ----------------------------------------------------------------- fixtures
@@ -56,10 +54,10 @@ def chromium(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def served(chromium, reading_model, reading_check, tmp_path_factory):
+def served(chromium, trained_model, reading_check, tmp_path_factory):
     """The URL of `nn-gpu serve` run as a process with the small model."""
     work = tmp_path_factory.mktemp("serve-work")
-    process, port, line = serve_command(reading_model[1], work, reading_check[1])
+    process, port, line = serve_command(trained_model[1], work, reading_check[1])
     if port is None:
         process.kill()
         pytest.fail(f"nn-gpu serve printed {line!r}; stderr: {process.communicate()[1]}")
@@ -77,9 +75,9 @@ def page(chromium, served):
 
 
 @pytest.fixture(scope="module")
-def drawable(mnist, reading_model):
+def drawable(mnist, trained_model):
     """Test digits the small network reads right, surely, on their own: (images, labels)."""
-    return confident_digits(reading_model[0], mnist[2], 1000, 0.97)
+    return confident_digits(trained_model[0], mnist[2], 1000, 0.97)
 
 
 # ------------------------------------------------------------------ helpers
@@ -90,13 +88,12 @@ def canvas_png(driver, canvas_id):
     return base64.b64decode(url.split(",", 1)[1])
 
 
-def cli(argv, cwd, monkeypatch):
+def output_of(monkeypatch, cwd, *argv):
+    """What `nn-gpu ARGV` prints, run in ``cwd``; it must succeed."""
     monkeypatch.chdir(cwd)
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        status = nn_gpu_main(argv)
-    assert status == 0, err.getvalue()
-    return out.getvalue()
+    status, out, err = run(*argv)
+    assert status == 0, err
+    return out
 
 
 def read_json(model, picture, tmp_path, monkeypatch, cache_home):
@@ -104,7 +101,7 @@ def read_json(model, picture, tmp_path, monkeypatch, cache_home):
     (tmp_path / "canvas.png").write_bytes(picture)
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
     monkeypatch.setenv("NN_GPU_DATA", str(mnist_dir()))
-    return json.loads(cli(["read", str(model), "canvas.png", "--json"], tmp_path, monkeypatch))
+    return json.loads(output_of(monkeypatch, tmp_path, "read", model, "canvas.png", "--json"))
 
 
 def percent(p):
@@ -137,7 +134,7 @@ def shown_reading(driver):
 
 
 # -------------------------------------------------------------------- tests
-def test_the_page_reads_a_written_number_as_read_json_does(page, drawable, reading_model,
+def test_the_page_reads_a_written_number_as_read_json_does(page, drawable, trained_model,
                                                            reading_check, tmp_path,
                                                            monkeypatch):
     """Four MNIST test digits written side by side: the page shows the
@@ -150,7 +147,7 @@ def test_the_page_reads_a_written_number_as_read_json_does(page, drawable, readi
     draw(page, "number-ink", number_strokes(drawable[0][rows], 8, 60, 45, 40))
     assert settled(page, "number") == "done"
     shown = shown_reading(page)
-    printed = read_json(reading_model[1], canvas_png(page, "number-ink"), tmp_path, monkeypatch,
+    printed = read_json(trained_model[1], canvas_png(page, "number-ink"), tmp_path, monkeypatch,
                         reading_check[1])
     assert shown == printed
     assert shown["digits"] == truth
@@ -158,7 +155,7 @@ def test_the_page_reads_a_written_number_as_read_json_does(page, drawable, readi
                         r"whole-digit check on", text(page, "model"))
 
 
-def test_undo_and_clear_with_a_pen(page, drawable, reading_model, reading_check, tmp_path,
+def test_undo_and_clear_with_a_pen(page, drawable, trained_model, reading_check, tmp_path,
                                    monkeypatch):
     rng = numpy.random.default_rng(12)
     rows = rng.choice(len(drawable[0]), size=2, replace=False)
@@ -172,7 +169,7 @@ def test_undo_and_clear_with_a_pen(page, drawable, reading_model, reading_check,
         page.find_element("id", "number-undo").click()
     assert settled(page, "number") == "done"
     shown = shown_reading(page)
-    assert shown == read_json(reading_model[1], canvas_png(page, "number-ink"), tmp_path,
+    assert shown == read_json(trained_model[1], canvas_png(page, "number-ink"), tmp_path,
                               monkeypatch, reading_check[1])
     assert shown["digits"] == str(drawable[1][rows[0]])
 
@@ -190,7 +187,7 @@ def test_undo_and_clear_with_a_pen(page, drawable, reading_model, reading_check,
 
 
 def test_one_digit_written_with_a_finger_shows_the_ten_outputs(
-        page, drawable, reading_model, served, tmp_path, monkeypatch):
+        page, drawable, trained_model, served, tmp_path, monkeypatch):
     """The second tab: the bars are the output layer's activations, as
     /api/digit answers for the canvas's image, and the answer `predict` gives."""
     import urllib.request
@@ -219,7 +216,7 @@ def test_one_digit_written_with_a_finger_shows_the_ten_outputs(
     assert numpy.argmax(heights) == expected["digit"]
 
     (tmp_path / "digit.png").write_bytes(picture)
-    out = cli(["predict", str(reading_model[1]), "digit.png"], tmp_path, monkeypatch)
+    out = output_of(monkeypatch, tmp_path, "predict", trained_model[1], "digit.png")
     assert out.startswith(f"digit.png: {expected['digit']} ")
     assert [float(pair.split(":")[1]) for pair in out.split("  ")[1].split()] == \
         expected["probabilities"]

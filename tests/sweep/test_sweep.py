@@ -86,6 +86,7 @@ def states(study):
 
 
 # ------------------------------------------------------------- trials
+@pytest.mark.slow
 def test_trials_report_every_epoch_and_keep_their_best(space_file, tmp_path):
     study = run_in_process(space_file(), f"sqlite:///{tmp_path}/s.db", trials=6,
                            pruner="none")
@@ -101,6 +102,7 @@ def test_trials_report_every_epoch_and_keep_their_best(space_file, tmp_path):
     assert len({t.params["eta"] for t in trials}) == 6  # the sampler explores
 
 
+@pytest.mark.slow
 def test_the_printed_command_reproduces_the_trial_exactly(space_file, tmp_path, capsys):
     """What `sweep` prints for the best trial, run as `nn-gpu train`, gives
     the very validation accuracies the trial reported, epoch by epoch."""
@@ -122,6 +124,7 @@ def test_the_printed_command_reproduces_the_trial_exactly(space_file, tmp_path, 
     assert {e["epoch"]: e["validation_accuracy"] for e in epochs} == reported
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pruner", ["median", "hyperband"])
 def test_hopeless_trials_are_pruned_and_say_so(space_file, tmp_path, pruner):
     """eta from 0.001 (learns nothing in 4 epochs) to 5: the pruner stops
@@ -136,6 +139,7 @@ def test_hopeless_trials_are_pruned_and_say_so(space_file, tmp_path, pruner):
             t.user_attrs["epochs_run"] for t in study.get_trials())
 
 
+@pytest.mark.slow
 def test_a_diverging_trial_is_pruned_as_diverged(tmp_path):
     path = tmp_path / "space.toml"
     path.write_text('train_size = 500\n[fixed]\nepochs = 2\ncost = "cross_entropy"\n'
@@ -147,6 +151,7 @@ def test_a_diverging_trial_is_pruned_as_diverged(tmp_path):
     assert trial.user_attrs["stopped"].startswith("diverged in epoch 1")
 
 
+@pytest.mark.slow
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(space_file, tmp_path, monkeypatch,
                                                            capsys):
     real_sgd = worker.Network.sgd
@@ -165,6 +170,7 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(space_file, tmp_path,
     assert f"Trial {failed[0].number} [worker 0]: failed: MemoryError" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_changed_space_is_refused_for_an_existing_study(space_file, tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
     run_in_process(space_file(), storage, trials=1)
@@ -188,6 +194,7 @@ def test_worker_environments_pin_gpus_or_share_the_cpu():
     assert runner.visible_gpus("numpy") == []
 
 
+@pytest.mark.slow
 def test_two_workers_share_an_sqlite_study(space_file, tmp_path):
     csv_path, png = tmp_path / "trials.csv", tmp_path / "trials.png"
     result = subprocess.run(
@@ -247,6 +254,7 @@ def mid_training(storage_url):
             if "pid" in t.user_attrs and 1 <= len(t.intermediate_values) <= 10]
 
 
+@pytest.mark.slow
 def test_a_killed_worker_fails_its_trial_and_is_replaced(space_file, tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
     process = subprocess.Popen(
@@ -276,6 +284,7 @@ def test_a_killed_worker_fails_its_trial_and_is_replaced(space_file, tmp_path):
     assert out.count("Worker 0 started") == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
                          ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_ctrl_c_keeps_every_trial_and_the_rerun_continues(space_file, tmp_path, stop_signal):
@@ -322,6 +331,7 @@ def test_ctrl_c_keeps_every_trial_and_the_rerun_continues(space_file, tmp_path, 
     assert sweep_study.is_done(study, 4)
 
 
+@pytest.mark.slow
 def test_two_sweeps_share_one_postgresql_study(space_file, postgres_storage_url, tmp_path):
     """Two `nn-gpu sweep` commands against one database, as on two machines."""
     # Trials long enough (~0.5 s) that neither command finishes alone before the other starts.
@@ -342,6 +352,7 @@ def test_two_sweeps_share_one_postgresql_study(space_file, postgres_storage_url,
     assert len({t.params["eta"] for t in trials}) == len(trials)  # no repeated draws
 
 
+@pytest.mark.slow
 def test_two_workers_on_postgresql(space_file, postgres_storage_url, tmp_path):
     """The URL from $NN_GPU_SWEEP_STORAGE, off the command line."""
     result = subprocess.run(
@@ -356,6 +367,7 @@ def test_two_workers_on_postgresql(space_file, postgres_storage_url, tmp_path):
 
 
 # ------------------------------------------------------------- command line
+@pytest.mark.slow
 def test_quiet_prints_only_the_results_in_the_default_sqlite_file(space_file, tmp_path,
                                                                   monkeypatch, capfd):
     monkeypatch.chdir(tmp_path)
@@ -389,6 +401,7 @@ def test_a_bad_space_file_is_a_one_line_error(tmp_path, capsys):
                                        "below high (0.5)\n")
 
 
+@pytest.mark.slow
 def test_plain_training_never_imports_the_sweep_dependencies(tmp_path):
     """(Not PyYAML: Numba itself imports it, where installed, for its config file.)"""
     code = ("import sys\nfrom nn_gpu import cli\n"
@@ -424,6 +437,7 @@ def test_a_stop_request_never_cuts_optunas_bookkeeping():
     assert order == ["write finished"]
 
 
+@pytest.mark.slow
 def test_a_trial_whose_worker_went_silent_elsewhere_is_failed(space_file, tmp_path,
                                                               monkeypatch):
     """A machine that vanished mid-trial stops sending heartbeats; the next
@@ -458,6 +472,7 @@ def test_visible_gpus_follow_cuda_visible_devices_or_cupys_count(monkeypatch):
     assert runner.visible_gpus("auto") == []
 
 
+@pytest.mark.slow
 def test_timeout_stops_starting_trials(space_file, tmp_path):
     started = time.monotonic()
     result = subprocess.run(
@@ -478,6 +493,7 @@ def test_plot_without_matplotlib_fails_before_any_trial(space_file, tmp_path, mo
     assert not (tmp_path / "s.db").exists()
 
 
+@pytest.mark.slow
 def test_with_several_gpus_each_worker_is_pinned_to_its_own(space_file, tmp_path, monkeypatch,
                                                             capsys):
     """Two (pretend) GPUs and no --workers: two workers, each started with

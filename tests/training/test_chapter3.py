@@ -197,6 +197,7 @@ def test_scaled_initialisation_learns_faster_at_first(mnist):
     assert accuracy["scaled"] > accuracy["normal"] + 0.02
 
 
+@pytest.mark.slow
 def test_l2_shrinks_weights_and_narrows_the_overfitting_gap(mnist):
     """1,000 training images for 30 epochs overfit (the book's chapter-3 setup)."""
     runs = {l2: short_run(mnist, epochs=30, n=1000, cost="cross_entropy", l2=l2)
@@ -208,6 +209,7 @@ def test_l2_shrinks_weights_and_narrows_the_overfitting_gap(mnist):
     assert gap[1.0] < gap[0.0]
 
 
+@pytest.mark.slow
 def test_l1_makes_more_weights_near_zero_than_l2(mnist):
     near_zero = {}
     for name, setting in (("l1", {"l1": 1.0}), ("l2", {"l2": 1.0})):
