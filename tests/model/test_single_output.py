@@ -15,7 +15,7 @@ from strict_backend import StrictBackend
 from nn_gpu import Network
 from nn_gpu.backends import Backend, NumpyBackend
 from nn_gpu.errors import InvalidArgumentError, ModelFileError
-from nn_gpu.model import core, reference
+from nn_gpu.model import core
 
 COSTS = ["quadratic", "cross_entropy"]
 
