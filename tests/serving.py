@@ -13,6 +13,7 @@ with that reason, or fail where ``NN_GPU_REQUIRE_BROWSER=1`` (CI).
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -32,13 +33,33 @@ def serve_command(model, cwd, cache_home, *extra):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT),
                                                          os.environ.get("PYTHONPATH", "")]),
            "XDG_CACHE_HOME": str(cache_home), "NN_GPU_DATA": str(mnist_dir()),
-           "TMPDIR": str(cwd)}
+           "TMPDIR": str(cwd), "PYTHONFAULTHANDLER": "1"}
     process = subprocess.Popen([sys.executable, "-m", "nn_gpu", "serve", str(model),
                                 "--port", "0", *extra], cwd=cwd, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     line = process.stdout.readline()
     match = URL_LINE.fullmatch(line)
     return process, (int(match[3]) if match else None), line
+
+
+def stop(process, signum, timeout=60):
+    """Send ``signum`` (Ctrl-C's SIGINT, a service manager's SIGTERM) to a
+    served process and wait for it to end: (stdout, stderr). One that does
+    not end in ``timeout`` seconds fails the test with every thread's stack
+    (faulthandler, switched on by :func:`serve_command`, prints them on
+    SIGABRT), so a stop that hangs says where."""
+    process.send_signal(signum)
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        try:
+            _, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, err = process.communicate()
+        raise AssertionError(f"nn-gpu serve did not stop within {timeout} s of "
+                             f"{signal.Signals(signum).name}; its threads:\n{err}") from None
 
 
 def confident_digits(net, test, count, sure):

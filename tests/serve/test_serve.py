@@ -34,7 +34,7 @@ from nn_gpu.serve import Reader, Server  # noqa: E402
 from nn_gpu.serve.server import ASSETS  # noqa: E402
 
 from conftest import mnist_dir, run  # noqa: E402
-from serving import confident_digits, serve_command  # noqa: E402
+from serving import confident_digits, serve_command, stop  # noqa: E402
 
 LIMIT = 2 ** 20  # the test server's body limit (the command's is 10 MiB)
 
@@ -511,8 +511,7 @@ def test_the_command_serves_until_ctrl_c_and_writes_nothing(trained_model, readi
         assert answer(raw(port, b"GET /../etc/passwd HTTP/1.0\r\n\r\n"))[0] == 404
         assert post(port, number[0])[:2] == first[:2]
     finally:
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        out, err = stop(process, signal.SIGINT)
     assert process.returncode == 0 and out == ""
     assert err == "nn-gpu serve: stopped\n"  # and no traceback
     assert list(work.iterdir()) == []

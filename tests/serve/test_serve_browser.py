@@ -24,7 +24,7 @@ Image = pytest.importorskip("PIL.Image",
 
 from conftest import mnist_dir, run  # noqa: E402
 from serving import (WAIT, browser_unavailable, confident_digits, draw,  # noqa: E402
-                     number_strokes, serve_command, settled, start_chromium)
+                     number_strokes, serve_command, settled, start_chromium, stop)
 
 REQUIRED = os.environ.get("NN_GPU_REQUIRE_BROWSER") == "1"
 MISSING = browser_unavailable()
@@ -62,8 +62,7 @@ def served(chromium, trained_model, reading_check, tmp_path_factory):
         process.kill()
         pytest.fail(f"nn-gpu serve printed {line!r}; stderr: {process.communicate()[1]}")
     yield f"http://127.0.0.1:{port}/"
-    process.send_signal(signal.SIGTERM)  # (as a service manager stops it)
-    _, err = process.communicate(timeout=30)
+    _, err = stop(process, signal.SIGTERM)  # (as a service manager stops it)
     assert process.returncode == 0 and err == "nn-gpu serve: stopped\n"
 
 
