@@ -227,12 +227,18 @@ def _restore_parameters(where, net, arrays):
 
 def check_state(where, state):
     """The loop's state as a checkpoint stores it, checked before any of it is
-    used: values a run could not have written mean the file is damaged."""
+    used: values a run could not have written mean the file is damaged; the
+    state of conv runs' own earlier loop (settings without eta0, no eta
+    schedule) is named as that."""
     def damaged(what):
         return CheckpointError(f"{where}: checkpoint is damaged: {what}; delete it or resume "
                                "from a good copy")
 
     history, watch, settings = state.get("history"), state.get("watch"), state.get("settings")
+    if watch is None and isinstance(settings, dict) and "eta0" not in settings:
+        raise CheckpointError(f"{where}: a checkpoint of an earlier nn_gpu's conv training, "
+                              "which kept no eta schedule: resume it with the nn_gpu that "
+                              "wrote it, or start the run again")
     if not isinstance(history, list) or not all(
             isinstance(record, dict) and record.get("epoch") == epoch
             for epoch, record in enumerate(history, 1)):

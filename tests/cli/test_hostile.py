@@ -149,6 +149,22 @@ def test_c01_malformed_stored_state_names_the_checkpoint(tmp_path, mnist_slice, 
     assert message.startswith(f"{checkpoint.path}: checkpoint is damaged") and what in message
 
 
+def test_c01_a_checkpoint_of_the_earlier_conv_loop_says_so(tmp_path, mnist_slice):
+    """Conv runs once had a loop of their own, whose checkpoints keep their
+    settings as given (eta, not eta0) and no eta schedule: not damaged, older."""
+    checkpoint = trained_checkpoint(tmp_path / "ck", mnist_slice)
+
+    def earlier(state):
+        del state["watch"]
+        state["settings"] = {"mini_batch_size": 10, "eta": 0.03, "l2": 1.0, "train_size": 1000}
+    rewrite_checkpoint(checkpoint, change_state=earlier)
+    with pytest.raises(CheckpointError) as error:
+        resume(checkpoint, mnist_slice)
+    message = one_line(error.value)
+    assert message.startswith(f"{checkpoint.path}: a checkpoint of an earlier nn_gpu")
+    assert "damaged" not in message
+
+
 # ---------------------------------------------------------------------------
 # 3. Outputs never replace what is not a regular file, and follow links.
 def test_c03_a_fifo_at_the_output_is_refused_not_replaced(tmp_path):
