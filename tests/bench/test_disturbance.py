@@ -5,6 +5,7 @@ pytest-benchmark record. Assertions are on what is detected, never on how
 long anything took."""
 
 import json
+import os
 import re
 import time
 import warnings
@@ -111,7 +112,10 @@ def test_a_spinning_process_is_seen_as_other_processes_cpu():
     d = watch.report({}, one_thread=True)
     assert d.others_cores >= OTHERS_CORES        # the spinner's share of a core, at least
     assert d.disturbed and any(r.startswith("other processes used") for r in d.reasons)
-    assert 0 < d.cpu_share <= 1.05
+    # This thread spun; the process's other threads (a BLAS pool still
+    # spinning down from an earlier product) may add to it, never past every
+    # CPU the process may use.
+    assert 0 < d.cpu_share <= len(os.sched_getaffinity(0)) + 0.05
 
 
 @pytest.mark.slow
