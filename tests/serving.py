@@ -45,13 +45,20 @@ def serve_command(model, cwd, cache_home, *extra):
 def stop(process, signum, timeout=60):
     """Send ``signum`` (Ctrl-C's SIGINT, a service manager's SIGTERM) to a
     served process and wait for it to end: (stdout, stderr). One that does
-    not end in ``timeout`` seconds fails the test with every thread's stack
-    (faulthandler, switched on by :func:`serve_command`, prints them on
+    not end in ``timeout`` seconds fails the test with its signal masks
+    (pending, blocked, ignored, caught: /proc/PID/status) and every thread's
+    stack (faulthandler, switched on by :func:`serve_command`, prints them on
     SIGABRT), so a stop that hangs says where."""
     process.send_signal(signum)
     try:
         return process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        try:
+            with open(f"/proc/{process.pid}/status") as status:
+                sig = " ".join(line.strip() for line in status
+                               if line.startswith(("Sig", "ShdPnd")))
+        except OSError:
+            sig = "(no /proc)"
         process.send_signal(signal.SIGABRT)
         try:
             _, err = process.communicate(timeout=30)
@@ -59,7 +66,7 @@ def stop(process, signum, timeout=60):
             process.kill()
             _, err = process.communicate()
         raise AssertionError(f"nn-gpu serve did not stop within {timeout} s of "
-                             f"{signal.Signals(signum).name}; its threads:\n{err}") from None
+                             f"{signal.Signals(signum).name}; {sig}; its threads:\n{err}") from None
 
 
 def confident_digits(net, test, count, sure):
