@@ -10,16 +10,17 @@ Selenium are missing, :func:`browser_unavailable` says why; the tests skip
 with that reason, or fail where ``NN_GPU_REQUIRE_BROWSER=1`` (CI).
 """
 
+import contextlib
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 
 import numpy
-
 from conftest import REPO_ROOT, mnist_dir
 
 URL_LINE = re.compile(r"Reading with (.+) at (http://127\.0\.0\.1:(\d+)/) \(Ctrl-C to stop\)\n")
@@ -34,12 +35,31 @@ def serve_command(model, cwd, cache_home, *extra):
                                                          os.environ.get("PYTHONPATH", "")]),
            "XDG_CACHE_HOME": str(cache_home), "NN_GPU_DATA": str(mnist_dir()),
            "TMPDIR": str(cwd), "PYTHONFAULTHANDLER": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "nn_gpu", "serve", str(model),
-                                "--port", "0", *extra], cwd=cwd, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with ctrl_c_reaches_children():
+        process = subprocess.Popen([sys.executable, "-m", "nn_gpu", "serve", str(model),
+                                    "--port", "0", *extra], cwd=cwd, env=env, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     line = process.stdout.readline()
     match = URL_LINE.fullmatch(line)
     return process, (int(match[3]) if match else None), line
+
+
+@contextlib.contextmanager
+def ctrl_c_reaches_children():
+    """SIGINT at its default in the processes started inside, as in a
+    terminal. Where the test run itself ignores SIGINT (a background job of
+    a non-interactive shell), its children would inherit that, and Python
+    then installs no KeyboardInterrupt handler: Ctrl-C sent to them would do
+    nothing, which is the shell's choice, not the command's."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def stop(process, signum, timeout=60):
