@@ -315,7 +315,10 @@ def book_line(run, records):
     best = records[epoch - 1]
     book = (f"; the book: {CONV_PRESETS[run.preset]['book_accuracy']:.2f}%"
             if run.uses_preset_settings() else "")
-    return (f"Test accuracy at the best validation epoch ({epoch}): "
+    first = max(records, key=lambda r: r["validation_accuracy"])["epoch"]
+    tied = (f", the last of the equal epochs from {first}, as network3.py picks"
+            if first != epoch else "")
+    return (f"Test accuracy at the best validation epoch ({epoch}{tied}): "
             f"{percent(best['test_correct'], best['test_total'])}{book}")
 
 def add_parser(commands):
