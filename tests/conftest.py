@@ -7,6 +7,7 @@ wherever no CUDA device is usable (CI has none).
 import contextlib
 import io
 import os
+import urllib.request
 import uuid
 import warnings
 from pathlib import Path
@@ -354,3 +355,18 @@ def reading_conv_model(mnist, tmp_path_factory):
     path = tmp_path_factory.mktemp("reading_conv_model") / "conv.npz"
     net.save(path)
     return net, path
+
+
+@pytest.fixture
+def local_only(monkeypatch):
+    """Fail any request that is not for a local test server, and bypass
+    proxies (the download tests)."""
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+    real_urlopen = urllib.request.urlopen
+
+    def guarded(url, *args, **kwargs):
+        assert str(url).startswith("http://127.0.0.1:"), f"test tried to reach {url}"
+        return real_urlopen(url, *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", guarded)

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from types import SimpleNamespace
 
 import numpy
@@ -51,17 +50,7 @@ def synthetic(monkeypatch):
     return gzip.compress(content, mtime=0)
 
 
-@pytest.fixture(autouse=True)
-def local_only(monkeypatch):
-    """No proxies, no request beyond the local test servers."""
-    monkeypatch.setenv("no_proxy", "*")
-    monkeypatch.setenv("NO_PROXY", "*")
-    real = urllib.request.urlopen
-
-    def guarded(url, *args, **kwargs):
-        assert str(url).startswith("http://127.0.0.1:"), f"test tried to reach {url}"
-        return real(url, *args, **kwargs)
-    monkeypatch.setattr(urllib.request, "urlopen", guarded)
+pytestmark = pytest.mark.usefixtures("local_only")  # (conftest)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,6 @@ import socket
 import struct
 import sys
 import threading
-import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -49,18 +48,7 @@ def gz(content, level=9, mtime=0):
     return gzip.compress(content, compresslevel=level, mtime=mtime)
 
 
-@pytest.fixture(autouse=True)
-def local_only(monkeypatch):
-    """Fail any request that is not for the local test server, and bypass proxies."""
-    monkeypatch.setenv("no_proxy", "*")
-    monkeypatch.setenv("NO_PROXY", "*")
-    real_urlopen = urllib.request.urlopen
-
-    def guarded(url, *args, **kwargs):
-        assert str(url).startswith("http://127.0.0.1:"), f"test tried to reach {url}"
-        return real_urlopen(url, *args, **kwargs)
-
-    monkeypatch.setattr(urllib.request, "urlopen", guarded)
+pytestmark = pytest.mark.usefixtures("local_only")  # (conftest)
 
 
 @pytest.fixture
